@@ -1,0 +1,202 @@
+"""MQTT brokers the harness runs: the embedded amqtt broker (default) and a managed Mosquitto.
+
+The embedded broker needs no service on a fresh machine; Mosquitto is the real broker used
+behind `--broker` and in CI. Both listen on loopback only and are stopped by the harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """`mqtt://host:port` → (host, port); raises ValueError naming the URL."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise ValueError(f"broker URL {url!r}: expected mqtt://host:port")
+    return parsed.hostname, parsed.port or 1883
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+def _amqtt_config(host: str, port: int) -> dict:
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+
+class EmbeddedBroker:
+    """amqtt broker on its own thread and event loop, so sync code can start and stop it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host, self.port = host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        self._thread = threading.Thread(target=self._run, name="amqtt-broker", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"embedded broker did not start within {timeout} s")
+        if self._error:
+            raise RuntimeError(f"embedded broker failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        from amqtt.broker import Broker
+
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+
+        async def boot() -> None:
+            self._broker = Broker(_amqtt_config(self.host, self.port), loop=self._loop)
+            await self._broker.start()
+
+        try:
+            self._loop.run_until_complete(boot())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self._loop or not self._broker:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        try:
+            fut.result(timeout)
+        except Exception as exc:  # shutting down anyway; say why it was not clean
+            log.warning("embedded broker shutdown: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(timeout)
+        self._broker = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+MOSQUITTO_CONF = """\
+listener {port} {host}
+allow_anonymous true
+# A subscriber far behind must not lose QoS 1 messages silently (protocols.md §7).
+max_queued_messages 0
+max_inflight_messages 100
+set_tcp_nodelay true
+persistence {persistence}
+persistence_location {dir}/
+log_dest file {dir}/mosquitto.log
+"""
+
+
+class Mosquitto:
+    """A real Mosquitto broker as a child process, stopped by its pid."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None,
+                 persistence: bool = True, workdir: Path | None = None) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise FileNotFoundError("mosquitto is not installed (Debian package `mosquitto`)")
+        self.binary = binary
+        self.host, self.port = host, port or free_port(host)
+        self.persistence = persistence
+        self._own_dir = workdir is None
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="fc-mosquitto-"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(MOSQUITTO_CONF.format(host=self.host, port=self.port, dir=self.dir,
+                                              persistence="true" if self.persistence else "false"))
+        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        try:
+            wait_listening(self.host, self.port, timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def serve_embedded(url: str) -> None:
+    """`forecourt broker`: run the embedded broker until SIGINT/SIGTERM."""
+    host, port = parse_broker_url(url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(host, port):
+        print(f"embedded MQTT broker (amqtt) listening on mqtt://{host}:{port}", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,202 @@
+"""`forecourt` command line.
+
+The harness commands (validate, simulate, devices, broker, keys) live here; `collector`,
+`collectors` and `platform` hand their arguments to the reference SUT packages, imported
+only when asked for, so the harness itself never depends on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def _load(path: str):
+    from scenarios.loader import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(Path(path))
+    except ScenarioError as exc:
+        print(f"scenario rejected: {path}", file=sys.stderr)
+        for msg in exc.messages:
+            print(f"  - {msg}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from scenarios.loader import validate_file
+
+    errors = validate_file(Path(args.scenario))
+    if errors:
+        print(f"{args.scenario}: {len(errors)} error(s)", file=sys.stderr)
+        for msg in errors:
+            print(f"  - {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    scenario = _load(args.scenario)
+    print(f"{args.scenario}: valid ({scenario.name}, {len(scenario.fleet)} stations in the fleet, "
+          f"digest {scenario.digest[:12]})")
+    return EXIT_OK
+
+
+def _world_config(args: argparse.Namespace):
+    from acceptance.world_config import build_world_config
+
+    scenario = _load(args.scenario)
+    return scenario, build_world_config(scenario, days=args.days, seed=args.seed)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from acceptance.progress import ProgressBar
+    from sim.runner import simulate
+
+    scenario, config = _world_config(args)
+    out = Path(args.out)
+    bar = ProgressBar("simulate", config.days * 86400.0)
+    try:
+        manifest = simulate(config, out, workers=args.workers, progress=bar,
+                            scenario_name=scenario.name, scenario_digest=scenario.digest)
+    finally:
+        bar.close()
+    (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())
+    counts = manifest.get("counts", {})
+    print(json.dumps({"out": str(out), "complete": manifest.get("complete", True),
+                      "counts": counts}, ensure_ascii=False))
+    return EXIT_OK if manifest.get("complete", True) else EXIT_FAIL
+
+
+def _compression(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--compression: expected a number > 0 or 'max', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--compression: expected a number > 0 or 'max', got {text!r}")
+    return value
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from acceptance.progress import ProgressBar
+    from devices.runner import serve
+    from sim.world import World
+
+    scenario, config = _world_config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())
+    rtu = args.rtu_station if args.rtu_station is not None else [
+        s.station_id for s in config.stations if s.transport == "rtu"]
+    bar = ProgressBar("devices", config.days * 86400.0)
+    world = World(config)
+    try:
+        serve(world, compression=args.compression, port_base=args.port_base, out_dir=out,
+              rtu_station_ids=rtu, fifo_depth=scenario.data.get("fifo", {}).get("depth", 500),
+              timezone=config.timezone, scenario_name=scenario.name, linger=args.linger,
+              progress=bar)
+    finally:
+        bar.close()
+    return EXIT_OK
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from acceptance.broker import serve_embedded
+
+    serve_embedded(args.listen)
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from acceptance.keys import make_key_file
+
+    if args.endpoints:
+        stations = list(json.loads(Path(args.endpoints).read_text())["stations"])
+    else:
+        stations = [row["station_id"] for row in _load(args.scenario).fleet]
+    path = make_key_file(stations, Path(args.out))
+    print(f"wrote keys for {len(stations)} stations to {path}")
+    return EXIT_OK
+
+
+def _delegate(module: str, func: str, argv: list[str]) -> int:
+    import importlib
+
+    return int(getattr(importlib.import_module(module), func)(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forecourt", description=__doc__.splitlines()[0])
+    p.add_argument("--log-level", default="WARNING")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("validate", help="check a scenario file and its fleet ledger")
+    s.add_argument("scenario")
+    s.set_defaults(func=cmd_validate)
+
+    for name, helptext in (("simulate", "run the world without devices, as fast as possible"),
+                           ("devices", "serve every station's devices over Modbus")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("scenario")
+        s.add_argument("--days", type=float, help="override the scenario's duration")
+        s.add_argument("--seed", type=int, help="override the scenario's seed")
+        if name == "simulate":
+            s.add_argument("--out", required=True, help="ground-truth directory")
+            s.add_argument("--workers", type=int, default=2)
+            s.set_defaults(func=cmd_simulate)
+        else:
+            s.add_argument("--out", default="runs/devices")
+            s.add_argument("--compression", type=_compression, default=60.0,
+                           help="simulated seconds per wall second, or 'max' (default 60)")
+            s.add_argument("--port-base", type=int, default=15020)
+            s.add_argument("--rtu-station", action="append",
+                           help="serve this station as Modbus RTU over a pty (repeatable); "
+                                "default: the fleet ledger's transport column")
+            s.add_argument("--linger", action="store_true",
+                           help="keep serving after the simulated period ends, until Ctrl-C")
+            s.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("broker", help="run the embedded MQTT broker")
+    s.add_argument("--listen", default="mqtt://127.0.0.1:1883")
+    s.set_defaults(func=cmd_broker)
+
+    s = sub.add_parser("keys", help="generate per-station uplink HMAC keys")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--endpoints")
+    g.add_argument("--scenario")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_keys)
+
+    for name, module, func, helptext in (
+        ("collector", "collector.cli", "main_collector", "run the reference collector for one station"),
+        ("collectors", "collector.cli", "main_collectors", "run reference collectors for all stations"),
+        ("platform", "central.cli", "main", "run the reference central platform"),
+    ):
+        s = sub.add_parser(name, help=helptext, add_help=False)
+        s.set_defaults(delegate=(module, func))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "delegate", None):
+        return _delegate(*args.delegate, rest)
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

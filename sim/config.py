@@ -1,0 +1,108 @@
+"""The world's input: plain, validated configuration (built from a scenario by the harness).
+
+sim/ never reads scenario files itself (it imports only numpy and simpy); the scenario
+loader validates the files and `acceptance.world_config` turns them into these objects.
+All times are POSIX epoch seconds (UTC); `timezone` is used for civil time (diurnal
+demand, device clocks' broken-down fields, price changes at local midnight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GRADES = ("92", "95", "0")  # 92#, 95# petrol, 0# diesel
+
+
+@dataclass(frozen=True)
+class TankConfig:
+    """One underground horizontal tank (卧式储罐) and its gauge probe."""
+
+    tank: int  # 1-based number at the station's tank gauge
+    grade: str  # one of GRADES
+    nominal_m3: int  # 20, 30 or 50
+    initial_fill: float = 0.6  # fraction of capacity at the start
+    leak_l_per_h: float = 0.0  # physical leak of product (true loss)
+    water_ingress_l_per_day: float = 0.0
+
+
+@dataclass(frozen=True)
+class DispenserConfig:
+    """A dispenser (加油机); nozzle k (1-based) draws from tank nozzle_tanks[k-1]."""
+
+    dispenser: int  # 1-based number at the station
+    nozzle_tanks: tuple[int, ...]  # 1..4 entries
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    station_id: str
+    name: str
+    town: str
+    ownership: str  # "private" | "state"
+    dialect: str  # "int_be" | "f32_le" (register dialect of every device at the station)
+    transport: str  # "tcp" | "rtu"
+    tanks: tuple[TankConfig, ...]
+    dispensers: tuple[DispenserConfig, ...]
+    throughput_l_per_day: dict[str, float]  # mean daily sales per grade
+    truck_share: float = 0.1  # share of diesel fills made by heavy trucks
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Magnetostrictive probe (液位探棒) resolution and noise (1 sigma)."""
+
+    level_resolution_mm: float = 0.1
+    level_noise_mm: float = 0.2
+    water_resolution_mm: float = 0.1
+    water_noise_mm: float = 0.2
+    min_water_mm: float = 10.0  # water below this reads 0
+    temp_resolution_c: float = 0.1
+    temp_noise_c: float = 0.05
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    at: float  # epoch s
+    grade: str
+    price_fen: int  # yuan/L in fen, e.g. 712 = ¥7.12/L
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    reorder_fraction: float = 0.35  # order when gross volume < fraction of capacity
+    lead_time_h: tuple[float, float] = (4.0, 20.0)  # uniform tanker delay
+    compartment_l: float = 5000.0  # the bill of lading is a whole number of compartments
+    transit_loss: float = 0.002  # mean fraction lost between depot and tank (20 °C)
+    fill_target: float = 0.90  # order up to this fraction of capacity
+    drop_rate_l_per_min: float = 800.0
+
+
+@dataclass(frozen=True)
+class CheatConfig:
+    """A cheat acting from `start` (to `end`, if given) on one nozzle."""
+
+    kind: str  # "pulse_factor" (more kinds in later issues)
+    station_id: str
+    dispenser: int
+    nozzle: int
+    start: float  # epoch s
+    end: float | None = None
+    params: dict = field(default_factory=dict)  # pulse_factor: {"factor": 1.03, "log_event": False}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int
+    start: float  # epoch s
+    days: float
+    timezone: str
+    stations: tuple[StationConfig, ...]
+    inventory_interval_s: int = 900
+    probe: ProbeConfig = ProbeConfig()
+    prices: tuple[PriceChange, ...] = ()  # must hold a price for every grade at or before start
+    deliveries: DeliveryPolicy = DeliveryPolicy()
+    cheats: tuple[CheatConfig, ...] = ()
+
+    @property
+    def end(self) -> float:
+        return self.start + self.days * 86400.0
