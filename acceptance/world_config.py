@@ -1,0 +1,105 @@
+"""Turn a loaded scenario into the world's configuration (sim.config.WorldConfig).
+
+The scenario is already validated (scenarios.loader), so this is a pure translation:
+times to epoch seconds, prices from yuan to fen, minutes to seconds, ledger rows to
+StationConfig with each tank's scenario conditions, cheats to CheatConfig. Faults,
+criteria and the FIFO depth are not the world's business: they stay in `scenario.data`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from scenarios.loader import Scenario
+from sim.config import (
+    CheatConfig,
+    DeliveryPolicy,
+    DispenserConfig,
+    PriceChange,
+    ProbeConfig,
+    StationConfig,
+    TankConfig,
+    WorldConfig,
+)
+
+# fields of a scenario cheat that place it; every other field is a parameter of its kind
+_CHEAT_ADDRESS = ("kind", "station", "dispenser", "nozzle", "start", "end")
+
+
+def _tank(tank: dict[str, Any], condition: dict[str, Any] | None) -> TankConfig:
+    extra = {}
+    if condition is not None:
+        extra = {k: condition[k] for k in ("initial_fill", "leak_l_per_h", "water_ingress_l_per_day")}
+    return TankConfig(tank=tank["tank"], grade=tank["grade"], nominal_m3=tank["nominal_m3"], **extra)
+
+
+def _station(row: dict[str, Any], conditions: dict[tuple[str, int], dict[str, Any]],
+             transport: str) -> StationConfig:
+    sid = row["station_id"]
+    return StationConfig(
+        station_id=sid,
+        name=row["name"],
+        town=row["town"],
+        ownership=row["ownership"],
+        dialect=row["dialect"],
+        transport=transport,
+        tanks=tuple(_tank(t, conditions.get((sid, t["tank"]))) for t in row["tanks"]),
+        dispensers=tuple(DispenserConfig(dispenser=d["dispenser"],
+                                         nozzle_tanks=tuple(d["nozzle_tanks"]))
+                         for d in row["dispensers"]),
+        throughput_l_per_day=dict(row["throughput_l_per_day"]),
+        truck_share=row["truck_share"],
+    )
+
+
+def _selected(scenario: Scenario, station_ids: Iterable[str] | None) -> list[str]:
+    available = scenario.station_ids
+    if station_ids is None:
+        return available
+    wanted = list(station_ids)
+    unknown = [sid for sid in wanted if sid not in available]
+    if unknown or not wanted:
+        raise ValueError(f"build_world_config: station_ids: expected some of the scenario "
+                         f"{scenario.name!r} stations ({', '.join(available)}), "
+                         f"found {', '.join(map(repr, unknown)) or 'none'}")
+    return [sid for sid in available if sid in wanted]  # ledger order, whatever order was asked
+
+
+def build_world_config(scenario: Scenario, *, days: float | None = None, seed: int | None = None,
+                       station_ids: Iterable[str] | None = None) -> WorldConfig:
+    """The WorldConfig of `scenario`, optionally shortened/reseeded/limited to some stations."""
+    if days is not None and not 0 < days <= 3660:
+        raise ValueError(f"build_world_config: days: expected a number in (0, 3660], found {days!r}")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ValueError(f"build_world_config: seed: expected an integer in [0, 2**63), found {seed!r}")
+    data = scenario.data
+    ids = _selected(scenario, station_ids)
+    rtu = set(scenario.rtu_station_ids)
+    conditions = {(c["station"], c["tank"]): c for c in data["tank_conditions"]}
+    by_id = {row["station_id"]: row for row in scenario.fleet}
+    stations = tuple(_station(by_id[sid], conditions, "rtu" if sid in rtu else "tcp") for sid in ids)
+    prices = sorted(
+        (PriceChange(at=scenario.instant(p["from"]), grade=p["grade"],
+                     price_fen=round(p["price"] * 100)) for p in data["prices"]),
+        key=lambda p: (p.at, p.grade))
+    cheats = tuple(
+        CheatConfig(kind=c["kind"], station_id=c["station"], dispenser=c["dispenser"],
+                    nozzle=c["nozzle"], start=scenario.instant(c["start"]),
+                    end=None if c["end"] is None else scenario.instant(c["end"]),
+                    params={k: v for k, v in c.items() if k not in _CHEAT_ADDRESS})
+        for c in data["cheats"] if c["station"] in ids)
+    policy = dict(data["deliveries"])
+    policy["lead_time_h"] = tuple(float(h) for h in policy["lead_time_h"])
+    return WorldConfig(
+        seed=data["seed"] if seed is None else seed,
+        start=scenario.start_epoch,
+        days=float(data["days"] if days is None else days),
+        timezone=scenario.timezone,
+        stations=stations,
+        inventory_interval_s=data["inventory_interval_min"] * 60,
+        probe=ProbeConfig(**data["probe"]),
+        prices=tuple(prices),
+        deliveries=DeliveryPolicy(**policy),
+        cheats=cheats,
+    )

@@ -1,0 +1,239 @@
+"""One field device (加油机 dispenser or 液位仪 tank gauge) as a Modbus unit.
+
+A FieldDevice owns its cursor FIFOs and its register image, takes the world's records
+(`accept`), and answers Modbus requests through `action` (the pymodbus SimDevice hook).
+Unit ids: tank gauge 1, dispenser n -> 10 + n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pymodbus.constants import ExcCodes
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from devices.codec import Codec, CodecError
+from devices.fifo import AckError, CursorFifo, FifoDrop, RecordLayout
+from devices.image import CivilTime, Clock, DeviceImage, FieldBlock, FifoRegion, Region, live_region
+from devices.profile import Profile
+from devices.streams import (
+    RECORD_VALUES,
+    dispenser_header_values,
+    gauge_header_values,
+    nozzle_values,
+    record_time,
+    rtc_values,
+    tank_values,
+)
+from sim.records import DispenserView, GaugeView
+
+GAUGE_UNIT_ID = 1
+DISPENSER_UNIT_BASE = 10
+READ_FCS = frozenset((3, 4))
+WRITE_FCS = frozenset((6, 16))
+MAX_READ = 125  # Modbus limit for FC03/FC04
+# int_be events carry value_new as int32 at scale 0.0001: the overflow count saturates here.
+MAX_EVENT_COUNT = 214748
+
+# (station_id, device, drop) -> None: the harness records what a device lost.
+DropSink = Callable[[str, str, FifoDrop], None]
+# (station_id, device, code, name, unit, value_old, value_new, time) -> None: the device logs
+# an event of its own (fifo_overflow); the sink must give it a sequence number of the
+# device's event stream and hand it back through accept("events", ...).
+EventSink = Callable[[str, str, int, str, int, float, float, float], None]
+
+
+def unit_id_for(device: str) -> int:
+    """'G' -> 1, 'D<n>' -> 10 + n."""
+    if device == "G":
+        return GAUGE_UNIT_ID
+    if device.startswith("D") and device[1:].isdigit() and 1 <= int(device[1:]) <= 240:
+        return DISPENSER_UNIT_BASE + int(device[1:])
+    raise ValueError(f"device key {device!r} is neither 'G' nor 'D<n>' (n = 1..240)")
+
+
+@dataclass
+class FifoChannel:
+    spec_name: str
+    fifo: CursorFifo
+    layout: RecordLayout
+    values: Callable[[object], dict]
+    checked: bool = False
+
+
+class FieldDevice:
+    """A Modbus unit serving one profile in one dialect from one device view."""
+
+    def __init__(
+        self,
+        *,
+        station_id: str,
+        device: str,
+        view: DispenserView | GaugeView,
+        profile: Profile,
+        dialect: str,
+        clock: Clock,
+        civil: CivilTime,
+        depth: int = 500,
+        drop_sink: DropSink | None = None,
+        event_sink: EventSink | None = None,
+    ) -> None:
+        self.station_id = station_id
+        self.device = device
+        self.kind = profile.profile
+        self.unit_id = unit_id_for(device)
+        if (self.kind == "tank_gauge") != (device == "G"):
+            raise ValueError(f"{station_id}/{device}: profile {self.kind!r} does not fit this device")
+        if dialect not in profile.dialects:
+            raise ValueError(f"{station_id}/{device}: dialect {dialect!r} is not in profile "
+                             f"{profile.profile!r} ({', '.join(profile.dialects)})")
+        self.view = view
+        self.profile = profile
+        self.dialect = profile.dialects[dialect]
+        self.codec = Codec(self.dialect)
+        self.clock = clock
+        self.civil = civil
+        self.drop_sink = drop_sink
+        self.event_sink = event_sink
+        self.overflow_code = profile.event_code("fifo_overflow")
+        self.channels: dict[str, FifoChannel] = {}
+        regions: list[Region] = []
+        for spec in profile.fifos:
+            key = (self.kind, spec.name)
+            if key not in RECORD_VALUES:
+                raise ValueError(f"{profile.source}: no record encoder for FIFO {spec.name!r} of {self.kind}")
+            fifo = CursorFifo(spec.name, depth, on_drop=self._dropped)
+            self.channels[spec.name] = FifoChannel(
+                spec.name, fifo, RecordLayout(spec, self.codec), RECORD_VALUES[key])
+            regions.append(FifoRegion(spec, fifo, self.codec, f"{self.where} FIFO {spec.name}").region())
+        regions += self._live_regions()
+        self.image = DeviceImage(regions)
+        self.ack_fifos = {self.profile.fifo(name).ack_address: ch.fifo for name, ch in self.channels.items()}
+
+    @property
+    def where(self) -> str:
+        return f"{self.station_id}/{self.device} ({self.profile.profile})"
+
+    # ---- live blocks -------------------------------------------------------------------
+    def _live_regions(self) -> list[Region]:
+        header = self.profile.blocks[0]
+        instanced = [b for b in self.profile.blocks[1:] if b.instances]
+        if len(instanced) != 1 or len(self.profile.blocks) != 2:
+            raise ValueError(f"{self.profile.source}: expected a header block and one repeated block")
+        block = instanced[0]
+        constants = {"profile_id": self.profile.profile_id, "profile_version": self.profile.version,
+                     "dialect_code": self.dialect.code}
+        if self.kind == "dispenser":
+            view: DispenserView = self.view  # type: ignore[assignment]
+            units = view.nozzles
+            head = dispenser_header_values
+            unit_values = nozzle_values
+            numbers = [n.nozzle for n in units]
+        else:
+            gview: GaugeView = self.view  # type: ignore[assignment]
+            units = gview.tanks
+            head = gauge_header_values
+            unit_values = tank_values
+            numbers = [t.tank for t in units]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"{self.where}: {block.name} numbers must be 1..n in order, found {numbers}")
+        if len(numbers) > self.profile.max_instances(block):
+            raise ValueError(f"{self.where}: {len(numbers)} {block.name}s, but the profile has room "
+                             f"for {self.profile.max_instances(block)}")
+        view_ = self.view
+        clock, civil = self.clock, self.civil
+
+        def header_values() -> dict:
+            epoch = int(clock.now // 1)
+            return {**constants, **head(view_), **rtc_values(epoch, civil.civil(epoch))}  # type: ignore[arg-type]
+
+        header_block = FieldBlock(header.fields, header.size, self.codec, f"{self.where} {header.name}")
+        header_block.check_names(header_values().keys())
+        regions = [live_region(header.base, header_block, header_values, clock)]
+        unit_block = FieldBlock(block.fields, block.size, self.codec, f"{self.where} {block.name}")
+        for n, unit in enumerate(units, start=1):
+            def values(unit=unit) -> dict:
+                return unit_values(unit)  # type: ignore[arg-type]
+            if n == 1:
+                unit_block.check_names(values().keys())
+            regions.append(live_region(block.instance_base(n), unit_block, values, clock))
+        return regions
+
+    # ---- records ------------------------------------------------------------------------
+    def accept(self, stream: str, record: object) -> None:
+        """Buffer a record the world produced (encode once, with its CRC)."""
+        ch = self.channels.get(stream)
+        if ch is None:
+            raise ValueError(f"{self.where}: no FIFO for stream {stream!r}")
+        values = ch.values(record)
+        if not ch.checked:
+            ch.layout.check_names(set(values), f"{self.where} record encoder for {stream!r}")
+            ch.checked = True
+        try:
+            regs = ch.layout.encode(values)
+        except CodecError as exc:
+            raise CodecError(f"{self.where}: {stream} record seq {values.get('seq')}: {exc}") from None
+        ch.fifo.push(values["seq"], regs, record_time(record))  # type: ignore[arg-type]
+
+    def _dropped(self, drop: FifoDrop) -> None:
+        if self.drop_sink is not None:
+            self.drop_sink(self.station_id, self.device, drop)
+        # The event FIFO's own overflow is only counted: logging it would overflow it again.
+        if drop.stream != "events" and self.event_sink is not None:
+            self.event_sink(self.station_id, self.device, self.overflow_code, "fifo_overflow", 0,
+                            float(self.profile.fifo(drop.stream).base),
+                            float(min(drop.dropped_total, MAX_EVENT_COUNT)), drop.time)
+
+    def fifo(self, stream: str) -> CursorFifo:
+        return self.channels[stream].fifo
+
+    def fill_fraction(self) -> float:
+        """Fullest FIFO of this device, as a fraction of its depth."""
+        return max(ch.fifo.pending / ch.fifo.depth for ch in self.channels.values())
+
+    # ---- Modbus ------------------------------------------------------------------------
+    async def action(
+        self,
+        func_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: Sequence[int] | Sequence[bool] | None,
+    ) -> ExcCodes | None:
+        """pymodbus SimDevice hook, run before every reply (invalid/read-only addresses
+        were already answered with exception 02 by pymodbus)."""
+        if set_values is not None:
+            if func_code not in WRITE_FCS:
+                return ExcCodes.ILLEGAL_FUNCTION
+            fifo = self.ack_fifos.get(address)
+            if fifo is None or count != 1:
+                return ExcCodes.ILLEGAL_ADDRESS
+            try:
+                fifo.ack(int(set_values[0]))
+            except AckError:
+                return ExcCodes.ILLEGAL_VALUE
+            return None
+        # FC06 reads the written register back for its echo: serve it like a read.
+        if func_code not in READ_FCS and func_code != 6:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if not 1 <= count <= MAX_READ:
+            return ExcCodes.ILLEGAL_VALUE
+        self.image.fill(registers, address - start_address, address, count)
+        return None
+
+    def sim_device(self) -> SimDevice:
+        """The pymodbus device: every region valid, read-only except the ack registers."""
+        writable = self.image.writable()
+        simdata: list[SimData] = []
+        for r in self.image.regions:
+            a = r.start
+            for w in sorted(x for x in writable if r.start <= x < r.end):
+                if w > a:
+                    simdata.append(SimData(a, count=w - a, datatype=DataType.REGISTERS, readonly=True))
+                simdata.append(SimData(w, count=1, datatype=DataType.REGISTERS))
+                a = w + 1
+            if a < r.end:
+                simdata.append(SimData(a, count=r.end - a, datatype=DataType.REGISTERS, readonly=True))
+        return SimDevice(id=self.unit_id, simdata=simdata, action=self.action)

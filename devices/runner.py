@@ -1,0 +1,332 @@
+"""Serve a world's devices over Modbus while the world runs (`forecourt devices`).
+
+Everything runs in one asyncio loop and one thread: the Modbus servers and the world's
+steps interleave, because neither the world nor the pymodbus datastore is thread-safe.
+
+- compression N: about every `tick_s` wall seconds the world advances to
+  start + elapsed_wall × N (in steps of at most `max_step_s`, yielding to the servers
+  between steps, so a slow machine lags instead of freezing the servers);
+- compression None ("max"): the world advances in steps of `max_step_s` only while every
+  FIFO holds fewer than `high_water` records; with no collector draining, it pauses at
+  high water and the devices keep answering.
+
+Output directory (docs/register-map.md §12): endpoints.json (as soon as every server
+listens), the ground truth from sim.ledger.Ledger (flushed every `flush_every_s` wall
+seconds, closed on stop/Ctrl-C) with fifo_drops.parquet (records lost to overflow, never
+served) as an extra table of its manifest, and devices.json (per device and stream:
+pushed, acknowledged, dropped, pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from devices.fleet import DeviceFleet, DropRow, WorldClock
+from devices.rtu import PtyPair
+from devices.server import RTU_SERIAL, StationServer
+
+ENDPOINTS_FORMAT = "forecourt-endpoints/1"
+DROPS_SCHEMA = pa.schema([
+    ("station_id", pa.string()),
+    ("device", pa.string()),
+    ("stream", pa.string()),
+    ("seq", pa.int32()),
+    ("time", pa.float64()),
+    ("dropped_total", pa.int64()),
+])
+
+Progress = Callable[[float, float, str], None]
+
+
+@dataclass
+class ServeResult:
+    stop_reason: str  # finished | stopped | interrupted
+    sim_time: float
+    endpoints: dict
+    drops: int
+    backlog: int
+    summary: dict = field(repr=False, default_factory=dict)
+
+
+class _Stop:
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def __call__(self) -> bool:
+        return self.event is not None and self.event.is_set()
+
+
+def serve(world: Any, **kwargs: Any) -> ServeResult:
+    """Blocking entry point (keyword arguments: see DeviceRun) in a fresh event loop.
+
+    Ctrl-C stops cleanly (servers closed, socat stopped, ground truth closed) and returns
+    the result with stop_reason "interrupted".
+    """
+    run = DeviceRun(world, **kwargs)
+    try:
+        asyncio.run(run.run())
+    except KeyboardInterrupt:
+        if run.result is None:
+            raise
+    assert run.result is not None
+    return run.result
+
+
+async def serve_async(world: Any, **kwargs: Any) -> ServeResult:
+    """Serve every station of `world` (keyword arguments: see DeviceRun) until it finishes,
+    `stop_event.is_set()`, or the task is cancelled (the cleanup runs, CancelledError
+    propagates)."""
+    run = DeviceRun(world, **kwargs)
+    await run.run()
+    assert run.result is not None
+    return run.result
+
+
+class DeviceRun:
+    """One serving session: world, devices, servers and output files.
+
+    port_base: TCP station i (in world.stations order) listens on port_base + i; 0 picks
+    free ports. rtu_station_ids: stations served over RTU (None = those whose config says
+    transport "rtu"). high_water: default 80 % of fifo_depth. ledger: "default" writes the
+    sim Ledger's ground truth into out_dir, None records none, or pass an object with the
+    sim Ledger's attach(world), flush(), close() and set_extra_table(name, table).
+    progress(done_sim_s, total_sim_s, extra) is called about 5 times per wall second.
+    """
+
+    def __init__(
+        self,
+        world: Any,
+        *,
+        compression: float | None = None,
+        port_base: int = 0,
+        out_dir: str | Path,
+        rtu_station_ids: list[str] | tuple[str, ...] | None = None,
+        fifo_depth: int = 500,
+        high_water: int | None = None,
+        host: str = "127.0.0.1",
+        timezone: str | None = None,
+        scenario_name: str = "",
+        scenario_digest: str | None = None,
+        stop_event: Any = None,
+        progress: Progress | None = None,
+        linger: bool = False,
+        ledger: Any = "default",
+        tick_s: float = 0.05,
+        max_step_s: float = 300.0,
+        flush_every_s: float = 60.0,
+        echo: bool = True,
+    ) -> None:
+        if compression is not None and not compression > 0:
+            raise ValueError(f"compression must be > 0 or None (max), got {compression!r}")
+        if not 1 <= fifo_depth <= 0xFFFE:
+            raise ValueError(f"fifo_depth must be 1..65534, got {fifo_depth}")
+        if high_water is None:
+            high_water = max(1, int(fifo_depth * 0.8))
+        if not 1 <= high_water <= fifo_depth:
+            raise ValueError(f"high_water must be 1..fifo_depth ({fifo_depth}), got {high_water}")
+        if not 0 <= port_base <= 65535:
+            raise ValueError(f"port_base must be 0..65535, got {port_base}")
+        if not (tick_s > 0 and max_step_s > 0):
+            raise ValueError("tick_s and max_step_s must be > 0")
+        self.world = world
+        self.compression = compression
+        self.port_base = port_base
+        self.out = Path(out_dir)
+        self.fifo_depth = fifo_depth
+        self.high_water = high_water
+        self.host = host
+        config = getattr(world, "config", None)
+        self.timezone = timezone or getattr(config, "timezone", None) or "Asia/Shanghai"
+        self.scenario_name = scenario_name
+        self.scenario_digest = scenario_digest
+        self.stop = _Stop(stop_event)
+        self.progress = progress
+        self.linger = linger
+        self.tick_s = tick_s
+        self.max_step_s = max_step_s
+        self.flush_every_s = flush_every_s
+        self.echo = echo
+        self.stations = list(world.stations)
+        station_cfg = {s.station_id: s for s in getattr(config, "stations", ())}
+        if rtu_station_ids is None:
+            self.rtu = {sid for sid in self.stations
+                        if getattr(station_cfg.get(sid), "transport", "tcp") == "rtu"}
+        else:
+            self.rtu = set(rtu_station_ids)
+            unknown = sorted(self.rtu - set(self.stations))
+            if unknown:
+                raise ValueError(f"rtu_station_ids: unknown stations {unknown}; "
+                                 f"the world has {self.stations}")
+        self.dialects = {sid: getattr(station_cfg.get(sid), "dialect", "int_be")
+                         for sid in self.stations}
+        self.clock = WorldClock(world)
+        self.fleet = DeviceFleet(world, self.dialects, clock=self.clock, timezone=self.timezone,
+                                 depth=fifo_depth)
+        self._ledger_arg = ledger
+        self.truth: Any = None
+        self.servers: list[StationServer] = []
+        self.ptys: list[PtyPair] = []
+        self.endpoints: dict = {}
+        self.result: ServeResult | None = None
+
+    async def run(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.truth = _make_ledger(self._ledger_arg, self.world, self.out, self.scenario_name,
+                                  self.scenario_digest)
+        if self.truth is not None:
+            # before the fleet: the ledger sees a record before the overflow event it may cause
+            self.truth.attach(self.world)
+        self.fleet.attach()
+        reason = "interrupted"
+        try:
+            self.endpoints = await self._start_servers()
+            _write_json(self.out / "endpoints.json", self.endpoints)
+            if self.echo:
+                print(json.dumps(self.endpoints, indent=2, ensure_ascii=False), flush=True)
+            reason = await self._drive()
+        except Exception:
+            reason = "error"
+            raise
+        finally:
+            await self._shutdown(reason)
+
+    async def _shutdown(self, reason: str) -> None:
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await server.stop()
+        for pty in self.ptys:
+            pty.stop()
+        fleet = self.fleet
+        self._save_drops()
+        summary = fleet.summary()
+        _write_json(self.out / "devices.json", {
+            "stop_reason": reason, "sim_time": self.world.now, "fifo_depth": self.fifo_depth,
+            "high_water": self.high_water, "drops": len(fleet.drops), "devices": summary})
+        if self.truth is not None:
+            self.truth.close()  # complete only if the world finished
+        self.result = ServeResult(reason, self.world.now, self.endpoints, len(fleet.drops),
+                                  fleet.backlog(), summary)
+
+    async def _start_servers(self) -> dict:
+        entries: dict[str, dict] = {}
+        for i, sid in enumerate(self.stations):
+            server = StationServer(sid, self.fleet.by_station[sid])
+            if sid in self.rtu:
+                pty = PtyPair(self.out / "tty", sid)
+                self.ptys.append(pty)
+                pty.start()
+                await server.start_rtu(pty.device_path)
+                entry: dict[str, Any] = {"transport": "rtu", "serial_port": pty.collector_path,
+                                         **RTU_SERIAL}
+            else:
+                port = await server.start_tcp(self.host, self.port_base + i if self.port_base else 0)
+                entry = {"transport": "tcp", "host": self.host, "port": port}
+            self.servers.append(server)
+            entry["dialect"] = self.dialects[sid]
+            entry["devices"] = [_device_entry(d) for d in self.fleet.by_station[sid]]
+            entries[sid] = entry
+        return {"format": ENDPOINTS_FORMAT, "scenario": self.scenario_name,
+                "compression": "max" if self.compression is None else self.compression,
+                "timezone": self.timezone, "stations": entries}
+
+    async def _drive(self) -> str:
+        world, fleet, stop = self.world, self.fleet, self.stop
+        loop = asyncio.get_running_loop()
+        wall0, sim0 = loop.time(), world.now
+        total = world.end - sim0
+        last_flush = last_progress = time.monotonic()
+        while True:
+            if stop():
+                return "stopped"
+            if world.finished:
+                self._report(sim0, total)
+                if not self.linger:
+                    return "finished"
+                await asyncio.sleep(self.tick_s)
+                continue
+            if self.compression is None:
+                below = fleet.below_high_water(self.high_water)
+                target = world.now + self.max_step_s if below else world.now
+            else:
+                target = sim0 + (loop.time() - wall0) * self.compression
+            stepped = False
+            while world.now < min(target, world.end) and not stop():
+                world.run_until(min(target, world.now + self.max_step_s))
+                self.clock.stepped()
+                stepped = True
+                await asyncio.sleep(0)  # let the servers answer between steps
+                if self.compression is None:
+                    break
+            now = time.monotonic()
+            if now - last_flush >= self.flush_every_s:
+                self._save_drops()
+                if self.truth is not None:
+                    self.truth.flush()
+                last_flush = now
+            if now - last_progress >= 0.2:
+                self._report(sim0, total)
+                last_progress = now
+            if not stepped or self.compression is not None:
+                await asyncio.sleep(self.tick_s)
+
+    def _save_drops(self) -> None:
+        """fifo_drops goes into the ledger (listed in its manifest) or, without one, beside it."""
+        table = drops_table(self.fleet.drops)
+        if self.truth is not None and hasattr(self.truth, "set_extra_table"):
+            self.truth.set_extra_table("fifo_drops", table)
+        else:
+            tmp = self.out / ".fifo_drops.parquet.partial"
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, self.out / "fifo_drops.parquet")
+
+    def _report(self, sim0: float, total: float) -> None:
+        if self.progress is not None:
+            self.progress(self.world.now - sim0, total, f"backlog {self.fleet.backlog()}")
+
+
+def _make_ledger(ledger: Any, world: Any, out: Path, scenario_name: str,
+                 scenario_digest: str | None) -> Any:
+    if ledger != "default":
+        return ledger
+    from sim.ledger import Ledger
+
+    return Ledger(out, world.config, station_ids=world.stations,
+                  scenario_name=scenario_name or None, scenario_digest=scenario_digest)
+
+
+def _device_entry(dev) -> dict:
+    if dev.kind == "tank_gauge":
+        units = {"tanks": [t.tank for t in dev.view.tanks]}
+    else:
+        units = {"nozzles": [n.nozzle for n in dev.view.nozzles]}
+    return {"device": dev.device, "kind": dev.kind, "unit_id": dev.unit_id,
+            "profile": dev.profile.profile, **units}
+
+
+def drops_table(drops: list[DropRow]) -> pa.Table:
+    """Records lost to FIFO overflow: never served to any collector."""
+    return pa.table({
+        "station_id": [d.station_id for d in drops],
+        "device": [d.device for d in drops],
+        "stream": [d.stream for d in drops],
+        "seq": [d.seq for d in drops],
+        "time": [d.time for d in drops],
+        "dropped_total": [d.dropped_total for d in drops],
+    }, schema=DROPS_SCHEMA)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

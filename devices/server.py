@@ -1,0 +1,79 @@
+"""Modbus servers: one per station, like the station's serial-to-Ethernet gateway (串口服务器).
+
+TCP: every device of the station behind one listening socket, one unit id per device;
+an unknown unit id answers exception 0x0B (gateway target failed to respond).
+RTU: the same devices on one serial line (a pty from devices.rtu); an unknown unit id
+gets no answer, as on a real RS-485 bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from devices.device import FieldDevice
+
+RTU_SERIAL = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
+
+
+async def _no_such_device(func_code, start_address, address, count, registers, set_values):
+    # pymodbus answers NoSuchIdException with 0x0B on TCP and with silence when
+    # ignore_missing_devices is set (RTU).
+    raise NoSuchIdException("no device with this unit id at the station")
+
+
+def _catch_all() -> SimDevice:
+    """Unit id 0 in pymodbus means 'every id not defined': route them to _no_such_device."""
+    return SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
+                     action=_no_such_device)
+
+
+def _sim_devices(devices: Sequence[FieldDevice]) -> list[SimDevice]:
+    ids = [d.unit_id for d in devices]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate unit ids at one station: {sorted(ids)}")
+    return [d.sim_device() for d in devices] + [_catch_all()]
+
+
+class StationServer:
+    """One station's devices on Modbus TCP or RTU. Start and stop from the serving loop."""
+
+    def __init__(self, station_id: str, devices: Sequence[FieldDevice]) -> None:
+        self.station_id = station_id
+        self.devices = list(devices)
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self.host: str | None = None
+        self.port: int | None = None
+        self.serial_port: str | None = None
+
+    async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on host:port (0 = a free port); returns the port."""
+        server = ModbusTcpServer(_sim_devices(self.devices), address=(host, port))
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"station {self.station_id}: cannot listen on {host}:{port} ({exc})") from None
+        self._server = server
+        self.host = host
+        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.port
+
+    async def start_rtu(self, serial_port: str) -> None:
+        """Serve on a serial device (the device end of a pty pair), 38400 8N1."""
+        server = ModbusSerialServer(
+            _sim_devices(self.devices), port=serial_port, ignore_missing_devices=True,
+            reconnect_delay=0.5, **RTU_SERIAL)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"station {self.station_id}: cannot open serial port {serial_port} ({exc})") from None
+        self._server = server
+        self.serial_port = serial_port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None

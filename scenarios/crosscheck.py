@@ -1,0 +1,214 @@
+"""Checks a JSON Schema cannot express: references into the fleet, times, prices.
+
+Runs on schema-valid data with defaults applied. `fleet` is None when the ledger itself
+was rejected; then only the checks that do not need it run (its own errors are reported).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from scenarios.errors import Problem, format_path, show
+from scenarios.timespec import TimeSpecError, parse_datetime, parse_duration, parse_instant
+from scenarios.yamlsource import Positions, locate
+
+
+class _Report:
+    """Collects problems, each placed at the line of its field."""
+
+    def __init__(self, file: str, positions: Positions, data: dict[str, Any]) -> None:
+        self.file, self.positions, self.data = file, positions, data
+        self.problems: list[Problem] = []
+
+    def value(self, path: tuple) -> Any:
+        value: Any = self.data
+        for part in path:
+            value = value[part]
+        return value
+
+    def add(self, path: tuple, expected: str, found: str) -> None:
+        self.problems.append(Problem(self.file, format_path(path), expected, found,
+                                     *locate(self.positions, path)))
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids) if len(ids) <= 8 else ", ".join(ids[:8]) + f", ... ({len(ids)} in all)"
+
+
+def _check_time(data: dict[str, Any], rep: _Report) -> tuple[float | None, float | None]:
+    try:
+        zoneinfo.ZoneInfo(data["timezone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory name
+        rep.add(("timezone",), "an IANA time zone such as 'Asia/Shanghai'", show(data["timezone"]))
+    try:
+        start = parse_datetime(data["start"]).timestamp()
+    except TimeSpecError as exc:
+        rep.add(("start",), exc.expected, exc.found)
+        return None, None
+    return start, start + data["days"] * 86400.0
+
+
+def _instant(value: str, path: tuple, start: float, rep: _Report) -> float | None:
+    try:
+        return parse_instant(value, start)
+    except TimeSpecError as exc:
+        rep.add(path, exc.expected, exc.found)
+        return None
+
+
+def _in_run(t: float | None, path: tuple, start: float, end: float, rep: _Report) -> None:
+    if t is not None and not start <= t < end:
+        rep.add(path, "a time within the run (from start, before start + days)",
+                f"{show(rep.value(path))} outside the run")
+
+
+def _check_prices(data: dict[str, Any], start: float, selected: list[dict[str, Any]] | None,
+                  rep: _Report) -> None:
+    seen: dict[tuple[float, str], int] = {}
+    first_price: dict[str, float] = {}
+    for i, item in enumerate(data["prices"]):
+        fen = item["price"] * 100.0
+        if abs(fen - round(fen)) > 1e-6:
+            rep.add(("prices", i, "price"), "yuan per litre with at most 2 decimals (whole fen)",
+                    show(item["price"]))
+        at = _instant(item["from"], ("prices", i, "from"), start, rep)
+        if at is None:
+            continue
+        key = (at, item["grade"])
+        if key in seen:
+            rep.add(("prices", i), "one price per grade and time",
+                    f"grade {item['grade']} at {item['from']} again (first at prices[{seen[key]}])")
+        seen.setdefault(key, i)
+        first_price[item["grade"]] = min(at, first_price.get(item["grade"], at))
+    grades = sorted({t["grade"] for s in selected or [] for t in s["tanks"]})
+    for grade in grades:
+        if first_price.get(grade, float("inf")) > start:
+            found = ("its first price later, from " + _first_from(data, grade)
+                     if grade in first_price else "no price for it")
+            rep.add(("prices",), f"a price for grade {grade} from start ({data['start']}) or earlier",
+                    found)
+
+
+def _first_from(data: dict[str, Any], grade: str) -> str:
+    return min((p["from"] for p in data["prices"] if p["grade"] == grade), default="?")
+
+
+def _station(ref: str, path: tuple, by_id: dict[str, dict[str, Any]], selected_ids: list[str],
+             rep: _Report) -> dict[str, Any] | None:
+    if ref not in by_id:
+        rep.add(path, "a station id of the fleet ledger", show(ref))
+        return None
+    if ref not in selected_ids:
+        rep.add(path, f"one of the scenario's stations ({_ids(selected_ids)})", show(ref))
+        return None
+    return by_id[ref]
+
+
+def _dispenser(station: dict[str, Any], number: int, path: tuple, rep: _Report,
+               written: str | None = None) -> dict[str, Any] | None:
+    for d in station["dispensers"]:
+        if d["dispenser"] == number:
+            return d
+    have = ", ".join(str(d["dispenser"]) for d in station["dispensers"])
+    rep.add(path, f"a dispenser of station {station['station_id']} ({have})",
+            str(number) if written is None else show(written))
+    return None
+
+
+def _check_cheats(data, start, end, by_id, selected_ids, rep: _Report) -> None:
+    for i, cheat in enumerate(data["cheats"]):
+        base = ("cheats", i)
+        t0 = _instant(cheat["start"], (*base, "start"), start, rep)
+        _in_run(t0, (*base, "start"), start, end, rep)
+        if cheat["end"] is not None:
+            t1 = _instant(cheat["end"], (*base, "end"), start, rep)
+            if t0 is not None and t1 is not None and t1 <= t0:
+                rep.add((*base, "end"), f"a time after start ({cheat['start']})", show(cheat["end"]))
+        if by_id is None:
+            continue
+        station = _station(cheat["station"], (*base, "station"), by_id, selected_ids, rep)
+        if station is None:
+            continue
+        disp = _dispenser(station, cheat["dispenser"], (*base, "dispenser"), rep)
+        if disp is not None and cheat["nozzle"] > len(disp["nozzle_tanks"]):
+            rep.add((*base, "nozzle"),
+                    f"a nozzle 1..{len(disp['nozzle_tanks'])} of {station['station_id']} "
+                    f"dispenser {disp['dispenser']}", str(cheat["nozzle"]))
+
+
+def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
+    seen: dict[tuple[str, int], int] = {}
+    for i, cond in enumerate(data["tank_conditions"]):
+        base = ("tank_conditions", i)
+        key = (cond["station"], cond["tank"])
+        if key in seen:
+            rep.add(base, "one entry per station and tank",
+                    f"{cond['station']} tank {cond['tank']} again (first at tank_conditions[{seen[key]}])")
+        seen.setdefault(key, i)
+        if by_id is None:
+            continue
+        station = _station(cond["station"], (*base, "station"), by_id, selected_ids, rep)
+        if station is not None and cond["tank"] not in [t["tank"] for t in station["tanks"]]:
+            have = ", ".join(str(t["tank"]) for t in station["tanks"])
+            rep.add((*base, "tank"), f"a tank of station {station['station_id']} ({have})",
+                    str(cond["tank"]))
+
+
+def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
+    for i, fault in enumerate(data["faults"]):
+        base = ("faults", i)
+        at = _instant(fault["at"], (*base, "at"), start, rep)
+        _in_run(at, (*base, "at"), start, end, rep)
+        if parse_duration(fault["duration"]) <= 0:
+            rep.add((*base, "duration"), "a duration above zero", show(fault["duration"]))
+        device = fault["device"]
+        if device is not None and fault["kind"] != "device_silent":
+            rep.add((*base, "device"), f"no device for kind {fault['kind']} (it acts on the "
+                    "whole station)", show(device))
+        if by_id is None:
+            continue
+        station = _station(fault["station"], (*base, "station"), by_id, selected_ids, rep)
+        if station is not None and device is not None and device != "G":
+            _dispenser(station, int(device[1:]), (*base, "device"), rep, written=device)
+
+
+def _check_lists(data, by_id, selected_ids, rep: _Report) -> None:
+    for i, sid in enumerate(data["stations"] or []):
+        if sid not in by_id:
+            rep.add(("stations", i), "a station id of the fleet ledger", show(sid))
+    for i, sid in enumerate(data["rtu_stations"] or []):
+        _station(sid, ("rtu_stations", i), by_id, selected_ids, rep)
+
+
+def cross_check(data: dict[str, Any], file: str, positions: Positions,
+                fleet: list[dict[str, Any]] | None) -> list[Problem]:
+    """Problems a schema cannot see; `fleet` None skips the checks that need the ledger."""
+    rep = _Report(file, positions, data)
+    deliveries = data["deliveries"]
+    if deliveries["fill_target"] <= deliveries["reorder_fraction"]:
+        rep.add(("deliveries", "fill_target"),
+                f"a value above reorder_fraction ({deliveries['reorder_fraction']})",
+                show(deliveries["fill_target"]))
+    low, high = deliveries["lead_time_h"]
+    if low > high:
+        rep.add(("deliveries", "lead_time_h"), "[shortest, longest] with shortest <= longest",
+                f"[{low}, {high}]")
+    if 1440 % data["inventory_interval_min"]:
+        rep.add(("inventory_interval_min",), "a divisor of 1440 (so intervals align with midnight)",
+                show(data["inventory_interval_min"]))
+    start, end = _check_time(data, rep)
+    by_id = {s["station_id"]: s for s in fleet} if fleet is not None else None
+    selected_ids: list[str] = []
+    if by_id is not None:
+        wanted = set(data["stations"] or by_id)
+        selected_ids = [s["station_id"] for s in fleet if s["station_id"] in wanted]
+        _check_lists(data, by_id, selected_ids, rep)
+    if start is None or end is None:
+        return rep.problems
+    selected = [by_id[sid] for sid in selected_ids] if by_id is not None else None
+    _check_prices(data, start, selected, rep)
+    _check_cheats(data, start, end, by_id, selected_ids, rep)
+    _check_tank_conditions(data, by_id, selected_ids, rep)
+    _check_faults(data, start, end, by_id, selected_ids, rep)
+    return rep.problems
