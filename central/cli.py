@@ -1,0 +1,169 @@
+"""`forecourt platform`: the reference central platform (市级监管平台) as one process.
+
+    forecourt platform --db sqlite:///runs/platform.db --broker mqtt://127.0.0.1:1883 \\
+        --http 127.0.0.1:8080 --keys runs/keys.json \\
+        --registry scenarios/fleets/urad-middle-banner.csv [--tokens tokens.json]
+
+At start it applies pending schema migrations, imports the station registry, subscribes
+to the uplink and serves the HTTP API; then prints one JSON line to stdout
+({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
+it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from central.auth import TokenError, load_tokens
+from central.db import Database, DatabaseError, redact_url
+from central.http_api import Api, ApiServer
+from central.ingest import IngestService, parse_broker_url
+from central.keys import KeyFile, KeyFileError
+from central.migrate import MigrationError
+from central.migrate import migrate as apply_migrations
+from central.registry import RegistryError, import_registry, load_registry
+from central.resources import Context
+from central.vcf import Vcf, parse_densities
+
+log = logging.getLogger("central")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected host:port, e.g. 127.0.0.1:8080, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forecourt platform",
+                                description="Reference central platform: MQTT ingest, "
+                                            "storage, analytics and HTTP API.")
+    p.add_argument("--db", required=True,
+                   help="sqlite:///path/to/platform.db or postgresql://user@host:port/db")
+    p.add_argument("--broker", help="mqtt://host:port of the uplink broker")
+    p.add_argument("--http", type=_host_port, default=("127.0.0.1", 8080),
+                   help="host:port for the HTTP API (default 127.0.0.1:8080; port 0 = any)")
+    p.add_argument("--keys", type=Path, help="station key file (docs/uplink.md §2)")
+    p.add_argument("--registry", type=Path, help="fleet ledger CSV (站点台账)")
+    p.add_argument("--tokens", type=Path,
+                   help="API tokens JSON; default: FORECOURT_PLATFORM_TOKENS / "
+                        "FORECOURT_ADMIN_TOKEN / FORECOURT_READ_TOKEN, else generated")
+    p.add_argument("--client-id", default="fc-platform", help="MQTT client id")
+    p.add_argument("--timezone", default="Asia/Shanghai",
+                   help="zone of the reconciliation day boundaries (default Asia/Shanghai)")
+    p.add_argument("--replay-window", type=float, default=600.0,
+                   help="seconds after sent_at within which a redelivery is re-acked (600)")
+    p.add_argument("--heartbeat-timeout", type=float, default=90.0,
+                   help="seconds without a status message before a collector counts as "
+                        "off line (90)")
+    p.add_argument("--densities", default="",
+                   help="product densities at 20 °C for the VCF, e.g. 92=725,95=737,0=835")
+    p.add_argument("--max-batch", type=int, default=500,
+                   help="messages per ingest transaction at most (500)")
+    p.add_argument("--migrate-only", action="store_true",
+                   help="apply schema migrations and exit")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"forecourt platform: {message}", file=sys.stderr)
+    return 2
+
+
+def migrate(argv: list[str] | None = None) -> int:
+    """Apply pending migrations to --db and exit (0 ok, 2 error)."""
+    p = argparse.ArgumentParser(prog="forecourt platform-migrate")
+    p.add_argument("--db", required=True)
+    args = p.parse_args(argv)
+    try:
+        db = Database(args.db)
+        done = apply_migrations(db)
+    except (DatabaseError, MigrationError) as exc:
+        return _fail(str(exc))
+    print(json.dumps({"event": "migrated", "db": redact_url(args.db), "applied": done}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.migrate_only:
+        return migrate(["--db", args.db])
+    missing = [f"--{n}" for n in ("broker", "keys", "registry") if getattr(args, n) is None]
+    if missing:
+        return _fail(f"missing {', '.join(missing)} (needed unless --migrate-only)")
+    try:
+        zone = ZoneInfo(args.timezone)
+        vcf = Vcf(parse_densities(args.densities))
+        parse_broker_url(args.broker)
+        keyfile = KeyFile(args.keys)
+        registry = load_registry(args.registry)
+        tokens, generated = load_tokens(args.tokens)
+        db = Database(args.db)
+        applied = apply_migrations(db)
+        with db.borrow() as conn:
+            import_registry(conn, registry)
+    except (ZoneInfoNotFoundError, ValueError, KeyFileError, RegistryError, TokenError,
+            DatabaseError, MigrationError) as exc:
+        return _fail(str(exc))
+    if applied:
+        log.info("schema migrations applied: %s", ", ".join(applied))
+    unkeyed = sorted(s.station_id for s in registry
+                     if s.station_id not in keyfile.current().stations)
+    if unkeyed:
+        log.warning("%d registry station(s) have no key and will be rejected (unknown_kid): "
+                    "%s", len(unkeyed), ", ".join(unkeyed[:10]))
+
+    stations = {s.station_id: s for s in registry}
+    ingest = IngestService(db, args.broker, stations, keyfile, client_id=args.client_id,
+                           replay_window_s=args.replay_window, max_batch=args.max_batch)
+
+    def health() -> dict:
+        return {"mqtt_connected": ingest.connected, "mqtt_subscribed": ingest.subscribed,
+                "queue": ingest.backlog,
+                "batches": ingest.batches, "messages": ingest.messages,
+                "last_error": ingest.last_error}
+
+    ctx = Context(zone, vcf, args.heartbeat_timeout, time.time)
+    try:
+        server = ApiServer(Api(db, tokens, ctx, health), *args.http)
+    except OSError as exc:
+        return _fail(f"--http {args.http[0]}:{args.http[1]}: cannot listen ({exc.strerror})")
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    ingest.start()
+    server.start()
+    ready = {"event": "ready", "http": server.url, "db": redact_url(args.db),
+             "broker": args.broker, "stations": len(registry)}
+    if generated:
+        ready["tokens"] = generated
+    print(json.dumps(ready), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("stopping")
+        server.stop()
+        ingest.stop()
+        db.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The platform's HTTP API (docs/platform-api.md) on the standard library's
+ThreadingHTTPServer: JSON in and out, bearer tokens, JSON error bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from central import stations
+from central.auth import Principal, TokenStore
+from central.db import Database
+from central.inputs import InputError, store_tax_declaration, store_verification_record
+from central.openapi import PREFIX, openapi_document
+from central.params import ParamError
+from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, Context
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1 << 20
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error(status: int, code: str, message: str, parameter: str | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error": {"status": status, "code": code, "parameter": parameter,
+                                       "message": message}}, headers or {})
+
+
+class Api:
+    """Routing, authentication and handlers; independent of the socket server."""
+
+    def __init__(self, db: Database, tokens: TokenStore, ctx: Context,
+                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.db = db
+        self.tokens = tokens
+        self.ctx = ctx
+        self.health = health or (lambda: {})
+        self._openapi = json.dumps(openapi_document(), ensure_ascii=False).encode()
+        self.get_routes: dict[str, Callable[[Any, dict], Any]] = {
+            f"{PREFIX}/stations": lambda c, q: stations.list_stations(c, q, self.ctx),
+            f"{PREFIX}/stats/ingest": lambda c, q: {**stations.ingest_stats(c, q),
+                                                     "ingest": self.health()},
+        }
+        for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
+            self.get_routes[f"{PREFIX}/{res.name}"] = (
+                lambda c, q, r=res: r.list(c, q, self.ctx))
+        self.post_routes: dict[str, Callable[[Any, Any, Principal], Any]] = {
+            f"{PREFIX}/tax-declarations":
+                lambda c, b, p: store_tax_declaration(c, b, self.ctx.zone, p.name),
+            f"{PREFIX}/verification-records":
+                lambda c, b, p: store_verification_record(c, b, self.ctx.zone, p.name),
+        }
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes | None) -> Response:
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        try:
+            query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False,
+                             max_num_fields=100)
+        except ValueError as exc:
+            return error(400, "bad_parameter", f"query string: {exc}", "query")
+        if path == "/healthz" and method == "GET":
+            return self._healthz()
+        if path == "/openapi.json" and method == "GET":
+            return Response(200, self._openapi)
+        known = path in self.get_routes or path in self.post_routes
+        if not known:
+            return error(404, "not_found", f"no resource {path}; see /openapi.json")
+        allowed = [m for m, routes in (("GET", self.get_routes), ("POST", self.post_routes))
+                   if path in routes]
+        if method not in allowed:
+            return error(405, "method_not_allowed", f"{method} is not allowed on {path}",
+                         headers={"Allow": ", ".join(allowed)})
+        principal = self.tokens.authenticate(headers.get("Authorization"))
+        if principal is None:
+            return error(401, "unauthorized", "send Authorization: Bearer <token>",
+                         headers={"WWW-Authenticate": 'Bearer realm="forecourt"'})
+        try:
+            if method == "GET":
+                with self.db.borrow() as conn:
+                    return Response(200, self.get_routes[path](conn, query))
+            if not principal.can_write:
+                return error(403, "forbidden", f"token {principal.name!r} has role "
+                                               f"{principal.role!r}; POST needs admin")
+            if query:
+                name = next(iter(query))
+                return error(400, "bad_parameter", "POST takes no query parameters", name)
+            ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return error(415, "unsupported_media_type",
+                             f"send Content-Type: application/json (got {ctype or 'none'})")
+            if body is None:
+                return error(413, "too_large", f"body larger than {MAX_BODY} bytes")
+            try:
+                doc = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                return error(400, "bad_body", f"not JSON: {exc}", "body")
+            with self.db.borrow() as conn, conn.transaction():
+                return Response(201, self.post_routes[path](conn, doc, principal))
+        except ParamError as exc:
+            return error(exc.status, "bad_parameter", exc.message, exc.parameter)
+        except InputError as exc:
+            code = "conflict" if exc.status == 409 else "bad_body"
+            return error(exc.status, code, exc.message, exc.field)
+        except Exception:
+            log.exception("%s %s failed", method, target)
+            return error(500, "internal_error", "the platform failed; see its log")
+
+    def _healthz(self) -> Response:
+        info = dict(self.health())
+        try:
+            with self.db.borrow() as conn:
+                conn.query_one("SELECT 1")
+            info["database"] = True
+        except Exception as exc:
+            info["database"] = False
+            info["database_error"] = str(exc)[:200]
+        info["status"] = "ok" if info["database"] else "degraded"
+        return Response(200 if info["database"] else 503, info)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "forecourt-platform/1"
+    api: Api  # set on the subclass made by ApiServer
+
+    def _serve(self, method: str) -> None:
+        body: bytes | None = b""
+        length = self.headers.get("Content-Length")
+        if length:
+            try:
+                n = int(length)
+            except ValueError:
+                n = -1
+            if n < 0:
+                self._send(error(400, "bad_request", "bad Content-Length"), close=True)
+                return
+            if n > MAX_BODY:
+                body = None
+                self.close_connection = True  # do not read a huge body
+            else:
+                body = self.rfile.read(n)
+        self._send(self.api.handle(method, self.path, self.headers, body))
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._serve("PATCH")
+
+    def _send(self, resp: Response, close: bool = False) -> None:
+        payload = resp.body if isinstance(resp.body, bytes) else json.dumps(
+            resp.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.send_response(resp.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class ApiServer:
+    """The API on a ThreadingHTTPServer in a background thread."""
+
+    def __init__(self, api: Api, host: str, port: int) -> None:
+        handler = type("Handler", (_Handler,), {"api": api})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+    def start(self) -> ApiServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http-api",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout)
+

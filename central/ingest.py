@@ -1,0 +1,248 @@
+"""MQTT ingest service: a persistent-session paho subscriber and one batch worker.
+
+The paho network thread only queues messages. The worker takes what has arrived (up to
+`max_batch` messages), processes it in one database transaction (`central.store`), and
+only after the commit publishes the signed platform acks and then sends the broker's
+PUBACKs (paho `manual_ack=True`). A crash at any point therefore loses nothing: an
+uncommitted message is redelivered by the broker (persistent session, QoS 1), a
+committed one whose ack was lost is resent by the collector and acknowledged as duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+import paho.mqtt.client as mqtt
+
+from central.checks import Inbound
+from central.db import Conn, Database, operational_errors
+from central.keys import KeyFile
+from central.registry import Station
+from central.store import Ingestor, Outcome
+from central.topics import SUBSCRIPTIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """`mqtt://[user[:password]@]host[:port]` (default port 1883)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise ValueError(f"--broker {url!r}: expected mqtt://host:port")
+    try:
+        port = parsed.port or 1883
+    except ValueError:
+        raise ValueError(f"--broker {url!r}: the port must be a number 1..65535") from None
+    return BrokerAddress(parsed.hostname, port,
+                         unquote(parsed.username) if parsed.username else None,
+                         unquote(parsed.password) if parsed.password else None)
+
+
+@dataclass(frozen=True)
+class _Received:
+    inbound: Inbound
+    mid: int
+    qos: int
+    epoch: int  # session epoch at receipt (see IngestService._on_connect)
+
+
+class IngestService:
+    def __init__(self, db: Database, broker_url: str, stations: Mapping[str, Station],
+                 keyfile: KeyFile, *, client_id: str = "fc-platform",
+                 replay_window_s: float = 600.0, max_batch: int = 500,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.address = parse_broker_url(broker_url)
+        self.stations = stations
+        self.keyfile = keyfile
+        self.replay_window_s = replay_window_s
+        self.max_batch = max_batch
+        self.clock = clock
+        self._queue: queue.Queue[_Received] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._epoch = 0
+        self.batches = 0
+        self.messages = 0
+        self.last_error: str | None = None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=False, protocol=mqtt.MQTTv311,
+                                  manual_ack=True)
+        if self.address.username:
+            self.client.username_pw_set(self.address.username, self.address.password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=15)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> IngestService:
+        self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
+        self._worker.start()
+        self.client.connect_async(self.address.host, self.address.port, keepalive=30)
+        self.client.loop_start()
+        return self
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self._subscribed.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand, then disconnect; queued messages stay at the broker."""
+        self._stop.set()
+        if self._worker:
+            self._worker.join(timeout)
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _ud: object, flags: mqtt.ConnectFlags,
+                    reason: object, _props: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker %s:%d refused the connection: %s", self.address.host,
+                      self.address.port, reason)
+            return
+        if not flags.session_present:
+            # Packet ids of messages received before belong to a session the broker no
+            # longer has: never PUBACK them on this connection.
+            self._epoch += 1
+        self._connected.set()
+        log.info("connected to mqtt://%s:%d (session present: %s)", self.address.host,
+                 self.address.port, flags.session_present)
+        client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, reasons: list,
+                      _props: object) -> None:
+        failed = [r for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            log.error("subscription refused by the broker: %s", failed)
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: object, _flags: object, reason: object,
+                       _props: object) -> None:
+        self._connected.clear()
+        self._subscribed.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _ud: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", errors="replace")  # rejected as bad_topic
+        self._queue.put(_Received(Inbound(topic, bytes(message.payload), self.clock(),
+                                          bool(message.retain)),
+                                  message.mid, message.qos, self._epoch))
+
+    # -- worker ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        conn: Conn | None = None
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                conn, outcomes = self._process(conn, batch)
+                if outcomes is None:  # stopping while the database is unavailable
+                    break
+                self._publish(batch, outcomes)
+            except Exception:  # a platform bug must not kill ingest; unacked = redelivered
+                log.exception("ingest worker: batch of %d dropped without PUBACK", len(batch))
+                self.last_error = "internal error in the ingest worker; see the log"
+                if conn is not None:
+                    conn.close()
+                    conn = None
+        if conn is not None:
+            conn.close()
+
+    def _process(self, conn: Conn | None,
+                 batch: list[_Received]) -> tuple[Conn | None, list[Outcome] | None]:
+        inbound = [r.inbound for r in batch]
+        delay = 0.1
+        while True:
+            try:
+                if conn is None:
+                    conn = self.db.connect()
+                ingestor = Ingestor(conn, self.stations, self.keyfile.current,
+                                    self.replay_window_s, self.clock)
+                try:
+                    outcomes = ingestor.process(inbound)
+                except operational_errors():
+                    raise
+                except Exception as exc:  # isolate the message that breaks the batch
+                    log.exception("batch of %d failed (%s); processing one by one",
+                                  len(inbound), exc)
+                    outcomes = [self._one(ingestor, m) for m in inbound]
+                self.batches += 1
+                self.messages += len(inbound)
+                self.last_error = None
+                return conn, outcomes
+            except operational_errors() as exc:
+                self.last_error = f"database unavailable: {exc}"
+                log.error("%s; retrying in %.1f s", self.last_error, delay)
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if self._stop.wait(delay):
+                    return None, None
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    def _one(ingestor: Ingestor, msg: Inbound) -> Outcome:
+        try:
+            return ingestor.process([msg])[0]
+        except operational_errors():
+            raise
+        except Exception as exc:
+            ingestor.conn.rollback_quietly()
+            return ingestor.reject_internal(msg, f"{type(exc).__name__}: {exc}")
+
+    def _publish(self, batch: list[_Received], outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.ack is not None:
+                topic, payload = outcome.ack
+                info = self.client.publish(topic, payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:  # the collector resends; we re-ack
+                    log.warning("ack on %s not queued: %s", topic, mqtt.error_string(info.rc))
+        epoch = self._epoch
+        for r in batch:
+            if r.qos > 0 and r.epoch == epoch:
+                self.client.ack(r.mid, r.qos)

@@ -1,0 +1,165 @@
+"""The OpenAPI 3.1 document of the platform API, built from the same resource definitions
+that answer the requests (so the document cannot drift from the behaviour)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from central import stations
+from central.inputs import TAX_DECLARATION_SCHEMA, VERIFICATION_RECORD_SCHEMA
+from central.params import DEFAULT_LIMIT, MAX_LIMIT
+from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ComputedResource, TableResource
+
+API_VERSION = "1.0.0"
+PREFIX = "/api/v1"
+
+_COMMON: dict[str, dict[str, Any]] = {
+    "station_id": {"name": "station_id", "in": "query", "required": False,
+                   "description": "only this station",
+                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}},
+    "from": {"name": "from", "in": "query", "required": False,
+             "description": "inclusive lower bound of the resource's time field: epoch "
+                            "seconds or ISO 8601 (a date or date-time; no offset = platform "
+                            "time zone, Asia/Shanghai by default)",
+             "schema": {"type": "string"}},
+    "to": {"name": "to", "in": "query", "required": False,
+           "description": "exclusive upper bound of the time field (same formats as from)",
+           "schema": {"type": "string"}},
+    "limit": {"name": "limit", "in": "query", "required": False,
+              "description": f"page size, default {DEFAULT_LIMIT}",
+              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+    "cursor": {"name": "cursor", "in": "query", "required": False,
+               "description": "opaque next_cursor of the previous page; only valid with the "
+                              "same filters",
+               "schema": {"type": "string"}},
+}
+
+_ERRORS = {
+    "400": {"description": "bad parameter or body; error.parameter names it",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "401": {"description": "no or unknown bearer token",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+}
+
+
+def _page(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {"items": {"type": "array", "items": item},
+                           "next_cursor": {"type": ["string", "null"],
+                                           "description": "null on the last page"}}}
+
+
+def _schema_name(name: str) -> str:
+    return "".join(p.capitalize() for p in name.replace("/", "-").split("-"))
+
+
+def _list_operation(res: TableResource | ComputedResource, schema_ref: str) -> dict[str, Any]:
+    params = [dict(_COMMON[p]) for p in res.params if p in _COMMON]
+    for p in params:
+        if p["name"] in ("from", "to"):
+            p["description"] = f"{p['description']}; applies to {res.time_doc}"
+    params += [{"name": f.name, "in": "query", "required": False, "description": f.description,
+                "schema": f.schema()} for f in res.filters]
+    return {
+        "summary": res.summary,
+        "operationId": f"list{_schema_name(res.name)}",
+        "security": [{"bearer": []}],
+        "parameters": params,
+        "responses": {"200": {"description": "one page",
+                              "content": {"application/json": {"schema": _page(
+                                  {"$ref": schema_ref})}}}, **_ERRORS},
+    }
+
+
+def _post_operation(name: str, body_ref: str, summary: str) -> dict[str, Any]:
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "summary": summary,
+        "operationId": f"create{_schema_name(name)}",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": body_ref}}}},
+        "responses": {
+            "201": {"description": "stored; the body is echoed with its new id",
+                    "content": {"application/json": {"schema": {"type": "object",
+                                                                "required": ["id"]}}}},
+            **_ERRORS,
+            "403": {"description": "the token's role is read-only", **err},
+            "409": {"description": "already stored (same reference)", **err},
+            "413": {"description": "body larger than 1 MiB", **err},
+            "415": {"description": "Content-Type is not application/json", **err},
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["status", "code", "message"],
+            "properties": {"status": {"type": "integer"}, "code": {"type": "string"},
+                           "parameter": {"type": ["string", "null"],
+                                         "description": "query parameter or body field "
+                                                        "(JSON path) at fault"},
+                           "message": {"type": "string"}}}}},
+        "Station": stations.STATION_ITEM,
+        "IngestStats": stations.STATS_ITEM,
+        "TaxDeclarationInput": {k: v for k, v in TAX_DECLARATION_SCHEMA.items()
+                                if k != "$schema"},
+        "VerificationRecordInput": {k: v for k, v in VERIFICATION_RECORD_SCHEMA.items()
+                                    if k != "$schema"},
+    }
+    paths: dict[str, Any] = {
+        "/healthz": {"get": {"summary": "liveness and readiness (no token needed)",
+                             "operationId": "health", "security": [],
+                             "responses": {"200": {"description": "up", "content": {
+                                 "application/json": {"schema": {"type": "object"}}}},
+                                 "503": {"description": "database unavailable"}}}},
+        "/openapi.json": {"get": {"summary": "this document (no token needed)",
+                                  "operationId": "openapi", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        f"{PREFIX}/stations": {"get": {
+            "summary": "Station registry (站点台账) with collector and per-device on-line "
+                       "state and last-seen device time",
+            "operationId": "listStations", "security": [{"bearer": []}],
+            "parameters": [_COMMON["station_id"],
+                           {"name": "town", "in": "query", "schema": {"type": "string"}},
+                           {"name": "ownership", "in": "query",
+                            "schema": {"enum": ["private", "state"]}},
+                           _COMMON["limit"], _COMMON["cursor"]],
+            "responses": {"200": {"description": "one page", "content": {"application/json": {
+                "schema": _page({"$ref": "#/components/schemas/Station"})}}}, **_ERRORS}}},
+        f"{PREFIX}/stats/ingest": {"get": {
+            "summary": "Ingest counters: records accepted and duplicate, messages rejected "
+                       "by reason (persisted)",
+            "operationId": "ingestStats", "security": [{"bearer": []}],
+            "parameters": [_COMMON["station_id"]],
+            "responses": {"200": {"description": "counters", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/IngestStats"}}}}, **_ERRORS}}},
+    }
+    for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
+        name = _schema_name(res.name)
+        schemas[name] = res.item_schema()
+        paths[f"{PREFIX}/{res.name}"] = {"get": _list_operation(res,
+                                                                f"#/components/schemas/{name}")}
+    paths[f"{PREFIX}/tax-declarations"]["post"] = _post_operation(
+        "tax-declarations", "#/components/schemas/TaxDeclarationInput",
+        "Store a tax declaration (admin)")
+    paths[f"{PREFIX}/verification-records"]["post"] = _post_operation(
+        "verification-records", "#/components/schemas/VerificationRecordInput",
+        "Store a metrology verification or maintenance record (admin)")
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {"title": "Forecourt reference platform API (市级监管平台)",
+                 "version": API_VERSION,
+                 "description": "The HTTP API a supervision platform offers the acceptance "
+                                "harness; see docs/platform-api.md. Volumes in mL, money in "
+                                "fen, levels in µm, temperatures in m°C, times in epoch "
+                                "seconds."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": schemas},
+        "paths": paths,
+    }

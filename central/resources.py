@@ -1,0 +1,486 @@
+"""The API's list resources: filters, keyset pagination and item schemas, defined once and
+used both to answer requests and to write the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from central.continuity import station_continuity
+from central.db import Conn
+from central.params import (
+    ParamError,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    parse_int,
+    parse_limit,
+    parse_time,
+    single,
+)
+from central.reconciliation import reconcile_station
+from central.topics import DEVICE_RE, STATION_RE
+from central.vcf import Vcf
+
+COMMON_PARAMS = ("station_id", "from", "to", "limit", "cursor")
+
+
+@dataclass(frozen=True)
+class Context:
+    zone: ZoneInfo
+    vcf: Vcf
+    heartbeat_timeout_s: float
+    now: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # integer | number | string | json (stored as text, returned parsed)
+    description: str = ""
+    nullable: bool = False
+    sql: str | None = None  # SQL column when it differs from `name`
+
+    def schema(self) -> dict[str, Any]:
+        base: dict[str, Any] = ({} if self.type == "json" else {"type": self.type})
+        if self.nullable and self.type != "json":
+            base["type"] = [self.type, "null"]
+        if self.description:
+            base["description"] = self.description
+        return base
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    column: str
+    kind: str  # "int" | "text" | "device" | "enum"
+    description: str
+    choices: tuple[str, ...] = ()
+    lo: int = 0
+    hi: int = 65535
+
+    def parse(self, text: str) -> Any:
+        if self.kind == "int":
+            return parse_int(text, self.name, self.lo, self.hi)
+        if self.kind == "device" and not DEVICE_RE.fullmatch(text):
+            raise ParamError(self.name, f"expected G or D<n>, found {text!r}")
+        if self.kind == "enum" and text not in self.choices:
+            raise ParamError(self.name, f"expected one of {list(self.choices)}, found {text!r}")
+        if len(text) > 200:
+            raise ParamError(self.name, "longer than 200 characters")
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        if self.kind == "int":
+            return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+        if self.kind == "enum":
+            return {"type": "string", "enum": list(self.choices)}
+        if self.kind == "device":
+            return {"type": "string", "pattern": DEVICE_RE.pattern}
+        return {"type": "string", "maxLength": 200}
+
+
+def station_param(query: Mapping[str, list[str]]) -> str | None:
+    sid = single(query, "station_id")
+    if sid is not None and not STATION_RE.fullmatch(sid):
+        raise ParamError("station_id", f"expected ^[A-Za-z0-9_-]{{1,32}}$, found {sid[:40]!r}")
+    return sid
+
+
+def check_known_params(query: Mapping[str, list[str]], allowed: tuple[str, ...]) -> None:
+    for name in query:
+        if name not in allowed:
+            raise ParamError(name, f"unknown query parameter; this endpoint takes "
+                                   f"{', '.join(allowed)}")
+
+
+def _time_range(query: Mapping[str, list[str]], zone: ZoneInfo) -> tuple[float | None,
+                                                                        float | None]:
+    t_from = single(query, "from")
+    t_to = single(query, "to")
+    lo = parse_time(t_from, "from", zone) if t_from is not None else None
+    hi = parse_time(t_to, "to", zone) if t_to is not None else None
+    if lo is not None and hi is not None and hi < lo:
+        raise ParamError("to", "is before from")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class TableResource:
+    """A stored table listed in (time, id) order with keyset pagination."""
+
+    name: str
+    table: str
+    summary: str
+    time_column: str
+    time_doc: str
+    id_column: str
+    columns: tuple[Column, ...]
+    filters: tuple[Filter, ...] = ()
+    station_scoped: bool = True
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return COMMON_PARAMS + tuple(f.name for f in self.filters)
+
+    def item_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False,
+                "required": [c.name for c in self.columns],
+                "properties": {c.name: c.schema() for c in self.columns}}
+
+    def list(self, conn: Conn, query: Mapping[str, list[str]], ctx: Context) -> dict[str, Any]:
+        check_known_params(query, self.params)
+        limit = parse_limit(single(query, "limit"))
+        clauses: list[str] = []
+        args: list[Any] = []
+        filters: dict[str, Any] = {}
+        sid = station_param(query)
+        if sid is not None:
+            clauses.append("station_id = ?")
+            args.append(sid)
+            filters["station_id"] = sid
+        lo, hi = _time_range(query, ctx.zone)
+        if lo is not None:
+            clauses.append(f"{self.time_column} >= ?")
+            args.append(lo)
+            filters["from"] = lo
+        if hi is not None:
+            clauses.append(f"{self.time_column} < ?")
+            args.append(hi)
+            filters["to"] = hi
+        for f in self.filters:
+            text = single(query, f.name)
+            if text is not None:
+                value = f.parse(text)
+                clauses.append(f"{f.column} = ?")
+                args.append(value)
+                filters[f.name] = value
+        fp = fingerprint({"resource": self.name, **filters})
+        cursor = single(query, "cursor")
+        if cursor is not None:
+            position = decode_cursor(cursor, fp)
+            if (len(position) != 2 or not isinstance(position[0], int | float)
+                    or isinstance(position[0], bool) or not isinstance(position[1], str)):
+                raise ParamError("cursor", "not a cursor returned by this API")
+            clauses.append(f"({self.time_column}, {self.id_column}) > (?, ?)")
+            args.extend(position)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        cols = ", ".join(c.sql or c.name for c in self.columns)
+        rows = conn.query(f"SELECT {cols}, {self.time_column}, {self.id_column} FROM "
+                          f"{self.table} {where} ORDER BY {self.time_column}, {self.id_column} "
+                          f"LIMIT ?", [*args, limit + 1])
+        items = [self._item(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor([last[-2], last[-1]], fp)
+        return {"items": items, "next_cursor": next_cursor}
+
+    def _item(self, row: tuple) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for col, value in zip(self.columns, row, strict=False):
+            if col.type == "json":
+                value = json.loads(value) if value is not None else None
+            elif col.type == "integer" and value is not None:
+                value = int(value)
+            elif col.type == "number" and value is not None:
+                value = float(value)
+            out[col.name] = value
+        return out
+
+
+def _c(name: str, type_: str, description: str = "", nullable: bool = False,
+       sql: str | None = None) -> Column:
+    return Column(name, type_, description, nullable, sql)
+
+
+_RECORD_TAIL = (
+    _c("collected_at", "number", "collector wall clock when it read the record, epoch s"),
+    _c("received_at", "number", "platform wall clock when it stored the record, epoch s"),
+    _c("msg_seq", "integer", "msg_seq of the uplink message that delivered it first"),
+)
+_RECORD_HEAD = (
+    _c("key", "string", "idempotency key <station_id>/<device>/<stream>/<seq>/<device_time>"),
+    _c("station_id", "string"), _c("device", "string", "G or D<n>"),
+    _c("seq", "integer", "device FIFO sequence number (16-bit, wraps)"),
+)
+_DEVICE = Filter("device", "device", "device", "device key, G or D<n>")
+_TANK = Filter("tank", "tank", "int", "tank number", lo=1, hi=99)
+
+TRANSACTIONS = TableResource(
+    "transactions", "transactions", "Transactions (加油交易), exactly once each",
+    "end_time", "end_time (device clock)", "key",
+    _RECORD_HEAD + (
+        _c("nozzle", "integer"), _c("grade", "string", "92, 95, 0 …"), _c("tank", "integer"),
+        _c("start_time", "integer", "device clock, epoch s"),
+        _c("end_time", "integer", "device clock, epoch s"),
+        _c("volume_ml", "integer"), _c("amount_fen", "integer"),
+        _c("unit_price_fen", "integer", "fen per litre"),
+        _c("volume_total_ml", "integer", "volume totalizer after the fill"),
+        _c("amount_total_fen", "integer", "amount totalizer after the fill"),
+    ) + _RECORD_TAIL,
+    (_DEVICE, Filter("nozzle", "nozzle", "int", "nozzle number", lo=1, hi=99), _TANK,
+     Filter("grade", "grade", "text", "fuel grade")))
+
+INVENTORY = TableResource(
+    "inventory", "inventory", "Periodic tank inventory readings (库存)",
+    "device_time", "device_time (device clock)", "key",
+    _RECORD_HEAD + (
+        _c("tank", "integer"), _c("device_time", "integer", "device clock, epoch s"),
+        _c("product_level_um", "integer"), _c("water_level_um", "integer"),
+        _c("temperature_mc", "integer", "m°C"), _c("gross_volume_ml", "integer"),
+        _c("volume_20c_ml", "integer"), _c("ullage_ml", "integer"),
+        _c("water_volume_ml", "integer"),
+    ) + _RECORD_TAIL,
+    (_DEVICE, _TANK))
+
+DELIVERIES = TableResource(
+    "deliveries", "deliveries", "Deliveries (卸油) detected by the tank gauge",
+    "end_time", "end_time (device clock)", "key",
+    _RECORD_HEAD + (
+        _c("tank", "integer"), _c("start_time", "integer"), _c("end_time", "integer"),
+        _c("start_gross_volume_ml", "integer"), _c("start_volume_20c_ml", "integer"),
+        _c("end_gross_volume_ml", "integer"), _c("end_volume_20c_ml", "integer"),
+        _c("start_temperature_mc", "integer"), _c("end_temperature_mc", "integer"),
+        _c("start_level_um", "integer"), _c("end_level_um", "integer"),
+    ) + _RECORD_TAIL,
+    (_DEVICE, _TANK))
+
+EVENTS = TableResource(
+    "events", "events", "Device events (事件): price changes, seals, parts, power, faults",
+    "device_time", "device_time (device clock)", "key",
+    _RECORD_HEAD + (
+        _c("code", "integer", "event code of the device profile"),
+        _c("unit", "integer", "nozzle or tank; 0 = whole device"),
+        _c("device_time", "integer", "device clock, epoch s"),
+        _c("value_old_e4", "integer", "old value × 10⁴"),
+        _c("value_new_e4", "integer", "new value × 10⁴"),
+    ) + _RECORD_TAIL,
+    (_DEVICE, Filter("code", "code", "int", "event code", lo=0, hi=65535)))
+
+ALERTS = TableResource(
+    "alerts", "alerts", "Alerts (预警) raised by the platform's detectors",
+    "raised_at", "raised_at (device clock of the evidence)", "id",
+    (_c("id", "string"), _c("station_id", "string"), _c("kind", "string"),
+     _c("severity", "string", "info | warning | critical"),
+     _c("raised_at", "number", "epoch s"), _c("device", "string", nullable=True),
+     _c("nozzle", "integer", nullable=True), _c("tank", "integer", nullable=True),
+     _c("title", "string"), _c("detail", "string"),
+     _c("evidence", "json", "detector-specific evidence", sql="evidence_json"),
+     _c("status", "string", "open | acknowledged | closed"),
+     _c("created_at", "number", "platform wall clock, epoch s")),
+    (Filter("kind", "kind", "text", "alert kind"),
+     Filter("severity", "severity", "enum", "severity",
+            choices=("info", "warning", "critical")),
+     Filter("status", "status", "enum", "status", choices=("open", "acknowledged", "closed")),
+     _DEVICE, Filter("nozzle", "nozzle", "int", "nozzle", lo=1, hi=99), _TANK))
+
+REJECTIONS = TableResource(
+    "ingest/rejections", "ingest_rejections",
+    "Rejected uplink messages and records, with the reason (never stored as data)",
+    "received_at", "received_at (platform wall clock)", "id",
+    (_c("id", "string"), _c("received_at", "number"), _c("topic", "string"),
+     _c("station_id", "string", "registered station it is attributed to, or empty"),
+     _c("scope", "string", "message | record"),
+     _c("record_key", "string", nullable=True), _c("reason", "string"),
+     _c("detail", "string"), _c("payload_sha256", "string"),
+     _c("payload_excerpt", "string", "first 512 bytes, UTF-8 with replacement")),
+    (Filter("reason", "reason", "text", "rejection reason"),
+     Filter("scope", "scope", "enum", "message or record", choices=("message", "record"))))
+
+TAX_DECLARATIONS = TableResource(
+    "tax-declarations", "tax_declarations", "Tax declarations (纳税申报) received",
+    "period_start_epoch", "start of period_start (local midnight)", "id",
+    (_c("id", "string"), _c("station_id", "string"), _c("period_start", "string"),
+     _c("period_end", "string"), _c("grade", "string", nullable=True),
+     _c("declared_volume_ml", "integer", nullable=True),
+     _c("declared_sales_fen", "integer"), _c("declared_tax_fen", "integer", nullable=True),
+     _c("reference", "string", nullable=True),
+     _c("body", "json", "the declaration as submitted", sql="body_json"),
+     _c("created_at", "number"), _c("created_by", "string")))
+
+VERIFICATION_RECORDS = TableResource(
+    "verification-records", "verification_records",
+    "Metrology verification and maintenance records (检定/维修记录) received",
+    "performed_at", "performed_at", "id",
+    (_c("id", "string"), _c("station_id", "string"), _c("device", "string"),
+     _c("nozzle", "integer", nullable=True), _c("tank", "integer", nullable=True),
+     _c("kind", "string"), _c("performed_at", "number", "epoch s"),
+     _c("valid_until", "string", nullable=True), _c("result", "string", nullable=True),
+     _c("certificate_no", "string", nullable=True), _c("organisation", "string"),
+     _c("fully_signed", "integer", "1 if all three parties signed"),
+     _c("body", "json", "the record as submitted", sql="body_json"),
+     _c("created_at", "number"), _c("created_by", "string")),
+    (_DEVICE, Filter("kind", "kind", "text", "record kind")))
+
+TABLE_RESOURCES = (TRANSACTIONS, INVENTORY, DELIVERIES, EVENTS, ALERTS, REJECTIONS,
+                   TAX_DECLARATIONS, VERIFICATION_RECORDS)
+
+
+# -- computed resources, paginated per station ---------------------------------------------
+@dataclass(frozen=True)
+class ComputedResource:
+    name: str
+    summary: str
+    time_doc: str
+    item: dict[str, Any]
+    sort_key: Callable[[dict[str, Any]], list[Any]]
+    compute: Callable[[Conn, str, dict[str, Any], Context], list[dict[str, Any]]]
+    filters: tuple[Filter, ...] = field(default=())
+    has_time: bool = True
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        base = COMMON_PARAMS if self.has_time else ("station_id", "limit", "cursor")
+        return base + tuple(f.name for f in self.filters)
+
+    def item_schema(self) -> dict[str, Any]:
+        return self.item
+
+    def list(self, conn: Conn, query: Mapping[str, list[str]], ctx: Context) -> dict[str, Any]:
+        check_known_params(query, self.params)
+        limit = parse_limit(single(query, "limit"))
+        sid = station_param(query)
+        opts: dict[str, Any] = {}
+        if self.has_time:
+            opts["from"], opts["to"] = _time_range(query, ctx.zone)
+        for f in self.filters:
+            text = single(query, f.name)
+            opts[f.name] = f.parse(text) if text is not None else None
+        fp = fingerprint({"resource": self.name, "station_id": sid, **opts})
+        cursor = single(query, "cursor")
+        after = decode_cursor(cursor, fp) if cursor is not None else None
+        if sid is not None:
+            stations = [sid]
+        else:
+            stations = [r[0] for r in conn.query(
+                "SELECT station_id FROM stations ORDER BY station_id")]
+        if after is not None:
+            if not after or not isinstance(after[0], str):
+                raise ParamError("cursor", "not a cursor returned by this API")
+            stations = [s for s in stations if s >= after[0]]
+        items: list[dict[str, Any]] = []
+        more = False
+        for station in stations:
+            rows = self.compute(conn, station, opts, ctx)
+            for row in rows:
+                key = self.sort_key(row)
+                try:
+                    if after is not None and key <= after:
+                        continue
+                except TypeError:
+                    raise ParamError("cursor", "not a cursor returned by this API") from None
+                if len(items) == limit:
+                    more = True
+                    break
+                items.append(row)
+            if more:
+                break
+        next_cursor = encode_cursor(self.sort_key(items[-1]), fp) if more else None
+        return {"items": items, "next_cursor": next_cursor}
+
+
+def _reconciliation(conn: Conn, station: str, opts: dict[str, Any],
+                    ctx: Context) -> list[dict[str, Any]]:
+    rows = reconcile_station(conn, station, ctx.zone, ctx.vcf)
+    lo, hi, tank = opts.get("from"), opts.get("to"), opts.get("tank")
+    return [r for r in rows
+            if (lo is None or r["day_start"] >= lo) and (hi is None or r["day_start"] < hi)
+            and (tank is None or r["tank"] == tank)]
+
+
+def _continuity(conn: Conn, station: str, opts: dict[str, Any],
+                ctx: Context) -> list[dict[str, Any]]:
+    return station_continuity(conn, station, opts.get("device"), opts.get("from"),
+                              opts.get("to"))
+
+
+def _int(desc: str = "", nullable: bool = False) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": ["integer", "null"] if nullable else "integer"}
+    if desc:
+        d["description"] = desc
+    return d
+
+
+_PCT = {"type": ["number", "null"], "description": "percent; null when sales are 0"}
+
+RECONCILIATION_ITEM: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "station_id": {"type": "string"}, "tank": _int(),
+        "grade": {"type": ["string", "null"]},
+        "day": {"type": "string", "format": "date", "description": "local date"},
+        "day_start": _int("epoch s of local midnight"), "day_end": _int("epoch s"),
+        "opening_time": _int("device time of the opening reading"),
+        "opening_volume_20c_ml": _int(), "closing_time": _int(),
+        "closing_volume_20c_ml": _int(),
+        "readings": _int("inventory readings after the opening up to the closing"),
+        "transactions": _int(), "sales_ml": _int("metered volume"),
+        "sales_20c_ml": _int("sales converted to 20 °C"), "deliveries": _int(),
+        "deliveries_20c_ml": _int("gauge-observed delivered volume at 20 °C"),
+        "variance_ml": _int("opening + deliveries − sales − closing; positive = missing"),
+        "variance_pct_of_sales": _PCT, "cumulative_sales_20c_ml": _int(),
+        "cumulative_variance_ml": _int(), "cumulative_variance_pct_of_sales": _PCT,
+    },
+}
+RECONCILIATION_ITEM["required"] = list(RECONCILIATION_ITEM["properties"])
+
+_BREAK = {"type": "object", "properties": {
+    "after_key": {"type": "string"}, "key": {"type": "string"},
+    "expected_volume_total_ml": _int(), "found_volume_total_ml": _int(),
+    "volume_gap_ml": _int(), "expected_amount_total_fen": _int(),
+    "found_amount_total_fen": _int(), "amount_gap_fen": _int()}}
+_GAP = {"type": "object", "properties": {
+    "kind": {"enum": ["gap", "repeat", "out_of_order"]}, "after_key": {"type": "string"},
+    "key": {"type": "string"}, "after_seq": _int(), "seq": _int(),
+    "missing": _int("records missing between the two (gap only)")}}
+CONTINUITY_ITEM: dict[str, Any] = {
+    "oneOf": [
+        {"type": "object", "description": "totalizer continuity of one nozzle",
+         "required": ["check", "station_id", "device", "nozzle", "transactions", "break_count",
+                      "breaks", "continuous"],
+         "properties": {
+             "check": {"const": "totalizer"}, "station_id": {"type": "string"},
+             "device": {"type": "string"}, "nozzle": _int(), "transactions": _int(),
+             "first_time": _int(), "last_time": _int(), "volume_sum_ml": _int(),
+             "volume_total_start_ml": _int(), "volume_total_end_ml": _int(),
+             "volume_totalizer_delta_ml": _int(),
+             "volume_unexplained_ml": _int("totalizer delta − Σ volume"),
+             "amount_sum_fen": _int(), "amount_total_start_fen": _int(),
+             "amount_total_end_fen": _int(), "amount_totalizer_delta_fen": _int(),
+             "amount_unexplained_fen": _int(), "break_count": _int(),
+             "breaks_volume_gap_ml": _int(), "breaks_amount_gap_fen": _int(),
+             "breaks": {"type": "array", "items": _BREAK, "maxItems": 1000},
+             "continuous": {"type": "boolean"}}},
+        {"type": "object", "description": "sequence continuity of one device stream",
+         "required": ["check", "station_id", "device", "stream", "records", "gap_count",
+                      "missing_records", "gaps", "continuous"],
+         "properties": {
+             "check": {"const": "sequence"}, "station_id": {"type": "string"},
+             "device": {"type": "string"},
+             "stream": {"enum": ["transactions", "inventory", "deliveries", "events"]},
+             "records": _int(), "first_time": _int(), "last_time": _int(),
+             "first_seq": _int(), "last_seq": _int(), "gap_count": _int(),
+             "missing_records": _int(), "out_of_order": _int(), "repeated": _int(),
+             "gaps": {"type": "array", "items": _GAP, "maxItems": 1000},
+             "continuous": {"type": "boolean"}}},
+    ]
+}
+
+RECONCILIATION = ComputedResource(
+    "reconciliation", "Daily wetstock reconciliation per tank at 20 °C (进销存日对账)",
+    "day_start (local midnight of the day)", RECONCILIATION_ITEM,
+    lambda r: [r["station_id"], r["tank"], r["day"]], _reconciliation, (_TANK,))
+
+CONTINUITY = ComputedResource(
+    "totalizer-continuity",
+    "Totalizer continuity per nozzle and sequence continuity per device stream",
+    "end_time of transactions / device_time of records", CONTINUITY_ITEM,
+    lambda r: [r["station_id"], r["device"], r["check"], r.get("nozzle", 0),
+               r.get("stream", "")], _continuity, (_DEVICE,))
+
+COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY)

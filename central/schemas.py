@@ -1,0 +1,66 @@
+"""Validation against the published uplink JSON Schemas (central/uplink_schemas/).
+
+JSON Schema's "integer" admits 1.0; the uplink carries exact integers, so here an
+integer must be a JSON integer literal (and never a boolean).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import best_match
+
+from central.fastcheck import compile_schema
+
+SCHEMA_DIR = Path(__file__).with_name("uplink_schemas")
+KINDS = ("transaction", "inventory", "delivery", "event", "heartbeat", "online", "ack")
+
+
+def _strict_integer(_checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer)
+StrictValidator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+
+
+@cache
+def schema(kind: str) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise KeyError(f"no uplink schema for message kind {kind!r}; kinds: {KINDS}")
+    return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def validator(kind: str) -> Any:
+    s = schema(kind)
+    Draft202012Validator.check_schema(s)
+    return StrictValidator(s)
+
+
+@cache
+def fast(kind: str) -> Any:
+    return compile_schema(schema(kind))
+
+
+def json_path(path: Any) -> str:
+    """A jsonschema error path as `records[3].volume_ml` (`$` for the top level)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "$"
+
+
+def first_error(kind: str, payload: Any) -> str | None:
+    """None if `payload` is a valid `kind` message, else "<path>: <problem>"."""
+    if fast(kind)(payload):
+        return None
+    err = best_match(validator(kind).iter_errors(payload))
+    if err is None:
+        return None
+    message = err.message if len(err.message) <= 200 else err.message[:200] + "…"
+    return f"{json_path(err.absolute_path)}: {message}"
