@@ -1,0 +1,137 @@
+"""The run record (record.json): every measurement, each requirement's outcome, the verdict.
+
+It is the single source for verdicts and reports: checkers produce `Measurement`s from a
+run directory, `decide` turns them into requirement outcomes and a verdict, and reports/
+renders the record without looking at anything else. The schema is in docs/run-record.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORD_FORMAT = "forecourt-record/1"
+OPS = {">=": lambda v, lim: v >= lim, "<=": lambda v, lim: v <= lim,
+       "==": lambda v, lim: v == lim, ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim}
+OUTCOMES = ("pass", "fail", "not_checked", "error")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured figure against its limit (OpenHTF-style), with evidence."""
+
+    requirement: str  # e.g. "DAT-1"
+    name: str  # e.g. "transactions.received_once_ratio"
+    value: float | int | None
+    op: str  # one of OPS
+    limit: float | int
+    unit: str  # "ratio", "records", "s", "days", "MiB", …
+    station_id: str | None = None  # None: fleet-wide
+    evidence: dict[str, Any] = field(default_factory=dict)  # which stations/records, small
+    passed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"measurement {self.name}: op {self.op!r} is not one of {list(OPS)}")
+        ok = (self.value is not None and not (isinstance(self.value, float) and math.isnan(self.value))
+              and OPS[self.op](self.value, self.limit))
+        object.__setattr__(self, "passed", bool(ok))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        d = {k: v for k, v in d.items() if k != "passed"}
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RequirementOutcome:
+    id: str
+    level: str  # MUST | SHOULD
+    outcome: str  # one of OUTCOMES
+    summary: str  # one line, in English; reports translate via the catalogue
+    error: str | None = None  # when the checker itself failed
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    created_at: str  # ISO 8601, wall clock of the harness
+    scenario: dict[str, Any]  # name, path, digest, seed, start, days
+    harness: dict[str, Any]  # version, git_commit
+    sut: dict[str, Any]  # what was under test, versions
+    stations: list[dict[str, Any]]  # the station ledger (站点台账) rows in scope
+    criteria: dict[str, Any]  # thresholds as used (defaults filled in)
+    measurements: list[Measurement]
+    requirements: list[RequirementOutcome]
+    accepted: bool
+    catalogue: list[dict[str, Any]] = field(default_factory=list)  # requirement entries used
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # data for charts
+    notes: list[str] = field(default_factory=list)  # harness problems, drain timeouts, …
+    format: str = RECORD_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["measurements"] = [m.to_dict() for m in self.measurements]
+        return d
+
+    def write(self, path: Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1, sort_keys=True,
+                                   default=_json_default) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        if d.get("format") != RECORD_FORMAT:
+            raise ValueError(f"{path}: format {d.get('format')!r}, expected {RECORD_FORMAT!r}")
+        d["measurements"] = [Measurement.from_dict(m) for m in d["measurements"]]
+        d["requirements"] = [RequirementOutcome(**r) for r in d["requirements"]]
+        return cls(**d)
+
+    def failed(self) -> list[str]:
+        return [r.id for r in self.requirements if r.outcome in ("fail", "error")]
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars from checkers
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def decide(measurements: list[Measurement], catalogue: list[dict[str, Any]],
+           errors: dict[str, str] | None = None) -> tuple[list[RequirementOutcome], bool]:
+    """Requirement outcomes from measurements; accepted iff no MUST failed or errored.
+
+    A requirement with no checker yet is `not_checked` (reported, not a pass); a requirement
+    whose checker raised is `error` (the run proves nothing about it, so it cannot pass).
+    """
+    errors = errors or {}
+    outcomes: list[RequirementOutcome] = []
+    for req in catalogue:
+        rid = req["id"]
+        mine = [m for m in measurements if m.requirement == rid]
+        if rid in errors:
+            outcomes.append(RequirementOutcome(rid, req["level"], "error",
+                                               "checker failed", errors[rid]))
+        elif not req.get("checker"):
+            outcomes.append(RequirementOutcome(rid, req["level"], "not_checked",
+                                               "no checker yet"))
+        elif not mine:
+            outcomes.append(RequirementOutcome(rid, req["level"], "error",
+                                               "checker produced no measurement",
+                                               "no measurement"))
+        else:
+            bad = [m for m in mine if not m.passed]
+            summary = (f"{len(mine) - len(bad)}/{len(mine)} measurements within limits"
+                       + (f"; failed: {', '.join(sorted({m.name for m in bad}))}" if bad else ""))
+            outcomes.append(RequirementOutcome(rid, req["level"], "fail" if bad else "pass", summary))
+    accepted = not any(o.outcome in ("fail", "error") and o.level == "MUST" for o in outcomes)
+    return outcomes, accepted
