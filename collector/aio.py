@@ -1,0 +1,23 @@
+"""Small asyncio helpers shared by the collector's tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; return True at once when `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+    return stop.is_set()
+
+
+async def wait_any(events: list[asyncio.Event], timeout: float) -> None:
+    """Wait until one of `events` is set or `timeout` seconds have passed."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

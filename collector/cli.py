@@ -1,0 +1,206 @@
+"""Command lines of the reference collector (wired as `forecourt collector` / `collectors`).
+
+    collector --station S --endpoints FILE --broker mqtt://host:port --spool DIR --keys FILE
+              [--profiles DIR] [--heartbeat S] [--poll-interval S] [--log-level LEVEL]
+    collectors --endpoints FILE --broker mqtt://host:port --spool-dir DIR --keys FILE [...]
+
+Both stop cleanly on SIGTERM/SIGINT: the poll round in progress finishes (records committed,
+then FIFO acks), outstanding acks get a moment, `online: false` is published.
+Exit codes: 0 stopped cleanly, 1 a station's collector failed (all were stopped cleanly),
+2 bad arguments or input files (the message says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from collector.endpoints import EndpointError, StationEndpoint, load_endpoints
+from collector.keys import KeyFileError, StationKeys, load_key_file, station_keys
+from collector.poller import PollSettings
+from collector.profile import DEFAULT_PROFILES_DIR, Profile, ProfileError, load_profiles
+from collector.spool import SpoolError
+from collector.station import CollectorSettings, StationCollector
+from collector.uplink import UplinkSettings
+from collector.uplink_records import MappingError
+
+log = logging.getLogger("collector")
+
+
+def parse_broker(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise ValueError(f"--broker {url!r}: expected mqtt://host:port")
+    return parsed.hostname, parsed.port or 1883
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoints", required=True, type=Path,
+                        help="endpoint map written by `forecourt devices` (endpoints.json)")
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port")
+    parser.add_argument("--keys", required=True, type=Path,
+                        help="key file (format forecourt-keys/1, docs/uplink.md §2)")
+    parser.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES_DIR,
+                        help="directory of register profiles (default: %(default)s)")
+    parser.add_argument("--heartbeat", type=_positive, default=30.0,
+                        help="heartbeat period, s (default 30)")
+    parser.add_argument("--poll-interval", type=_positive, default=0.5,
+                        help="s between sweeps over every device FIFO (default 0.5)")
+    parser.add_argument("--live-interval", type=_positive, default=5.0,
+                        help="s between reads of RTC and nozzle/tank blocks (default 5)")
+    parser.add_argument("--modbus-timeout", type=_positive, default=1.0,
+                        help="s per Modbus request (default 1)")
+    parser.add_argument("--offline-after", type=int, default=5,
+                        help="consecutive failures before a device is reported off line")
+    parser.add_argument("--backoff-max", type=_positive, default=10.0,
+                        help="cap of the retry delay for a failing device, s (default 10)")
+    parser.add_argument("--ack-timeout", type=_positive, default=30.0,
+                        help="s before records without a platform ack are sent again")
+    parser.add_argument("--window", type=int, default=16,
+                        help="data messages awaiting the platform's ack (default 16)")
+    parser.add_argument("--spool-sync", choices=("FULL", "NORMAL"), default="FULL",
+                        help="SQLite synchronous mode of the spool (default FULL: power-safe)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def _settings(args: argparse.Namespace) -> CollectorSettings:
+    if args.offline_after < 1 or args.window < 1:
+        raise ValueError("--offline-after and --window must be at least 1")
+    return CollectorSettings(
+        heartbeat_interval=args.heartbeat, spool_synchronous=args.spool_sync,
+        poll=PollSettings(poll_interval=args.poll_interval, live_interval=args.live_interval,
+                          timeout=args.modbus_timeout, offline_after=args.offline_after,
+                          backoff_max=args.backoff_max),
+        uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout))
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # pymodbus logs every timeout at ERROR; the poller reports comms state itself.
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+async def run_stations(collectors: list[StationCollector]) -> bool:
+    """Run collectors until SIGTERM/SIGINT, then stop them all cleanly.
+
+    If one station's collector fails unexpectedly, every station is stopped cleanly too (a
+    half-running multi-station process would hide the failure); returns False then.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(c.run(stop), name=c.station_id) for c in collectors]
+    failed = False
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    failed = True
+                    log.error("station %s failed; stopping every station", task.get_name(),
+                              exc_info=task.exception())
+                    stop.set()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return not failed
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything checked before any connection is made."""
+
+    stations: list[StationEndpoint]
+    profiles: dict[str, Profile]
+    keys: dict[str, StationKeys]
+    broker: tuple[str, int]
+    settings: CollectorSettings
+
+
+def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
+    endpoints = load_endpoints(args.endpoints)
+    profiles = load_profiles(args.profiles)
+    keyring = load_key_file(args.keys)
+    ids = list(endpoints.stations) if station_ids is None else list(station_ids)
+    for sid in ids:
+        if sid not in endpoints.stations:
+            raise EndpointError(f"{args.endpoints}: station {sid!r} is not in the endpoint map "
+                                f"(stations: {', '.join(sorted(endpoints.stations))})")
+    return _Plan([endpoints.stations[sid] for sid in ids], profiles,
+                 {sid: station_keys(keyring, sid, str(args.keys)) for sid in ids},
+                 parse_broker(args.broker), _settings(args))
+
+
+async def _serve(plan: _Plan, spool_for) -> int:
+    # Built inside the running loop: pymodbus clients bind to it when created.
+    collectors: list[StationCollector] = []
+    try:
+        for ep in plan.stations:
+            collectors.append(StationCollector(ep, plan.profiles, plan.keys[ep.station_id],
+                                               plan.broker, spool_for(ep.station_id),
+                                               plan.settings))
+    except _INPUT_ERRORS as exc:
+        for c in collectors:
+            c.spool.close()
+        print(f"collector: {exc}", file=sys.stderr)
+        return 2
+    return 0 if await run_stations(collectors) else 1
+
+
+_INPUT_ERRORS = (EndpointError, KeyFileError, ProfileError, SpoolError, MappingError, ValueError)
+
+
+def _main(args: argparse.Namespace, station_ids, spool_for) -> int:
+    _logging(args.log_level)
+    try:
+        plan = _plan(args, station_ids)
+    except _INPUT_ERRORS as exc:
+        print(f"collector: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(plan, spool_for))
+
+
+def main_collector(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="forecourt collector",
+                                     description="Reference station collector for one station.")
+    parser.add_argument("--station", required=True, help="station id in the endpoint map")
+    parser.add_argument("--spool", required=True, type=Path, help="spool directory")
+    _common(parser)
+    args = parser.parse_args(argv)
+    return _main(args, [args.station], lambda sid: args.spool)
+
+
+def main_collectors(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="forecourt collectors",
+                                     description="Reference collectors for every station of "
+                                                 "the endpoint map, in one process.")
+    parser.add_argument("--spool-dir", required=True, type=Path,
+                        help="directory holding one spool per station (<dir>/<station_id>)")
+    parser.add_argument("--stations", nargs="*", default=None,
+                        help="only these stations (default: all in the endpoint map)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    return _main(args, args.stations, lambda sid: args.spool_dir / sid)
+
+
+if __name__ == "__main__":
+    sys.exit(main_collector())

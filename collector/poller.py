@@ -1,0 +1,427 @@
+"""Polling of one station's devices (站端数据采集): drain every FIFO, read live state.
+
+A poll *round* reads the FIFOs that may hold records (all of them at each sweep, every
+`poll_interval`; in between only those that had more pending than one window shows),
+decodes and CRC-checks the records, commits them to the spool in one transaction, and only
+then writes each FIFO's newest spooled sequence number to its `ack` register (cumulative).
+The header (RTC, profile and dialect check) and the nozzle/tank blocks are read every
+`live_interval`.
+
+Comms failures (timeouts, exception replies, no connection) are counted per device; the
+device is retried after an exponential back-off (bounded by `backoff_max`) and reported off
+line after `offline_after` consecutive failures, then back on line at its next good reply.
+A record failing its CRC is not acknowledged and is read again; after `crc_retries` bad reads
+of the same record it is quarantined in the spool's dead-letter table with its raw registers,
+reported as the device's error, logged, and acknowledged so the stream can go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+from collector.aio import sleep_or_stop
+from collector.codec import DecodeError, decode_fields, is_empty_slot, record_crc_ok
+from collector.endpoints import DeviceEndpoint, StationEndpoint
+from collector.modbus_link import ILLEGAL_DATA_VALUE, LinkError, ModbusExceptionReply, ModbusLink
+from collector.profile import Dialect, Fifo, Profile
+from collector.spool import Spool, SpoolRecord
+from collector.uplink_records import RecordBuilder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    poll_interval: float = 0.5  # s between sweeps over every FIFO
+    live_interval: float = 5.0  # s between reads of header (RTC) and nozzle/tank blocks
+    timeout: float = 1.0  # s per Modbus request
+    offline_after: int = 5  # consecutive failures before a device is reported off line
+    backoff_base: float = 0.25  # s, first retry delay; doubles per consecutive failure
+    backoff_max: float = 10.0  # s, cap of the retry delay
+    crc_retries: int = 5  # bad-CRC reads of one record before it is quarantined
+
+
+def backoff_delay(failures: int, settings: PollSettings) -> float:
+    """Retry delay after `failures` consecutive failures: base·2^(n−1), at most backoff_max."""
+    return min(settings.backoff_base * 2 ** (failures - 1), settings.backoff_max)
+
+
+@dataclass
+class FifoCursor:
+    more: bool = True  # pending beyond the window last read: read again without waiting
+    bad_seq: int | None = None  # sequence of the record that failed its CRC
+    bad_reads: int = 0
+    dropped: int | None = None  # device overflow counter last seen
+
+
+@dataclass
+class DeviceState:
+    """Comms state of one device, as reported in heartbeats."""
+
+    endpoint: DeviceEndpoint
+    profile: Profile
+    dialect: Dialect
+    fifos: dict[str, FifoCursor] = field(default_factory=dict)
+    failures: int = 0  # consecutive
+    online: bool = False  # becomes True at the first good reply
+    last_ok_at: float | None = None  # collector wall clock
+    device_time: int | None = None  # RTC epoch at the last header read
+    error: str | None = None  # last problem; kept until a heartbeat has reported it
+    error_reported: bool = False
+    blocked: str | None = None  # header contradicts the endpoint map: FIFOs are not drained
+    next_try: float = 0.0  # monotonic time before which the device is left alone
+    next_live: float = 0.0
+    live: dict = field(default_factory=dict)  # last header and nozzle/tank values
+    quarantined: int = 0
+
+    @property
+    def device(self) -> str:
+        return self.endpoint.device
+
+    def snapshot(self) -> dict:
+        """Heartbeat entry (docs/uplink.md §4); an error is shown at least once."""
+        entry = {"device": self.device, "online": self.online, "device_time": self.device_time,
+                 "last_ok_at": None if self.last_ok_at is None else round(self.last_ok_at, 3),
+                 "failures": self.failures, "error": self.error}
+        if self.error is not None:
+            self.error_reported = True  # cleared by the next good reply
+        return entry
+
+    def set_error(self, message: str) -> None:
+        # Bounded: the heartbeat schema caps `error` at 1000 characters.
+        self.error, self.error_reported = message[:500], False
+
+
+class _DeviceFailed(Exception):
+    """Abandon the rest of this device's work in the current round."""
+
+
+@dataclass
+class _Drained:
+    device: DeviceState
+    fifo: Fifo
+    ack_seq: int
+
+
+class StationPoller:
+    def __init__(self, endpoint: StationEndpoint, profiles: dict[str, Profile],
+                 builder: RecordBuilder, spool: Spool, settings: PollSettings | None = None,
+                 on_spooled=None, link: ModbusLink | None = None) -> None:
+        self.endpoint = endpoint
+        self.settings = settings or PollSettings()
+        self.builder = builder
+        self.spool = spool
+        self.on_spooled = on_spooled or (lambda n: None)
+        self.link = link or ModbusLink(endpoint, self.settings.timeout)
+        self.devices: list[DeviceState] = []
+        for dev in endpoint.devices:
+            profile = profiles.get(dev.profile)
+            if profile is None:
+                raise ValueError(f"station {endpoint.station_id} device {dev.device}: profile "
+                                 f"{dev.profile!r} not among the loaded profiles {sorted(profiles)}")
+            dialect = profile.dialects.get(endpoint.dialect)
+            if dialect is None:
+                raise ValueError(f"station {endpoint.station_id}: dialect {endpoint.dialect!r} "
+                                 f"is not in profile {profile.name!r} ({sorted(profile.dialects)})")
+            self.devices.append(DeviceState(dev, profile, dialect,
+                                            {name: FifoCursor() for name in profile.fifos}))
+        self.records_spooled = 0
+        self.rounds = 0
+
+    # -- public -----------------------------------------------------------------------------
+
+    def heartbeat_devices(self) -> list[dict]:
+        return [d.snapshot() for d in self.devices]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        next_sweep = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                sweep = now >= next_sweep
+                if sweep:
+                    next_sweep = now + s.poll_interval
+                work = self._plan(now, sweep)
+                if not any(work.values()) and not self._live_due(now):
+                    wake = min([next_sweep] + [d.next_try for d in self.devices
+                                               if d.next_try > now])
+                    await sleep_or_stop(stop, wake - now)
+                    continue
+                await self.poll_round(work, now)
+        finally:
+            self.link.close()
+
+    async def poll_round(self, work: dict[str, list[Fifo]] | None = None,
+                         now: float | None = None) -> int:
+        """One round over `work` (device → FIFOs; default: everything). Returns records spooled."""
+        now = time.monotonic() if now is None else now
+        if work is None:
+            work = {d.device: list(d.profile.fifos.values()) for d in self.devices}
+        self.rounds += 1
+        batch: list[SpoolRecord] = []
+        drained: list[_Drained] = []
+        for dev in self.devices:
+            if now < dev.next_try:
+                continue
+            try:
+                if now >= dev.next_live:
+                    await self._read_live(dev)
+                    dev.next_live = now + self.settings.live_interval
+                if dev.blocked:
+                    continue
+                for fifo in work.get(dev.device, ()):
+                    got = await self._read_fifo(dev, fifo, batch)
+                    if got is not None:
+                        drained.append(got)
+            except _DeviceFailed:
+                continue
+        try:
+            added = await self.spool.add_async(batch) if batch else 0
+        except sqlite3.Error as exc:
+            # Disk full, I/O error…: acknowledge nothing; the records stay in the devices.
+            log.error("%s: spool write failed (%s); %d records not acknowledged, retrying",
+                      self.endpoint.station_id, exc, len(batch))
+            for dev in self.devices:
+                for cursor in dev.fifos.values():
+                    cursor.more = True
+            return 0
+        if added:
+            self.on_spooled(added)
+        self.records_spooled += added
+        # Acknowledge only what is now durable in the spool (cumulative per FIFO).
+        for item in drained:
+            await self._ack(item)
+        return added
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def _plan(self, now: float, sweep: bool) -> dict[str, list[Fifo]]:
+        plan: dict[str, list[Fifo]] = {}
+        for dev in self.devices:
+            if now < dev.next_try or dev.blocked:
+                continue
+            plan[dev.device] = [f for f in dev.profile.fifos.values()
+                                if sweep or dev.fifos[f.name].more]
+        return plan
+
+    def _live_due(self, now: float) -> bool:
+        return any(now >= d.next_live and now >= d.next_try for d in self.devices)
+
+    # -- comms bookkeeping ------------------------------------------------------------------
+
+    def _ok(self, dev: DeviceState) -> None:
+        if not dev.online and dev.last_ok_at is not None:
+            log.info("%s %s back on line", self.endpoint.station_id, dev.device)
+        dev.failures = 0
+        dev.online = True
+        dev.next_try = 0.0
+        dev.last_ok_at = time.time()
+        if dev.error is not None and dev.error_reported and not dev.blocked:
+            dev.error = None
+
+    def _fail(self, dev: DeviceState, exc: Exception) -> _DeviceFailed:
+        s = self.settings
+        dev.failures += 1
+        dev.set_error(str(exc))
+        delay = backoff_delay(dev.failures, s)
+        dev.next_try = time.monotonic() + delay
+        if (not isinstance(exc, ModbusExceptionReply)
+                and all(d.failures >= 2 for d in self.devices)):
+            # No unit answers at all: the connection itself may be stale (a hung gateway,
+            # a half-open socket). Drop it; the next request opens a fresh one.
+            log.info("%s: no device answers; reopening %s", self.endpoint.station_id,
+                     self.endpoint.describe())
+            self.link.close()
+        if dev.failures >= s.offline_after:
+            dev.online = False
+        if dev.failures == s.offline_after:
+            log.warning("%s %s off line after %d consecutive failures: %s",
+                        self.endpoint.station_id, dev.device, dev.failures, exc)
+        else:
+            log.debug("%s %s failure %d (retry in %.2f s): %s", self.endpoint.station_id,
+                      dev.device, dev.failures, delay, exc)
+        return _DeviceFailed()
+
+    async def _read(self, dev: DeviceState, address: int, count: int) -> list[int]:
+        try:
+            regs = await self.link.read(dev.endpoint.unit_id, address, count)
+        except LinkError as exc:
+            raise self._fail(dev, exc) from exc
+        self._ok(dev)
+        return regs
+
+    # -- live state -------------------------------------------------------------------------
+
+    async def _read_live(self, dev: DeviceState) -> None:
+        profile, dialect = dev.profile, dev.dialect
+        header = profile.blocks["header"]
+        regs = await self._read(dev, header.base, header.read_size)
+        try:
+            values = decode_fields(regs, 0, header.fields, dialect)
+        except DecodeError as exc:
+            raise self._fail(dev, exc) from exc
+        problem = None
+        if values.get("profile_id") != profile.profile_id:
+            problem = (f"header profile_id {values.get('profile_id')} is not "
+                       f"{profile.profile_id} ({profile.name})")
+        elif values.get("dialect_code") != dialect.code:
+            problem = (f"header dialect_code {values.get('dialect_code')} is not {dialect.code} "
+                       f"({dialect.name} in the endpoint map)")
+        if problem:
+            if dev.blocked != problem:
+                log.error("%s %s: %s; its FIFOs are not read until this is fixed",
+                          self.endpoint.station_id, dev.device, problem)
+            dev.blocked = problem
+            dev.set_error(problem)
+            return
+        if dev.blocked:
+            log.info("%s %s: header agrees with the endpoint map again",
+                     self.endpoint.station_id, dev.device)
+            dev.blocked = None
+            dev.error = None
+        dev.device_time = int(values["rtc_epoch"])
+        live: dict = {"header": values}
+        for bname, block in profile.blocks.items():
+            if bname == "header" or not block.instances:
+                continue
+            items = {}
+            for unit in dev.endpoint.units:
+                try:
+                    regs = await self.link.read(dev.endpoint.unit_id, block.address(unit),
+                                                block.read_size)
+                    items[unit] = decode_fields(regs, 0, block.fields, dialect)
+                except ModbusExceptionReply as exc:
+                    # The device answered: a block the endpoint map promised is missing.
+                    # Say so, but keep draining its FIFOs (the data that matters).
+                    dev.set_error(f"{bname} {unit}: {exc}")
+                    continue
+                except LinkError as exc:
+                    raise self._fail(dev, exc) from exc
+                except DecodeError as exc:
+                    dev.set_error(f"{bname} {unit}: {exc}")
+                    continue
+                self._ok(dev)
+            live[bname] = items
+        dev.live = live
+
+    # -- FIFOs ------------------------------------------------------------------------------
+
+    async def _read_fifo(self, dev: DeviceState, fifo: Fifo,
+                         batch: list[SpoolRecord]) -> _Drained | None:
+        cursor = dev.fifos[fifo.name]
+        regs = await self._read(dev, fifo.base, fifo.read_count)
+        collected_at = time.time()
+        try:
+            status = decode_fields(regs, 0, fifo.status, dev.dialect)
+        except DecodeError as exc:
+            raise self._fail(dev, exc) from exc
+        pending, head = int(status["pending"]), int(status["head_seq"])
+        self._note_dropped(dev, fifo, cursor, status.get("dropped"))
+        shown = min(pending, fifo.window_records)
+        crc_field = fifo.record["crc"]
+        kind = self.builder.kind(dev.profile.name, fifo.name)
+        ack_seq: int | None = None
+        good = 0
+        prev_seq = (head - 1) & 0xFFFF
+        for i in range(shown):
+            start = fifo.window_offset + i * fifo.record_size
+            raw = regs[start:start + fifo.record_size]
+            expected_seq = (prev_seq + 1) & 0xFFFF
+            if is_empty_slot(raw):
+                if i == 0:  # pending > 0 yet nothing shown: a garbled read, not a record
+                    raise self._fail(dev, LinkError(
+                        f"{fifo.name}: pending {pending} but the window is empty"))
+                break
+            if not record_crc_ok(raw, crc_field):
+                if i == 0:
+                    ack_seq = await self._bad_record(dev, fifo, cursor, head, raw, collected_at)
+                break
+            try:
+                fields = decode_fields(raw, 0, fifo.record, dev.dialect)
+            except DecodeError as exc:
+                # CRC-valid but undecodable (a NaN float): a device fault; same treatment.
+                if i == 0:
+                    ack_seq = await self._bad_record(dev, fifo, cursor, head, raw, collected_at,
+                                                     reason=f"undecodable ({exc})")
+                break
+            seq = int(fields["seq"])
+            if seq != expected_seq:
+                if i == 0:
+                    # Window and status disagree: treat the read as garbled, spool nothing.
+                    raise self._fail(dev, LinkError(
+                        f"{fifo.name}: first record seq {seq} != head_seq {head}"))
+                log.warning("%s %s %s: sequence gap %d → %d inside the window",
+                            self.endpoint.station_id, dev.device, fifo.name, prev_seq, seq)
+            if cursor.bad_seq == seq:
+                cursor.bad_seq, cursor.bad_reads = None, 0  # a retry read it cleanly
+            payload = self.builder.build(dev.device, dev.profile.name, fifo.name, fields,
+                                         collected_at)
+            batch.append(SpoolRecord(payload["key"], kind, dev.device, payload))
+            ack_seq = prev_seq = seq
+            good += 1
+        cursor.more = pending > good
+        if ack_seq is None:
+            return None
+        return _Drained(dev, fifo, ack_seq)
+
+    def _note_dropped(self, dev: DeviceState, fifo: Fifo, cursor: FifoCursor,
+                      dropped: int | str | None) -> None:
+        if dropped is None:
+            return
+        if cursor.dropped is not None and int(dropped) > cursor.dropped:
+            log.warning("%s %s %s: device FIFO overflow dropped %d records (total %d)",
+                        self.endpoint.station_id, dev.device, fifo.name,
+                        int(dropped) - cursor.dropped, int(dropped))
+        cursor.dropped = int(dropped)
+
+    async def _bad_record(self, dev: DeviceState, fifo: Fifo, cursor: FifoCursor, seq: int,
+                 raw: list[int], collected_at: float, reason: str = "bad CRC") -> int | None:
+        """Count a bad read of the head record; quarantine it after `crc_retries` reads."""
+        if cursor.bad_seq != seq:
+            cursor.bad_seq, cursor.bad_reads = seq, 0
+        cursor.bad_reads += 1
+        cursor.more = True
+        where = f"{self.endpoint.station_id} {dev.device} {fifo.name} seq {seq}"
+        if cursor.bad_reads < self.settings.crc_retries:
+            log.warning("%s: %s (read %d of %d), reading again", where, reason,
+                        cursor.bad_reads, self.settings.crc_retries)
+            return None
+        message = (f"{fifo.name} seq {seq}: {reason} in {cursor.bad_reads} reads; "
+                   f"quarantined in the spool's dead letters")
+        log.error("%s: %s", where, message)
+        key = f"{self.endpoint.station_id}/{dev.device}/{fifo.name}/{seq}/quarantined"
+        try:
+            await self.spool.quarantine_async(
+                key, self.builder.kind(dev.profile.name, fifo.name), dev.device, reason,
+                {"seq": seq, "registers": raw, "collected_at": round(collected_at, 3)})
+        except sqlite3.Error as exc:
+            log.error("%s: cannot keep the bad record (%s); not acknowledged", where, exc)
+            return None
+        dev.quarantined += 1
+        dev.set_error(message)
+        cursor.bad_seq, cursor.bad_reads = None, 0
+        return seq
+
+    async def _ack(self, item: _Drained) -> None:
+        dev, fifo = item.device, item.fifo
+        try:
+            await self.link.write(dev.endpoint.unit_id, fifo.ack_address, item.ack_seq)
+        except ModbusExceptionReply as exc:
+            if exc.code == ILLEGAL_DATA_VALUE:
+                # Not pending any more (released meanwhile): harmless, re-read the FIFO.
+                log.warning("%s %s %s: ack %d refused (not pending)", self.endpoint.station_id,
+                            dev.device, fifo.name, item.ack_seq)
+                dev.fifos[fifo.name].more = True
+                return
+            self._fail(dev, exc)
+        except LinkError as exc:
+            # The records stay in the device and are read again (the spool ignores repeats).
+            self._fail(dev, exc)
+        else:
+            self._ok(dev)
+

@@ -1,0 +1,239 @@
+"""The collector end to end over a real Mosquitto broker: devices → spool → MQTT → acks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import jsonschema
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from test_collector_poller import fill
+from test_collector_support import (
+    FakePlatform,
+    Station,
+    expected_transaction,
+    hmac_hex,
+    strip,
+    transaction,
+    until,
+)
+
+from acceptance.broker import Mosquitto
+from collector.keys import StationKeys
+from collector.poller import PollSettings
+from collector.profile import load_profiles
+from collector.station import CollectorSettings, StationCollector
+from collector.uplink import UplinkSettings
+
+HAVE_MOSQUITTO = shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")
+pytestmark = [pytest.mark.mosquitto,
+              pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto is not installed")]
+
+PROFILES = load_profiles()
+SCHEMAS = Path(__file__).resolve().parents[1] / "central" / "uplink_schemas"
+KEY = bytes(range(32))
+KEYS = StationKeys("S01", "k1", {"k1": KEY})
+SETTINGS = CollectorSettings(
+    heartbeat_interval=0.5,
+    poll=PollSettings(poll_interval=0.05, live_interval=0.2, timeout=0.5),
+    uplink=UplinkSettings(window=4, ack_timeout=1.5, keepalive=5, reconnect_min=0.1,
+                          reconnect_max=0.5))
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Mosquitto(workdir=tmp_path / "mosquitto") as b:
+        yield b
+
+
+def run(coro, timeout: float = 60.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@contextlib.asynccontextmanager
+async def collecting(station: Station, broker: Mosquitto, spool_dir,
+                     settings: CollectorSettings = SETTINGS):
+    endpoint = await station.start_tcp()
+    collector = StationCollector(endpoint, PROFILES, KEYS, (broker.host, broker.port), spool_dir,
+                                 settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    try:
+        yield collector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        await station.stop()
+
+
+def retained(broker: Mosquitto, topic: str, timeout: float = 5.0) -> dict | None:
+    got: list[dict] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="retained-reader")
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    client.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    client.connect(broker.host, broker.port, 10)
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[-1] if got else None
+
+
+def test_every_record_reaches_the_platform_exactly_as_read(tmp_path, broker):
+    station = Station(dialect="f32_le")
+    expected = fill(station)
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            assert await until(lambda: len(platform.records) == len(expected)
+                               and collector.spool.backlog == 0
+                               and len(platform.of_type("heartbeat")) >= 2, 20)
+            assert not any(station.pending().values())
+            return collector
+
+    collector = run(scenario())
+    try:
+        assert {k: strip(v) for k, v in platform.records.items()} == expected
+        assert platform.bad_signatures == 0
+        # Every message conforms to the platform's published JSON Schemas (read as files).
+        for _, p in platform.messages:
+            schema = json.loads((SCHEMAS / f"{p['type']}.schema.json").read_text())
+            jsonschema.Draft202012Validator(schema).validate(p)
+        data = [p for t, p in platform.messages if "/evt/" in t]
+        seqs = [p["msg_seq"] for _, p in platform.messages]
+        assert len(seqs) == len(set(seqs)) and all(1 <= len(p["records"]) <= 100 for p in data)
+        for topic, p in platform.messages:
+            if "/evt/" in topic:  # one kind and one device per message, as the topic says
+                assert topic == f"fsx/v1/S01/{p['device']}/evt/{p['type']}"
+                assert len({r["key"].split("/")[2] for r in p["records"]}) == 1
+        beat = platform.of_type("heartbeat")[-1]
+        assert beat["backlog"] == 0 and beat["boot_id"] == collector.spool.boot_id
+        devices = {d["device"]: d for d in beat["devices"]}
+        assert devices["D1"]["online"] and devices["G"]["online"]
+        assert devices["D1"]["device_time"] == int(station.clock.now)
+        online = platform.of_type("online")
+        assert online[0]["online"] is True and online[-1]["online"] is False
+        final = retained(broker, "fsx/v1/S01/status/online")
+        assert final["online"] is False
+        assert final["sig"] == hmac_hex(KEY, "fsx/v1/S01/status/online", final)
+    finally:
+        platform.close()
+
+
+def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
+    station = Station()
+    txns = [transaction(seq, i) for i, seq in enumerate([10, 11, 12])]
+    for t in txns:
+        station.d1.accept("transactions", t)
+    keys = [expected_transaction(t)["key"] for t in txns]
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    platform.ack_enabled = False
+    slow = CollectorSettings(heartbeat_interval=5, poll=SETTINGS.poll,
+                             uplink=UplinkSettings(ack_timeout=30, reconnect_min=0.1))
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool", slow) as collector:
+            assert await until(lambda: len([t for t, _ in platform.messages if "/evt/" in t]) >= 1
+                               and collector.spool.backlog == 3, 10)
+            msg_seq = next(p for t, p in platform.messages if "/evt/" in t)["msg_seq"]
+            base = {"v": 1, "type": "ack", "station_id": "S01", "msg_seq": 1,
+                    "sent_at": time.time(), "kid": "k1", "acked_msg_seq": msg_seq,
+                    "accepted": keys, "duplicates": [], "rejected": []}
+            platform.send_ack(dict(base), key=b"\x99" * 32)  # wrong key
+            platform.send_ack(dict(base, station_id="S02"))  # another station's ack
+            tampered = dict(base)
+            platform.send_ack(tampered)
+            tampered["accepted"] = keys[:1]  # altered after signing
+            platform.client.publish("fsx/v1/S01/ack", json.dumps(tampered), qos=1)
+            assert await until(lambda: collector.uplink.stats.forged_acks == 3
+                               and collector.uplink.stats.acks == 1, 10)
+            # The one genuine ack (all three keys) emptied the spool; the forgeries did not.
+            assert collector.spool.backlog == 0
+            # Send a forged ack for records that are still pending: they stay.
+            station.d1.accept("transactions", transaction(13, 3))
+            assert await until(lambda: collector.spool.backlog == 1, 10)
+            pending = collector.spool.pending_keys()
+            platform.send_ack(dict(base, accepted=pending, msg_seq=2), key=b"\x98" * 32)
+            assert await until(lambda: collector.uplink.stats.forged_acks == 4, 10)
+            assert collector.spool.pending_keys() == pending
+
+    try:
+        run(scenario())
+    finally:
+        platform.close()
+
+
+def test_unacknowledged_records_travel_again_in_a_new_message(tmp_path, broker):
+    station = Station()
+    t = transaction(7, 0)
+    station.d1.accept("transactions", t)
+    key = expected_transaction(t)["key"]
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    platform.ack_enabled = False
+
+    def carrying() -> list[int]:
+        return [p["msg_seq"] for tp, p in platform.messages
+                if "/evt/" in tp and any(r["key"] == key for r in p["records"])]
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            assert await until(lambda: len(carrying()) >= 2, 10)
+            # No answer: the ack timeout backs off (the platform may be down for a while).
+            assert collector.uplink._ack_timeout >= 2 * SETTINGS.uplink.ack_timeout
+            platform.ack_enabled = True
+            assert await until(lambda: collector.spool.backlog == 0, 10)
+            assert collector.uplink.stats.records_resent >= 1
+            assert collector.uplink._ack_timeout == SETTINGS.uplink.ack_timeout
+
+    try:
+        run(scenario())
+        seqs = carrying()
+        assert len(seqs) == len(set(seqs)) >= 2  # each resend is a new message
+        assert list(platform.records) == [key]
+    finally:
+        platform.close()
+
+
+def test_broker_restart_loses_nothing(tmp_path, broker):
+    station = Station()
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    expected = set()
+
+    def push(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            t = transaction(i, i)
+            station.d1.accept("transactions", t)
+            expected.add(expected_transaction(t)["key"])
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            push(0, 20)
+            assert await until(lambda: len(platform.records) == 20
+                               and collector.spool.backlog == 0, 10)
+            await asyncio.to_thread(broker.stop)
+            assert await until(lambda: not collector.uplink.connected.is_set(), 10)
+            push(20, 30)  # collected while the broker is down: held in the spool
+            assert await until(lambda: collector.spool.backlog == 30, 10)
+            assert not any(station.pending().values())
+            await asyncio.to_thread(broker.start)
+            assert await until(lambda: len(platform.records) == 50
+                               and collector.spool.backlog == 0, 30)
+            assert collector.uplink.stats.connects >= 2
+
+    try:
+        run(scenario(), timeout=90)
+        assert set(platform.records) == expected
+    finally:
+        platform.close()
