@@ -110,8 +110,9 @@ class _Drained:
 class StationPoller:
     def __init__(self, endpoint: StationEndpoint, profiles: dict[str, Profile],
                  builder: RecordBuilder, spool: Spool, settings: PollSettings | None = None,
-                 on_spooled=None, link: ModbusLink | None = None) -> None:
+                 on_spooled=None, link: ModbusLink | None = None, mutate=None) -> None:
         self.endpoint = endpoint
+        self.mutate = mutate  # QA only: a deliberately broken collector (collector/mutants.py)
         self.settings = settings or PollSettings()
         self.builder = builder
         self.spool = spool
@@ -361,7 +362,8 @@ class StationPoller:
                 cursor.bad_seq, cursor.bad_reads = None, 0  # a retry read it cleanly
             payload = self.builder.build(dev.device, dev.profile.name, fifo.name, fields,
                                          collected_at)
-            batch.append(SpoolRecord(payload["key"], kind, dev.device, payload))
+            record = SpoolRecord(payload["key"], kind, dev.device, payload)
+            batch.extend(self.mutate(record) if self.mutate else (record,))
             ack_seq = prev_seq = seq
             good += 1
         cursor.more = pending > good

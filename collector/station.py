@@ -17,6 +17,7 @@ from collector import __version__
 from collector.aio import sleep_or_stop
 from collector.endpoints import StationEndpoint
 from collector.keys import StationKeys
+from collector.mutants import forget_spool, record_mutator
 from collector.poller import PollSettings, StationPoller
 from collector.profile import Profile
 from collector.spool import Spool
@@ -32,6 +33,7 @@ class CollectorSettings:
     spool_synchronous: str = "FULL"
     poll: PollSettings = PollSettings()
     uplink: UplinkSettings = UplinkSettings()
+    mutant: str | None = None  # QA only: a deliberately broken collector (collector/mutants.py)
 
 
 class StationCollector:
@@ -43,12 +45,16 @@ class StationCollector:
         self.spool = Spool(spool_dir, self.station_id,
                            synchronous=self.settings.spool_synchronous)
         try:
+            mutate = record_mutator(self.settings.mutant, endpoint.dialect)
+            if self.settings.mutant == "no-spool":
+                forget_spool(self.spool)
             builder = RecordBuilder(self.station_id, profiles)
             self.uplink = Uplink(self.station_id, broker[0], broker[1], keys, self.spool,
                                  self.spool.boot_id, self.settings.uplink)
             self.poller = StationPoller(endpoint, profiles, builder, self.spool,
                                         self.settings.poll,
-                                        on_spooled=lambda n: self.uplink.wake.set())
+                                        on_spooled=lambda n: self.uplink.wake.set(),
+                                        mutate=mutate)
         except Exception:
             self.spool.close()
             raise
