@@ -1,0 +1,187 @@
+"""Everything a report template shows, computed once from the run record (no logic in templates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from acceptance.record import Measurement, RunRecord
+from reports import charts
+from reports.i18n import Labels, labels
+from reports.outcomes import MeasurementGroup, RequirementView, requirement_views
+from reports.rectification import RectificationItem, rectification_days, rectification_ledger
+from reports.stations import Coverage, StationResult, coverage, station_results
+from reports.subsidy import SubsidyRow, subsidy
+from reports.text import clip, fmt_evidence, fmt_money, fmt_number, fmt_quantity
+
+OP_SIGNS = {">=": "≥", "<=": "≤", "==": "=", ">": ">", "<": "<"}
+# Signature blocks, per the plan's division of duties (label keys in reports/i18n)
+COUNTY_SIGNERS = ("dept.county_group", "dept.county_amr", "dept.county_commerce",
+                  "dept.county_tax", "dept.county_finance", "dept.county_data",
+                  "dept.county_towns")
+CITY_SIGNERS = ("dept.city_group", "dept.city_amr", "dept.city_commerce", "dept.city_tax",
+                "dept.city_finance", "dept.city_data", "dept.county_government")
+THREE_PARTY = ("party.maintainer", "party.verifier", "party.station")
+METROLOGY_REQUIREMENT = "MET-1"
+CN_NUMERALS = "〇一二三四五六七八九十"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    failed_must: tuple[str, ...]
+    failed_should: tuple[str, ...]
+    not_checked: tuple[str, ...]
+    not_checked_must: tuple[str, ...]
+
+
+@dataclass
+class ReportView:
+    lang: str
+    t: Labels
+    record: RunRecord
+    verdict: Verdict
+    provenance: list[tuple[str, str]]
+    requirements: list[RequirementView]
+    stations: list[StationResult]
+    coverage: Coverage
+    subsidy_rows: list[SubsidyRow]
+    subsidy_total: SubsidyRow
+    rectification: list[RectificationItem]
+    rectification_days: int
+    charts: dict[str, list[str]]  # SVG documents per chart ([] without data)
+    county_signers: tuple[str, ...] = COUNTY_SIGNERS
+    city_signers: tuple[str, ...] = CITY_SIGNERS
+    three_party: tuple[str, ...] = THREE_PARTY
+
+    # --- helpers the templates call -------------------------------------------------------
+    def heading(self, n: int, key: str) -> str:
+        """Numbered section heading: 一、… in Chinese (official document style), 1. … in English."""
+        if self.lang == "zh-CN" and 0 < n < len(CN_NUMERALS):
+            return f"{CN_NUMERALS[n]}、{self.t(key)}"
+        return f"{n}. {self.t(key)}"
+
+    def entry(self, rid: str) -> dict[str, Any]:
+        return next(v.entry for v in self.requirements if v.id == rid)
+
+    def title(self, rid: str) -> str:
+        return self._pick(self.entry(rid), "title", rid)
+
+    def department(self, rid: str) -> str:
+        return self._pick(self.entry(rid), "department", self.t("dept.unassigned"))
+
+    def outcome(self, outcome: str) -> str:
+        return self.t(f"outcome.{outcome}")
+
+    def station_name(self, sid: str | None) -> str:
+        if sid is None:
+            return self.t("fleet_wide")
+        return next((s.name for s in self.stations if s.station_id == sid), sid)
+
+    def station_town(self, sid: str | None) -> str:
+        return next((s.town for s in self.stations if s.station_id == sid), "—")
+
+    def quantity(self, value: Any, unit: str) -> str:
+        if value is None:
+            return self.t("value.none")
+        return fmt_quantity(value, unit, self.t.get(f"unit.{unit}", unit))
+
+    def limit(self, m: Measurement | MeasurementGroup) -> str:
+        limits = m.limits if isinstance(m, MeasurementGroup) else (m.limit,)
+        shown = (self.quantity(limits[0], m.unit) if len(limits) == 1 else
+                 f"{self.quantity(limits[0], m.unit)} … {self.quantity(limits[-1], m.unit)}")
+        return f"{OP_SIGNS[m.op]} {shown}"
+
+    def problem(self, m: Measurement) -> str:
+        return self.t("problem", name=m.name, value=self.quantity(m.value, m.unit),
+                      limit=self.limit(m))
+
+    def evidence(self, m: Measurement) -> list[tuple[str, str]]:
+        return fmt_evidence(m.evidence)
+
+    def money(self, amount: int) -> str:
+        return fmt_money(amount)
+
+    def number(self, v: Any) -> str:
+        return fmt_number(v)
+
+    def pct(self, v: float) -> str:
+        return f"{v:.1f}%"
+
+    def clip(self, s: Any, n: int = 240) -> str:
+        return clip(s, n)
+
+    def _pick(self, entry: dict[str, Any], field: str, default: str) -> str:
+        first, second = ("zh", "en") if self.lang == "zh-CN" else ("en", "zh")
+        return str(entry.get(f"{field}_{first}") or entry.get(f"{field}_{second}") or default)
+
+    @property
+    def metrology(self) -> RequirementView | None:
+        return next((v for v in self.requirements if v.id == METROLOGY_REQUIREMENT), None)
+
+
+def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
+    t = labels(lang)
+    reqs = requirement_views(record)
+    _check_verdict(record)
+    stations = station_results(record)
+    rows, total = subsidy(stations)
+    ledger_ids = [s.station_id for s in stations]
+    daily = charts.daily_rows(record.tables.get("daily", []))
+    return ReportView(
+        lang=lang, t=t, record=record, verdict=_verdict(record, reqs),
+        provenance=_provenance(record, t), requirements=reqs, stations=stations,
+        coverage=coverage(stations), subsidy_rows=rows, subsidy_total=total,
+        rectification=rectification_ledger(record), rectification_days=rectification_days(record),
+        charts={
+            "completeness": charts.daily_heatmap(daily, "completeness", ledger_ids, t),
+            "online_ratio": charts.daily_heatmap(daily, "online_ratio", ledger_ids, t),
+            "reconciliation": charts.reconciliation_panels(
+                record.tables.get("reconciliation", []), ledger_ids, t),
+        })
+
+
+def _check_verdict(record: RunRecord) -> None:
+    """The stored verdict must follow from the stored outcomes (a report never papers over)."""
+    blocking = [r.id for r in record.requirements
+                if r.level == "MUST" and r.outcome in ("fail", "error")]
+    if record.accepted == bool(blocking):
+        raise ValueError(f"record.accepted is {record.accepted} but the MUST requirements "
+                         f"failed or in error are {blocking or 'none'}")
+
+
+def _verdict(record: RunRecord, reqs: list[RequirementView]) -> Verdict:
+    bad = [v.outcome for v in reqs if v.outcome.outcome in ("fail", "error")]
+    unchecked = [v.outcome for v in reqs if v.outcome.outcome == "not_checked"]
+    return Verdict(accepted=record.accepted,
+                   failed_must=tuple(o.id for o in bad if o.level == "MUST"),
+                   failed_should=tuple(o.id for o in bad if o.level != "MUST"),
+                   not_checked=tuple(o.id for o in unchecked),
+                   not_checked_must=tuple(o.id for o in unchecked if o.level == "MUST"))
+
+
+def _provenance(record: RunRecord, t: Labels) -> list[tuple[str, str]]:
+    sc, h = record.scenario, record.harness
+    rows = [("prov.run_id", record.run_id), ("prov.created_at", record.created_at),
+            ("prov.scenario", sc.get("name")), ("prov.scenario_path", sc.get("path")),
+            ("prov.digest", sc.get("digest")), ("prov.seed", sc.get("seed")),
+            ("prov.start", sc.get("start")), ("prov.days", sc.get("days")),
+            ("prov.harness_version", h.get("version")), ("prov.git_commit", h.get("git_commit")),
+            ("prov.format", record.format)]
+    out = [(t(k), "—" if v is None else clip(v)) for k, v in rows]
+    for key, value in _flatten(record.sut, "sut"):
+        out.append((key, clip(value)))
+    return out
+
+
+def _flatten(d: Any, prefix: str) -> list[tuple[str, str]]:
+    """Nested SUT description as dotted keys (sut.collector.version = 1.2)."""
+    if isinstance(d, dict):
+        out: list[tuple[str, str]] = []
+        for k in sorted(d, key=str):
+            out += _flatten(d[k], f"{prefix}.{k}")
+        return out
+    if isinstance(d, list):
+        return [(prefix, ", ".join(fmt_number(x) if isinstance(x, int | float) else str(x)
+                                   for x in d))]
+    return [(prefix, fmt_number(d) if isinstance(d, int | float) or d is None else str(d))]
