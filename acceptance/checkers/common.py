@@ -1,0 +1,71 @@
+"""Helpers the checkers share: bounded evidence, record keys, per-station status counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acceptance.compare import STATUSES
+from acceptance.rundir import RunData
+
+EVIDENCE_LIMIT = 20  # records / stations named in one measurement's evidence
+
+
+def first(items: Iterable[Any], limit: int = EVIDENCE_LIMIT) -> list[Any]:
+    out = []
+    for item in items:
+        if len(out) == limit:
+            break
+        out.append(item)
+    return out
+
+
+def record_keys(records: pd.DataFrame, limit: int = EVIDENCE_LIMIT,
+                with_detail: bool = False) -> list[str]:
+    """Uplink-style keys `<station>/<device>/<stream>/<seq>/<device_time>` of the first
+    `limit` rows of a comparison table (optionally with what differs)."""
+    out = []
+    for r in records.head(limit).itertuples(index=False):
+        seq = "?" if pd.isna(r.seq) else int(r.seq)
+        t = "?" if pd.isna(r.device_time) else int(r.device_time)
+        key = f"{r.station_id}/{r.device}/{r.stream}/{seq}/{t}"
+        if with_detail and r.detail:
+            key += f" ({r.detail})"
+        out.append(key)
+    return out
+
+
+def scope(data: RunData, records: pd.DataFrame | None = None) -> list[str]:
+    """Stations in scope in ledger order, then any other station the records name (sorted):
+    a platform holding data of a station outside the run is measured too."""
+    ids = list(data.station_ids)
+    if records is not None and len(records):
+        extra = sorted(set(records["station_id"].astype(str)) - set(ids))
+        ids += extra
+    return ids
+
+
+def status_counts(records: pd.DataFrame, by: str = "station_id") -> pd.DataFrame:
+    """Rows per value of `by`, columns every status of compare.STATUSES (zeros filled)."""
+    if not len(records):
+        return pd.DataFrame(columns=list(STATUSES), dtype=np.int64)
+    table = records.groupby([by, "status"]).size().unstack("status", fill_value=0)
+    return table.reindex(columns=list(STATUSES), fill_value=0).astype(np.int64)
+
+
+def count(table: pd.DataFrame, station: str, status: str) -> int:
+    return int(table.at[station, status]) if station in table.index else 0
+
+
+def stream_records(data: RunData, stream: str) -> pd.DataFrame:
+    recs = data.comparison.records
+    return recs[recs["stream"] == stream]
+
+
+def per_device(records: pd.DataFrame, statuses: tuple[str, ...]) -> dict[str, int]:
+    """Device → records with one of `statuses` (only devices that have some)."""
+    bad = records[records["status"].isin(statuses)]
+    return {str(k): int(v) for k, v in sorted(bad.groupby("device").size().items())}

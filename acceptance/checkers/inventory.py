@@ -1,0 +1,71 @@
+"""DAT-3: the tank gauge's periodic inventory readings (库存, 进销存) are complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acceptance.checkers.common import EVIDENCE_LIMIT, record_keys, scope, stream_records
+from acceptance.record import Measurement
+from acceptance.rundir import RunData
+
+
+def inventory_complete(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
+    """DAT-3: per station, the share of the gauge's interval readings at the platform
+    exactly once with the gauge's values (≥ `inventory_completeness`); the tanks with an
+    interval missing altogether (must be none); readings the gauge never took (must be 0)."""
+    limit = criteria["inventory_completeness"]
+    recs = _with_tank(data, stream_records(data, "inventory"))
+    out = []
+    for sid in scope(data, recs):
+        mine = recs[recs["station_id"] == sid]
+        truth = mine[mine["status"] != "unexpected"]
+        received = int((truth["status"] == "received_once").sum())
+        ratio = received / len(truth) if len(truth) else None
+        bad = truth[truth["status"] != "received_once"]
+        out.append(Measurement(
+            "DAT-3", "inventory.received_once_ratio", ratio, ">=", limit, "ratio", sid,
+            evidence={"expected": len(truth), "received_once": received,
+                      "by_status": {s: int(n) for s, n in
+                                    sorted(bad.groupby("status").size().items())},
+                      "records": record_keys(bad, with_detail=True)}
+            | ({} if len(truth) else {"reason": "no inventory interval in the ground truth"})))
+        lost = truth[truth["status"] == "lost"]
+        per_tank = {str(int(t)): int(n) for t, n in sorted(lost.groupby("tank").size().items())}
+        out.append(Measurement(
+            "DAT-3", "inventory.tanks_with_missing_intervals", len(per_tank), "==", 0, "tanks",
+            sid, evidence={"missing_intervals_by_tank": per_tank,
+                           "dropped_at_device": int(lost["dropped_at_device"].sum()),
+                           "first_missing": _missing(lost.head(EVIDENCE_LIMIT))}))
+        extra = mine[mine["status"] == "unexpected"]
+        out.append(Measurement(
+            "DAT-3", "inventory.unexpected", len(extra), "==", 0, "records", sid,
+            evidence={"records": record_keys(extra)}))
+    return out
+
+
+def _with_tank(data: RunData, recs: pd.DataFrame) -> pd.DataFrame:
+    """Comparison rows of the inventory stream with the tank of each ground-truth reading."""
+    ts = data.truth.tank_states
+    ts = ts[(ts["kind"] == "interval") & ts["inventory_seq"].notna()]
+    tanks = pd.DataFrame({
+        "station_id": ts["station_id"].astype(str).to_numpy(),
+        "seq": ts["inventory_seq"].astype(np.int64).to_numpy(),
+        "device_time": np.floor(ts["time"].to_numpy(np.float64)).astype(np.int64),
+        "tank": ts["tank"].astype(np.int64).to_numpy()})
+    keyed = recs.reset_index(drop=True)
+    truth_rows = keyed[keyed["status"] != "unexpected"].astype(
+        {"seq": np.int64, "device_time": np.int64})
+    merged = truth_rows.merge(tanks, on=["station_id", "seq", "device_time"], how="left")
+    merged.index = truth_rows.index
+    out = keyed.assign(tank=np.nan)
+    out.loc[merged.index, "tank"] = merged["tank"].to_numpy(np.float64)
+    return out
+
+
+def _missing(lost: pd.DataFrame) -> list[str]:
+    return [f"tank {int(r.tank)} @{int(r.device_time)}" if not pd.isna(r.tank)
+            else f"seq {int(r.seq)} @{int(r.device_time)}"
+            for r in lost.itertuples(index=False)]

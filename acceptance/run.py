@@ -1,0 +1,344 @@
+"""`forecourt run`: one scenario → a run directory with evidence, a verdict and reports.
+
+Starts the chain (devices → collector(s) → broker → platform, acceptance/chain.py),
+carries out the scenario's fault timeline at simulated times, samples on-line state and
+the SUT's resource use, waits (bounded) for the data to drain, observes the platform
+through its API, stops everything, then checks (acceptance/check.py) and reports
+(reports/). The run directory layout is docs/run-record.md.
+
+Exit codes: 0 accepted, 1 not accepted, 2 the harness could not run (reason on stderr and
+in run.json).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acceptance.chain import Chain, ChainError, ChainSettings, FaultAction, scenario_faults
+from acceptance.observe import ApiError, observe_records, station_status
+from acceptance.sut import Sut, SutError, parse_sut
+from scenarios.loader import Scenario, ScenarioError, load_scenario
+
+log = logging.getLogger(__name__)
+
+EXIT_ACCEPTED, EXIT_REFUSED, EXIT_HARNESS = 0, 1, 2
+HARNESS_VERSION = "0.1.0"
+TRUTH_FILES = ("manifest.json",)
+
+
+class HarnessError(RuntimeError):
+    """The harness could not run the scenario (not a verdict on the SUT)."""
+
+
+@dataclass
+class RunOptions:
+    scenario: Path
+    out: Path
+    broker: str = "embedded"  # embedded | mosquitto | mqtt://host:port
+    mutant: str | None = None
+    days: float | None = None
+    seed: int | None = None
+    compression: float | None = None  # None = max (flow-controlled)
+    lang: str = "zh-CN"
+    pdf: bool = False
+    drain_timeout_s: float = 300.0
+    fault_timeout_s: float = 1800.0
+    sample_interval_s: float = 0.5
+    collectors: str = "per-station"
+    progress: bool = True
+    collector_args: tuple[str, ...] = ()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _proc_sample(pid: int) -> tuple[int, float] | None:
+    """(rss bytes, cpu seconds) of a live process, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        statm = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime + stime (fields 14, 15)
+    return int(statm[1]) * os.sysconf("SC_PAGE_SIZE"), cpu
+
+
+@dataclass
+class _Samples:
+    availability: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    errors: int = 0
+
+
+class Sampler(threading.Thread):
+    """Samples the platform's on-line view and the SUT processes while the run goes on."""
+
+    SUT_ROLES = ("platform", "collector", "collectors", "broker")
+
+    def __init__(self, chain: Chain, interval: float) -> None:
+        super().__init__(name="sampler", daemon=True)
+        self.chain, self.interval = chain, interval
+        self.samples = _Samples()
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        wall = time.time()
+        sim = self.chain.sim_time()
+        try:
+            states = self.chain.station_states()
+        except (ApiError, OSError):
+            self.samples.errors += 1  # platform down (a restart fault): no sample
+            states = {}
+        for sid, st in states.items():
+            col = st.get("collector") or {}
+            self.samples.availability.append({"station_id": sid, "device": "", "wall_time": wall,
+                                              "sim_time": sim, "online": bool(col.get("online"))})
+            for dev in st.get("devices") or []:
+                self.samples.availability.append({
+                    "station_id": sid, "device": str(dev.get("device")), "wall_time": wall,
+                    "sim_time": sim, "online": bool(dev.get("online"))})
+        for name, pid in self.chain.pids().items():
+            role = name.split(":")[0]
+            if role not in self.SUT_ROLES:
+                continue
+            got = _proc_sample(pid)
+            if got:
+                self.samples.resources.append({"role": name, "pid": pid, "wall_time": wall,
+                                               "sim_time": sim, "rss_bytes": got[0],
+                                               "cpu_seconds": got[1]})
+
+
+class Progress:
+    """One status line: simulated day, records/s at the platform, backlog, faults active."""
+
+    def __init__(self, chain: Chain, enabled: bool) -> None:
+        self.chain, self.enabled = chain, enabled and sys.stderr.isatty()
+        self.active: set[str] = set()
+        self._last = (time.monotonic(), 0)
+
+    def fault(self, action: FaultAction) -> None:
+        label = f"{action.fault.kind}@{action.fault.station}"
+        (self.active.add if action.action == "start" else self.active.discard)(label)
+        if not self.enabled:
+            log.info("fault %s %s at sim %.0f", action.action, label, action.sim_time)
+
+    def show(self, accepted: int | None) -> None:
+        if not self.enabled:
+            return
+        st = self.chain.device_status() or {}
+        now = time.monotonic()
+        rate = 0.0
+        if accepted is not None:
+            t0, n0 = self._last
+            rate = (accepted - n0) / max(1e-6, now - t0)
+            self._last = (now, accepted)
+        day = (st.get("sim_time", 0) - self.chain.scenario.start_epoch) / 86400.0
+        sys.stderr.write(f"\rday {day:6.2f} | {rate:7.0f} rec/s | device backlog "
+                         f"{st.get('backlog', '?'):>5} | faults: "
+                         f"{', '.join(sorted(self.active)) or '-'}   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _copy_inputs(scenario: Scenario, out: Path) -> None:
+    """Byte copies: their digest is the scenario's (the checkers read them, not the loader)."""
+    shutil.copyfile(scenario.path, out / "scenario.yaml")
+    shutil.copyfile(scenario.fleet_path, out / "fleet.csv")
+
+
+def _move_truth(chain: Chain, out: Path) -> None:
+    """The devices wrote the ground truth beside endpoints.json; the run keeps it in truth/."""
+    truth = out / "truth"
+    truth.mkdir(exist_ok=True)
+    for p in chain.truth_dir.iterdir():
+        if p.suffix == ".parquet" or p.name in TRUTH_FILES:
+            shutil.move(str(p), truth / p.name)
+
+
+def _write_observed(chain: Chain, out: Path, sampler: Sampler) -> None:
+    obs = out / "observed"
+    obs.mkdir(exist_ok=True)
+    for stream, df in observe_records(chain.api, chain.station_ids).items():
+        df.to_parquet(obs / f"{stream}.parquet", index=False)
+    stations = chain.api.stations()
+    (obs / "stations.json").write_text(json.dumps(stations, ensure_ascii=False, indent=1),
+                                       encoding="utf-8")
+    station_status(stations).to_parquet(obs / "station_status.parquet", index=False)
+    (obs / "ingest_stats.json").write_text(json.dumps(chain.api.ingest_stats(), indent=1),
+                                           encoding="utf-8")
+    cols = ("station_id", "device", "wall_time", "sim_time", "online")
+    pd.DataFrame(sampler.samples.availability, columns=list(cols)).to_parquet(
+        obs / "availability.parquet", index=False)
+    rec_rows = []
+    for sid in chain.station_ids:
+        rec_rows += list(chain.api.items("reconciliation", station_id=sid))
+    if rec_rows:
+        pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
+
+
+def _timeline(scenario: Scenario, actions: list[FaultAction]) -> list[dict[str, Any]]:
+    """Faults as carried out (collector crash, network cut) and as served (device silent)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for a in actions:
+        f = a.fault
+        row = rows.setdefault((f.kind, f.station, f.at), {
+            "kind": f.kind, "station_id": f.station, "device": f.device, "sim_start": None,
+            "sim_end": None, "wall_start": None, "wall_end": None,
+            "detail": {"planned_start": f.at, "planned_end": f.end}})
+        if a.action == "start":
+            row["sim_start"], row["wall_start"] = a.sim_time, a.wall
+        else:
+            row["sim_end"], row["wall_end"] = a.sim_time, a.wall
+            row["detail"]["ended"] = a.action
+    for f in scenario_faults(scenario):
+        if f.kind == "device_silent":
+            rows[(f.kind, f.station, f.at)] = {
+                "kind": f.kind, "station_id": f.station, "device": f.device, "sim_start": f.at,
+                "sim_end": f.end, "wall_start": None, "wall_end": None,
+                "detail": {"served_by": "devices"}}
+    return sorted(rows.values(), key=lambda r: (r["sim_start"] or 0, r["kind"]))
+
+
+def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path) -> ChainSettings:
+    collector_args = list(opts.collector_args)
+    if sut.collector.mutant:
+        collector_args += ["--mutant", sut.collector.mutant]
+    return ChainSettings(scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
+                         compression=opts.compression, broker=opts.broker,
+                         collectors=opts.collectors, collector_args=tuple(collector_args))
+
+
+def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
+    """Run the chain and write the run directory (without checking). Raises HarnessError."""
+    try:
+        scenario = load_scenario(opts.scenario)
+    except ScenarioError as exc:
+        raise HarnessError("scenario rejected:\n  - " + "\n  - ".join(exc.messages)) from None
+    try:
+        sut = parse_sut(scenario.data.get("sut"), base_dir=scenario.path.parent,
+                        mutant=opts.mutant)
+    except SutError as exc:
+        raise HarnessError(str(exc)) from None
+    if sut.collector.kind != "reference" or sut.platform.kind != "reference":
+        raise HarnessError("external systems under test need acceptance/vendor.py "
+                           "(see docs/sut.md)")
+    out = Path(opts.out).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise HarnessError(f"{out} is not empty: give each run its own directory")
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_inputs(scenario, out)
+    info: dict[str, Any] = {
+        "run_id": uuid.uuid4().hex, "scenario": str(scenario.path), "seed": opts.seed
+        if opts.seed is not None else scenario.data["seed"],
+        "days": opts.days if opts.days is not None else scenario.data["days"],
+        "compression": "max" if opts.compression is None else opts.compression,
+        "broker": opts.broker, "sut": sut.describe(),
+        "harness": {"version": HARNESS_VERSION, "git_commit": git_commit()},
+        "sut_versions": {"collector": "reference " + HARNESS_VERSION,
+                         "platform": "reference " + HARNESS_VERSION},
+        "wall_start": time.time(), "notes": []}
+    chain = Chain(_settings(opts, scenario, sut, out))
+    sampler = Sampler(chain, opts.sample_interval_s)
+    progress = Progress(chain, opts.progress)
+    actions: list[FaultAction] = []
+    try:
+        chain.start()
+        sampler.start()
+        stop_progress = threading.Event()
+
+        def show() -> None:
+            while not stop_progress.wait(0.5):
+                try:
+                    progress.show(int(chain.api.ingest_stats()["accepted"]))
+                except (ApiError, OSError, KeyError):
+                    progress.show(None)
+
+        threading.Thread(target=show, daemon=True).start()
+
+        def on_action(a: FaultAction) -> None:
+            actions.append(a)
+            progress.fault(a)
+
+        chain.carry_out_faults(scenario_faults(scenario), timeout=opts.fault_timeout_s,
+                               on_action=on_action)
+        drain = chain.wait_drained(timeout=opts.drain_timeout_s)
+        stop_progress.set()
+        progress.close()
+        info["drain"] = {"drained": drain.drained, "reason": drain.reason,
+                         "waited_s": round(drain.waited_s, 3)}
+        if not drain.drained:
+            info["notes"].append(f"data did not drain: {drain.reason}")
+        sampler.stop_event.set()
+        sampler.join(10)
+        sampler.sample()  # the final state, after draining
+        _write_observed(chain, out, sampler)
+        info["exit_codes"] = chain.stop_field()
+    except (ChainError, TimeoutError, ApiError, OSError) as exc:
+        info["exit_reason"] = f"harness: {exc}"
+        raise HarnessError(str(exc)) from exc
+    finally:
+        sampler.stop_event.set()
+        progress.close()
+        try:
+            chain.stop()
+        except ChainError as exc:
+            info["notes"].append(f"stopping the chain: {exc}")
+        info["wall_end"] = time.time()
+        info.setdefault("exit_reason", "completed")
+        (out / "timeline.json").write_text(json.dumps(_timeline(scenario, actions), indent=1,
+                                                      ensure_ascii=False), encoding="utf-8")
+        pd.DataFrame(sampler.samples.resources,
+                     columns=["role", "pid", "wall_time", "sim_time", "rss_bytes",
+                              "cpu_seconds"]).to_parquet(out / "resources.parquet", index=False)
+        (out / "run.json").write_text(json.dumps(info, indent=1, ensure_ascii=False,
+                                                 default=str), encoding="utf-8")
+    _move_truth(chain, out)
+    return info, out
+
+
+def run(opts: RunOptions) -> int:
+    """The whole acceptance run; returns the exit code."""
+    from acceptance.check import check_run
+    from reports.junit import write_junit
+    from reports.render import render_reports
+
+    try:
+        _, out = execute(opts)
+    except HarnessError as exc:
+        print(f"forecourt run: the harness could not run: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    record = check_run(out)
+    write_junit(record, out / "junit.xml")
+    paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
+    verdict = "ACCEPTED" if record.accepted else "NOT ACCEPTED"
+    failed = record.failed()
+    print(f"{verdict}{': ' + ', '.join(failed) if failed else ''}")
+    print(f"report: {paths[0]}")
+    return EXIT_ACCEPTED if record.accepted else EXIT_REFUSED

@@ -1,0 +1,328 @@
+"""A run directory (docs/run-record.md), read lazily into one object for the checkers.
+
+    data = RunData("runs/smoke")
+    data.comparison        # ground truth ↔ platform, every record classified (compare.py)
+    data.availability      # on-line samples of the platform's GET /stations
+
+Nothing is read until asked for, and each file is read once. A file that is missing or
+lacks a column raises RunDataError naming the file, what is missing and who writes it, so
+a checker that needs it fails with that message (an `error` outcome) while the others go on.
+
+Files the run writes and their columns, as this module reads them:
+
+- `run.json`: `run_id`, `harness` {`version`, `git_commit`}, `sut`, `sut_versions`,
+  `notes` (list of text), `exit_reason`, `wall_start`, `wall_end` — all optional here.
+- `observed/availability.parquet`: `station_id`, `device` ("" for the collector itself,
+  otherwise `G` / `D<n>`), `wall_time`, `sim_time`, `online` — one row per station and
+  device at each sample of GET /stations; the rows of one sample share its times.
+- `resources.parquet`: `role`, `pid`, `wall_time`, `sim_time`, `rss_bytes`, `cpu_seconds`.
+- `latency.parquet`: `key`, `station_id`, `stream`, `emitted_wall` (device emitted the
+  record), `visible_wall` (first seen through the platform API; null = never).
+- `timeline.json`: a list of `{kind, station_id, device, sim_start, sim_end, wall_start,
+  wall_end, detail}`; `kind` is a fault kind, or a phase: `real_time_segment` (where
+  latency is measured), `startup`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+import yaml
+
+from acceptance.compare import (
+    STREAMS,
+    CompareError,
+    Comparison,
+    Truth,
+    compare,
+    dialects_from_endpoints,
+    load_truth,
+)
+from scenarios.fleet import load_fleet
+from scenarios.loader import scenario_digest
+from sim.ledger import read_truth
+
+T = TypeVar("T")
+DAY_S = 86400.0
+COLLECTOR = ""  # availability rows of the collector itself carry this device
+REAL_TIME_SEGMENT = "real_time_segment"
+STARTUP = "startup"
+# timeline kinds whose off-line time the harness caused: not held against the SUT
+EXCUSED_KINDS = ("collector_crash", "network_cut", "device_silent", "broker_restart",
+                 "platform_restart", STARTUP)
+
+AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
+RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")
+LATENCY_COLUMNS = ("key", "station_id", "stream", "emitted_wall", "visible_wall")
+RECONCILIATION_COLUMNS = ("station_id", "tank", "day", "variance_ml",
+                          "cumulative_variance_pct_of_sales")
+
+
+class RunDataError(ValueError):
+    """A run directory lacks a file or a column, or a file cannot be read."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    kind: str
+    station_id: str | None
+    device: str | None
+    sim_start: float | None
+    sim_end: float | None
+    wall_start: float | None
+    wall_end: float | None
+    detail: Any = None
+
+
+class RunData:
+    """One run directory, read on demand. Treat everything it returns as read-only."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise RunDataError(f"run directory {self.root}: not a directory")
+        self._memo: dict[str, Any] = {}
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def path(self, rel: str, writer: str) -> Path:
+        p = self.root / rel
+        if not p.exists():
+            raise RunDataError(f"run directory {self.root}: missing {rel} (written by the "
+                               f"{writer}; docs/run-record.md)")
+        return p
+
+    def derive(self, name: str, compute: Callable[[], T]) -> T:
+        """A result computed once per run directory (shared by checkers and tables)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
+
+    def _json(self, rel: str, writer: str) -> Any:
+        p = self.path(rel, writer)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunDataError(f"{p}: not readable JSON ({exc})") from None
+
+    def _parquet(self, rel: str, writer: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        p = self.path(rel, writer)
+        try:
+            df = pd.read_parquet(p)
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise RunDataError(f"{p}: not a readable Parquet file ({exc})") from None
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise RunDataError(f"{p}: missing column(s) {missing} (found {list(df.columns)})")
+        return df
+
+    # ---- metadata --------------------------------------------------------------------
+
+    @cached_property
+    def run_info(self) -> dict[str, Any]:
+        doc = self._json("run.json", "run")
+        if not isinstance(doc, dict):
+            raise RunDataError(f"{self.root / 'run.json'}: expected a JSON object")
+        return doc
+
+    @cached_property
+    def scenario_doc(self) -> dict[str, Any]:
+        p = self.path("scenario.yaml", "run")
+        try:
+            doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise RunDataError(f"{p}: not readable YAML ({exc})") from None
+        if not isinstance(doc, dict):
+            raise RunDataError(f"{p}: expected a scenario (a YAML mapping)")
+        return doc
+
+    @cached_property
+    def scenario_digest(self) -> str:
+        """SHA-256 of the scenario and ledger copies, as scenarios.loader computes it."""
+        return scenario_digest(self.path("scenario.yaml", "run").read_bytes(),
+                               self.path("fleet.csv", "run").read_bytes())
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        doc = self._json("truth/manifest.json", "devices (ground-truth ledger)")
+        for key in ("stations", "start", "end", "days"):
+            if key not in doc:
+                raise RunDataError(f"{self.root / 'truth/manifest.json'}: no {key!r}")
+        return doc
+
+    @cached_property
+    def station_ids(self) -> list[str]:
+        """The stations in scope: those of the ground truth, in world (ledger) order."""
+        return [str(s) for s in self.manifest["stations"]]
+
+    @property
+    def start(self) -> float:
+        return float(self.manifest["start"])
+
+    @property
+    def end(self) -> float:
+        return float(self.manifest["end"])
+
+    @property
+    def days(self) -> float:
+        return float(self.manifest["days"])
+
+    @property
+    def day_count(self) -> int:
+        """Simulated days of the run (a partial last day counts)."""
+        return max(1, math.ceil((self.end - self.start) / DAY_S - 1e-9))
+
+    @property
+    def timezone(self) -> str:
+        return str(self.manifest.get("timezone") or "Asia/Shanghai")
+
+    def simulated_until(self, station_id: str) -> float | None:
+        """How far the ground truth of a station goes (None: it has none)."""
+        until = (self.manifest.get("simulated_until") or {}).get(station_id, self.end)
+        return None if until is None else float(until)
+
+    @cached_property
+    def fleet(self) -> list[dict[str, Any]]:
+        """Ledger rows of the stations in scope, in scope order."""
+        p = self.path("fleet.csv", "run")
+        rows, _raw, problems = load_fleet(p)
+        if problems:
+            raise RunDataError(f"{p}: not a valid fleet ledger: {problems[0]}")
+        by_id = {r["station_id"]: r for r in rows}
+        missing = [s for s in self.station_ids if s not in by_id]
+        if missing:
+            raise RunDataError(f"{p}: station(s) {missing} of the ground truth are not in "
+                               f"the ledger")
+        return [by_id[s] for s in self.station_ids]
+
+    @cached_property
+    def criteria_raw(self) -> Any:
+        return self.scenario_doc.get("criteria")
+
+    # ---- ground truth ----------------------------------------------------------------
+
+    @cached_property
+    def truth(self) -> Truth:
+        self.path("truth/manifest.json", "devices (ground-truth ledger)")
+        try:
+            return load_truth(self.root / "truth")
+        except CompareError as exc:
+            raise RunDataError(str(exc)) from None
+
+    def truth_table(self, name: str) -> pd.DataFrame:
+        """A further ground-truth table (nozzles, tanks, cheats) as pandas."""
+        def read() -> pd.DataFrame:
+            self.path("truth/manifest.json", "devices (ground-truth ledger)")
+            try:
+                return read_truth(self.root / "truth", name).to_pandas()
+            except (OSError, KeyError) as exc:
+                raise RunDataError(f"{self.root / 'truth'}: cannot read table {name!r} "
+                                   f"({exc})") from None
+        return self.derive(f"truth:{name}", read)
+
+    @cached_property
+    def dialects(self) -> dict[str, str]:
+        """station → register dialect, from devices/endpoints.json (else the ledger)."""
+        endpoints = self.root / "devices" / "endpoints.json"
+        if endpoints.is_file():
+            try:
+                return dialects_from_endpoints(endpoints)
+            except CompareError as exc:
+                raise RunDataError(str(exc)) from None
+        return {r["station_id"]: r["dialect"] for r in self.fleet}
+
+    # ---- platform observations -------------------------------------------------------
+
+    @cached_property
+    def observed(self) -> dict[str, pd.DataFrame]:
+        """The platform's records, one frame per stream (transactions, inventory, …)."""
+        return {s: self._parquet(f"observed/{s}.parquet", "observer", ("station_id",))
+                for s in STREAMS}
+
+    @cached_property
+    def comparison(self) -> Comparison:
+        try:
+            return compare(self.truth, self.observed, self.dialects)
+        except CompareError as exc:
+            raise RunDataError(f"run directory {self.root}: {exc}") from None
+
+    @cached_property
+    def stations_doc(self) -> list[dict[str, Any]]:
+        """GET /api/v1/stations as the observer saved it at the end of the run."""
+        doc = self._json("observed/stations.json", "observer")
+        if isinstance(doc, dict):
+            doc = doc.get("items", doc.get("stations"))
+        if not isinstance(doc, list) or not all(isinstance(s, dict) for s in doc):
+            raise RunDataError(f"{self.root / 'observed/stations.json'}: expected a list of "
+                               f"station objects (GET /api/v1/stations items)")
+        return doc
+
+    @cached_property
+    def availability(self) -> pd.DataFrame:
+        df = self._parquet("observed/availability.parquet", "observer", AVAILABILITY_COLUMNS)
+        df = df.assign(station_id=df["station_id"].astype(str),
+                       device=df["device"].fillna(COLLECTOR).astype(str)
+                       .replace("collector", COLLECTOR),
+                       online=df["online"].fillna(False).astype(bool),
+                       wall_time=pd.to_numeric(df["wall_time"], errors="coerce"),
+                       sim_time=pd.to_numeric(df["sim_time"], errors="coerce"))
+        return df
+
+    @cached_property
+    def reconciliation(self) -> pd.DataFrame | None:
+        """GET /api/v1/reconciliation as observed (None: not written)."""
+        if not (self.root / "observed/reconciliation.parquet").exists():
+            return None
+        return self._parquet("observed/reconciliation.parquet", "observer",
+                             RECONCILIATION_COLUMNS)
+
+    # ---- harness records -------------------------------------------------------------
+
+    @cached_property
+    def timeline(self) -> list[TimelineEntry]:
+        doc = self._json("timeline.json", "run")
+        if isinstance(doc, dict):
+            doc = doc.get("entries")
+        if not isinstance(doc, list):
+            raise RunDataError(f"{self.root / 'timeline.json'}: expected a list of entries")
+        out = []
+        for i, e in enumerate(doc):
+            if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
+                raise RunDataError(f"{self.root / 'timeline.json'}: entry {i}: expected an "
+                                   f"object with a 'kind'")
+            out.append(TimelineEntry(
+                e["kind"], e.get("station_id"), e.get("device") or None,
+                _num(e.get("sim_start")), _num(e.get("sim_end")), _num(e.get("wall_start")),
+                _num(e.get("wall_end")), e.get("detail")))
+        return out
+
+    def phases(self, kind: str) -> list[TimelineEntry]:
+        return [e for e in self.timeline if e.kind == kind]
+
+    @cached_property
+    def resources(self) -> pd.DataFrame:
+        return self._parquet("resources.parquet", "run", RESOURCE_COLUMNS)
+
+    @cached_property
+    def latency(self) -> pd.DataFrame | None:
+        """Real-time segment latencies; None when the run wrote no latency.parquet."""
+        if not (self.root / "latency.parquet").exists():
+            return None
+        return self._parquet("latency.parquet", "run", LATENCY_COLUMNS)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise RunDataError(f"timeline.json: expected a number or null, found {value!r}") from None
+    return out if math.isfinite(out) else None
