@@ -82,8 +82,13 @@ def _compression(text: str) -> float | None:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from acceptance.chain import scenario_faults
     from acceptance.progress import ProgressBar
     from devices.runner import serve
+    from devices.silence import Silence
     from sim.world import World
 
     scenario, config = _world_config(args)
@@ -92,13 +97,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
     (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())
     rtu = args.rtu_station if args.rtu_station is not None else [
         s.station_id for s in config.stations if s.transport == "rtu"]
+    # the scenario's device_silent faults are carried out by the devices themselves
+    silences = [] if args.no_faults else [
+        Silence(f.station, f.device, f.at, f.end) for f in scenario_faults(scenario)
+        if f.kind == "device_silent"]
+    # SIGTERM (how a harness stops us) ends the run like Ctrl-C: ground truth closed
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bar = ProgressBar("devices", config.days * 86400.0)
     world = World(config)
     try:
         serve(world, compression=args.compression, port_base=args.port_base, out_dir=out,
               rtu_station_ids=rtu, fifo_depth=scenario.data.get("fifo", {}).get("depth", 500),
               timezone=config.timezone, scenario_name=scenario.name, linger=args.linger,
-              progress=bar)
+              progress=bar, silences=silences, stop_event=stop)
     finally:
         bar.close()
     return EXIT_OK
@@ -120,6 +132,46 @@ def cmd_keys(args: argparse.Namespace) -> int:
         stations = [row["station_id"] for row in _load(args.scenario).fleet]
     path = make_key_file(stations, Path(args.out))
     print(f"wrote keys for {len(stations)} stations to {path}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from acceptance.run import RunOptions, run
+
+    return run(RunOptions(scenario=Path(args.scenario), out=Path(args.out), broker=args.broker,
+                          mutant=args.sut_mutant, days=args.days, seed=args.seed,
+                          compression=args.compression, lang=args.lang, pdf=args.pdf,
+                          drain_timeout_s=args.drain_timeout))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from acceptance.check import check_run
+    from acceptance.rundir import RunDataError
+    from reports.junit import write_junit
+
+    try:
+        record = check_run(Path(args.run))
+    except RunDataError as exc:
+        print(f"forecourt check: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    write_junit(record, Path(args.run) / "junit.xml")
+    failed = record.failed()
+    print(("ACCEPTED" if record.accepted else "NOT ACCEPTED")
+          + (f": {', '.join(failed)}" if failed else ""))
+    return EXIT_OK if record.accepted else EXIT_FAIL
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from acceptance.record import RunRecord
+    from reports.render import render_reports
+
+    path = Path(args.run) / "record.json"
+    if not path.exists():
+        print(f"forecourt report: {path} does not exist; run `forecourt check {args.run}` first",
+              file=sys.stderr)
+        return EXIT_ERROR
+    for p in render_reports(RunRecord.read(path), Path(args.run), lang=args.lang, pdf=args.pdf):
+        print(p)
     return EXIT_OK
 
 
@@ -157,8 +209,39 @@ def build_parser() -> argparse.ArgumentParser:
                            help="serve this station as Modbus RTU over a pty (repeatable); "
                                 "default: the fleet ledger's transport column")
             s.add_argument("--linger", action="store_true",
-                           help="keep serving after the simulated period ends, until Ctrl-C")
+                           help="keep serving after the simulated period ends, until Ctrl-C "
+                                "or SIGTERM")
+            s.add_argument("--no-faults", action="store_true",
+                           help="ignore the scenario's device_silent faults")
             s.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("run", help="acceptance run: scenario → verdict, evidence and reports")
+    s.add_argument("scenario")
+    s.add_argument("--out", required=True, help="run directory (new or empty)")
+    s.add_argument("--days", type=float, help="override the scenario's duration")
+    s.add_argument("--seed", type=int, help="override the scenario's seed")
+    s.add_argument("--broker", default="embedded",
+                   help="embedded (default), mosquitto (a managed Mosquitto) or mqtt://host:port")
+    s.add_argument("--compression", type=_compression, default=None,
+                   help="simulated seconds per wall second, or 'max' (default: max)")
+    s.add_argument("--sut-mutant", choices=("drop", "duplicate", "round-volume", "word-order",
+                                            "no-spool"),
+                   help="QA: a deliberately broken reference collector (docs/sut.md)")
+    s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
+    s.add_argument("--pdf", action="store_true", help="also write PDF reports (needs WeasyPrint)")
+    s.add_argument("--drain-timeout", type=float, default=300.0,
+                   help="wall seconds to wait for the data to drain after the run (default 300)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check", help="re-run the checkers on a run directory (offline)")
+    s.add_argument("run")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("report", help="re-render the reports of a run directory")
+    s.add_argument("run")
+    s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
+    s.add_argument("--pdf", action="store_true")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("broker", help="run the embedded MQTT broker")
     s.add_argument("--listen", default="mqtt://127.0.0.1:1883")

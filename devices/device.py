@@ -17,6 +17,7 @@ from devices.codec import Codec, CodecError
 from devices.fifo import AckError, CursorFifo, FifoDrop, RecordLayout
 from devices.image import CivilTime, Clock, DeviceImage, FieldBlock, FifoRegion, Region, live_region
 from devices.profile import Profile
+from devices.silence import DeviceSilent, SilenceWindows
 from devices.streams import (
     RECORD_VALUES,
     dispenser_header_values,
@@ -110,6 +111,8 @@ class FieldDevice:
         regions += self._live_regions()
         self.image = DeviceImage(regions)
         self.ack_fifos = {self.profile.fifo(name).ack_address: ch.fifo for name, ch in self.channels.items()}
+        self.silence = SilenceWindows()  # set by DeviceFleet.set_silences (fault device_silent)
+        self.ignored_requests = 0  # requests left unanswered while silent
 
     @property
     def where(self) -> str:
@@ -203,7 +206,11 @@ class FieldDevice:
         set_values: Sequence[int] | Sequence[bool] | None,
     ) -> ExcCodes | None:
         """pymodbus SimDevice hook, run before every reply (invalid/read-only addresses
-        were already answered with exception 02 by pymodbus)."""
+        were already answered with exception 02 by pymodbus). While the device is silent
+        it raises DeviceSilent, which the server answers with no reply at all."""
+        if self.silence and self.silence.silent_at(self.clock.now):
+            self.ignored_requests += 1
+            raise DeviceSilent(f"{self.where} is silent (fault device_silent)")
         if set_values is not None:
             if func_code not in WRITE_FCS:
                 return ExcCodes.ILLEGAL_FUNCTION

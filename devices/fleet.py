@@ -16,6 +16,7 @@ from devices.device import FieldDevice
 from devices.fifo import FifoDrop
 from devices.image import CivilTime
 from devices.profile import Profile, load_profile
+from devices.silence import Silence, windows_for
 from sim.records import DispenserView, GaugeView
 
 
@@ -105,6 +106,26 @@ class DeviceFleet:
             self.by_station[sid] = devs
             for dev in devs:
                 self.devices[(sid, dev.device)] = dev
+
+    def set_silences(self, silences: list[Silence] | tuple[Silence, ...]) -> None:
+        """Make devices ignore every request during their silences (fault device_silent).
+        A silence naming a station or device this fleet does not have is an error."""
+        for s in silences:
+            keys = [k for (sid, k) in self.devices if sid == s.station_id]
+            if not keys:
+                raise ValueError(f"silence of {s.where}: no station {s.station_id!r} here "
+                                 f"(stations: {', '.join(self.by_station)})")
+            if s.device is not None and s.device not in keys:
+                raise ValueError(f"silence of {s.where}: station {s.station_id} has no device "
+                                 f"{s.device!r} (devices: {', '.join(keys)})")
+        for (sid, key), dev in self.devices.items():
+            dev.silence = windows_for(silences, sid, key)
+
+    def silent_now(self) -> list[str]:
+        """'station/device' of every device that is silent at the world's current time."""
+        now = self.clock.now
+        return [f"{sid}/{key}" for (sid, key), dev in self.devices.items()
+                if dev.silence and dev.silence.silent_at(now)]
 
     def attach(self) -> None:
         """Start receiving the world's records (register the ledger first, so it sees a

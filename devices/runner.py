@@ -13,8 +13,13 @@ steps interleave, because neither the world nor the pymodbus datastore is thread
 Output directory (docs/register-map.md §12): endpoints.json (as soon as every server
 listens), the ground truth from sim.ledger.Ledger (flushed every `flush_every_s` wall
 seconds, closed on stop/Ctrl-C) with fifo_drops.parquet (records lost to overflow, never
-served) as an extra table of its manifest, and devices.json (per device and stream:
-pushed, acknowledged, dropped, pending).
+served) as an extra table of its manifest, devices.json (per device and stream:
+pushed, acknowledged, dropped, pending) at stop, and status.json (simulated time, finished,
+backlog, per-station counts) rewritten every `status_every_s` wall seconds (0.25) while
+serving, so a harness can tell when the world has finished and the FIFOs are drained.
+
+Silences (devices.silence, fault `device_silent`) make devices ignore requests during
+given simulated intervals.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ import pyarrow.parquet as pq
 from devices.fleet import DeviceFleet, DropRow, WorldClock
 from devices.rtu import PtyPair
 from devices.server import RTU_SERIAL, StationServer
+from devices.silence import Silence
 
 ENDPOINTS_FORMAT = "forecourt-endpoints/1"
+STATUS_FORMAT = "forecourt-device-status/1"
 DROPS_SCHEMA = pa.schema([
     ("station_id", pa.string()),
     ("device", pa.string()),
@@ -102,6 +109,7 @@ class DeviceRun:
     sim Ledger's ground truth into out_dir, None records none, or pass an object with the
     sim Ledger's attach(world), flush(), close() and set_extra_table(name, table).
     progress(done_sim_s, total_sim_s, extra) is called about 5 times per wall second.
+    silences: devices that stop answering for a while (fault device_silent).
     """
 
     def __init__(
@@ -125,7 +133,9 @@ class DeviceRun:
         tick_s: float = 0.05,
         max_step_s: float = 300.0,
         flush_every_s: float = 60.0,
+        status_every_s: float = 0.25,
         echo: bool = True,
+        silences: list[Silence] | tuple[Silence, ...] = (),
     ) -> None:
         if compression is not None and not compression > 0:
             raise ValueError(f"compression must be > 0 or None (max), got {compression!r}")
@@ -137,8 +147,8 @@ class DeviceRun:
             raise ValueError(f"high_water must be 1..fifo_depth ({fifo_depth}), got {high_water}")
         if not 0 <= port_base <= 65535:
             raise ValueError(f"port_base must be 0..65535, got {port_base}")
-        if not (tick_s > 0 and max_step_s > 0):
-            raise ValueError("tick_s and max_step_s must be > 0")
+        if not (tick_s > 0 and max_step_s > 0 and status_every_s > 0):
+            raise ValueError("tick_s, max_step_s and status_every_s must be > 0")
         self.world = world
         self.compression = compression
         self.port_base = port_base
@@ -156,6 +166,7 @@ class DeviceRun:
         self.tick_s = tick_s
         self.max_step_s = max_step_s
         self.flush_every_s = flush_every_s
+        self.status_every_s = status_every_s
         self.echo = echo
         self.stations = list(world.stations)
         station_cfg = {s.station_id: s for s in getattr(config, "stations", ())}
@@ -173,6 +184,8 @@ class DeviceRun:
         self.clock = WorldClock(world)
         self.fleet = DeviceFleet(world, self.dialects, clock=self.clock, timezone=self.timezone,
                                  depth=fifo_depth)
+        self.fleet.set_silences(tuple(silences))
+        self.paused = False  # max compression: held at the high-water mark
         self._ledger_arg = ledger
         self.truth: Any = None
         self.servers: list[StationServer] = []
@@ -192,6 +205,7 @@ class DeviceRun:
         try:
             self.endpoints = await self._start_servers()
             _write_json(self.out / "endpoints.json", self.endpoints)
+            self._write_status("running")
             if self.echo:
                 print(json.dumps(self.endpoints, indent=2, ensure_ascii=False), flush=True)
             reason = await self._drive()
@@ -213,6 +227,7 @@ class DeviceRun:
         _write_json(self.out / "devices.json", {
             "stop_reason": reason, "sim_time": self.world.now, "fifo_depth": self.fifo_depth,
             "high_water": self.high_water, "drops": len(fleet.drops), "devices": summary})
+        self._write_status(reason)
         if self.truth is not None:
             self.truth.close()  # complete only if the world finished
         self.result = ServeResult(reason, self.world.now, self.endpoints, len(fleet.drops),
@@ -245,7 +260,7 @@ class DeviceRun:
         loop = asyncio.get_running_loop()
         wall0, sim0 = loop.time(), world.now
         total = world.end - sim0
-        last_flush = last_progress = time.monotonic()
+        last_flush = last_progress = last_status = time.monotonic()
         while True:
             if stop():
                 return "stopped"
@@ -253,10 +268,14 @@ class DeviceRun:
                 self._report(sim0, total)
                 if not self.linger:
                     return "finished"
+                if time.monotonic() - last_status >= self.status_every_s:
+                    self._write_status("finished")
+                    last_status = time.monotonic()
                 await asyncio.sleep(self.tick_s)
                 continue
             if self.compression is None:
                 below = fleet.below_high_water(self.high_water)
+                self.paused = not below
                 target = world.now + self.max_step_s if below else world.now
             else:
                 target = sim0 + (loop.time() - wall0) * self.compression
@@ -277,6 +296,9 @@ class DeviceRun:
             if now - last_progress >= 0.2:
                 self._report(sim0, total)
                 last_progress = now
+            if now - last_status >= self.status_every_s:
+                self._write_status("finished" if world.finished else "running")
+                last_status = now
             if not stepped or self.compression is not None:
                 await asyncio.sleep(self.tick_s)
 
@@ -289,6 +311,27 @@ class DeviceRun:
             tmp = self.out / ".fifo_drops.parquet.partial"
             pq.write_table(table, tmp, compression="zstd")
             os.replace(tmp, self.out / "fifo_drops.parquet")
+
+    def _write_status(self, state: str) -> None:
+        """status.json: where the world is and what the FIFOs hold (docs/register-map.md §12)."""
+        stations: dict[str, dict[str, int]] = {}
+        for (sid, _key), dev in self.fleet.devices.items():
+            st = stations.setdefault(sid, {"pushed": 0, "acknowledged": 0, "dropped": 0,
+                                           "pending": 0})
+            for ch in dev.channels.values():
+                st["pushed"] += ch.fifo.pushed
+                st["acknowledged"] += ch.fifo.released
+                st["dropped"] += ch.fifo.dropped
+                st["pending"] += ch.fifo.pending
+        world = self.world
+        _write_json(self.out / "status.json", {
+            "format": STATUS_FORMAT, "state": state, "pid": os.getpid(),
+            "updated_at": time.time(), "sim_time": world.now,
+            "start": getattr(world, "start", None), "end": world.end, "finished": bool(world.finished), "paused": self.paused,
+            "compression": "max" if self.compression is None else self.compression,
+            "backlog": sum(st["pending"] for st in stations.values()),
+            "drops": len(self.fleet.drops), "silent": self.fleet.silent_now(),
+            "stations": stations})
 
     def _report(self, sim0: float, total: float) -> None:
         if self.progress is not None:

@@ -4,12 +4,16 @@ TCP: every device of the station behind one listening socket, one unit id per de
 an unknown unit id answers exception 0x0B (gateway target failed to respond).
 RTU: the same devices on one serial line (a pty from devices.rtu); an unknown unit id
 gets no answer, as on a real RS-485 bus.
+Both: a silent device (devices.silence) gets no answer: the servers run with
+`ignore_missing_devices`, so its hook's NoSuchIdException means "send nothing", and on TCP
+the catch-all answers 0x0B itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -20,22 +24,27 @@ RTU_SERIAL = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
 
 
 async def _no_such_device(func_code, start_address, address, count, registers, set_values):
-    # pymodbus answers NoSuchIdException with 0x0B on TCP and with silence when
-    # ignore_missing_devices is set (RTU).
+    # RTU: with ignore_missing_devices pymodbus sends nothing, as on an RS-485 bus.
     raise NoSuchIdException("no device with this unit id at the station")
 
 
-def _catch_all() -> SimDevice:
-    """Unit id 0 in pymodbus means 'every id not defined': route them to _no_such_device."""
+async def _gateway_no_response(func_code, start_address, address, count, registers, set_values):
+    # TCP: the station's serial-to-Ethernet gateway reports the missing unit (0x0B).
+    return ExcCodes.GATEWAY_NO_RESPONSE
+
+
+def _catch_all(transport: str) -> SimDevice:
+    """Unit id 0 in pymodbus means 'every id not defined'."""
+    action = _gateway_no_response if transport == "tcp" else _no_such_device
     return SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
-                     action=_no_such_device)
+                     action=action)
 
 
-def _sim_devices(devices: Sequence[FieldDevice]) -> list[SimDevice]:
+def _sim_devices(devices: Sequence[FieldDevice], transport: str) -> list[SimDevice]:
     ids = [d.unit_id for d in devices]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate unit ids at one station: {sorted(ids)}")
-    return [d.sim_device() for d in devices] + [_catch_all()]
+    return [d.sim_device() for d in devices] + [_catch_all(transport)]
 
 
 class StationServer:
@@ -51,7 +60,8 @@ class StationServer:
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on host:port (0 = a free port); returns the port."""
-        server = ModbusTcpServer(_sim_devices(self.devices), address=(host, port))
+        server = ModbusTcpServer(_sim_devices(self.devices, "tcp"), address=(host, port),
+                                 ignore_missing_devices=True)
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
@@ -64,7 +74,7 @@ class StationServer:
     async def start_rtu(self, serial_port: str) -> None:
         """Serve on a serial device (the device end of a pty pair), 38400 8N1."""
         server = ModbusSerialServer(
-            _sim_devices(self.devices), port=serial_port, ignore_missing_devices=True,
+            _sim_devices(self.devices, "rtu"), port=serial_port, ignore_missing_devices=True,
             reconnect_delay=0.5, **RTU_SERIAL)
         try:
             await server.serve_forever(background=True)

@@ -1,0 +1,182 @@
+"""Read a platform's HTTP API (docs/platform-api.md) into pandas DataFrames.
+
+The harness observes a platform under test only through this API, exactly as a vendor's
+platform would be observed: bearer token, JSON, cursor pagination (`limit`, `cursor`,
+`next_cursor`). Record resources come back with the uplink's field names and integer units
+(docs/uplink.md §3), so `acceptance.compare` can match them against the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+API_PREFIX = "/api/v1"
+MAX_PAGE = 1000  # the API's largest `limit`
+
+# Fields of each record resource (docs/uplink.md §3): present in every frame, even an empty
+# one, so a platform that leaves a field out shows up as altered values, not a KeyError.
+RECORD_HEAD = ("key", "station_id", "device", "seq")
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "transactions": ("nozzle", "grade", "tank", "start_time", "end_time", "volume_ml",
+                     "amount_fen", "unit_price_fen", "volume_total_ml", "amount_total_fen"),
+    "inventory": ("tank", "device_time", "product_level_um", "water_level_um",
+                  "temperature_mc", "gross_volume_ml", "volume_20c_ml", "ullage_ml",
+                  "water_volume_ml"),
+    "deliveries": ("tank", "start_time", "end_time", "start_gross_volume_ml",
+                   "start_volume_20c_ml", "end_gross_volume_ml", "end_volume_20c_ml",
+                   "start_temperature_mc", "end_temperature_mc", "start_level_um",
+                   "end_level_um"),
+    "events": ("code", "unit", "device_time", "value_old_e4", "value_new_e4"),
+}
+RECORD_TAIL = ("collected_at", "received_at", "msg_seq")
+RECORD_RESOURCES = tuple(RECORD_FIELDS)
+
+
+class ApiError(RuntimeError):
+    """A request to the platform failed: names the URL, the HTTP status and the reason."""
+
+    def __init__(self, url: str, status: int | None, message: str) -> None:
+        self.url, self.status = url, status
+        where = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"platform API {url}: {where}: {message}")
+
+
+class PlatformClient:
+    """A read client of one platform's API (base URL such as http://127.0.0.1:8080)."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"platform base URL {base_url!r}: expected http(s)://host:port")
+        if not token:
+            raise ValueError("platform API token: expected a non-empty bearer token")
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items()
+                                        if v is not None})
+        return f"{self.base_url}{path}" + (f"?{query}" if query else "")
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *,
+            auth: bool = True) -> Any:
+        """GET `path` (e.g. /api/v1/stations) and return the decoded JSON body."""
+        url = self.url(path, params)
+        headers = {"Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(url, exc.code, _error_message(exc.read())) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(url, None, str(reason)) from None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ApiError(url, 200, f"body is not JSON ({exc})") from None
+
+    def healthz(self) -> dict[str, Any]:
+        """The platform's health document (no token needed); ApiError if it is down."""
+        return self.get("/healthz", auth=False)
+
+    def items(self, resource: str, *, page_size: int = MAX_PAGE, max_pages: int = 100_000,
+              **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a list resource, following `next_cursor` to the end."""
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size: expected 1..{MAX_PAGE}, found {page_size}")
+        path = f"{API_PREFIX}/{resource}"
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            page = self.get(path, {**filters, "limit": page_size, "cursor": cursor})
+            if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+                raise ApiError(self.url(path), 200, "expected {\"items\": [...], "
+                                                    "\"next_cursor\": ...}")
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+            if cursor in seen:  # a platform bug would otherwise loop for ever
+                raise ApiError(self.url(path), 200, f"next_cursor {cursor[:40]!r} repeats")
+            seen.add(cursor)
+        raise ApiError(self.url(path), 200, f"more than {max_pages} pages")
+
+    def frame(self, resource: str, **filters: Any) -> pd.DataFrame:
+        """A list resource as a DataFrame (record resources always have their fields)."""
+        return records_frame(resource, self.items(resource, **filters))
+
+    def stations(self, **filters: Any) -> list[dict[str, Any]]:
+        return list(self.items("stations", **filters))
+
+    def ingest_stats(self, station_id: str | None = None) -> dict[str, Any]:
+        return self.get(f"{API_PREFIX}/stats/ingest", {"station_id": station_id})
+
+
+def records_frame(resource: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Items as a DataFrame; a record resource gets every field of its kind as a column."""
+    df = pd.DataFrame(list(rows))
+    if resource not in RECORD_FIELDS:
+        return df
+    columns = RECORD_HEAD + RECORD_FIELDS[resource] + RECORD_TAIL
+    for col in columns:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(columns) + [c for c in df.columns if c not in columns]]
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        err = doc["error"]
+        return f"{err.get('code')}: {err.get('message')}"
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+def observe_records(client: PlatformClient, station_ids: Iterable[str] | None = None
+                    ) -> dict[str, pd.DataFrame]:
+    """Every transaction, inventory reading, delivery and event the platform holds (for the
+    given stations, or all), one DataFrame per record resource."""
+    ids = None if station_ids is None else list(station_ids)
+    out: dict[str, pd.DataFrame] = {}
+    for resource in RECORD_RESOURCES:
+        if ids is None:
+            out[resource] = client.frame(resource)
+        else:
+            rows = [item for sid in ids
+                    for item in client.items(resource, station_id=sid)]
+            out[resource] = records_frame(resource, rows)
+    return out
+
+
+STATUS_COLUMNS = ("station_id", "device", "collector_online", "collector_backlog",
+                  "last_heartbeat_at", "device_online", "reported_online", "device_time",
+                  "failures", "error")
+
+
+def station_status(stations: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (station, device) of GET /stations: on-line state as the platform sees it."""
+    rows = []
+    for st in stations:
+        col = st.get("collector") or {}
+        for dev in st.get("devices") or []:
+            rows.append({
+                "station_id": st.get("station_id"), "device": dev.get("device"),
+                "collector_online": col.get("online"), "collector_backlog": col.get("backlog"),
+                "last_heartbeat_at": col.get("last_heartbeat_at"),
+                "device_online": dev.get("online"), "reported_online": dev.get("reported_online"),
+                "device_time": dev.get("device_time"), "failures": dev.get("failures"),
+                "error": dev.get("error")})
+    return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))

@@ -1,0 +1,168 @@
+"""End to end with real processes: devices → collectors → broker → platform (issue 3).
+
+The smoke scenario (two stations, both dialects, Modbus TCP and RTU) made to have fuel
+deliveries, run at compression max; every ground-truth transaction, inventory reading,
+delivery and event must be at the platform exactly once with equal values, and nothing
+else. Once with the embedded broker, once with Mosquitto.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from acceptance.chain import Chain, ChainError, ChainSettings, write_scenario_variant
+from acceptance.compare import compare_platform, load_truth
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "scenarios" / "smoke.yaml"
+
+
+def smoke_with_deliveries(tmp_path: Path) -> Path:
+    """Smoke, with tanks low enough at start that tankers come within the two days."""
+    return write_scenario_variant(
+        SMOKE, tmp_path / "smoke-deliveries.yaml",
+        tank_conditions=[{"station": "UMB25", "tank": 2, "initial_fill": 0.37},
+                         {"station": "UMB44", "tank": 1, "initial_fill": 0.36}],
+        deliveries={"lead_time_h": [1, 3]})
+
+
+def assert_exactly_once(chain: Chain, min_deliveries: int = 0):
+    """Stop the station side (the ground truth is then complete), then compare the
+    platform's records with it."""
+    chain.stop_field()
+    comparison = compare_platform(chain.truth_dir, chain.api, chain.station_ids)
+    summary = comparison.summary()
+    assert comparison.ok, f"{summary}\n" + "\n".join(comparison.problems())
+    counts = comparison.counts().get("received_once", {})
+    for stream in ("transactions", "inventory", "events"):
+        assert counts.get(stream, 0) > 0, f"no {stream} at all: {summary}"
+    assert counts.get("deliveries", 0) >= min_deliveries
+    return comparison
+
+
+@pytest.mark.parametrize("broker", ["embedded", pytest.param("mosquitto",
+                                                             marks=pytest.mark.mosquitto)])
+def test_smoke_end_to_end_exactly_once(tmp_path, broker):
+    scenario = smoke_with_deliveries(tmp_path)
+    chain = Chain(ChainSettings(scenario, tmp_path / "run", broker=broker,
+                                device_faults=False))
+    with chain:
+        report = chain.wait_drained(timeout=120)
+        assert report.drained and report.reason == "drained", report
+        assert report.device_backlog == 0
+        assert report.accepted == sum(report.served.values()) > 1000
+        deadline = time.monotonic() + 30
+        while True:  # the collectors' heartbeats come to report empty spools
+            states = chain.station_states()
+            if all(states[sid]["collector"]["backlog"] == 0 for sid in chain.station_ids):
+                break
+            assert time.monotonic() < deadline, [s["collector"] for s in states.values()]
+            time.sleep(0.2)
+        for sid in chain.station_ids:
+            assert states[sid]["collector"]["online"], states[sid]["collector"]
+            assert all(d["online"] for d in states[sid]["devices"]), states[sid]["devices"]
+        stats = chain.api.ingest_stats()
+        assert stats["rejected_total"] == 0 and not stats["rejected_records"], stats
+        comparison = assert_exactly_once(chain, min_deliveries=2)
+        if broker == "embedded":
+            # cursor pagination over many pages gives the same records
+            paged = list(chain.api.items("inventory", page_size=97))
+            assert len(paged) == len({r["key"] for r in paged}) == \
+                comparison.counts().loc["inventory", "received_once"]
+    codes = [chain.devices.exit_codes, chain.platform.exit_codes,
+             *(c.exit_codes for c in chain.collectors.values())]
+    assert codes == [[0]] * len(codes)
+    truth = load_truth(chain.truth_dir)
+    assert truth.manifest["complete"] is True and len(truth.fifo_drops) == 0
+
+
+def test_a_part_that_dies_is_reported_not_waited_for(tmp_path):
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run", days=0.5, compression=2000.0))
+    with chain:
+        chain.kill_collector("UMB25")  # on purpose: no drain, but no hang either
+        report = chain.wait_drained(timeout=2)
+        assert not report.drained
+        assert report.reason.startswith("timeout after 2 s: stopped on purpose: "
+                                        "collector:UMB25"), report.reason
+        os.kill(chain.pids()["platform"], signal.SIGKILL)  # behind the chain's back
+        with pytest.raises(ChainError, match=r"platform \(pid \d+\) exited with code -9"):
+            chain.wait_drained(timeout=60)
+    assert chain.platform.exit_codes == [-9]
+
+
+def test_a_part_that_fails_to_start_is_named_and_the_rest_stopped(tmp_path):
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run", days=0.1,
+                                platform_args=("--no-such-flag",)))
+    with pytest.raises(ChainError, match=r"(?s)platform \(pid \d+\) exited with code 2;.*"
+                                         r"unrecognized arguments: --no-such-flag"):
+        chain.start()
+    assert chain.stopped and not chain.broker.part.alive and not chain.devices.alive
+
+
+class _FakeApi:
+    def __init__(self, accepted: int) -> None:
+        self.accepted = accepted
+
+    def ingest_stats(self, station_id=None):
+        return {"accepted": self.accepted}
+
+
+def test_drain_logic_drains_settles_or_keeps_waiting(tmp_path, monkeypatch):
+    """wait_drained's decisions on given observations (no processes are started)."""
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run"))
+    status = {"sim_time": 2.0, "end": 2.0, "finished": True, "backlog": 0,
+              "stations": {"UMB25": {"pushed": 7, "dropped": 0},
+                           "UMB44": {"pushed": 5, "dropped": 0}}}
+    heartbeat = {"UMB25": {"backlog": 0}, "UMB44": {"backlog": 0}}
+    monkeypatch.setattr(chain, "device_status", lambda: status)
+    monkeypatch.setattr(chain, "station_states", lambda: {
+        sid: {"collector": {"backlog": hb["backlog"], "last_heartbeat_at": time.time()}}
+        for sid, hb in heartbeat.items()})
+    chain.api = _FakeApi(12)
+    report = chain.wait_drained(timeout=5)
+    assert report.drained and report.reason == "drained" and report.served == {
+        "UMB25": 7, "UMB44": 5}
+    chain.api = _FakeApi(10)  # two records never arrive, the spools say they are empty
+    report = chain.wait_drained(timeout=30, settle_s=0.5)
+    assert report.drained and report.reason == (
+        "settled: platform accepted 10 of 12 records served, unchanged for 0.5 s")
+    heartbeat["UMB44"]["backlog"] = 2  # ... but here a spool still holds them
+    report = chain.wait_drained(timeout=1.0, settle_s=0.2)
+    assert not report.drained
+    assert report.reason == "timeout after 1 s: records left in the spool of UMB44 (2)"
+    status.update(finished=False, sim_time=1.0)
+    report = chain.wait_drained(timeout=0.5)
+    assert not report.drained and report.reason == "timeout after 0.5 s: world at 1, ends at 2"
+
+
+def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):
+    from acceptance.chain import Part, _descendants
+
+    part = Part("stubborn", ["bash", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"],
+                tmp_path / "stubborn.log", tmp_path).start()
+    deadline = time.monotonic() + 10
+    while not (kids := _descendants(part.pid)):
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    assert part.stop(timeout=0.5) == -9 and part.exit_codes == [-9]
+
+    def running(pid: int) -> bool:  # a zombie has ended: only its parent has yet to reap it
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat[stat.rindex(")") + 2] != "Z"
+
+    for pid in kids:
+        deadline = time.monotonic() + 10
+        while running(pid):
+            assert time.monotonic() < deadline, f"child {pid} survived"
+            time.sleep(0.05)
+    assert "start: bash -c" in part.tail()

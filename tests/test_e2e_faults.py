@@ -1,0 +1,174 @@
+"""End to end under faults (issue 3): each fault its own test, each ending with every
+ground-truth record at the platform exactly once with equal values.
+
+Runs use the two-day smoke scenario at a fixed high compression (a simulated day in a few
+wall seconds), so faults land mid-run while records flow; the device-silence test runs
+slower so that the platform has wall time to notice. Waits are bounded by deadlines only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from acceptance.chain import Chain, ChainSettings, scenario_faults, write_scenario_variant
+from acceptance.compare import compare_platform
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "scenarios" / "smoke.yaml"
+FAST = 20000.0  # simulated s per wall s: the two days in ~9 s
+H = 3600.0
+
+
+def settings(tmp_path: Path, **kw) -> ChainSettings:
+    kw.setdefault("compression", FAST)
+    kw.setdefault("device_faults", False)
+    return ChainSettings(kw.pop("scenario", SMOKE), tmp_path / "run", **kw)
+
+
+def drain_and_compare(chain: Chain, timeout: float = 120.0, min_records: int = 1000):
+    report = chain.wait_drained(timeout=timeout)
+    assert report.drained and report.reason == "drained", report
+    chain.stop_field()
+    comparison = compare_platform(chain.truth_dir, chain.api, chain.station_ids)
+    assert comparison.ok, f"{comparison.summary()}\n" + "\n".join(comparison.problems())
+    assert comparison.summary()["received_once"] > min_records
+    return comparison
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(step)
+
+
+def test_collector_kill9_mid_run_and_restart(tmp_path):
+    """kill -9 with records in the spool that the platform has not acknowledged (held
+    there by a cut link), and a plain kill -9 of the other station's collector."""
+    with Chain(settings(tmp_path)) as chain:
+        t0 = chain.scenario.start_epoch
+        chain.wait_sim_time(t0 + 8 * H, timeout=60)
+        chain.cut_network("UMB25")
+        wait_for(lambda: chain.custody()["UMB25"] >= 20, 30, "UMB25 records held in the spool")
+        chain.kill_collector("UMB25")
+        chain.restore_network("UMB25")
+        chain.start_collector("UMB25")
+        chain.wait_sim_time(t0 + 30 * H, timeout=60)
+        chain.kill_collector("UMB44")
+        time.sleep(0.5)
+        chain.start_collector("UMB44")
+        drain_and_compare(chain)
+        assert chain.collectors["UMB25"].exit_codes == [-9, 0]
+        assert chain.collectors["UMB44"].exit_codes == [-9, 0]
+
+
+@pytest.mark.parametrize("broker", ["embedded", pytest.param("mosquitto",
+                                                             marks=pytest.mark.mosquitto)])
+def test_broker_restart(tmp_path, broker):
+    """The embedded broker forgets every session when it restarts: whatever it had not
+    delivered is sent again by the collectors after their ack timeout. Mosquitto keeps the
+    sessions on disk (persistence)."""
+    with Chain(settings(tmp_path, broker=broker,
+                        collector_args=("--ack-timeout", "3"))) as chain:
+        t0 = chain.scenario.start_epoch
+        for at in (12 * H, 30 * H):
+            chain.wait_sim_time(t0 + at, timeout=60)
+            chain.restart_broker(down_s=1.0)
+        drain_and_compare(chain)
+        assert chain.broker.part is None or chain.broker.part.starts == 3
+        # every collector lost its connection twice and came back
+        assert all(proxy.connections_total >= 3 for proxy in chain.proxies.values())
+
+
+@pytest.mark.mosquitto
+def test_platform_restart(tmp_path):
+    """Clean stop and kill -9 of the platform; its persistent session at Mosquitto holds
+    what arrives meanwhile."""
+    with Chain(settings(tmp_path, broker="mosquitto")) as chain:
+        t0 = chain.scenario.start_epoch
+        chain.wait_sim_time(t0 + 12 * H, timeout=60)
+        before = chain.api.ingest_stats()["accepted"]
+        chain.restart_platform(down_s=2.0)
+        assert chain.api.ingest_stats()["accepted"] >= before  # the database survived
+        chain.wait_sim_time(t0 + 30 * H, timeout=60)
+        chain.restart_platform(down_s=1.0, kill=True)
+        drain_and_compare(chain)
+    assert chain.platform.exit_codes == [0, -9, 0]
+
+
+def test_network_cut_for_a_simulated_day(tmp_path):
+    """Collector ↔ broker cut for a simulated day: the spool holds the day's records (the
+    records the devices handed over but the platform lacks grow), nothing arrives through
+    the cut, everything arrives once the link is back."""
+    with Chain(settings(tmp_path)) as chain:
+        t0 = chain.scenario.start_epoch
+        chain.wait_sim_time(t0 + 12 * H, timeout=60)
+        chain.cut_network("UMB44")
+        cut_at = chain.sim_time()
+        accepted = chain.api.ingest_stats("UMB44")["accepted"]
+        held = [chain.custody()["UMB44"]]
+        while chain.sim_time() < cut_at + 24 * H:
+            time.sleep(0.3)
+            held.append(chain.custody()["UMB44"])
+            assert len(held) < 1000, "the world does not advance"
+        assert chain.api.ingest_stats("UMB44")["accepted"] == accepted, "data crossed the cut"
+        chain.restore_network("UMB44")
+        assert held[-1] > held[0] and held[-1] >= 100, held
+        assert held == sorted(held), held  # grows while cut, never drains
+        drain_and_compare(chain)
+        assert chain.proxies["UMB44"].connections_total >= 2  # reconnected after the cut
+
+
+def test_device_silent_for_a_simulated_hour(tmp_path):
+    """A dispenser stops answering for an hour: the platform shows it off line during the
+    silence (its station's other devices stay on line), back on line after, nothing lost."""
+    scenario = write_scenario_variant(
+        SMOKE, tmp_path / "silent.yaml", start="2026-04-01T09:00:00+08:00", days=0.1,
+        cheats=[], faults=[{"kind": "device_silent", "station": "UMB25", "device": "D1",
+                            "at": "+1h", "duration": "1h"}])
+    with Chain(settings(tmp_path, scenario=scenario, compression=600.0, device_faults=True,
+                        collector_args=("--modbus-timeout", "0.3",
+                                        "--offline-after", "2"))) as chain:
+        t0 = chain.scenario.start_epoch
+
+        def devices() -> dict[str, bool]:
+            return {d["device"]: d["online"] for d in chain.station_states()["UMB25"]["devices"]}
+
+        assert wait_for(lambda: devices().get("D1"), 30, "D1 on line before the silence")
+        assert chain.sim_time() < t0 + 1 * H, "the silence began before D1 was seen"
+        chain.wait_sim_time(t0 + 1 * H, timeout=30)
+        seen = wait_for(lambda: (lambda d: d if d["D1"] is False else None)(devices()), 30,
+                        "D1 off line at the platform")
+        assert chain.sim_time() < t0 + 2 * H, "off line only after the silence"
+        assert seen["G"] and seen["D2"], f"other devices went off line too: {seen}"
+        assert "UMB25/D1" in chain.device_status()["silent"]
+        chain.wait_sim_time(t0 + 2 * H, timeout=30)
+        wait_for(lambda: devices()["D1"], 30, "D1 back on line")
+        records = drain_and_compare(chain, min_records=50).records
+    during = records[(records["device"] == "D1") & (records["time"] >= t0 + 1 * H)
+                     & (records["time"] < t0 + 2 * H)]
+    assert len(during) >= 1 and set(during["status"]) == {"received_once"}
+
+
+def test_smoke_fault_timeline(tmp_path):
+    """The smoke scenario's own faults (collector crash, network cut, silent dispenser)
+    carried out at their simulated times, as an acceptance run does."""
+    with Chain(settings(tmp_path, device_faults=True)) as chain:
+        faults = scenario_faults(chain.scenario)
+        log = chain.carry_out_faults(faults, timeout=120)
+        assert [(a.fault.kind, a.action) for a in log] == [
+            ("collector_crash", "start"), ("collector_crash", "end"),
+            ("network_cut", "start"), ("network_cut", "end")]
+        for action in log:
+            edge = action.fault.at if action.action == "start" else action.fault.end
+            assert action.sim_time >= edge
+        drain_and_compare(chain)
+        assert chain.collectors["UMB25"].exit_codes == [-9, 0]
