@@ -307,6 +307,7 @@ class ChainSettings:
     heartbeat_s: float = 1.0
     collector_args: tuple[str, ...] = ()
     platform_args: tuple[str, ...] = ()
+    devices_args: tuple[str, ...] = ()  # e.g. --pace / --max-compression
     device_faults: bool = True  # serve the scenario's device_silent faults
     start_timeout_s: float = 60.0
     devices_stop_timeout_s: float = 300.0  # closing writes the whole ground truth
@@ -394,7 +395,7 @@ class Chain:
             argv += ["--seed", str(s.seed)]
         if not s.device_faults:
             argv.append("--no-faults")
-        return argv
+        return argv + list(s.devices_args)
 
     def _platform_argv(self) -> list[str]:
         return self._cli("platform", "--db", f"sqlite:///{self.db_path}",

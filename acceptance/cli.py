@@ -81,6 +81,15 @@ def _compression(text: str) -> float | None:
     return value
 
 
+def _pace(text: str):
+    from devices.pace import PaceWindow
+
+    try:
+        return PaceWindow.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -110,7 +119,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         serve(world, compression=args.compression, port_base=args.port_base, out_dir=out,
               rtu_station_ids=rtu, fifo_depth=scenario.data.get("fifo", {}).get("depth", 500),
               timezone=config.timezone, scenario_name=scenario.name, linger=args.linger,
-              progress=bar, silences=silences, stop_event=stop)
+              progress=bar, silences=silences, stop_event=stop, pace=args.pace,
+              max_compression=args.max_compression)
     finally:
         bar.close()
     return EXIT_OK
@@ -211,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--linger", action="store_true",
                            help="keep serving after the simulated period ends, until Ctrl-C "
                                 "or SIGTERM")
+            s.add_argument("--pace", action="append", type=_pace, default=[],
+                           metavar="START:END:COMPRESSION[:latency]",
+                           help="serve simulated [START, END) (epoch s) at this compression; "
+                                "':latency' logs when records appear (repeatable)")
+            s.add_argument("--max-compression", type=float,
+                           help="ceiling of the compression outside pace windows at 'max'")
             s.add_argument("--no-faults", action="store_true",
                            help="ignore the scenario's device_silent faults")
             s.set_defaults(func=cmd_devices)

@@ -30,6 +30,7 @@ import pandas as pd
 from acceptance.chain import Chain, ChainError, ChainSettings, FaultAction, scenario_faults
 from acceptance.observe import ApiError, observe_records, station_status
 from acceptance.sut import Sut, SutError, parse_sut
+from devices.pace import PaceWindow
 from scenarios.loader import Scenario, ScenarioError, load_scenario
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class RunOptions:
     collectors: str = "per-station"
     progress: bool = True
     collector_args: tuple[str, ...] = ()
+    paced: bool = True  # pace windows for faults and the latency segment (docs/run-record.md)
+    pace_wall_s: float = 15.0  # wall seconds for the run outside the windows (a ceiling)
+    fault_wall_s: float = 6.0  # wall seconds each fault window lasts
+    latency_minutes: float = 15.0  # simulated minutes of the near-real-time segment
+    latency_compression: float = 60.0
 
 
 def git_commit() -> str | None:
@@ -226,13 +232,77 @@ def _timeline(scenario: Scenario, actions: list[FaultAction]) -> list[dict[str, 
     return sorted(rows.values(), key=lambda r: (r["sim_start"] or 0, r["kind"]))
 
 
+def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
+    """Each fault served slowly enough to act on it (`fault_wall_s`), and a near-real-time
+    segment for latency (DAT-5) in the last quiet stretch of the run."""
+    start = scenario.start_epoch
+    end = start + 86400.0 * (opts.days if opts.days is not None else scenario.data["days"])
+    spans: list[tuple[float, float]] = []
+    for f in scenario_faults(scenario):
+        if f.at >= end:
+            continue
+        tail = max(600.0, 0.25 * f.duration)  # recovery after the fault, at the same pace
+        spans.append((max(start, f.at - 60.0), min(end, f.end + tail)))
+    spans.sort()
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    windows = [PaceWindow(a, b, max(1.0, (b - a) / opts.fault_wall_s)) for a, b in merged]
+    seg = 60.0 * opts.latency_minutes
+    seg_end = end - 3600.0
+    for a, b in reversed(merged):  # clear of every fault window
+        if seg_end > a and seg_end - seg < b:
+            seg_end = a
+    if seg_end - seg >= start + 3600.0:  # after start-up, or not at all
+        windows.append(PaceWindow(seg_end - seg, seg_end, opts.latency_compression, latency=True))
+    return windows
+
+
 def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path) -> ChainSettings:
     collector_args = list(opts.collector_args)
     if sut.collector.mutant:
         collector_args += ["--mutant", sut.collector.mutant]
+    devices_args: list[str] = []
+    if opts.paced and opts.compression is None:
+        days = opts.days if opts.days is not None else scenario.data["days"]
+        devices_args += ["--max-compression", repr(days * 86400.0 / opts.pace_wall_s)]
+        for w in pace_windows(opts, scenario):
+            devices_args += ["--pace", w.format()]
     return ChainSettings(scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
                          compression=opts.compression, broker=opts.broker,
-                         collectors=opts.collectors, collector_args=tuple(collector_args))
+                         collectors=opts.collectors, collector_args=tuple(collector_args),
+                         devices_args=tuple(devices_args))
+
+
+def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
+                   windows: list[PaceWindow]) -> None:
+    """latency.parquet: when each record of the real-time segment appeared at the device and
+    when the platform stored it (the same machine's clock)."""
+    cols = ["key", "station_id", "stream", "emitted_wall", "visible_wall"]
+    emitted_path = chain.truth_dir / "emitted.parquet"
+    rows = pd.DataFrame(columns=cols)
+    if emitted_path.exists():
+        em = pd.read_parquet(emitted_path)
+        em["key"] = [f"{s}/{d}/{st}/{q}/{int(t // 1)}" for s, d, st, q, t in
+                     zip(em.station_id, em.device, em.stream, em.seq, em.time, strict=True)]
+        seen = []
+        for stream in em["stream"].unique():
+            p = out / "observed" / f"{stream}.parquet"
+            if p.exists():
+                obs = pd.read_parquet(p, columns=["key", "received_at"])
+                seen.append(obs.groupby("key", as_index=False)["received_at"].min())
+        vis = pd.concat(seen) if seen else pd.DataFrame(columns=["key", "received_at"])
+        rows = em.merge(vis, on="key", how="left").rename(columns={"received_at": "visible_wall"})
+        rows = rows[cols]
+    rows.to_parquet(out / "latency.parquet", index=False)
+    for w in windows:
+        if w.latency:
+            timeline.append({"kind": "real_time_segment", "station_id": None, "device": None,
+                             "sim_start": w.start, "sim_end": w.end, "wall_start": None,
+                             "wall_end": None, "detail": {"compression": w.compression}})
 
 
 def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
@@ -268,6 +338,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
+    latency_timeline: list[dict[str, Any]] = []
     try:
         chain.start()
         sampler.start()
@@ -300,6 +371,8 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         sampler.sample()  # the final state, after draining
         _write_observed(chain, out, sampler)
         info["exit_codes"] = chain.stop_field()
+        windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
+        _write_latency(chain, out, latency_timeline, windows)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
@@ -312,7 +385,8 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             info["notes"].append(f"stopping the chain: {exc}")
         info["wall_end"] = time.time()
         info.setdefault("exit_reason", "completed")
-        (out / "timeline.json").write_text(json.dumps(_timeline(scenario, actions), indent=1,
+        timeline = _timeline(scenario, actions) + latency_timeline
+        (out / "timeline.json").write_text(json.dumps(timeline, indent=1,
                                                       ensure_ascii=False), encoding="utf-8")
         pd.DataFrame(sampler.samples.resources,
                      columns=["role", "pid", "wall_time", "sim_time", "rss_bytes",

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from devices.fleet import DeviceFleet, DropRow, WorldClock
+from devices.pace import Pacer, PaceWindow
 from devices.rtu import PtyPair
 from devices.server import RTU_SERIAL, StationServer
 from devices.silence import Silence
@@ -136,6 +137,8 @@ class DeviceRun:
         status_every_s: float = 0.25,
         echo: bool = True,
         silences: list[Silence] | tuple[Silence, ...] = (),
+        pace: list[PaceWindow] | tuple[PaceWindow, ...] = (),
+        max_compression: float | None = None,
     ) -> None:
         if compression is not None and not compression > 0:
             raise ValueError(f"compression must be > 0 or None (max), got {compression!r}")
@@ -186,6 +189,8 @@ class DeviceRun:
                                  depth=fifo_depth)
         self.fleet.set_silences(tuple(silences))
         self.paused = False  # max compression: held at the high-water mark
+        self.pacer = Pacer(pace, default=compression, ceiling=max_compression)
+        self.emitted: list[tuple] = []  # records that appeared inside a latency window
         self._ledger_arg = ledger
         self.truth: Any = None
         self.servers: list[StationServer] = []
@@ -201,6 +206,8 @@ class DeviceRun:
             # before the fleet: the ledger sees a record before the overflow event it may cause
             self.truth.attach(self.world)
         self.fleet.attach()
+        if any(w.latency for w in self.pacer.windows):
+            self.world.add_listener(self._note_emitted)
         reason = "interrupted"
         try:
             self.endpoints = await self._start_servers()
@@ -223,6 +230,8 @@ class DeviceRun:
             pty.stop()
         fleet = self.fleet
         self._save_drops()
+        if any(w.latency for w in self.pacer.windows):
+            self._save_emitted()
         summary = fleet.summary()
         _write_json(self.out / "devices.json", {
             "stop_reason": reason, "sim_time": self.world.now, "fifo_depth": self.fifo_depth,
@@ -258,7 +267,7 @@ class DeviceRun:
     async def _drive(self) -> str:
         world, fleet, stop = self.world, self.fleet, self.stop
         loop = asyncio.get_running_loop()
-        wall0, sim0 = loop.time(), world.now
+        sim0 = world.now
         total = world.end - sim0
         last_flush = last_progress = last_status = time.monotonic()
         while True:
@@ -273,19 +282,19 @@ class DeviceRun:
                     last_status = time.monotonic()
                 await asyncio.sleep(self.tick_s)
                 continue
-            if self.compression is None:
+            target, flow = self.pacer.target(world.now, loop.time(), self.max_step_s)
+            if flow:
                 below = fleet.below_high_water(self.high_water)
                 self.paused = not below
-                target = world.now + self.max_step_s if below else world.now
-            else:
-                target = sim0 + (loop.time() - wall0) * self.compression
+                if not below:
+                    target = world.now
             stepped = False
             while world.now < min(target, world.end) and not stop():
                 world.run_until(min(target, world.now + self.max_step_s))
                 self.clock.stepped()
                 stepped = True
                 await asyncio.sleep(0)  # let the servers answer between steps
-                if self.compression is None:
+                if flow:
                     break
             now = time.monotonic()
             if now - last_flush >= self.flush_every_s:
@@ -299,8 +308,27 @@ class DeviceRun:
             if now - last_status >= self.status_every_s:
                 self._write_status("finished" if world.finished else "running")
                 last_status = now
-            if not stepped or self.compression is not None:
+            if not stepped or not flow:
                 await asyncio.sleep(self.tick_s)
+
+    def _note_emitted(self, station_id: str, device: str, stream: str, record: Any) -> None:
+        win = self.pacer.window(self.world.now)
+        if win is None or not win.latency:
+            return
+        t = getattr(record, "start_time", None)
+        t = record.time if t is None else t
+        self.emitted.append((station_id, device, stream, int(record.seq), float(t), time.time()))
+
+    def _save_emitted(self) -> None:
+        """emitted.parquet: when each record of a latency window appeared (wall clock)."""
+        cols = list(zip(*self.emitted, strict=True)) if self.emitted else [[]] * 6
+        table = pa.table({"station_id": pa.array(cols[0], pa.string()),
+                          "device": pa.array(cols[1], pa.string()),
+                          "stream": pa.array(cols[2], pa.string()),
+                          "seq": pa.array(cols[3], pa.int32()),
+                          "time": pa.array(cols[4], pa.float64()),
+                          "emitted_wall": pa.array(cols[5], pa.float64())})
+        pq.write_table(table, self.out / "emitted.parquet")
 
     def _save_drops(self) -> None:
         """fifo_drops goes into the ledger (listed in its manifest) or, without one, beside it."""
