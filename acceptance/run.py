@@ -62,9 +62,9 @@ class RunOptions:
     progress: bool = True
     collector_args: tuple[str, ...] = ()
     paced: bool = True  # pace windows for faults and the latency segment (docs/run-record.md)
-    pace_wall_s: float = 15.0  # wall seconds for the run outside the windows (a ceiling)
+    pace_wall_s: float = 10.0  # wall seconds for the run outside the windows (a ceiling)
     fault_wall_s: float = 6.0  # wall seconds each fault window lasts
-    latency_minutes: float = 15.0  # simulated minutes of the near-real-time segment
+    latency_minutes: float = 10.0  # simulated minutes of the near-real-time segment
     latency_compression: float = 60.0
 
 
