@@ -300,6 +300,8 @@ class FakePlatform:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fake-platform-{station_id}")
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: c.subscribe(f"fsx/v1/{station_id}/#", qos=1)
+        # reconnect promptly after a broker restart (paho backs off up to 120 s by default)
+        self.client.reconnect_delay_set(0.2, 2)
         self.client.connect(host, port, 30)
         self.client.loop_start()
 

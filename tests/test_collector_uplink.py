@@ -229,11 +229,11 @@ def test_broker_restart_loses_nothing(tmp_path, broker):
             assert not any(station.pending().values())
             await asyncio.to_thread(broker.start)
             assert await until(lambda: len(platform.records) == 50
-                               and collector.spool.backlog == 0, 30)
+                               and collector.spool.backlog == 0, 60)
             assert collector.uplink.stats.connects >= 2
 
     try:
-        run(scenario(), timeout=90)
+        run(scenario(), timeout=150)
         assert set(platform.records) == expected
     finally:
         platform.close()
