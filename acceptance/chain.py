@@ -308,6 +308,13 @@ class ChainSettings:
     collector_args: tuple[str, ...] = ()
     platform_args: tuple[str, ...] = ()
     devices_args: tuple[str, ...] = ()  # e.g. --pace / --max-compression
+    # a vendor's collector (docs/sut.md): argv template with {endpoints} {broker} {keys}
+    # {spool_dir} {profiles} {station} {python}; per station unless collectors == "fleet"
+    collector_command: tuple[str, ...] = ()
+    # a vendor's platform: its API, a read token and the key file it verifies with
+    platform_url: str | None = None
+    platform_token: str | None = None
+    keys_file: str | Path | None = None
     device_faults: bool = True  # serve the scenario's device_silent faults
     start_timeout_s: float = 60.0
     devices_stop_timeout_s: float = 300.0  # closing writes the whole ground truth
@@ -365,8 +372,16 @@ class Chain:
         self.http_port = free_port(HOST)
         self.read_token = secrets.token_urlsafe(24)
         self.admin_token = secrets.token_urlsafe(24)
-        self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
-                                  timeout=10.0)
+        self.external_platform = s.platform_url is not None
+        if self.external_platform:
+            if not (s.platform_token and s.keys_file):
+                raise ValueError("ChainSettings: an external platform needs platform_token and "
+                                 "keys_file (the key file the platform verifies with)")
+            self.api = PlatformClient(s.platform_url, s.platform_token, timeout=10.0)
+            self.keys_path = Path(s.keys_file).resolve()
+        else:
+            self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
+                                      timeout=10.0)
         self.broker = _Broker(s.broker, self.workdir, s.python)
         self.devices = self._part("devices", self._devices_argv())
         self.platform = self._part("platform", self._platform_argv())
@@ -407,6 +422,14 @@ class Chain:
 
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings
+        if s.collector_command:
+            from acceptance.sut import CollectorSut
+
+            profiles = Path(__file__).resolve().parents[1] / "devices" / "profiles"
+            return CollectorSut("external", None, s.collector_command).argv({
+                "endpoints": str(self.truth_dir / "endpoints.json"), "broker": broker_url,
+                "keys": str(self.keys_path), "profiles": str(profiles), "station": station,
+                "spool_dir": str(self.spool_dir if station == "*" else self.spool_dir / station)})
         common = ["--endpoints", str(self.truth_dir / "endpoints.json"), "--broker", broker_url,
                   "--keys", str(self.keys_path), "--heartbeat", str(s.heartbeat_s),
                   "--log-level", "WARNING", *s.collector_args]
@@ -428,7 +451,8 @@ class Chain:
         timeout = self.settings.start_timeout_s
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            make_key_file(self.station_ids, self.keys_path)
+            if not self.external_platform:
+                make_key_file(self.station_ids, self.keys_path)
             _write_private(self.tokens_path, {"tokens": [
                 {"token": self.read_token, "role": "read", "name": "harness-read"},
                 {"token": self.admin_token, "role": "admin", "name": "harness-admin"}]})
@@ -527,7 +551,8 @@ class Chain:
             return None
 
     def start_platform(self, timeout: float | None = None) -> None:
-        self.platform.start()
+        if not self.external_platform:
+            self.platform.start()
         _wait(self._platform_ready, timeout or self.settings.start_timeout_s,
               f"platform API on {self.api.base_url}", self.check)
 
@@ -536,10 +561,13 @@ class Chain:
             health = self.api.healthz()
         except ApiError:
             return False
-        return bool(health.get("mqtt_subscribed"))
+        # a vendor's platform need only answer its health check
+        return self.external_platform or bool(health.get("mqtt_subscribed"))
 
     def restart_platform(self, down_s: float = 0.0, kill: bool = False) -> None:
         """Stop the platform (SIGTERM, or SIGKILL with `kill`), wait, start it again."""
+        if self.external_platform:
+            raise ChainError("the platform is external: the chain cannot restart it")
         if kill:
             self.platform.kill9()
         else:

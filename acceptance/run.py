@@ -271,10 +271,17 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path) -> Cha
         devices_args += ["--max-compression", repr(days * 86400.0 / opts.pace_wall_s)]
         for w in pace_windows(opts, scenario):
             devices_args += ["--pace", w.format()]
-    return ChainSettings(scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
-                         compression=opts.compression, broker=opts.broker,
-                         collectors=opts.collectors, collector_args=tuple(collector_args),
-                         devices_args=tuple(devices_args))
+    c, p = sut.collector, sut.platform
+    external_collector = c.kind == "external"
+    return ChainSettings(
+        scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
+        compression=opts.compression,
+        broker=p.broker if p.kind == "external" else opts.broker,
+        collectors="fleet" if external_collector and not c.per_station else opts.collectors,
+        collector_args=tuple(collector_args), devices_args=tuple(devices_args),
+        collector_command=c.command if external_collector else (),
+        platform_url=p.base_url if p.kind == "external" else None,
+        platform_token=p.token, keys_file=p.keys)
 
 
 def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
@@ -316,9 +323,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                         mutant=opts.mutant)
     except SutError as exc:
         raise HarnessError(str(exc)) from None
-    if sut.collector.kind != "reference" or sut.platform.kind != "reference":
-        raise HarnessError("external systems under test need acceptance/vendor.py "
-                           "(see docs/sut.md)")
     out = Path(opts.out).resolve()
     if out.exists() and any(out.iterdir()):
         raise HarnessError(f"{out} is not empty: give each run its own directory")
@@ -331,8 +335,12 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         "compression": "max" if opts.compression is None else opts.compression,
         "broker": opts.broker, "sut": sut.describe(),
         "harness": {"version": HARNESS_VERSION, "git_commit": git_commit()},
-        "sut_versions": {"collector": "reference " + HARNESS_VERSION,
-                         "platform": "reference " + HARNESS_VERSION},
+        "sut_versions": {
+            "collector": (f"reference {HARNESS_VERSION}" + (f" (mutant {sut.collector.mutant})"
+                          if sut.collector.mutant else "")) if sut.collector.kind == "reference"
+            else "external: " + " ".join(sut.collector.command),
+            "platform": f"reference {HARNESS_VERSION}" if sut.platform.kind == "reference"
+            else f"external: {sut.platform.base_url}"},
         "wall_start": time.time(), "notes": []}
     chain = Chain(_settings(opts, scenario, sut, out))
     sampler = Sampler(chain, opts.sample_interval_s)

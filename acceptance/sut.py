@@ -13,6 +13,7 @@ the same content:
       base_url: http://127.0.0.1:9000
       token_env: VENDOR_API_TOKEN   # or token: "..."
       broker: mqtt://127.0.0.1:1883 # the broker the vendor's platform subscribes to
+      keys: vendor-keys.json        # the station keys it verifies with (docs/uplink.md §2)
 
 Placeholders in an external command: {endpoints} {broker} {keys} {spool_dir} {profiles}
 {station} (per_station only), {python} (this interpreter).
@@ -61,6 +62,7 @@ class PlatformSut:
     base_url: str | None = None
     token: str | None = field(default=None, repr=False)
     broker: str | None = None
+    keys: str | None = None  # the key file the platform verifies signatures with
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
     p = raw.get("platform") or {}
     pw = f"{where}.platform"
     _expect(isinstance(p, dict), pw, "an object", p)
-    _only(p, {"kind", "base_url", "token", "token_env", "broker"}, pw)
+    _only(p, {"kind", "base_url", "token", "token_env", "broker", "keys"}, pw)
     pkind = p.get("kind", "reference")
     _expect(pkind in ("reference", "external"), f"{pw}.kind", "'reference' or 'external'", pkind)
     token = p.get("token")
@@ -146,5 +148,11 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
                 token)
         _expect(isinstance(p.get("broker"), str) and p["broker"].startswith("mqtt://"),
                 f"{pw}.broker", "the mqtt://host:port the platform subscribes to", p.get("broker"))
-    platform = PlatformSut(pkind, p.get("base_url"), token, p.get("broker"))
+        keys = p.get("keys")
+        _expect(isinstance(keys, str) and keys, f"{pw}.keys",
+                "the path of the key file the platform verifies with (docs/uplink.md §2)", keys)
+        keys_path = (base_dir or Path.cwd()) / keys
+        _expect(keys_path.is_file(), f"{pw}.keys", "an existing file", str(keys_path))
+    platform = PlatformSut(pkind, p.get("base_url"), token, p.get("broker"),
+                           str((base_dir or Path.cwd()) / p["keys"]) if p.get("keys") else None)
     return Sut(collector, platform)

@@ -1,0 +1,84 @@
+"""A vendor's collector and platform plug in through the SUT description (docs/sut.md).
+
+The worked example of the README: the reference collector started as if it were a vendor's
+(an argv template), and the reference platform started by "the vendor" (here: the test) on
+its own broker, with its own key file and token, observed only through its API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acceptance.broker import EmbeddedBroker, free_port, wait_listening
+from acceptance.keys import make_key_file
+from acceptance.sut import SutError, parse_sut
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "scenarios" / "smoke.yaml"
+
+VENDOR_COLLECTOR = ["{python}", "-m", "acceptance.cli", "collector", "--station", "{station}",
+                    "--endpoints", "{endpoints}", "--broker", "{broker}", "--keys", "{keys}",
+                    "--spool", "{spool_dir}", "--profiles", "{profiles}", "--heartbeat", "1",
+                    "--log-level", "WARNING"]
+
+
+@pytest.mark.e2e
+def test_vendor_collector_and_platform_are_accepted(tmp_path):
+    broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+    keys = make_key_file(["UMB25", "UMB44"], tmp_path / "vendor-keys.json")
+    token = "vendor-read-token"
+    (tmp_path / "tokens.json").write_text(json.dumps(
+        {"tokens": [{"token": token, "role": "read", "name": "harness"}]}))
+    port = free_port()
+    platform = subprocess.Popen(
+        [sys.executable, "-m", "acceptance.cli", "platform", "--db",
+         f"sqlite:///{tmp_path / 'vendor.db'}", "--broker", broker.url, "--http",
+         f"127.0.0.1:{port}", "--keys", str(keys), "--registry",
+         str(ROOT / "scenarios/fleets/urad-middle-banner.csv"), "--tokens",
+         str(tmp_path / "tokens.json"), "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening("127.0.0.1", port, 30)
+        scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+        scenario["fleet"] = str(ROOT / "scenarios" / scenario["fleet"])
+        scenario["sut"] = {
+            "collector": {"kind": "external", "command": VENDOR_COLLECTOR, "per_station": True},
+            "platform": {"kind": "external", "base_url": f"http://127.0.0.1:{port}",
+                         "token": token, "broker": broker.url, "keys": str(keys)}}
+        path = tmp_path / "vendor.yaml"
+        path.write_text(yaml.safe_dump(scenario, allow_unicode=True), encoding="utf-8")
+        res = subprocess.run([sys.executable, "-m", "acceptance.cli", "run", str(path), "--out",
+                              str(tmp_path / "run"), "--days", "0.6"], capture_output=True,
+                             text=True, timeout=300, cwd=ROOT)
+        assert res.returncode == 0, res.stdout + res.stderr
+        info = json.loads((tmp_path / "run" / "run.json").read_text())
+        assert info["sut"]["collector"]["kind"] == "external"
+        assert info["sut_versions"]["platform"] == f"external: http://127.0.0.1:{port}"
+        assert not (tmp_path / "run" / "platform.db").exists()  # the harness started none
+    finally:
+        platform.terminate()
+        platform.wait(30)
+        broker.stop()
+
+
+def test_sut_errors_name_the_field(tmp_path):
+    with pytest.raises(SutError, match=r"sut.collector.kind: expected 'reference' or 'external'"):
+        parse_sut({"collector": {"kind": "vendor"}})
+    with pytest.raises(SutError, match=r"sut.collector.command: unknown placeholder 'nope'"):
+        parse_sut({"collector": {"kind": "external", "command": ["x", "{nope}"]}})
+    with pytest.raises(SutError, match=r"sut.platform.base_url"):
+        parse_sut({"platform": {"kind": "external", "token": "t"}})
+    with pytest.raises(SutError, match=r"sut.collector.mutant: expected a mutant of the reference"):
+        parse_sut({"collector": {"kind": "external", "command": ["x"], "mutant": "drop"}})
+    with pytest.raises(SutError, match=r"token_env"):
+        parse_sut({"platform": {"kind": "external", "token_env": "FC_SURELY_UNSET_VAR"}})
+    with pytest.raises(SutError, match=r"cannot read SUT file"):
+        parse_sut("missing.yaml", base_dir=tmp_path)
+    assert parse_sut(None).collector.kind == "reference"
+    assert parse_sut({}, mutant="drop").collector.mutant == "drop"
