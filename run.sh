@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Set up and run the main job on embedded defaults: the Urad Middle Banner fleet
-# (46 stations × 180 days) simulated, ground truth in runs/banner. Extra arguments go to
-# `forecourt simulate` (e.g. --days 30).
+# Set up and run the main job on embedded defaults: an acceptance run of the demonstration
+# scenario (scenarios/smoke.yaml: two stations, two days, a cheat, a collector crash, a
+# network cut, a silent dispenser) against the reference collector and platform, ending with
+# the path of the county self-inspection report. Extra arguments go to `forecourt run`
+# (e.g. --lang en, --broker mosquitto, --sut-mutant drop, or another scenario's file with
+# SCENARIO=...).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
-forecourt validate scenarios/urad-middle-banner.yaml
-forecourt simulate scenarios/urad-middle-banner.yaml --out runs/banner "$@"
-echo "ground truth: $(pwd)/runs/banner (manifest: runs/banner/manifest.json)"
+scenario=${SCENARIO:-scenarios/smoke.yaml}
+out=runs/$(basename "$scenario" .yaml)-$(date +%Y%m%d-%H%M%S)
+set +e
+forecourt run "$scenario" --out "$out" "$@"
+code=$?
+set -e
+case $code in
+  0) echo "verdict: accepted (exit 0)" ;;
+  1) echo "verdict: NOT accepted (exit 1) — see the rectification ledger in the report" ;;
+  *) echo "the harness could not run (exit $code)"; exit $code ;;
+esac
+echo "run directory: $(pwd)/$out"
+echo "report: $(pwd)/$out/report.html"

@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(RunOptions(scenario=Path(args.scenario), out=Path(args.out), broker=args.broker,
                           mutant=args.sut_mutant, days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
-                          drain_timeout_s=args.drain_timeout))
+                          drain_timeout_s=args.drain_timeout, collectors=args.collectors))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="QA: a deliberately broken reference collector (docs/sut.md)")
     s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
     s.add_argument("--pdf", action="store_true", help="also write PDF reports (needs WeasyPrint)")
+    s.add_argument("--collectors", default="per-station", choices=("per-station", "fleet"),
+                   help="reference collectors: one process per station (default) or one for "
+                        "the whole fleet (large fleets)")
     s.add_argument("--drain-timeout", type=float, default=300.0,
                    help="wall seconds to wait for the data to drain after the run (default 300)")
     s.set_defaults(func=cmd_run)
