@@ -20,4 +20,3 @@ case $code in
   *) echo "the harness could not run (exit $code)"; exit $code ;;
 esac
 echo "run directory: $(pwd)/$out"
-echo "report: $(pwd)/$out/report.html"
