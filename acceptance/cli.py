@@ -117,7 +117,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     world = World(config)
     try:
         serve(world, compression=args.compression, port_base=args.port_base, out_dir=out,
-              rtu_station_ids=rtu, fifo_depth=scenario.data.get("fifo", {}).get("depth", 500),
+              rtu_station_ids=rtu, fifo_depth=scenario.fifo_depth,
               timezone=config.timezone, scenario_name=scenario.name, linger=args.linger,
               progress=bar, silences=silences, stop_event=stop, pace=args.pace,
               max_compression=args.max_compression)
@@ -192,6 +192,8 @@ def _delegate(module: str, func: str, argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from acceptance.sut import MUTANTS
+
     p = argparse.ArgumentParser(prog="forecourt", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,8 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded (default), mosquitto (a managed Mosquitto) or mqtt://host:port")
     s.add_argument("--compression", type=_compression, default=None,
                    help="simulated seconds per wall second, or 'max' (default: max)")
-    s.add_argument("--sut-mutant", choices=("drop", "duplicate", "round-volume", "word-order",
-                                            "no-spool"),
+    s.add_argument("--sut-mutant", choices=MUTANTS,
                    help="QA: a deliberately broken reference collector (docs/sut.md)")
     s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
     s.add_argument("--pdf", action="store_true", help="also write PDF reports (needs WeasyPrint)")

@@ -18,7 +18,6 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.listen_host, self.listen_port = listen_host, listen_port
         self.mode = "open"  # "open" | "reset" | "blackhole"
-        self.bytes_forwarded = 0
         self.connections_total = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -66,7 +65,6 @@ class TcpProxy:
                 if self.mode == "blackhole":
                     continue  # swallowed: the link is down but nobody is told
                 writer.write(data)
-                self.bytes_forwarded += len(data)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass

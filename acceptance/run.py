@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,15 @@ from scenarios.loader import Scenario, ScenarioError, load_scenario
 log = logging.getLogger(__name__)
 
 EXIT_ACCEPTED, EXIT_REFUSED, EXIT_HARNESS = 0, 1, 2
-HARNESS_VERSION = "0.1.0"
+
+
+def harness_version() -> str:
+    try:
+        return version("forecourt-hil")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
 TRUTH_FILES = ("manifest.json",)
 
 
@@ -261,7 +270,8 @@ def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
     return windows
 
 
-def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path) -> ChainSettings:
+def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
+              windows: list[PaceWindow]) -> ChainSettings:
     collector_args = list(opts.collector_args)
     if sut.collector.mutant:
         collector_args += ["--mutant", sut.collector.mutant]
@@ -269,7 +279,7 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path) -> Cha
     if opts.paced and opts.compression is None:
         days = opts.days if opts.days is not None else scenario.data["days"]
         devices_args += ["--max-compression", repr(days * 86400.0 / opts.pace_wall_s)]
-        for w in pace_windows(opts, scenario):
+        for w in windows:
             devices_args += ["--pace", w.format()]
     c, p = sut.collector, sut.platform
     external_collector = c.kind == "external"
@@ -334,15 +344,16 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         "days": opts.days if opts.days is not None else scenario.data["days"],
         "compression": "max" if opts.compression is None else opts.compression,
         "broker": opts.broker, "sut": sut.describe(),
-        "harness": {"version": HARNESS_VERSION, "git_commit": git_commit()},
+        "harness": {"version": harness_version(), "git_commit": git_commit()},
         "sut_versions": {
-            "collector": (f"reference {HARNESS_VERSION}" + (f" (mutant {sut.collector.mutant})"
+            "collector": (f"reference {harness_version()}" + (f" (mutant {sut.collector.mutant})"
                           if sut.collector.mutant else "")) if sut.collector.kind == "reference"
             else "external: " + " ".join(sut.collector.command),
-            "platform": f"reference {HARNESS_VERSION}" if sut.platform.kind == "reference"
+            "platform": f"reference {harness_version()}" if sut.platform.kind == "reference"
             else f"external: {sut.platform.base_url}"},
         "wall_start": time.time(), "notes": []}
-    chain = Chain(_settings(opts, scenario, sut, out))
+    windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
+    chain = Chain(_settings(opts, scenario, sut, out, windows))
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
@@ -379,7 +390,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         sampler.sample()  # the final state, after draining
         _write_observed(chain, out, sampler)
         info["exit_codes"] = chain.stop_field()
-        windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
         _write_latency(chain, out, latency_timeline, windows)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
