@@ -12,6 +12,7 @@ verified in 1 mm steps; `CapacityTable` is that table, built from the exact form
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class CapacityTable:
         volumes[0] = 0.0  # exact: no rounding residue at the bottom
         volumes.flags.writeable = False  # the table is shared; a tamper must build its own copy
         self.volumes_l: np.ndarray = volumes
+        self._volumes: list[float] = volumes.tolist()  # for scalar look-ups (faster than numpy)
         self.capacity_l: float = float(volumes[-1])
 
     @classmethod
@@ -114,6 +116,7 @@ class CapacityTable:
         table._levels = self._levels
         volumes.flags.writeable = False
         table.volumes_l = volumes
+        table._volumes = volumes.tolist()
         table.capacity_l = float(volumes[-1])
         return table
 
@@ -126,8 +129,9 @@ class CapacityTable:
         if level_mm >= self.diameter_mm:
             return self.capacity_l
         i = int(level_mm)
-        v0 = self.volumes_l[i]
-        return float(v0 + (self.volumes_l[i + 1] - v0) * (level_mm - i))
+        volumes = self._volumes
+        v0 = volumes[i]
+        return v0 + (volumes[i + 1] - v0) * (level_mm - i)
 
     def level_at(self, volume_l: float) -> float:
         """Level (mm) holding `volume_l` — the inverse of `volume_at`, clamped to [0, D]."""
@@ -137,9 +141,10 @@ class CapacityTable:
             return 0.0
         if volume_l >= self.capacity_l:
             return float(self.diameter_mm)
-        j = int(np.searchsorted(self.volumes_l, volume_l, side="right"))  # volumes[j-1] <= v
-        v0 = self.volumes_l[j - 1]
-        return float(j - 1 + (volume_l - v0) / (self.volumes_l[j] - v0))
+        volumes = self._volumes
+        j = bisect_right(volumes, volume_l)  # volumes[j-1] <= v < volumes[j]
+        v0 = volumes[j - 1]
+        return j - 1 + (volume_l - v0) / (volumes[j] - v0)
 
     def litres_per_mm(self, level_mm: float) -> float:
         """Table slope around a level (L/mm): how much one mm of level error is worth."""

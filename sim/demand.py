@@ -88,6 +88,7 @@ class Customers:
     pre_fill_s: list[float]
     post_fill_s: list[float]
     pick: list[float]  # uniform [0, 1): which free nozzle the customer drives to
+    meter_z: list[float]  # standard normal: the fill's meter repeatability scatter
 
     def __len__(self) -> int:
         return len(self.arrival)
@@ -163,6 +164,7 @@ def generate_customers(rng: np.random.Generator, *, start: float, end: float, tz
     post = np.where(truck, rng.uniform(*mix.truck_post_fill_s, n),
                     rng.uniform(*mix.car_post_fill_s, n))
     pick = rng.random(n)
+    meter_z = rng.standard_normal(n)  # drawn last: the draws above do not depend on it
     return Customers(
         arrival=arrival.tolist(),
         truck=truck.tolist(),
@@ -173,4 +175,5 @@ def generate_customers(rng: np.random.Generator, *, start: float, end: float, tz
         pre_fill_s=pre.tolist(),
         post_fill_s=post.tolist(),
         pick=pick.tolist(),
+        meter_z=meter_z.tolist(),
     )

@@ -1,8 +1,11 @@
 """Nozzle meters (计量): true meter error, display rounding, electronic totalizers, prices.
 
 A nozzle's displayed volume is the true volume × (1 + e) × f, where e is the meter's
-true error (honest meters lie well inside the ±0.30 % MPE of JJG 443) and f the display
-(pulse-equivalent) factor, 1 unless a cheat changes it. The display shows litres to
+true error of that fill and f the display (pulse-equivalent) factor, 1 unless a cheat
+changes it. An honest meter's e (`Meter.honest_error`, docs/noise-budget.md) is its
+calibration error as left at its last verification (`error`), plus a slow drift since then,
+an error curve over flow rate and for small volumes, and a per-fill repeatability scatter;
+its systematic part stays inside the ±0.30 % MPE of JJG 443. The display shows litres to
 0.01 L and yuan to 0.01: all device-side quantities are exact integers (mL multiples of
 10, fen), so totalizers never accumulate rounding error.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +29,7 @@ import numpy as np
 from sim.config import PriceChange
 
 MPE = 0.003  # maximum permissible error of a dispenser meter, JJG 443 (±0.30 %)
+MIN_MEASURED_L = 2.0  # minimum measured quantity (最小被测量) of the small-volume term
 METER_ERROR_SD = 0.001  # spread of honest meters after verification
 METER_ERROR_CLIP = 0.0025  # honest meters stay inside this, well within the MPE
 
@@ -55,24 +59,55 @@ def preset_volume_ml(preset_fen: int, price_fen: int) -> int:
 class Meter:
     """One nozzle's meter and electronic totalizers (电子总累)."""
 
-    error: float  # true relative error e
+    error: float  # calibration error e as left at the last verification
     volume_total_ml: int
     amount_total_fen: int
     factor: float = 1.0  # display (pulse-equivalent) factor; 1 = honest
+    # A cheat whose factor depends on the fill (e.g. skim large fills only): litres of the
+    # fill (as ordered or as shown) -> factor. None = `factor` for every fill.
+    factor_rule: Callable[[float], float] | None = None
+    # Honest imperfections (sim/imperfections.py); all 0 = the error is `error` for every fill.
+    verified_at: float = 0.0  # epoch s of the last verification (检定)
+    drift_per_day: float = 0.0
+    repeatability: float = 0.0  # per-fill sd of the relative error
+    flow_ref_lpm: float = 0.0  # 0 = no flow-rate term
+    flow_slope: float = 0.0
+    small_volume: float = 0.0
 
     @property
     def gain(self) -> float:
-        """Displayed litres per true litre."""
+        """Displayed litres per true litre with the calibration error (of a fill the factor
+        rule leaves alone)."""
         return (1.0 + self.error) * self.factor
 
-    def fill_full(self, true_l: float, price_fen: int) -> tuple[int, int]:
+    def gain_for(self, litres: float, honest: float | None = None) -> float:
+        """Displayed litres per true litre of a fill of `litres`: (1 + honest error) × the
+        display factor; `honest` defaults to the calibration error."""
+        e = self.error if honest is None else honest
+        rule = self.factor_rule
+        return (1.0 + e) * (self.factor if rule is None else rule(litres))
+
+    def honest_error(self, litres: float, flow_lps: float, t: float, z: float) -> float:
+        """Honest relative error of one fill of `litres` at `flow_lps` (true L/s) at time `t`;
+        `z` is the fill's standard normal (its repeatability scatter)."""
+        e = self.error + self.drift_per_day * (t - self.verified_at) / 86400.0 \
+            + self.repeatability * z
+        if self.flow_ref_lpm > 0.0:
+            e += self.flow_slope * (60.0 * flow_lps / self.flow_ref_lpm - 1.0)
+        if self.small_volume != 0.0:
+            e += self.small_volume * MIN_MEASURED_L / max(litres, 0.5 * MIN_MEASURED_L)
+        return e
+
+    def fill_full(self, true_l: float, price_fen: int,
+                  honest: float | None = None) -> tuple[int, int]:
         """(displayed mL, amount fen) of a fill-to-full of `true_l` litres."""
-        shown = display_ml(true_l * self.gain)
+        shown = display_ml(true_l * self.gain_for(true_l, honest))
         return shown, amount_fen(shown, price_fen)
 
-    def fill_preset(self, preset_fen: int, price_fen: int) -> tuple[int, int, float]:
+    def fill_preset(self, preset_fen: int, price_fen: int,
+                    honest: float | None = None) -> tuple[int, int, float]:
         """(displayed mL, amount fen, true litres) of a prepaid fill of `preset_fen`."""
-        true_l = preset_fen / price_fen / self.gain
+        true_l = preset_fen / price_fen / self.gain_for(preset_fen / price_fen, honest)
         return preset_volume_ml(preset_fen, price_fen), preset_fen, true_l
 
     def book(self, volume_ml: int, amount: int) -> tuple[int, int, int, int]:

@@ -45,6 +45,11 @@ def _steady_fuel_c(local_s: float, tau_s: float) -> float:
     return total
 
 
+def steady_fuel_temperature_c(epoch_s: float, tau_s: float, utc_offset_h: float = 8.0) -> float:
+    """Temperature a tank's fuel settles to (long after any delivery) at `epoch_s`."""
+    return _steady_fuel_c(epoch_s + utc_offset_h * 3600.0, tau_s)
+
+
 def fuel_temperature_c(temp_c: float, t0: float, t1: float, tau_s: float,
                        utc_offset_h: float = 8.0) -> float:
     """Fuel temperature at `t1` given `temp_c` at `t0`, relaxing with time constant `tau_s`

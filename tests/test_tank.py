@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sim.capacity import CapacityTable
 from sim.config import ProbeConfig, TankConfig
+from sim.imperfections import WORKING_LOSS, storage_loss_integral
 from sim.probe import quantize, read_gauge
 from sim.records import TankTruth
 from sim.tank import Tank, TankEmpty, TankOverflow
@@ -111,11 +112,24 @@ def test_leak_rate_and_clamp_at_empty():
         small.initial_20c_l, abs=1e-9)
 
 
-def test_evaporation_is_tiny():
-    tank = make_tank(fill=0.8)
-    start = tank.volume_20c_l
-    tank.advance(T0 + 86400.0)
-    assert tank.evaporated_20c_l == pytest.approx(start * 0.00005, rel=1e-3)
+def test_evaporation_is_tiny_seasonal_and_none_for_diesel():
+    # GB 11085: a buried tank's storage loss is ~0.01 %/month, more in the warm half of the year
+    winter, summer = make_tank(fill=0.8), make_tank(fill=0.8, t=T0 + 196 * 86400.0)
+    for tank in (winter, summer):
+        start, t0 = tank.volume_20c_l, tank.time
+        tank.advance(t0 + 86400.0)
+        share = storage_loss_integral(tank.storage_loss_per_month, t0, t0 + 86400.0)
+        assert tank.evaporated_20c_l == pytest.approx(start * -math.expm1(-share), rel=1e-9)
+        assert tank.evaporated_20c_l < start * 1e-5  # well under 0.001 % a day
+    assert summer.evaporated_20c_l > 1.5 * winter.evaporated_20c_l
+    diesel = make_tank(grade="0", fill=0.8)
+    diesel.advance(T0 + 30 * 86400.0)
+    diesel.draw(1000.0)
+    assert diesel.evaporated_20c_l == 0.0
+    # the working loss: the air replacing each litre drawn takes up 0.02 % of it as vapour
+    petrol = make_tank(fill=0.8)
+    drawn = petrol.draw(1000.0)
+    assert petrol.evaporated_20c_l == pytest.approx(drawn * WORKING_LOSS["92"])
 
 
 def test_water_accounting():
@@ -325,3 +339,14 @@ def test_reading_error_bounded_and_deterministic():
     assert np.max(np.abs(vol_err)) < slope * 2.0 + truth.volume_20c_l * 0.002
     again = np.random.default_rng(42)
     assert read_gauge(truth, table, "92", probe, again) == readings[0]
+
+
+def test_tank_temperature_is_the_exact_relaxation_whatever_the_steps():
+    tank = make_tank(temp=25.0)
+    t = T0
+    for step in (3600.0, 17.0, 86400.0 * 2, 5.5, 40000.0):
+        expected = fuel_temperature_c(tank.temperature_c, t, t + step, tank.thermal_tau_s,
+                                      tank.utc_offset_h)
+        t += step
+        tank.advance(t)
+        assert tank.temperature_c == expected

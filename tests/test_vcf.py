@@ -50,3 +50,15 @@ def test_one_degree_on_20000_litres(petrol):
 def test_unknown_grade():
     with pytest.raises(ValueError, match="98"):
         vcf("98", 20.0)
+
+
+def test_vcf_alpha_is_vcf_at_the_nominal_density_and_bands_hold_the_nominal() -> None:
+    from sim.vcf import DENSITY_BAND, vcf_alpha
+
+    for grade, rho in DENSITY_20C.items():
+        lo, hi = DENSITY_BAND[grade]
+        assert lo <= rho <= hi
+        for temp in (-10.0, 5.0, 20.0, 35.0):
+            assert vcf_alpha(alpha(grade), temp) == vcf(grade, temp)
+    # a denser batch expands less: at 5 °C its 20 °C volume is a larger share of the gross
+    assert vcf_alpha(alpha_for_density(760.0), 5.0) < vcf("92", 5.0)
