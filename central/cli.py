@@ -5,7 +5,9 @@
         --registry scenarios/fleets/urad-middle-banner.csv [--tokens tokens.json]
 
 At start it applies pending schema migrations, imports the station registry, subscribes
-to the uplink and serves the HTTP API; then prints one JSON line to stdout
+to the uplink, serves the HTTP API and starts the detection service (central/detectors/:
+cheat alerts on each station's data up to its watermark, every --detect-interval s; QA
+mutants --mutant blind|jumpy); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
 """
@@ -24,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.auth import TokenError, load_tokens
 from central.db import Database, DatabaseError, redact_url
+from central.detectors.base import MUTANTS, Settings
+from central.detectors.service import DetectionService
 from central.http_api import Api, ApiServer
 from central.ingest import IngestService, parse_broker_url
 from central.keys import KeyFile, KeyFileError
@@ -41,6 +45,16 @@ def _host_port(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected host:port, e.g. 127.0.0.1:8080, got {text!r}")
     return host or "127.0.0.1", int(port)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="product densities at 20 °C for the VCF, e.g. 92=725,95=737,0=835")
     p.add_argument("--max-batch", type=int, default=500,
                    help="messages per ingest transaction at most (500)")
+    p.add_argument("--detect-interval", type=_positive, default=1.0,
+                   help="wall seconds between detection passes (1.0); each pass evaluates "
+                        "every station whose watermark reached a new checkpoint")
+    p.add_argument("--mutant", choices=MUTANTS,
+                   help="QA only: run a deliberately broken platform — blind (detectors "
+                        "off; detection progress still advances) or jumpy (statistical "
+                        "limits 20x too tight)")
     p.add_argument("--migrate-only", action="store_true",
                    help="apply schema migrations and exit")
     p.add_argument("--log-level", default="INFO",
@@ -136,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                 "batches": ingest.batches, "messages": ingest.messages,
                 "last_error": ingest.last_error}
 
+    settings = Settings.for_mutant(args.mutant, zone=args.timezone,
+                                   densities=parse_densities(args.densities))
+    detection = DetectionService(db, settings, interval_s=args.detect_interval)
+    if args.mutant:
+        log.warning("MUTANT platform (%s): for harness self-tests only", args.mutant)
+
     ctx = Context(zone, vcf, args.heartbeat_timeout, time.time)
     try:
         server = ApiServer(Api(db, tokens, ctx, health), *args.http)
@@ -147,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     ingest.start()
     server.start()
+    detection.start()
     ready = {"event": "ready", "http": server.url, "db": redact_url(args.db),
              "broker": args.broker, "stations": len(registry)}
+    if args.mutant:
+        ready["mutant"] = args.mutant
     if generated:
         ready["tokens"] = generated
     print(json.dumps(ready), flush=True)
@@ -157,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         log.info("stopping")
+        detection.stop()
         server.stop()
         ingest.stop()
         db.close()

@@ -13,73 +13,27 @@ For each tank and local day D (platform time zone, device clock):
     variance  = opening + deliveries − sales − closing        (positive = product missing)
 
 Cumulative sales and variance run from the tank's first reconciled day, whatever range is
-asked for. Transactions are summed per reading interval inside the database; Python only
-walks the (few) interval sums and the readings.
+asked for.
+
+The arithmetic is one array function, `tank_days(TankInputs…)`, used both by the API
+(`reconcile_station`, which loads the arrays from the database) and by the detectors
+(central/detectors/tank_variance.py, which pass arrays cut at a checkpoint), so both give
+identical numbers. Metered volumes are summed per reading interval (exact integers), then
+converted with the interval's opening temperature; days are walked with prefix sums.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from central.db import Conn
 from central.vcf import Vcf
-
-_SALES_BY_INTERVAL = """
-SELECT tank, grade, rt, SUM(volume_ml), COUNT(*) FROM (
-    SELECT t.tank AS tank, t.grade AS grade, t.volume_ml AS volume_ml,
-           (SELECT MAX(i.device_time) FROM inventory i
-             WHERE i.station_id = t.station_id AND i.tank = t.tank
-               AND i.device_time < t.end_time) AS rt
-      FROM transactions t WHERE t.station_id = ?
-) x WHERE rt IS NOT NULL GROUP BY tank, grade, rt ORDER BY tank, rt
-"""
-
-_DELIVERIES = """
-SELECT d.tank, d.end_time, d.start_volume_20c_ml, d.end_volume_20c_ml,
-       d.start_temperature_mc, d.end_temperature_mc,
-       COALESCE((SELECT SUM(t.volume_ml) FROM transactions t
-                  WHERE t.station_id = d.station_id AND t.tank = d.tank
-                    AND t.end_time >= d.start_time AND t.end_time <= d.end_time), 0)
-  FROM deliveries d WHERE d.station_id = ? ORDER BY d.tank, d.end_time
-"""
-
-
-@dataclass(frozen=True)
-class _Reading:
-    time: int
-    volume_20c_ml: int
-    temperature_mc: int
-
-
-class _Prefix:
-    """Prefix sums over items sorted by time, for range sums by bisection."""
-
-    def __init__(self, items: list[tuple[int, float, float, int]]) -> None:
-        self.times = [t for t, *_ in items]
-        self.sums = [(0.0, 0.0, 0)]
-        for _, a, b, n in items:
-            pa, pb, pn = self.sums[-1]
-            self.sums.append((pa + a, pb + b, pn + n))
-
-    def between(self, lo: int, hi: int, lo_inclusive: bool) -> tuple[float, float, int]:
-        """Sums over items with lo ≤/< time < hi (hi exclusive for intervals)."""
-        i = (bisect.bisect_left if lo_inclusive else bisect.bisect_right)(self.times, lo)
-        j = bisect.bisect_left(self.times, hi)
-        j = max(i, j)
-        (a0, b0, n0), (a1, b1, n1) = self.sums[i], self.sums[j]
-        return a1 - a0, b1 - b0, n1 - n0
-
-    def between_closed_right(self, lo: int, hi: int) -> tuple[float, float, int]:
-        """Sums over items with lo < time ≤ hi."""
-        i = bisect.bisect_right(self.times, lo)
-        j = max(i, bisect.bisect_right(self.times, hi))
-        (a0, b0, n0), (a1, b1, n1) = self.sums[i], self.sums[j]
-        return a1 - a0, b1 - b0, n1 - n0
 
 
 def local_day_start(day: dt.date, zone: ZoneInfo) -> int:
@@ -90,83 +44,188 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 4) if whole > 0 else None
 
 
-def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> list[dict]:
-    """Every reconciled tank-day of a station, sorted by (tank, day)."""
-    grades = dict(conn.query("SELECT tank, grade FROM station_tanks WHERE station_id = ?",
-                             (station_id,)))
-    readings: dict[int, list[_Reading]] = defaultdict(list)
-    for tank, t, v20, temp in conn.query(
-            "SELECT tank, device_time, volume_20c_ml, temperature_mc FROM inventory "
-            "WHERE station_id = ? ORDER BY tank, device_time, key", (station_id,)):
-        readings[int(tank)].append(_Reading(int(t), int(v20), int(temp)))
-
-    # Sales per (tank, reading interval): (interval start, metered mL, 20 °C mL, count).
-    # The interval start rt is a reading time of the same tank, so its temperature is known.
-    temperature = {(tank, r.time): r.temperature_mc for tank, rs in readings.items() for r in rs}
-    sales: dict[int, list[tuple[int, float, float, int]]] = defaultdict(list)
-    for tank, grade, rt, vol, n in conn.query(_SALES_BY_INTERVAL, (station_id,)):
-        tank, rt = int(tank), int(rt)
-        grades.setdefault(tank, grade)
-        temp = float(temperature[(tank, rt)])
-        sales[tank].append((rt, float(vol), vcf.to_20c_ml(grade, float(vol), temp), int(n)))
-    for tank in sales:
-        sales[tank].sort(key=lambda item: item[0])
-
-    # Deliveries: (end time, gauge-observed 20 °C volume incl. sales during the drop, 0, 1).
-    drops: dict[int, list[tuple[int, float, float, int]]] = defaultdict(list)
-    for tank, end, v0, v1, temp0, temp1, sold in conn.query(_DELIVERIES, (station_id,)):
-        tank = int(tank)
-        grade = grades.get(tank)
-        sold_20c = 0.0
-        if sold and grade is not None:
-            sold_20c = vcf.to_20c_ml(grade, float(sold), (int(temp0) + int(temp1)) / 2.0)
-        drops[tank].append((int(end), float(int(v1) - int(v0)) + sold_20c, 0.0, 1))
-
-    rows: list[dict] = []
-    for tank in sorted(readings):
-        rows.extend(_tank_days(station_id, tank, grades.get(tank), readings[tank],
-                               _Prefix(sales.get(tank, [])), _Prefix(drops.get(tank, [])),
-                               zone))
-    return rows
+def vcf_factors(vcf: Vcf, grade: str, temperature_mc: np.ndarray) -> np.ndarray:
+    """VCF per temperature (m°C), computed once per distinct value with `Vcf.factor`, so
+    that array and scalar paths give bit-identical factors."""
+    temps = np.asarray(temperature_mc)
+    if temps.size == 0:
+        return np.zeros(0)
+    uniq, inverse = np.unique(temps, return_inverse=True)
+    table = np.array([vcf.factor(grade, float(t) / 1000.0) for t in uniq])
+    return table[inverse.reshape(-1)]
 
 
-def _tank_days(station_id: str, tank: int, grade: str | None, readings: list[_Reading],
-               sales: _Prefix, drops: _Prefix, zone: ZoneInfo) -> list[dict[str, Any]]:
-    if not readings:
+@dataclass(frozen=True)
+class TankInputs:
+    """One tank's arrays: readings sorted by time (ties in storage-key order), its
+    transactions (any order) and deliveries (sorted by end time)."""
+
+    tank: int
+    grade: str | None
+    r_time: np.ndarray
+    r_v20: np.ndarray
+    r_temp: np.ndarray
+    tx_end: np.ndarray
+    tx_vol: np.ndarray
+    tx_grade: np.ndarray
+    d_start: np.ndarray
+    d_end: np.ndarray
+    d_v0: np.ndarray
+    d_v1: np.ndarray
+    d_temp0: np.ndarray
+    d_temp1: np.ndarray
+
+
+class _Prefix:
+    """Prefix sums over items sorted by time, for range sums by bisection."""
+
+    def __init__(self, times: np.ndarray, *values: np.ndarray) -> None:
+        self.times = np.asarray(times)
+        self.sums = [np.concatenate(([0.0], np.cumsum(np.asarray(v, dtype=float))))
+                     for v in values]
+
+    def between(self, lo: int, hi: int) -> list[float]:
+        """Sums over items with lo ≤ time < hi."""
+        i = int(np.searchsorted(self.times, lo, "left"))
+        j = max(i, int(np.searchsorted(self.times, hi, "left")))
+        return [float(s[j] - s[i]) for s in self.sums]
+
+    def between_closed_right(self, lo: int, hi: int) -> list[float]:
+        """Sums over items with lo < time ≤ hi."""
+        i = int(np.searchsorted(self.times, lo, "right"))
+        j = max(i, int(np.searchsorted(self.times, hi, "right")))
+        return [float(s[j] - s[i]) for s in self.sums]
+
+
+def sales_by_interval(inp: TankInputs, vcf: Vcf) -> tuple[np.ndarray, ...]:
+    """(interval start time, metered mL, 20 °C mL, count) per reading interval and grade,
+    sorted by time. A transaction belongs to the interval of the last reading strictly
+    before its end; transactions before the first reading belong to none."""
+    idx = np.searchsorted(inp.r_time, inp.tx_end, "left") - 1
+    ok = idx >= 0
+    idx, vol, grades = idx[ok], inp.tx_vol[ok], inp.tx_grade[ok]
+    times: list[np.ndarray] = []
+    parts: list[tuple[np.ndarray, ...]] = []
+    for grade in np.unique(grades):
+        sel = grades == grade
+        at, inv = np.unique(idx[sel], return_inverse=True)
+        metered = np.bincount(inv, weights=vol[sel].astype(float), minlength=len(at))
+        count = np.bincount(inv, minlength=len(at))
+        v20 = metered * vcf_factors(vcf, str(grade), inp.r_temp[at])
+        times.append(inp.r_time[at])
+        parts.append((metered, v20, count))
+    if not times:
+        z = np.zeros(0)
+        return z.astype(np.int64), z, z, z.astype(np.int64)
+    t = np.concatenate(times)
+    order = np.argsort(t, kind="stable")
+    return (t[order], *(np.concatenate([p[k] for p in parts])[order] for k in range(3)))
+
+
+def delivered_20c(inp: TankInputs, vcf: Vcf) -> np.ndarray:
+    """Per delivery: the gauge's 20 °C rise plus the sales during the drop (transactions of
+    the tank ending within [start, end], at the mean of the drop's temperatures)."""
+    order = np.argsort(inp.tx_end, kind="stable")
+    end_sorted = inp.tx_end[order]
+    cum = np.concatenate(([0], np.cumsum(inp.tx_vol[order])))
+    lo = np.searchsorted(end_sorted, inp.d_start, "left")
+    hi = np.searchsorted(end_sorted, inp.d_end, "right")
+    sold = cum[np.maximum(hi, lo)] - cum[lo]
+    out = (inp.d_v1 - inp.d_v0).astype(float)
+    if inp.grade is not None:
+        for k in np.flatnonzero(sold):
+            temp = (int(inp.d_temp0[k]) + int(inp.d_temp1[k])) / 2.0
+            out[k] += vcf.to_20c_ml(inp.grade, float(sold[k]), temp)
+    return out
+
+
+def tank_days(station_id: str, inp: TankInputs, zone: ZoneInfo,
+              vcf: Vcf) -> list[dict[str, Any]]:
+    """Every reconciled day of one tank (see the module docstring)."""
+    times = inp.r_time
+    if len(times) == 0:
         return []
-    times = [r.time for r in readings]
-    first = dt.datetime.fromtimestamp(readings[0].time, zone).date()
-    last = dt.datetime.fromtimestamp(readings[-1].time, zone).date()
+    s_time, s_metered, s_v20, s_count = sales_by_interval(inp, vcf)
+    sales = _Prefix(s_time, s_metered, s_v20, s_count)
+    drops = _Prefix(inp.d_end, delivered_20c(inp, vcf), np.ones(len(inp.d_end)))
+    first = dt.datetime.fromtimestamp(int(times[0]), zone).date()
+    last = dt.datetime.fromtimestamp(int(times[-1]), zone).date()
     out: list[dict[str, Any]] = []
     cum_sales = cum_var = 0
     day = first
     while day <= last:
         start = local_day_start(day, zone)
         end = local_day_start(day + dt.timedelta(days=1), zone)
-        i_open = bisect.bisect_right(times, start) - 1
-        opening = readings[i_open] if i_open >= 0 else (readings[0] if day == first else None)
-        i_close = bisect.bisect_right(times, end) - 1
-        closing = readings[i_close] if i_close >= 0 else None
-        if opening is not None and closing is not None and closing.time > opening.time:
-            metered, sold_20c, n_tx = sales.between(opening.time, closing.time, True)
-            delivered, _, n_drops = drops.between_closed_right(opening.time, closing.time)
+        i_open = int(np.searchsorted(times, start, "right")) - 1
+        if i_open < 0 and day == first:
+            i_open = 0
+        i_close = int(np.searchsorted(times, end, "right")) - 1
+        if i_open >= 0 and i_close >= 0 and times[i_close] > times[i_open]:
+            t_open, t_close = int(times[i_open]), int(times[i_close])
+            v_open, v_close = int(inp.r_v20[i_open]), int(inp.r_v20[i_close])
+            metered, sold_20c, n_tx = sales.between(t_open, t_close)
+            delivered, n_drops = drops.between_closed_right(t_open, t_close)
             sold = round(sold_20c)
             delivered_ml = round(delivered)
-            variance = opening.volume_20c_ml + delivered_ml - sold - closing.volume_20c_ml
+            variance = v_open + delivered_ml - sold - v_close
             cum_sales += sold
             cum_var += variance
             out.append({
-                "station_id": station_id, "tank": tank, "grade": grade,
+                "station_id": station_id, "tank": inp.tank, "grade": inp.grade,
                 "day": day.isoformat(), "day_start": start, "day_end": end,
-                "opening_time": opening.time, "opening_volume_20c_ml": opening.volume_20c_ml,
-                "closing_time": closing.time, "closing_volume_20c_ml": closing.volume_20c_ml,
-                "readings": bisect.bisect_right(times, closing.time)
-                - bisect.bisect_right(times, opening.time),
-                "transactions": n_tx, "sales_ml": round(metered), "sales_20c_ml": sold,
-                "deliveries": n_drops, "deliveries_20c_ml": delivered_ml,
+                "opening_time": t_open, "opening_volume_20c_ml": v_open,
+                "closing_time": t_close, "closing_volume_20c_ml": v_close,
+                "readings": int(np.searchsorted(times, t_close, "right")
+                                - np.searchsorted(times, t_open, "right")),
+                "transactions": round(n_tx), "sales_ml": round(metered),
+                "sales_20c_ml": sold, "deliveries": round(n_drops),
+                "deliveries_20c_ml": delivered_ml,
                 "variance_ml": variance, "variance_pct_of_sales": _pct(variance, sold),
                 "cumulative_sales_20c_ml": cum_sales, "cumulative_variance_ml": cum_var,
                 "cumulative_variance_pct_of_sales": _pct(cum_var, cum_sales),
             })
         day += dt.timedelta(days=1)
     return out
+
+
+def _i64(values: list) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> list[dict]:
+    """Every reconciled tank-day of a station, sorted by (tank, day)."""
+    grades: dict[int, str] = dict(conn.query(
+        "SELECT tank, grade FROM station_tanks WHERE station_id = ?", (station_id,)))
+    readings: dict[int, list[tuple]] = defaultdict(list)
+    for tank, t, v20, temp in conn.query(
+            "SELECT tank, device_time, volume_20c_ml, temperature_mc FROM inventory "
+            "WHERE station_id = ? ORDER BY tank, device_time, key", (station_id,)):
+        readings[int(tank)].append((int(t), int(v20), int(temp)))
+    txs: dict[int, list[tuple]] = defaultdict(list)
+    for tank, grade, end, vol in conn.query(
+            "SELECT tank, grade, end_time, volume_ml FROM transactions WHERE station_id = ?",
+            (station_id,)):
+        txs[int(tank)].append((int(end), int(vol), str(grade)))
+    drops: dict[int, list[tuple]] = defaultdict(list)
+    for row in conn.query(
+            "SELECT tank, start_time, end_time, start_volume_20c_ml, end_volume_20c_ml, "
+            "start_temperature_mc, end_temperature_mc FROM deliveries WHERE station_id = ? "
+            "ORDER BY tank, end_time", (station_id,)):
+        drops[int(row[0])].append(tuple(int(v) for v in row[1:]))
+
+    rows: list[dict] = []
+    for tank in sorted(readings):
+        r = list(zip(*readings[tank], strict=True))
+        tx = list(zip(*txs.get(tank, []), strict=True)) or [[], [], []]
+        d = list(zip(*drops.get(tank, []), strict=True)) or [[]] * 6
+        r_time = _i64(r[0])
+        tx_end, tx_grade = _i64(tx[0]), np.asarray(tx[2], dtype=str)
+        grade = grades.get(tank)
+        if grade is None and len(tx_end):  # grade of the earliest reconciled interval
+            idx = np.searchsorted(r_time, tx_end, "left") - 1
+            if (idx >= 0).any():
+                grade = str(tx_grade[idx >= 0][np.argmin(idx[idx >= 0])])
+        inp = TankInputs(tank, grade, r_time, _i64(r[1]), _i64(r[2]), tx_end, _i64(tx[1]),
+                         tx_grade, *(_i64(col) for col in d))
+        rows.extend(tank_days(station_id, inp, zone, vcf))
+    return rows

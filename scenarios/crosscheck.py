@@ -6,10 +6,12 @@ was rejected; then only the checks that do not need it run (its own errors are r
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from typing import Any
 
 from scenarios.errors import Problem, format_path, show
+from scenarios.schemacheck import load_schema
 from scenarios.timespec import TimeSpecError, parse_datetime, parse_duration, parse_instant
 from scenarios.yamlsource import Positions, locate
 
@@ -117,10 +119,12 @@ def _dispenser(station: dict[str, Any], number: int, path: tuple, rep: _Report,
 
 
 def _check_cheats(data, start, end, by_id, selected_ids, rep: _Report) -> None:
+    held: list[tuple[int, float, float, list[tuple[str, str]]]] = []  # for overlaps
     for i, cheat in enumerate(data["cheats"]):
         base = ("cheats", i)
         t0 = _instant(cheat["start"], (*base, "start"), start, rep)
         _in_run(t0, (*base, "start"), start, end, rep)
+        t1 = None
         if cheat["end"] is not None:
             t1 = _instant(cheat["end"], (*base, "end"), start, rep)
             if t0 is not None and t1 is not None and t1 <= t0:
@@ -130,11 +134,73 @@ def _check_cheats(data, start, end, by_id, selected_ids, rep: _Report) -> None:
         station = _station(cheat["station"], (*base, "station"), by_id, selected_ids, rep)
         if station is None:
             continue
-        disp = _dispenser(station, cheat["dispenser"], (*base, "dispenser"), rep)
-        if disp is not None and cheat["nozzle"] > len(disp["nozzle_tanks"]):
+        disp = None
+        if "dispenser" in cheat:
+            disp = _dispenser(station, cheat["dispenser"], (*base, "dispenser"), rep)
+            if disp is None:
+                continue
+        if disp is not None and cheat.get("nozzle", 0) > len(disp["nozzle_tanks"]):
             rep.add((*base, "nozzle"),
                     f"a nozzle 1..{len(disp['nozzle_tanks'])} of {station['station_id']} "
                     f"dispenser {disp['dispenser']}", str(cheat["nozzle"]))
+            continue
+        if "tank" in cheat and cheat["tank"] not in [t["tank"] for t in station["tanks"]]:
+            have = ", ".join(str(t["tank"]) for t in station["tanks"])
+            rep.add((*base, "tank"), f"a tank of station {station['station_id']} ({have})",
+                    str(cheat["tank"]))
+            continue
+        if t0 is not None and (cheat["end"] is None or t1 is not None):
+            span = _span(cheat, t0, t1)
+            held.append((i, *span, _resources(cheat, disp)))
+    _check_overlaps(data, held, rep)
+
+
+def _span(cheat: dict[str, Any], t0: float, t1: float | None) -> tuple[float, float]:
+    """[from, to) in which a cheat holds its resources (x-cheat-kinds in the schema)."""
+    rule = load_schema()["x-cheat-kinds"][cheat["kind"]]["span"]
+    if rule is not None:
+        value = cheat.get(rule["param"], rule["default"])
+        return t0, t0 + value * rule["scale_s"] + rule["extra_s"]
+    return t0, math.inf if t1 is None else t1
+
+
+def _resources(cheat: dict[str, Any], disp: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(resource, place) pairs a cheat changes and restores (x-cheat-resources)."""
+    schema = load_schema()
+    out = []
+    for res in schema["x-cheat-kinds"][cheat["kind"]]["resources"]:
+        scope = schema["x-cheat-resources"][res]["scope"]
+        sid = cheat["station"]
+        if scope == "nozzle" and disp is not None:
+            nozzles = [cheat["nozzle"]] if cheat.get("nozzle") else \
+                range(1, len(disp["nozzle_tanks"]) + 1)
+            out += [(res, f"{sid} dispenser {disp['dispenser']} nozzle {n}") for n in nozzles]
+        elif scope == "dispenser" and disp is not None:
+            out.append((res, f"{sid} dispenser {disp['dispenser']}"))
+        elif scope == "tank" and "tank" in cheat:
+            out.append((res, f"{sid} tank {cheat['tank']}"))
+    return out
+
+
+def _check_overlaps(data: dict[str, Any], held: list, rep: _Report) -> None:
+    """Cheats that change and restore the same resource must not overlap in time (each
+    restores what it found, so overlapping ones would undo each other)."""
+    what = load_schema()["x-cheat-resources"]
+    by_key: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+    for i, t0, t1, keys in held:
+        for key in keys:
+            by_key.setdefault(key, []).append((t0, t1, i))
+    reported: set[int] = set()
+    for (res, place), items in by_key.items():
+        items.sort()
+        for (_, end_a, i), (start_b, _, j) in zip(items, items[1:], strict=False):
+            if start_b < end_a and j not in reported:
+                reported.add(j)
+                first = data["cheats"][i]
+                until = "its end" if first["end"] is None else f"its end ({first['end']})"
+                rep.add(("cheats", j, "start"),
+                        f"a start at or after cheats[{i}] ends ({until}; both change the "
+                        f"{what[res]['what']} of {place})", show(data["cheats"][j]["start"]))
 
 
 def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
@@ -211,4 +277,8 @@ def cross_check(data: dict[str, Any], file: str, positions: Positions,
     _check_cheats(data, start, end, by_id, selected_ids, rep)
     _check_tank_conditions(data, by_id, selected_ids, rep)
     _check_faults(data, start, end, by_id, selected_ids, rep)
+    low, high = data["inspections"]["duration_h"]
+    if low > high:
+        rep.add(("inspections", "duration_h"), "[shortest, longest] with shortest <= longest",
+                f"[{low}, {high}]")
     return rep.problems

@@ -21,7 +21,7 @@ from typing import Any
 from scenarios.crosscheck import cross_check
 from scenarios.errors import Problem, ScenarioError, show
 from scenarios.fleet import load_fleet
-from scenarios.schemacheck import apply_defaults, schema_problems
+from scenarios.schemacheck import apply_defaults, load_schema, schema_problems
 from scenarios.timespec import parse_datetime, parse_instant
 from scenarios.yamlsource import Positions, locate, parse_yaml
 
@@ -96,6 +96,14 @@ def scenario_digest(scenario_bytes: bytes, fleet_bytes: bytes) -> str:
     return h.hexdigest()
 
 
+def _cheat_defaults(data: dict[str, Any]) -> None:
+    # each cheat kind's parameter defaults (the schema's x-cheat-kinds, docs/cheats.md)
+    kinds = load_schema()["x-cheat-kinds"]
+    for cheat in data["cheats"]:
+        for name, value in kinds[cheat["kind"]]["defaults"].items():
+            cheat.setdefault(name, value)
+
+
 def _normalise_grades(data: dict[str, Any]) -> None:
     # YAML reads `grade: 92` as a number; the world uses the strings of sim.config.GRADES.
     for item in data["prices"]:
@@ -148,6 +156,7 @@ def load_scenario(path: str | Path) -> Scenario:
     fleet, fleet_raw, fleet_problems = _load_fleet(data, path, positions)
     if not problems:
         data = apply_defaults(data)
+        _cheat_defaults(data)
         _normalise_grades(data)
         problems = cross_check(data, file, positions, fleet)
     problems += fleet_problems

@@ -22,7 +22,7 @@ class TankConfig:
     nominal_m3: int  # 20, 30 or 50
     initial_fill: float = 0.6  # fraction of capacity at the start
     leak_l_per_h: float = 0.0  # physical leak of product (true loss)
-    water_ingress_l_per_day: float = 0.0
+    water_ingress_l_per_day: float = 0.0  # > 0 replaces the drawn one (sim/imperfections.py)
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,29 @@ class DeliveryPolicy:
 
 @dataclass(frozen=True)
 class CheatConfig:
-    """A cheat acting from `start` (to `end`, if given) on one nozzle."""
+    """A cheat of the catalogue (docs/cheats.md) acting from `start` (to `end`, if given) on
+    its target: a nozzle (dispenser, nozzle), a dispenser (dispenser; nozzle 0 = all of its
+    nozzles) or a tank / its gauge (tank; dispenser = nozzle = 0)."""
 
-    kind: str  # "pulse_factor" (more kinds in later issues)
+    kind: str  # a kind of sim.cheats.CHEAT_KINDS, e.g. "pulse_factor"
     station_id: str
-    dispenser: int
-    nozzle: int
+    dispenser: int  # 0 when the target is a tank
+    nozzle: int  # 0 when the target is a tank, or every nozzle of the dispenser
     start: float  # epoch s
     end: float | None = None
     params: dict = field(default_factory=dict)  # pulse_factor: {"factor": 1.03, "log_event": False}
+    tank: int = 0  # tank / gauge kinds
+    # when it is switched on: {} = the kind's default; {"kind": "remote", "mean_on_h": 2, ...}
+    schedule: dict = field(default_factory=dict)
+    index: int | None = None  # place in the scenario's cheat list (default: in WorldConfig.cheats)
+
+
+@dataclass(frozen=True)
+class InspectionPolicy:
+    """Market-regulation spot checks (市场监管抽查) drawn per station (sim/cheats/inspections.py)."""
+
+    mean_interval_days: float = 30.0
+    duration_h: tuple[float, float] = (1.0, 2.0)  # uniform
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,10 @@ class WorldConfig:
     prices: tuple[PriceChange, ...] = ()  # must hold a price for every grade at or before start
     deliveries: DeliveryPolicy = DeliveryPolicy()
     cheats: tuple[CheatConfig, ...] = ()
+    inspections: InspectionPolicy = InspectionPolicy()
+    # Honest imperfections (docs/noise-budget.md): "realistic" (default) or "ideal" (exact
+    # capacity table, no probe offsets, nominal densities, constant meter errors).
+    imperfections: str = "realistic"
 
     @property
     def end(self) -> float:

@@ -13,22 +13,33 @@ The drop runs at `drop_rate_l_per_min` in one-minute portions while sales go on;
 gauge flags "delivery in progress" from the start of the drop until it closes the
 delivery `SETTLE_S` after the product stopped (a gauge waits for the surface to settle),
 and records the start and end readings.
+
+Cheats and honest look-alikes change drops through `add_adjuster` (a DropPlan per drop:
+warmer product, a short drop, a BOL not keyed in) and `extra_drop` (an off-book tanker);
+the station keys in the full BOL (`bol_keyed_20c_l`) unless a plan says otherwise.
+
+Each drop is a batch with its own density at 20 °C (inside the grade's band) and leaves the
+tank stratified for a while, so the probe's averaged temperature misses the true mean
+(`sim.probe.GaugeErrors`; docs/noise-budget.md).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import simpy
 
 from sim.config import DeliveryPolicy
+from sim.imperfections import stratification_gain
+from sim.probe import GaugeErrors
 from sim.records import DeliveryRecord, GaugeReading
 from sim.tank import Tank
 from sim.thermal import ground_temperature_c
-from sim.vcf import vcf
+from sim.vcf import alpha_for_density, vcf_alpha
 
 MAX_FILL = 0.95  # never fill a tank above this fraction of its capacity (overfill margin)
 SETTLE_S = 600.0  # the gauge closes a delivery this long after the product stopped
@@ -69,6 +80,7 @@ class DeliveryTank(Protocol):
     grade: str
     capacity_l: float
     physics: Tank
+    gauge_errors: GaugeErrors
     order_open: bool
     delivering: bool
 
@@ -94,6 +106,20 @@ class DeliveryHost(Protocol):
     def emit_delivery(self, record: DeliveryRecord) -> None: ...
 
 
+@dataclass
+class DropPlan:
+    """What cheats and honest look-alikes change about one drop (sim/cheats/delivery.py)."""
+
+    temperature_delta_c: float = 0.0  # added to the tanker's temperature
+    short_fraction: float = 0.0  # share of the drop withheld (the BOL stays)
+    keyed: bool = True  # the BOL is keyed in at the gauge console
+    done: list[Callable[[DeliveryRecord], None]] = field(default_factory=list)
+
+
+# (unit, drop start, order tag, plan) -> None; changes the plan of a drop of its tank
+DropAdjuster = Callable[[Any, float, object, DropPlan], None]
+
+
 class DeliveryManager:
     """Reorders and drops fuel for every tank of one station."""
 
@@ -107,6 +133,29 @@ class DeliveryManager:
         self.ordered = 0
         self.dropped = 0
         self.cancelled = 0
+        self.adjusters: dict[int, list[DropAdjuster]] = {}  # tank -> drop adjusters (cheats)
+
+    def add_adjuster(self, tank: int, adjuster: DropAdjuster) -> None:
+        """Let `adjuster` change the plan of every drop into `tank` (called at its start)."""
+        self.adjusters.setdefault(tank, []).append(adjuster)
+
+    def extra_drop(self, unit: DeliveryTank, compartments: int, tag: object) -> bool:
+        """Start an extra drop of `compartments` now (an off-book tanker), tagged `tag` for the
+        adjusters; False (nothing happens) while the tank has an order open."""
+        if unit.order_open:
+            return False
+        unit.order_open = True
+        self.host.env.process(self._drop(unit, self.host.env.now, 0.0, compartments, tag))
+        return True
+
+    def _plan(self, unit: DeliveryTank, start: float, tag: object) -> DropPlan | None:
+        adjusters = self.adjusters.get(unit.tank)
+        if not adjusters:
+            return None
+        plan = DropPlan()
+        for adjust in adjusters:
+            adjust(unit, start, tag, plan)
+        return plan
 
     def check(self, unit: DeliveryTank) -> None:
         """Order for `unit` if it is below the reorder point and has no open order."""
@@ -128,15 +177,20 @@ class DeliveryManager:
         self.host.env.process(self._drop(unit, now, lead_s, compartments))
 
     def _drop(self, unit: DeliveryTank, ordered_time: float, lead_s: float,
-              compartments: int) -> Generator[simpy.Event, Any, None]:
+              compartments: int, tag: object = None) -> Generator[simpy.Event, Any, None]:
         p, env, host, tank = self.policy, self.host.env, self.host, unit.physics
         yield env.timeout(lead_s)
         start = env.now
         tank.advance(start)
         temp = tanker_temperature_c(start, host.utc_offset_h, self.rng)
+        plan = self._plan(unit, start, tag)  # None unless a cheat acts on this tank's drops
+        if plan is not None:
+            temp += plan.temperature_delta_c
+        density, strat = unit.gauge_errors.new_batch()  # this batch's density, stratification
+        batch_alpha = alpha_for_density(density)
         loss = min(max(float(self.rng.normal(p.transit_loss, p.transit_loss / 3)), 0.0),
                    3 * p.transit_loss)
-        compartment_gross = p.compartment_l * (1.0 - loss) / vcf(unit.grade, temp)
+        compartment_gross = p.compartment_l * (1.0 - loss) / vcf_alpha(batch_alpha, temp)
         room_gross = MAX_FILL * unit.capacity_l - tank.total_l
         compartments = min(compartments, math.floor(room_gross / compartment_gross))
         if compartments <= 0:  # the tank cannot take a whole compartment: tanker turns back
@@ -145,10 +199,15 @@ class DeliveryManager:
             return
         bol_20c = compartments * p.compartment_l
         drop_20c = bol_20c * (1.0 - loss)
-        drop_gross = drop_20c / vcf(unit.grade, temp)
+        if plan is not None:
+            drop_20c *= 1.0 - plan.short_fraction
+        drop_gross = drop_20c / vcf_alpha(batch_alpha, temp)
         duration = drop_gross / p.drop_rate_l_per_min * 60.0
 
         before = host.snapshot(unit, start, "pre_delivery")
+        share = drop_gross / (tank.gross_l + drop_gross)
+        unit.gauge_errors.stratify(start, start + duration, strat * (temp - tank.temperature_c)
+                                   * stratification_gain(share))
         unit.delivering = True
         host.gauge_event(EVENT_DELIVERY_START, "delivery_start", unit.tank, 0.0,
                          before.reading.gross_l)
@@ -157,7 +216,7 @@ class DeliveryManager:
         for k in range(1, steps + 1):
             yield env.timeout(max(0.0, start + duration * k / steps - env.now))
             tank.advance(env.now)
-            tank.deliver(portion, temp)
+            tank.deliver(portion, temp, density)
         end = start + duration + SETTLE_S
         yield env.timeout(max(0.0, end - env.now))
         tank.advance(env.now)
@@ -165,14 +224,19 @@ class DeliveryManager:
         unit.delivering = False
         host.gauge_event(EVENT_DELIVERY_END, "delivery_end", unit.tank, before.reading.gross_l,
                          after.reading.gross_l)
-        host.emit_delivery(DeliveryRecord(
+        record = DeliveryRecord(
             station_id=host.station_id, tank=unit.tank, seq=host.next_delivery_seq(),
             grade=unit.grade, ordered_time=ordered_time, start_time=start, end_time=end,
             bol_volume_20c_l=bol_20c, true_drop_20c_l=drop_20c, true_drop_gross_l=drop_gross,
             delivery_temperature_c=temp, start_reading=before.reading,
-            end_reading=after.reading))
+            end_reading=after.reading, density_20c_kg_m3=density,
+            bol_keyed_20c_l=bol_20c if plan is None or plan.keyed else 0.0)
+        host.emit_delivery(record)
         self.dropped += 1
         unit.order_open = False
+        if plan is not None:
+            for done in plan.done:
+                done(record)
         self.check(unit)
 
 

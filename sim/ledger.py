@@ -34,11 +34,11 @@ FORMAT = "forecourt-truth/1"
 MANIFEST = "manifest.json"
 _BUFFER = 4096  # records buffered before folding into typed columns
 
-_F64, _I64, _I32, _U16, _STR = "f64", "i64", "i32", "u16", "str"
-_TYPECODE = {_F64: "d", _I64: "q", _I32: "i", _U16: "H"}
-_NUMPY = {_F64: np.float64, _I64: np.int64, _I32: np.int32, _U16: np.uint16}
+_F64, _I64, _I32, _U16, _BOOL, _STR = "f64", "i64", "i32", "u16", "bool", "str"
+_TYPECODE = {_F64: "d", _I64: "q", _I32: "i", _U16: "H", _BOOL: "b"}
+_NUMPY = {_F64: np.float64, _I64: np.int64, _I32: np.int32, _U16: np.uint16, _BOOL: np.bool_}
 _ARROW = {_F64: pa.float64(), _I64: pa.int64(), _I32: pa.int32(), _U16: pa.uint16(),
-          _STR: pa.string()}
+          _BOOL: pa.bool_(), _STR: pa.string()}
 
 _READING = ("level_mm", "water_level_mm", "temperature_c", "gross_l", "volume_20c_l", "ullage_l",
             "water_l")
@@ -78,6 +78,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("delivery_temperature_c", "delivery_temperature_c", _F64),
         *[(f"start_{f}", f"start_reading.{f}", _F64) for f in _READING],
         *[(f"end_{f}", f"end_reading.{f}", _F64) for f in _READING],
+        ("bol_keyed_20c_l", "bol_keyed_20c_l", _F64),
+        ("density_20c_kg_m3", "density_20c_kg_m3", _F64),
     ],
     "events": [
         ("device", "device", _STR), ("seq", "seq", _U16), ("time", "time", _F64),
@@ -85,8 +87,9 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("value_old", "value_old", _F64), ("value_new", "value_new", _F64),
     ],
     "cheats": [
-        ("kind", "kind", _STR), ("dispenser", "dispenser", _I32), ("nozzle", "nozzle", _I32),
-        ("time", "time", _F64), ("action", "action", _STR), ("value_old", "value_old", _F64),
+        ("cheat", "cheat", _I32), ("kind", "kind", _STR), ("dispenser", "dispenser", _I32),
+        ("nozzle", "nozzle", _I32), ("tank", "tank", _I32), ("time", "time", _F64),
+        ("action", "action", _STR), ("value_old", "value_old", _F64),
         ("value_new", "value_new", _F64), ("params", "params", _STR),
     ],
     "nozzles": [
@@ -96,6 +99,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("amount_total_open_fen", "amount_total_open_fen", _I64),
         ("serial_number", "serial_number", _STR), ("software_id", "software_id", _STR),
         ("mainboard_id", "mainboard_id", _STR), ("encoder_id", "encoder_id", _STR),
+        *[(f, f, _F64) for f in ("verified_at", "drift_per_day", "repeatability",
+                                 "flow_ref_lpm", "flow_slope", "small_volume")],
     ],
     "tanks": [
         ("tank", "tank", _I32), ("grade", "grade", _STR), ("nominal_m3", "nominal_m3", _I32),
@@ -107,6 +112,43 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("water_ingress_l_per_day", "water_ingress_l_per_day", _F64),
         ("gauge_serial_number", "gauge_serial_number", _STR),
         ("gauge_software_id", "gauge_software_id", _STR),
+        *[(f, f, _F64) for f in (
+            "initial_density_kg_m3", "strap_e0", "strap_e1", "strap_e2", "tilt",
+            "probe_position_mm", "probe_level_bias_mm", "level_offset_mm", "probe_temp_bias_c",
+            "storage_loss_per_month", "working_loss", "expected_sales_l_per_day",
+            "variance_bias_day_l", "variance_sd_day_l", "variance_sd_month_l")],
+    ],
+    # the cheat catalogue (sim/cheats/records.py, docs/ground-truth.md)
+    "cheat_instances": [
+        ("cheat", "cheat", _I32), ("kind", "kind", _STR), ("class", "cheat_class", _STR),
+        ("lookalike", "lookalike", _BOOL), ("device", "device", _STR),
+        ("dispenser", "dispenser", _I32), ("nozzle", "nozzle", _I32), ("tank", "tank", _I32),
+        ("first_start", "first_start", _F64), ("last_end", "last_end", _F64),
+        ("active_s", "active_s", _F64), ("effect_l", "effect_l", _F64),
+        ("effect_l_per_day", "effect_l_per_day", _F64), ("trace", "trace", _STR),
+        ("expected_alerts", "expected_alerts", _STR), ("attribution", "attribution", _STR),
+        ("params", "params", _STR),
+    ],
+    "device_states": [
+        ("device", "device", _STR), ("time", "time", _F64),
+        ("serial_number", "serial_number", _STR), ("software_id", "software_id", _STR),
+        ("mainboard_id", "mainboard_id", _STR), ("encoder_id", "encoder_id", _STR),
+        ("seal_state", "seal_state", _I32), ("device_status", "device_status", _I32),
+        ("offline", "offline", _BOOL),
+    ],
+    "inspections": [("start", "start", _F64), ("end", "end", _F64)],
+    "verification_records": [
+        ("cheat", "cheat", _I32), ("device", "device", _STR), ("nozzle", "nozzle", _I32),
+        ("performed_at", "performed_at", _F64), ("kind", "kind", _STR), ("body", "body", _STR),
+    ],
+    "off_book_draws": [
+        ("cheat", "cheat", _I32), ("kind", "kind", _STR), ("tank", "tank", _I32),
+        ("dispenser", "dispenser", _I32), ("nozzle", "nozzle", _I32),
+        ("start_time", "start_time", _F64), ("end_time", "end_time", _F64),
+        ("true_volume_l", "true_volume_l", _F64),
+        ("true_volume_20c_l", "true_volume_20c_l", _F64),
+        ("displayed_volume_ml", "displayed_volume_ml", _I64), ("amount_fen", "amount_fen", _I64),
+        ("unit_price_fen", "unit_price_fen", _I64), ("totalized", "totalized", _BOOL),
     ],
 }
 TABLES: tuple[str, ...] = tuple(COLUMNS)
@@ -128,7 +170,10 @@ def schema(table: str) -> pa.Schema:
 _STREAM_TABLE = {"transactions": "transactions", "events": "events", "deliveries": "deliveries"}
 LEDGER_STREAMS = tuple(_STREAM_TABLE)  # the device streams the ledger listens to
 _TRUTH_TABLE = {"tank_state": "tank_states", "cheat": "cheats", "nozzle": "nozzles",
-                "tank": "tanks"}
+                "tank": "tanks", "cheat_instance": "cheat_instances",
+                "device_state": "device_states", "inspection": "inspections",
+                "verification_record": "verification_records",
+                "off_book_draw": "off_book_draws"}
 
 StationColumns = dict[str, dict[str, Any]]  # table -> column -> numpy array | list[str]
 

@@ -110,6 +110,8 @@ class DeliveryRecord:
     delivery_temperature_c: float
     start_reading: GaugeReading
     end_reading: GaugeReading
+    bol_keyed_20c_l: float  # bill of lading keyed in at the gauge console (0 = none keyed in)
+    density_20c_kg_m3: float = float("nan")  # the batch's real density at 20 °C (truth only)
 
 
 class NozzleView(Protocol):
@@ -134,6 +136,7 @@ class DispenserView(Protocol):
     encoder_id: str
     seal_state: int
     device_status: int
+    offline: bool  # taken off line: the device answers no request
     nozzles: list[NozzleView]
 
 

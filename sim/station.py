@@ -36,12 +36,16 @@ import simpy
 from simpy.events import Timeout
 
 from sim.capacity import CapacityTable
-from sim.cheats import Cheat, CheatActivation
+from sim.cheats import Cheat, DeviceState, Inspection
+from sim.cheats.inspections import draw_inspections
+from sim.cheats.taps import NozzleHook
 from sim.config import GRADES, StationConfig, TankConfig, WorldConfig
 from sim.deliveries import DeliveryManager
 from sim.demand import Customers, generate_customers
+from sim.imperfections import MODES, STRAT_SD, TankImperfections, draw_meter, draw_tank
 from sim.meter import Meter, PriceSchedule, draw_meter_error
-from sim.probe import read_gauge
+from sim.noise_budget import TankBudget, TankBudgetInput, fill_moments, tank_budget
+from sim.probe import GaugeErrors
 from sim.records import (
     DeliveryRecord,
     DeviceEvent,
@@ -52,6 +56,7 @@ from sim.records import (
 )
 from sim.tank import Tank, TankEmpty
 from sim.thermal import ground_temperature_c
+from sim.vcf import DENSITY_20C
 
 SEQ_MOD = 1 << 16
 DEAD_STOCK_FRACTION = 0.02  # product below this share of capacity is not pumpable
@@ -70,7 +75,13 @@ HIGH_WATER_MM = 50.0
 # Child streams of a station's SeedSequence. Append new ones at the end: reordering
 # would change every existing ground truth.
 _RNG_DEMAND, _RNG_METERS, _RNG_GAUGE, _RNG_LIVE, _RNG_IDENTITY, _RNG_DELIVERIES = range(6)
-_RNG_STREAMS = 6
+# Honest imperfections (sim/imperfections.py): static draws per tank/probe/nozzle, and the
+# batches delivered (one child stream per tank).
+_RNG_IMPERFECTIONS, _RNG_BATCHES = 6, 7
+# The cheat catalogue (sim/cheats/): market-regulation inspections, and one child stream per
+# configured cheat (spawn key = the cheat's index in the scenario).
+_RNG_INSPECTIONS, _RNG_CHEATS = 8, 9
+_RNG_STREAMS = 10
 
 
 def station_seed(seed: int, station_id: str) -> np.random.SeedSequence:
@@ -112,6 +123,13 @@ class NozzleInfo:
     software_id: str
     mainboard_id: str
     encoder_id: str
+    # honest meter imperfections (sim/imperfections.py)
+    verified_at: float = 0.0
+    drift_per_day: float = 0.0
+    repeatability: float = 0.0
+    flow_ref_lpm: float = 0.0
+    flow_slope: float = 0.0
+    small_volume: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +150,22 @@ class TankInfo:
     water_ingress_l_per_day: float
     gauge_serial_number: str
     gauge_software_id: str
+    # honest imperfections (sim/imperfections.py) and the noise budget (sim/noise_budget.py)
+    initial_density_kg_m3: float = 0.0
+    strap_e0: float = 0.0
+    strap_e1: float = 0.0
+    strap_e2: float = 0.0
+    tilt: float = 0.0
+    probe_position_mm: float = 0.0
+    probe_level_bias_mm: float = 0.0
+    level_offset_mm: float = 0.0
+    probe_temp_bias_c: float = 0.0
+    storage_loss_per_month: float = 0.0
+    working_loss: float = 0.0
+    expected_sales_l_per_day: float = 0.0
+    variance_bias_day_l: float = 0.0
+    variance_sd_day_l: float = 0.0
+    variance_sd_month_l: float = 0.0
 
 
 @dataclass(slots=True)
@@ -150,7 +184,7 @@ class Nozzle:
 
     __slots__ = ("_station", "dispenser", "nozzle", "grade", "unit", "meter", "last_seq",
                  "_vehicle", "_fill_type", "_true_l", "_fill_start", "_fill_end", "_release",
-                 "_shown_ml", "_amount", "_price")
+                 "_shown_ml", "_amount", "_price", "hook", "_held_from")
 
     def __init__(self, station: Station, dispenser: Dispenser, nozzle: int, unit: GaugeTank,
                  meter: Meter) -> None:
@@ -169,6 +203,8 @@ class Nozzle:
         self._shown_ml = 0
         self._amount = 0
         self._price = 0
+        self.hook: NozzleHook | None = None  # cheats' per-fill taps (sim/cheats/taps.py)
+        self._held_from = math.inf  # held (locked, powered off) from then on: no new fill
 
     @property
     def tank(self) -> int:
@@ -177,7 +213,8 @@ class Nozzle:
     @property
     def busy(self) -> bool:
         """Occupied by a customer (lifted, filling, or hung up and paying)."""
-        return self._station.now < self._release
+        now = self._station.now
+        return now < self._release and now < self._held_from
 
     @property
     def state(self) -> int:
@@ -191,7 +228,21 @@ class Nozzle:
 
     @property
     def unit_price_fen(self) -> int:
-        return self._price if self.busy else self._station.prices_now[self.grade]
+        if self.busy:
+            return self._price
+        price = self._station.prices_now[self.grade]
+        return price if self.hook is None else self.hook.charge(self, price)
+
+    @property
+    def posted_price_fen(self) -> int:
+        """The posted price (挂牌价) of the nozzle's grade now."""
+        return self._station.prices_now[self.grade]
+
+    def fill(self) -> tuple[float, float, float, int, int, int]:
+        """(start, end, true litres, shown mL, amount fen, unit price fen) of the fill in
+        progress, or of the last one."""
+        return (self._fill_start, self._fill_end, self._true_l, self._shown_ml, self._amount,
+                self._price)
 
     @property
     def live_volume_ml(self) -> int:
@@ -232,6 +283,7 @@ class Dispenser:
         self.serial_number, self.software_id, self.mainboard_id, self.encoder_id = identity
         self.seal_state = 0
         self.device_status = 0
+        self.offline = False  # taken off line (a cheat): answers no Modbus request
         self.nozzles: list[Nozzle] = []
         self.txn_no = txn_start  # unwrapped; seq = txn_no mod 65536
         self.event_seq = event_start
@@ -241,7 +293,8 @@ class GaugeTank:
     """One tank as its gauge sees it, with the physical tank behind; satisfies TankView."""
 
     def __init__(self, station: Station, config: TankConfig, table: CapacityTable,
-                 physics: Tank, live_rng: np.random.Generator) -> None:
+                 physics: Tank, live_rng: np.random.Generator,
+                 gauge_errors: GaugeErrors) -> None:
         self._station = station
         self.config = config
         self.tank = config.tank
@@ -249,6 +302,9 @@ class GaugeTank:
         self.table = table
         self.capacity_l = table.capacity_l
         self.physics = physics
+        self.gauge_errors = gauge_errors  # the gauge's table, probe offsets, stratification
+        # A gauge cheat (sim/cheats/gauge.py): (reading, time) -> what the gauge shows instead.
+        self.reading_tamper: Callable[[GaugeReading, float], GaugeReading] | None = None
         self.reserved_l = 0.0  # true litres promised to fills in progress
         self.dead_stock_l = DEAD_STOCK_FRACTION * table.capacity_l
         self.order_open = False
@@ -269,8 +325,9 @@ class GaugeTank:
             ghost = copy.copy(self.physics)
             ghost.advance(max(now, ghost.time))
             truth = ghost.truth()
-            reading = read_gauge(truth, self.table, self.grade, self._station.probe,
-                                 self._live_rng)
+            reading = self.gauge_errors.read(truth, now, self._live_rng)
+            if self.reading_tamper is not None:
+                reading = self.reading_tamper(reading, now)
             self._live, self._live_at = (truth, reading), now
         return self._live
 
@@ -365,6 +422,9 @@ def check_station(cfg: StationConfig, world: WorldConfig) -> None:
     for t in cfg.tanks:
         if t.grade not in GRADES:
             raise ValueError(f"{where} tank {t.tank}: grade {t.grade!r} is not one of {GRADES}")
+    if world.imperfections not in MODES:
+        raise ValueError(f"world: imperfections must be one of {MODES}, "
+                         f"got {world.imperfections!r}")
     grades_of = {t.tank: t.grade for t in cfg.tanks}
     dnums = [d.dispenser for d in cfg.dispensers]
     if len(set(dnums)) != len(dnums):
@@ -413,6 +473,10 @@ class Station:
         rngs = [np.random.default_rng(s) for s in streams]
         ident = rngs[_RNG_IDENTITY]
         self._gauge_rng = rngs[_RNG_GAUGE]
+        mode = world.imperfections
+        imperfect_rng = rngs[_RNG_IMPERFECTIONS]
+        batch_streams = streams[_RNG_BATCHES].spawn(len(cfg.tanks))
+        self.imperfections: dict[int, TankImperfections] = {}
 
         # Tanks and gauge.
         temp0 = ground_temperature_c(world.start, self.utc_offset_h)
@@ -420,10 +484,19 @@ class Station:
                            world.inventory_interval_s,
                            tuple(int(x) for x in ident.integers(0, SEQ_MOD, 3)))
         self.units: dict[int, GaugeTank] = {}
-        for tc in sorted(cfg.tanks, key=lambda t: t.tank):
+        for k, tc in enumerate(sorted(cfg.tanks, key=lambda t: t.tank)):
             table = _table(tc.nominal_m3)
-            physics = Tank(tc, table, world.start, temp0, utc_offset_h=self.utc_offset_h)
-            unit = GaugeTank(self, tc, table, physics, rngs[_RNG_LIVE])
+            imp = self.imperfections[tc.tank] = draw_tank(imperfect_rng, tc.grade, table, mode)
+            physics = Tank(tc, table, world.start, temp0, utc_offset_h=self.utc_offset_h,
+                           density_kg_m3=imp.initial_density_kg_m3,
+                           water_ingress_l_per_day=(tc.water_ingress_l_per_day
+                                                    if tc.water_ingress_l_per_day > 0
+                                                    else imp.water_ingress_l_per_day),
+                           storage_loss_per_month=imp.storage_loss_per_month,
+                           working_loss=imp.working_loss)
+            errors = GaugeErrors(table, tc.grade, world.probe, imp,
+                                 np.random.default_rng(batch_streams[k]), mode)
+            unit = GaugeTank(self, tc, table, physics, rngs[_RNG_LIVE], errors)
             self.units[tc.tank] = unit
             self.gauge.tanks.append(unit)
 
@@ -447,6 +520,10 @@ class Station:
                 volume_ml = int(volume_l * 100) * 10
                 amount = int(volume_l * float(meters_rng.uniform(6.5, 7.8)) * 100)
                 meter = Meter(draw_meter_error(meters_rng), volume_ml, amount)
+                mi = draw_meter(imperfect_rng, world.start, world.end, meter.error, mode)
+                meter.verified_at, meter.drift_per_day = mi.verified_at, mi.drift_per_day
+                meter.repeatability, meter.flow_ref_lpm = mi.repeatability, mi.flow_ref_lpm
+                meter.flow_slope, meter.small_volume = mi.flow_slope, mi.small_volume
                 disp.nozzles.append(Nozzle(self, disp, k, self.units[tank], meter))
             self.dispensers.append(disp)
         self._dispenser_by_no = {d.dispenser: d for d in self.dispensers}
@@ -471,7 +548,45 @@ class Station:
 
         self.deliveries = DeliveryManager(self, world.deliveries, rngs[_RNG_DELIVERIES],
                                           {t: v / 86400.0 for t, v in sales_per_tank.items()})
-        self._schedule(world, list(cheats))
+        self.budgets = self._noise_budgets(world, sales_per_tank)
+
+        # Cheats (sim/cheats/): each on its own random stream; inspections they may avoid.
+        policy = world.inspections
+        self.inspections = draw_inspections(rngs[_RNG_INSPECTIONS], world.start, world.end, tz,
+                                            policy.mean_interval_days, policy.duration_h)
+        self.cheats = list(cheats)
+        seed = streams[_RNG_CHEATS]
+        for cheat in self.cheats:
+            cheat.bind(self, np.random.default_rng(np.random.SeedSequence(
+                seed.entropy, spawn_key=(*seed.spawn_key, cheat.index))))
+        self._finished = False
+        self._schedule(world, self.cheats)
+
+    def _noise_budgets(self, world: WorldConfig,
+                       sales_per_tank: dict[int, float]) -> dict[int, TankBudget]:
+        """Expected honest daily variance of every tank (sim/noise_budget.py)."""
+        ideal = world.imperfections != "realistic"
+        budgets = {}
+        for unit in self.gauge.tanks:
+            nozzles = [n for d in self.dispensers for n in d.nozzles if n.tank == unit.tank]
+            share = 1.0 / len(nozzles) if nozzles else 0.0
+            grade = unit.grade
+            price = self.prices.initial(grade) if grade in self.prices_now else 700
+            truck = self.config.truck_share if grade == "0" else 0.0
+            budgets[unit.tank] = tank_budget(TankBudgetInput(
+                grade=grade, true_table=unit.table, gauge_table=unit.gauge_errors.table,
+                level_offset_mm=unit.gauge_errors.level_offset_mm, probe=world.probe,
+                sales_l_per_day=sales_per_tank.get(unit.tank, 0.0),
+                initial_gross_l=unit.physics.gross_l, policy=world.deliveries,
+                meters=tuple((share, n.meter) for n in nozzles),
+                fills=fill_moments(truck, price),
+                storage_loss_per_month=unit.physics.storage_loss_per_month,
+                working_loss=unit.physics.working_loss,
+                water_ingress_l_per_day=unit.physics.water_ingress_l_per_day,
+                start=world.start, days=world.days, utc_offset_h=self.utc_offset_h,
+                strat_sd=0.0 if ideal else STRAT_SD, density_sd=0.0 if ideal else None,
+                density_mean=DENSITY_20C[grade] if ideal else None))
+        return budgets
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -488,6 +603,10 @@ class Station:
             step()
         if t > self._until:
             self._until = t
+        if t >= self.end and not self._finished:
+            self._finished = True
+            for cheat in self.cheats:  # what each cheat did (table cheat_instances)
+                self.record_truth("cheat_instance", cheat.instance(self.end))
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -507,7 +626,7 @@ class Station:
             if lane.customers.arrival:
                 self._at(lane.customers.arrival[0], self._arrival, lane)
         for cheat in cheats:
-            self.env.process(cheat.process(self))
+            self.env.process(cheat.process())
 
     # -- records -------------------------------------------------------------------------
 
@@ -548,8 +667,59 @@ class Station:
     def emit_delivery(self, record: DeliveryRecord) -> None:
         self.emit("G", "deliveries", record)
 
-    def record_cheat(self, activation: CheatActivation) -> None:
-        self.record_truth("cheat", activation)
+    # -- hooks for cheats (sim/cheats/base.py CheatHost) -----------------------------------
+
+    def dispenser_of(self, dispenser: int) -> Dispenser:
+        return self._dispenser_by_no[dispenser]
+
+    def nozzle_of(self, dispenser: int, nozzle: int) -> Nozzle:
+        return self._dispenser_by_no[dispenser].nozzles[nozzle - 1]
+
+    def unit_of(self, tank: int) -> GaugeTank:
+        return self.units[tank]
+
+    def record_device_state(self, device: str) -> DeviceState:
+        """Record device `device`'s header as it presents itself now (table device_states)."""
+        if device == "G":
+            g = self.gauge
+            state = DeviceState(self.station_id, "G", self.now, g.serial_number, g.software_id,
+                                "", "", 0, 0, False)
+        else:
+            d = self._dispenser_by_no[int(device[1:])]
+            state = DeviceState(self.station_id, device, self.now, d.serial_number,
+                                d.software_id, d.mainboard_id, d.encoder_id, d.seal_state,
+                                d.device_status, d.offline)
+        self.record_truth("device_state", state)
+        return state
+
+    def hold_dispenser(self, dispenser: int, held: bool) -> float:
+        """Hold a dispenser (a self-lock, a power cut: no new fill starts, fills in progress
+        finish) or release it. Returns when it is idle (held) or now (released)."""
+        disp = self._dispenser_by_no[dispenser]
+        now = idle = self.now
+        for n in disp.nozzles:
+            if held:
+                if n._held_from == math.inf:
+                    n._held_from, n._release = max(n._release, now), math.inf
+                idle = max(idle, n._held_from)
+            elif n._held_from != math.inf:
+                n._release, n._held_from = n._held_from, math.inf
+        if not held:
+            for lane in self.lanes.values():
+                if lane.queue and any(n.dispenser is disp for n in lane.nozzles):
+                    self._wake_when_free(lane)
+        return idle
+
+    def draw_off_book(self, tank: int, litres: float) -> float | None:
+        """Draw `litres` (at the tank's temperature) from `tank` now, with no sale; returns the
+        20 °C litres drawn, or None when the tank cannot supply them above its dead stock."""
+        unit = self.units[tank]
+        if not unit.can_supply(litres):
+            return None
+        unit.physics.advance(self.env.now)
+        drawn_20c = unit.physics.draw(litres)
+        self.deliveries.check(unit)
+        return drawn_20c
 
     def meter_of(self, dispenser: int, nozzle: int) -> Meter:
         disp = self._dispenser_by_no.get(dispenser)
@@ -562,7 +732,9 @@ class Station:
         """Truth and a gauge reading of `unit` (physics already advanced to now)."""
         tank = unit.physics
         truth = tank.truth()
-        reading = read_gauge(truth, unit.table, unit.grade, self.probe, self._gauge_rng)
+        reading = unit.gauge_errors.read(truth, time, self._gauge_rng)
+        if unit.reading_tamper is not None:
+            reading = unit.reading_tamper(reading, time)
         snap = TankSnapshot(self.station_id, unit.tank, time, kind, truth, reading, inventory_seq,
                             tank.delivered_20c_l, tank.drawn_20c_l, tank.leaked_20c_l,
                             tank.evaporated_20c_l, tank.water_in_l)
@@ -574,19 +746,38 @@ class Station:
     def _power_up(self, _ev: Any) -> None:
         for unit in self.gauge.tanks:
             t, p = unit.table, unit.physics
+            imp, budget = self.imperfections[unit.tank], self.budgets[unit.tank]
             self.record_truth("tank", TankInfo(
                 self.station_id, unit.tank, unit.grade, unit.config.nominal_m3, t.diameter_mm,
                 t.length_mm, t.head_depth_mm, t.capacity_l, p.initial_20c_l, p.temperature_c,
-                unit.config.leak_l_per_h, unit.config.water_ingress_l_per_day,
-                self.gauge.serial_number, self.gauge.software_id))
+                unit.config.leak_l_per_h, p.water_ingress_l_per_day,
+                self.gauge.serial_number, self.gauge.software_id,
+                initial_density_kg_m3=imp.initial_density_kg_m3, strap_e0=imp.strap[0],
+                strap_e1=imp.strap[1], strap_e2=imp.strap[2], tilt=imp.tilt,
+                probe_position_mm=imp.probe_position_mm,
+                probe_level_bias_mm=imp.probe_level_bias_mm,
+                level_offset_mm=imp.level_offset_mm, probe_temp_bias_c=imp.probe_temp_bias_c,
+                storage_loss_per_month=imp.storage_loss_per_month,
+                working_loss=imp.working_loss,
+                expected_sales_l_per_day=budget.sales_l_per_day,
+                variance_bias_day_l=budget.bias_day_l, variance_sd_day_l=budget.sd_day_l,
+                variance_sd_month_l=budget.sd_month_l))
         for disp in self.dispensers:
             for n in disp.nozzles:
+                m = n.meter
                 self.record_truth("nozzle", NozzleInfo(
-                    self.station_id, disp.dispenser, n.nozzle, n.grade, n.tank, n.meter.error,
-                    n.meter.volume_total_ml, n.meter.amount_total_fen, disp.serial_number,
-                    disp.software_id, disp.mainboard_id, disp.encoder_id))
+                    self.station_id, disp.dispenser, n.nozzle, n.grade, n.tank, m.error,
+                    m.volume_total_ml, m.amount_total_fen, disp.serial_number,
+                    disp.software_id, disp.mainboard_id, disp.encoder_id,
+                    verified_at=m.verified_at, drift_per_day=m.drift_per_day,
+                    repeatability=m.repeatability, flow_ref_lpm=m.flow_ref_lpm,
+                    flow_slope=m.flow_slope, small_volume=m.small_volume))
             self.dispenser_event(disp.dispenser, EVENT_POWER_UP, "power_up", 0, 0.0, 0.0)
         self.gauge_event(EVENT_POWER_UP, "power_up", 0, 0.0, 0.0)
+        for device in [d.device for d in self.dispensers] + ["G"]:
+            self.record_device_state(device)
+        for start, end in self.inspections:
+            self.record_truth("inspection", Inspection(self.station_id, start, end))
         for unit in self.gauge.tanks:
             self.deliveries.check(unit)
 
@@ -685,16 +876,24 @@ class Station:
         price = self.prices_now[lane.grade]
         meter = nozzle.meter
         full = c.full[i]
+        now = self.env.now
+        hook = nozzle.hook  # None unless a cheat acts on this nozzle's fills
+        if hook is not None:
+            price = hook.charge(nozzle, price)
         if full:
             true_l = c.full_l[i]
-            shown, amount = meter.fill_full(true_l, price)
+            honest = meter.honest_error(true_l, c.flow_lps[i], now, c.meter_z[i])
+            shown, amount = meter.fill_full(true_l, price, honest)
         else:
-            shown, amount, true_l = meter.fill_preset(c.preset_fen[i], price)
+            preset = c.preset_fen[i]
+            honest = meter.honest_error(preset / price, c.flow_lps[i], now, c.meter_z[i])
+            shown, amount, true_l = meter.fill_preset(preset, price, honest)
+        if hook is not None:
+            shown, amount, true_l = hook.measure(nozzle, full, price, shown, amount, true_l)
         unit = nozzle.unit
         if not unit.can_supply(true_l):
             return False
         unit.reserved_l += true_l
-        now = self.env.now
         nozzle._vehicle = "truck" if c.truck[i] else "car"
         nozzle._fill_type = "full" if full else "amount"
         nozzle._true_l = true_l
@@ -705,6 +904,8 @@ class Station:
         nozzle._fill_end = end = start + true_l / c.flow_lps[i]
         nozzle._release = end + c.post_fill_s[i]
         Timeout(self.env, end - now, nozzle).callbacks.append(self._hang_up)
+        if hook is not None:
+            hook.lifted(nozzle)
         return True
 
     def _hang_up(self, ev: Any) -> None:
@@ -720,6 +921,11 @@ class Station:
             raise RuntimeError(f"station {self.station_id} dispenser {nozzle.dispenser.dispenser} "
                                f"nozzle {nozzle.nozzle} at {now}: {exc}") from exc
         unit.reserved_l -= true_l
+        hook = nozzle.hook
+        if hook is not None and hook.settle(nozzle, drawn_20c):  # a cheat kept it off the FIFO
+            self.stats.served += 1
+            self.deliveries.check(unit)
+            return
         shown, amount = nozzle._shown_ml, nozzle._amount
         v0, v1, a0, a1 = nozzle.meter.book(shown, amount)
         disp = nozzle.dispenser

@@ -58,26 +58,41 @@ def validate_world(config: WorldConfig, station_ids: Iterable[str] | None = None
             raise ValueError(f"world: unknown station ids {unknown}; the config has {known}")
     cheats_by_station: dict[str, list[Cheat]] = {}
     built: list[Cheat] = []
-    for i, cc in enumerate(config.cheats):
-        cheat = make_cheat(cc, f"cheats[{i}]")
+    indices = [i if cc.index is None else cc.index for i, cc in enumerate(config.cheats)]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"world: cheat indices must be unique, got {indices}")
+    for index, cc in zip(indices, config.cheats, strict=True):
+        where = f"cheats[{index}]"
+        cheat = make_cheat(cc, where, index)
         if cc.station_id not in known:
-            raise ValueError(f"cheats[{i}]: unknown station {cc.station_id!r}")
+            raise ValueError(f"{where}: unknown station {cc.station_id!r}")
         built.append(cheat)
         cheats_by_station.setdefault(cc.station_id, []).append(cheat)
-    check_overlaps(built)
+    by_id = {sc.station_id: sc for sc in config.stations}
     order = []
     for sc in config.stations:  # config order is the station order everywhere
         if sc.station_id not in selected:
             continue
         check_station(sc, config)
         for cheat in cheats_by_station.get(sc.station_id, []):
-            c = cheat.config
-            if not any(d.dispenser == c.dispenser and 1 <= c.nozzle <= len(d.nozzle_tanks)
-                       for d in sc.dispensers):
-                raise ValueError(f"{cheat.where}: station {sc.station_id} has no dispenser "
-                                 f"{c.dispenser} nozzle {c.nozzle}")
+            problem = cheat.check_target(sc)
+            if problem:
+                raise ValueError(problem)
         order.append(sc.station_id)
+    check_overlaps([c for c in built if c.config.station_id in selected], by_id)
+    _check_inspections(config)
     return tz, order, cheats_by_station
+
+
+def _check_inspections(config: WorldConfig) -> None:
+    p = config.inspections
+    lo, hi = p.duration_h
+    if not (math.isfinite(p.mean_interval_days) and p.mean_interval_days > 0):
+        raise ValueError(f"world: inspections.mean_interval_days must be > 0, "
+                         f"got {p.mean_interval_days!r}")
+    if not 0 < lo <= hi <= 24:
+        raise ValueError(f"world: inspections.duration_h must be (low, high) with "
+                         f"0 < low <= high <= 24, got {p.duration_h!r}")
 
 
 class World:
@@ -140,7 +155,9 @@ class World:
 
     def add_truth_listener(self, fn: TruthFn) -> None:
         """fn(station_id, kind, record) for ground-truth-only records: kind "tank_state"
-        (TankSnapshot), "cheat" (CheatActivation), "nozzle" (NozzleInfo), "tank" (TankInfo)."""
+        (TankSnapshot), "cheat" (CheatActivation), "nozzle" (NozzleInfo), "tank" (TankInfo),
+        "cheat_instance", "device_state", "inspection", "verification_record",
+        "off_book_draw" (sim/cheats/records.py)."""
         self._listeners.truth.append(fn)
 
     def station(self, station_id: str) -> Station:
