@@ -41,13 +41,16 @@ import yaml
 from acceptance.broker import Mosquitto, free_port, parse_broker_url, wait_listening
 from acceptance.keys import make_key_file
 from acceptance.netproxy import TcpProxy
-from acceptance.observe import ApiError, PlatformClient
+from acceptance.observe import ApiError, PlatformClient, detection_status
 from scenarios.loader import Scenario, load_scenario
 from scenarios.timespec import parse_duration
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
 FAULT_KINDS = ("collector_crash", "network_cut", "device_silent")
+# A platform without GET /api/v1/detection/status gets this long (wall s) after draining
+# before its alerts are read (docs/platform-api.md §7).
+DETECTION_GRACE_S = 10.0
 
 
 class ChainError(RuntimeError):
@@ -348,6 +351,22 @@ class DrainReport:
     spool_backlog: dict[str, int | None] = field(default_factory=dict)
 
 
+@dataclass
+class DetectionReport:
+    """The outcome of `wait_detection` (for run.json and observed/detection_status.json)."""
+
+    done: bool
+    supported: bool  # the platform offers GET /api/v1/detection/status
+    reason: str
+    waited_s: float
+    through: float  # the device time every station had to be evaluated through
+    status: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+
+def _at_least(value: Any, through: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= through
+
+
 @dataclass(frozen=True)
 class FaultAction:
     """What the harness did when, for the run record."""
@@ -378,10 +397,13 @@ class Chain:
                 raise ValueError("ChainSettings: an external platform needs platform_token and "
                                  "keys_file (the key file the platform verifies with)")
             self.api = PlatformClient(s.platform_url, s.platform_token, timeout=10.0)
+            # the vendor's token posts the departments' inputs too (it needs role admin)
+            self.admin_api = self.api
             self.keys_path = Path(s.keys_file).resolve()
         else:
             self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
                                       timeout=10.0)
+            self.admin_api = PlatformClient(self.api.base_url, self.admin_token, timeout=10.0)
         self.broker = _Broker(s.broker, self.workdir, s.python)
         self.devices = self._part("devices", self._devices_argv())
         self.platform = self._part("platform", self._platform_argv())
@@ -439,8 +461,10 @@ class Chain:
                          str(self.spool_dir / station), *common)
 
     # -- start / stop ------------------------------------------------------------------
-    def start(self) -> Chain:
-        """Start every part, in dependency order; on any failure stop what started."""
+    def start(self, before_devices: Callable[[Chain], None] | None = None) -> Chain:
+        """Start every part, in dependency order; on any failure stop what started.
+        `before_devices(chain)` runs once the platform answers and before the devices start
+        producing (the harness posts the scenario's prices then)."""
         if self.started:
             raise ChainError("chain already started")
         stale = [p.name for p in (self.truth_dir, self.spool_dir, self.db_path) if p.exists()]
@@ -458,6 +482,8 @@ class Chain:
                 {"token": self.admin_token, "role": "admin", "name": "harness-admin"}]})
             self.broker.start(timeout)
             self.start_platform(timeout)
+            if before_devices is not None:
+                before_devices(self)
             self.devices.start()
             self.endpoints = _wait(self._read_endpoints, timeout,
                                    f"{self.truth_dir / 'endpoints.json'}", self.check)
@@ -726,6 +752,57 @@ class Chain:
         if busy:
             return f"records left in the spool of {', '.join(busy)}", False
         return f"platform accepted {report.accepted} of {served} records served", True
+
+    def wait_detection(self, through: float, timeout: float = 120.0,
+                       grace_s: float = DETECTION_GRACE_S) -> DetectionReport:
+        """Wait until GET /api/v1/detection/status shows evaluated_through ≥ `through` (the
+        run's simulated end) for every station of the scenario, at most `timeout` s. A
+        platform without the endpoint (404) gets a fixed `grace_s` instead, and so does one
+        whose detectors report no progress at all (every `updated_at` null) for `grace_s`:
+        it evaluates nothing, so waiting longer would not change its alerts."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        report = DetectionReport(False, True, "not started", 0.0, through)
+        while True:
+            self.check()
+            report.waited_s = time.monotonic() - t0
+            try:
+                items = detection_status(self.api)
+            except ApiError as exc:
+                items, report.reason = [], f"platform API: {exc}"
+            if items is None:
+                report.supported = False
+                remaining = min(grace_s, deadline - time.monotonic())
+                if remaining > 0:
+                    time.sleep(remaining)
+                report.waited_s = time.monotonic() - t0
+                report.done = True
+                report.reason = (f"no GET /api/v1/detection/status: waited the fixed grace of "
+                                 f"{grace_s:g} s")
+                return report
+            if items:
+                by_station = {i.get("station_id"): i for i in items}
+                report.status = {sid: by_station.get(sid) for sid in self.station_ids}
+                idle = all((by_station.get(sid) or {}).get("updated_at") is None
+                           for sid in self.station_ids)
+                if idle and time.monotonic() - t0 >= grace_s:
+                    report.done = True
+                    report.reason = (f"the platform reported no detection progress for any "
+                                     f"station within {grace_s:g} s")
+                    return report
+                behind = [sid for sid in self.station_ids
+                          if not _at_least((by_station.get(sid) or {}).get(
+                              "evaluated_through"), through)]
+                if not behind:
+                    report.done, report.reason = True, "evaluated"
+                    return report
+                report.reason = "evaluated_through < the run's end at " + ", ".join(
+                    f"{sid} ({(by_station.get(sid) or {}).get('evaluated_through')})"
+                    for sid in behind)
+            if time.monotonic() >= deadline:
+                report.reason = f"timeout after {timeout:g} s: {report.reason}"
+                return report
+            time.sleep(0.2)
 
     # -- a scenario's fault timeline ---------------------------------------------------
     def carry_out_faults(self, faults: Iterable[Fault], timeout: float,

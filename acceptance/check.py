@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from acceptance.checkers.alarms import alert_table, cheat_table
 from acceptance.checkers.stability import daily_table
 from acceptance.criteria import CriteriaError, resolve_criteria
 from acceptance.record import Measurement, RunRecord, decide
@@ -142,14 +143,16 @@ def build_tables(data: RunData, criteria: dict[str, Any], notes: list[str]
     left empty with a note saying why."""
     builders = {"daily": lambda: daily_table(data, criteria).drop(columns=["reasons"]),
                 "reconciliation": lambda: _reconciliation(data),
-                "records": lambda: _records(data)}
+                "records": lambda: _records(data),
+                "cheats": lambda: cheat_table(data),
+                "alerts": lambda: alert_table(data)}
     tables: dict[str, list[dict[str, Any]]] = {}
     for name, build in builders.items():
         try:
             frame = build()
             tables[name] = [] if frame is None else [
                 {k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-        except (RunDataError, ValueError, KeyError) as exc:
+        except (RunDataError, ValueError, KeyError) as exc:  # OracleError is a ValueError
             tables[name] = []
             notes.append(f"table {name} not built: {exc}")
     return tables

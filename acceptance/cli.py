@@ -151,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(RunOptions(scenario=Path(args.scenario), out=Path(args.out), broker=args.broker,
                           mutant=args.sut_mutant, days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
-                          drain_timeout_s=args.drain_timeout, collectors=args.collectors))
+                          drain_timeout_s=args.drain_timeout, collectors=args.collectors,
+                          detection_timeout_s=args.detection_timeout))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -251,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the whole fleet (large fleets)")
     s.add_argument("--drain-timeout", type=float, default=300.0,
                    help="wall seconds to wait for the data to drain after the run (default 300)")
+    s.add_argument("--detection-timeout", type=float, default=120.0,
+                   help="wall seconds to wait, after draining, for the platform's detectors to "
+                        "evaluate through the run's end (GET /api/v1/detection/status; "
+                        "default 120)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("check", help="re-run the checkers on a run directory (offline)")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Measure:
     register: str
     unit: Fraction
     divisor: int = 1
+    optional: bool = False  # a ground truth without `source` (an older run) leaves it out
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,10 @@ SPECS: dict[str, StreamSpec] = {
          Measure("start_temperature_mc", "start_temperature_c", "start_temperature", MILLI),
          Measure("end_temperature_mc", "end_temperature_c", "end_temperature", MILLI),
          Measure("start_level_um", "start_level_mm", "start_level", MILLI),
-         Measure("end_level_um", "end_level_mm", "end_level", MILLI))),
+         Measure("end_level_um", "end_level_mm", "end_level", MILLI),
+         # register map v2 / uplink 1.1: the bill of lading keyed in at the gauge (0 = none)
+         Measure("bol_volume_20c_ml", "bol_keyed_20c_l", "bol_volume_20c", MILLI,
+                 optional=True))),
     "events": StreamSpec(
         "events", "events", "time", "time",
         (Plain("code", "code", "int"), Plain("unit", "unit", "int"),
@@ -248,6 +252,7 @@ def expected_records(truth: Truth, dialects: Mapping[str, str],
     out: dict[str, pd.DataFrame] = {}
     for stream, spec in SPECS.items():
         src = _truth_rows(spec, truth)
+        spec = _present(spec, src)
         missing = sorted(set(_needed_columns(spec)) - set(src.columns))
         if missing:
             raise CompareError(f"ground truth {spec.table}: missing column(s) {missing}")
@@ -281,6 +286,12 @@ def expected_records(truth: Truth, dialects: Mapping[str, str],
             exp[m.out] = values
         out[stream] = exp
     return out
+
+
+def _present(spec: StreamSpec, src: pd.DataFrame) -> StreamSpec:
+    """The spec without optional measures the ground truth has no column for."""
+    measures = tuple(m for m in spec.measures if not m.optional or m.source in src.columns)
+    return spec if measures == spec.measures else replace(spec, measures=measures)
 
 
 def _needed_columns(spec: StreamSpec) -> list[str]:
@@ -340,11 +351,11 @@ def _compared_fields(stream: str) -> list[str]:
             if c not in MATCH_KEY]
 
 
-def _differences(stream: str, merged: pd.DataFrame) -> dict[int, list[tuple[str, str]]]:
+def _differences(fields: list[str], merged: pd.DataFrame) -> dict[int, list[tuple[str, str]]]:
     """Merged rows (by position) whose fields differ: [(field, 'field: truth X, platform Y')]."""
     matched = merged["_matched"].to_numpy()
     out: dict[int, list[tuple[str, str]]] = {}
-    for col in _compared_fields(stream):
+    for col in fields:
         exp = merged[f"{col}_exp"]
         got = merged[f"{col}_got"]
         if exp.dtype == object:
@@ -366,7 +377,7 @@ def _compare_stream(stream: str, exp: pd.DataFrame, got: pd.DataFrame,
         first = exp[dup_truth].iloc[0]
         raise CompareError(f"ground truth {stream}: two records share "
                            f"{'/'.join(str(first[k]) for k in key)}")
-    fields = _compared_fields(stream)
+    fields = [c for c in _compared_fields(stream) if c in exp.columns]
     exp = exp.reset_index(drop=True)
     left = exp[key].assign(_truth_id=np.arange(len(exp)))
     for c in fields:
@@ -382,7 +393,7 @@ def _compare_stream(stream: str, exp: pd.DataFrame, got: pd.DataFrame,
         np.arange(len(exp)), fill_value=0).to_numpy()
     altered: dict[int, dict[str, str]] = {}
     truth_ids = merged["_truth_id"].to_numpy()
-    for row, diffs in _differences(stream, merged).items():
+    for row, diffs in _differences(fields, merged).items():
         slot = altered.setdefault(int(truth_ids[row]), {})
         for name, text in diffs:
             slot.setdefault(name, text)

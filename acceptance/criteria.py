@@ -54,6 +54,41 @@ CRITERIA: tuple[Criterion, ...] = (
         "per-minute refresh of supervision dashboards. No published figure exists for the "
         "city standard (domain brief §5), so this is our engineering limit."),
     Criterion(
+        "alarm_days_pulse", "ALM-PULSE", 7.0, "days", "positive",
+        "A pulse-equivalent skim of 1–3 % on one nozzle moves its tank's books by a few to a "
+        "few tens of litres a day, inside the honest daily variance: wetstock statistics need "
+        "days (domain brief §4: ≈ 3.29·√2·σ/b, 3–10 days for σ 5–16 L and b 7.5 L/day). One "
+        "week lets weekly inspections act on it; a logged parameter edit is seen at once."),
+    Criterion(
+        "alarm_days_part", "ALM-PART", 1.0, "days", "positive",
+        "A swapped mainboard or encoder, patched software or a broken seal shows in the "
+        "dispenser's identity and seal registers (and its event log when the monitor logs "
+        "it): a discrete trace the platform sees at the collector's next header read."),
+    Criterion(
+        "alarm_days_data", "ALM-DATA", 7.0, "days", "positive",
+        "Filtered transactions and a reset totalizer break totalizer continuity at the next "
+        "fill (hours), but a fake totalizer hides the filtered fills from it and leaves only "
+        "the tank's loss, a wetstock statistic like a skim's: the class takes a week."),
+    Criterion(
+        "alarm_days_price", "ALM-PRICE", 1.0, "days", "positive",
+        "Every tampered transaction carries its price and amount: the first one after the "
+        "change proves it against the posted price and volume × price."),
+    Criterion(
+        "alarm_days_stock", "ALM-STOCK", 7.0, "days", "positive",
+        "A night withdrawal or a frozen gauge shows within a day, but blind sales from a "
+        "hidden line are a steady loss inside trading hours, a wetstock statistic: a week."),
+    Criterion(
+        "alarm_days_deliv", "ALM-DELIV", 1.0, "days", "positive",
+        "Each drop's record carries the gauge-measured volume and the bill of lading keyed in "
+        "for it: a short or unbooked drop is proven when its record arrives."),
+    Criterion(
+        "false_alerts_per_station_month", "ALM-FP", 0.01, "alerts/station-month",
+        "non_negative",
+        "A cheat alert sends inspectors to a station and can lead to a penalty: at 1 % per "
+        "station-month the banner's 46 stations see about one false alert in two months, "
+        "which inspectors can absorb. In a short run any false alert exceeds it, as it "
+        "should: a false accusation in a demonstration is a finding."),
+    Criterion(
         "daily_completeness", "STB-1", 1.0, "ratio", "ratio",
         "A day counts towards stable operation only when all of its records (every stream) "
         "reached the platform exactly once with their values: store-and-forward makes loss "

@@ -32,11 +32,20 @@ RECORD_FIELDS: dict[str, tuple[str, ...]] = {
     "deliveries": ("tank", "start_time", "end_time", "start_gross_volume_ml",
                    "start_volume_20c_ml", "end_gross_volume_ml", "end_volume_20c_ml",
                    "start_temperature_mc", "end_temperature_mc", "start_level_um",
-                   "end_level_um"),
+                   "end_level_um", "bol_volume_20c_ml"),
     "events": ("code", "unit", "device_time", "value_old_e4", "value_new_e4"),
 }
 RECORD_TAIL = ("collected_at", "received_at", "msg_seq")
 RECORD_RESOURCES = tuple(RECORD_FIELDS)
+# Device state reports (uplink 1.1): observed, not compared record by record (their seq is
+# the collector's own counter, not the device's).
+STATE_COLUMNS = ("key", "station_id", "device", "seq", "device_time", "serial_number",
+                 "software_id", "mainboard_id", "encoder_id", "seal_state", "device_status",
+                 *RECORD_TAIL)
+# GET /api/v1/alerts items (docs/platform-api.md §5.3); `evidence` kept as JSON text.
+ALERT_COLUMNS = ("id", "station_id", "kind", "severity", "raised_at", "as_of", "device",
+                 "nozzle", "tank", "title", "detail", "evidence", "status", "created_at",
+                 "detector", "status_note", "status_changed_at", "status_changed_by")
 
 
 class ApiError(RuntimeError):
@@ -86,6 +95,26 @@ class PlatformClient:
             return json.loads(body)
         except ValueError as exc:
             raise ApiError(url, 200, f"body is not JSON ({exc})") from None
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        """POST a JSON body; returns (HTTP status, decoded answer) for any HTTP answer,
+        raises ApiError only when there is none (or it is not JSON)."""
+        url = self.url(path)
+        request = urllib.request.Request(
+            url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"), method="POST",
+            headers={"Accept": "application/json", "Content-Type": "application/json",
+                     "Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(url, None, str(getattr(exc, "reason", exc))) from None
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            raise ApiError(url, status, "body is not JSON") from None
 
     def healthz(self) -> dict[str, Any]:
         """The platform's health document (no token needed); ApiError if it is down."""
@@ -159,6 +188,55 @@ def observe_records(client: PlatformClient, station_ids: Iterable[str] | None = 
                     for item in client.items(resource, station_id=sid)]
             out[resource] = records_frame(resource, rows)
     return out
+
+
+def _per_station(client: PlatformClient, resource: str,
+                 station_ids: Iterable[str] | None) -> list[dict[str, Any]]:
+    if station_ids is None:
+        return list(client.items(resource))
+    return [item for sid in station_ids for item in client.items(resource, station_id=sid)]
+
+
+def observe_alerts(client: PlatformClient,
+                   station_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """GET /api/v1/alerts: one row per alert, ALERT_COLUMNS first; `evidence` as JSON text
+    (a platform without a field shows null there)."""
+    rows = []
+    for item in _per_station(client, "alerts", station_ids):
+        row = dict(item)
+        row["evidence"] = json.dumps(item.get("evidence"), ensure_ascii=False, sort_keys=True)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in ALERT_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(ALERT_COLUMNS) + [c for c in df.columns if c not in ALERT_COLUMNS]]
+
+
+def observe_states(client: PlatformClient,
+                   station_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """GET /api/v1/states (a platform without it: an empty frame with STATE_COLUMNS)."""
+    try:
+        rows = _per_station(client, "states", station_ids)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        rows = []
+    df = pd.DataFrame(rows)
+    for col in STATE_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(STATE_COLUMNS) + [c for c in df.columns if c not in STATE_COLUMNS]]
+
+
+def detection_status(client: PlatformClient) -> list[dict[str, Any]] | None:
+    """GET /api/v1/detection/status items, or None if the platform does not offer it (404)."""
+    try:
+        return list(client.items("detection/status"))
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 STATUS_COLUMNS = ("station_id", "device", "collector_online", "collector_backlog",

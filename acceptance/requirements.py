@@ -31,6 +31,11 @@ _TAX = ("旗税务局", "Banner Taxation Bureau")
 _DATA = ("旗政务服务与数据管理局", "Banner Government Services and Data Administration")
 _STABLE = ("旗市场监管局、财政局牵头", "Banner Administration for Market Regulation and "
            "Finance Bureau (lead)")
+_MARKET_TAX = ("旗市场监管局、税务局", "Banner Administration for Market Regulation and "
+               "Taxation Bureau")
+_MARKET_COMMERCE = ("旗市场监管局、商务局、公安局", "Banner Administration for Market Regulation, "
+                    "Commerce Bureau and Public Security Bureau")
+_COMMERCE_TAX = ("旗商务局、税务局", "Banner Commerce Bureau and Taxation Bureau")
 
 # The plan's words each requirement comes from.
 _COVERAGE = ("组织开展全旗加油站排查摸底，建立站点台账，明确设备安装清单、时间节点及责任主体，"
@@ -41,6 +46,11 @@ _DATA_FLOW = "保障防作弊预警、进销存、计量器具运行等数据及
 _STOCK = ("保障加油站经营主体信息、计量器具状态、进销存数据、税收缴纳信息等实时动态更新……"
           "保障防作弊预警、进销存、计量器具运行等数据及时、准确、完整汇集至市级“平台”。")
 _CHEAT = "重点落实市场监管部门作弊预警……依法查处计量作弊违法行为。"
+_DATA_CHEAT = ("保障防作弊预警、进销存、计量器具运行等数据及时、准确、完整汇集至市级“平台”……严防设备"
+               "损毁、数据篡改、信号干扰等问题……重点落实市场监管部门作弊预警、税务部门征管数据归集。")
+_STOCK_CHEAT = ("重点落实市场监管部门作弊预警……做好成品油进销存数据监测与分析……查处非法存储、销售"
+                "成品油及散装油品违规销售行为。")
+_DELIV_CHEAT = "做好成品油进销存数据监测与分析……精准比对进销存数据与纳税申报信息，防范偷逃税款行为。"
 _TAX_CLAUSE = "依托“平台”数据强化税收征管，精准比对进销存数据与纳税申报信息，防范偷逃税款行为。"
 _METROLOGY = ("落实计量器具强制检定制度，联合维修单位、检定机构、加油站做好现场签字确认，"
               "实现问题倒查追溯。")
@@ -97,12 +107,34 @@ CATALOGUE: tuple[Requirement, ...] = (
     _req("DAT-5", "SHOULD", "实时节奏下数据时延 p95 不超过限值（及时）",
          "Latency p95 within the limit at real-time pace (timely)",
          _DATA_FLOW, "一（二）", _SITE, _C + "latency.latency_p95"),
-    _req("ALM-PULSE", "MUST", "脉冲当量作弊在时限内预警，并定位到站点和油枪",
-         "A pulse-factor cheat is alerted within its time limit, attributed to the right "
-         "station and nozzle", _CHEAT, "一（一）、一（五）", _MARKET, None),
+    _req("ALM-PULSE", "MUST", "计量作弊（脉冲当量篡改、参数修改）在时限内预警，并定位到站点和油枪",
+         "Metering cheats (pulse-equivalent skims, parameter edits) are alerted within the "
+         "time limit and attributed to the right station and nozzle", _CHEAT, "一（一）、一（五）",
+         _MARKET, _C + "alarms.pulse"),
+    _req("ALM-PART", "MUST", "更换主板、编码器、篡改软件、破坏铅封等部件作弊在时限内预警，并定位到加油机",
+         "Component cheats (swapped mainboard or encoder, patched software, broken seals) are "
+         "alerted within the time limit and attributed to the right dispenser", _CHEAT,
+         "一（一）、一（五）", _MARKET, _C + "alarms.part"),
+    _req("ALM-DATA", "MUST", "截留交易、伪造或清零累计数、断开加油机等数据作弊在时限内预警，并定位到油枪或加油机",
+         "Data cheats (filtered transactions, fake or reset totalizers, dispensers taken off "
+         "line) are alerted within the time limit and attributed to the right nozzle or "
+         "dispenser", _DATA_CHEAT, "一（二）、一（五）", _MARKET_TAX, _C + "alarms.data_cheats"),
+    _req("ALM-PRICE", "MUST", "价格作弊（实收单价偏离挂牌价、金额不等于数量×单价）在时限内预警，并定位到油枪",
+         "Price cheats (charged price above the posted price, amount ≠ volume × price) are "
+         "alerted within the time limit and attributed to the right nozzle", _CHEAT,
+         "一（一）、一（五）", _MARKET, _C + "alarms.price"),
+    _req("ALM-STOCK", "MUST", "库存作弊（暗管销售、夜间账外抽油、液位仪篡改）在时限内预警，并定位到油罐",
+         "Stock cheats (blind sales from a hidden line, off-book withdrawals, a tampered tank "
+         "gauge) are alerted within the time limit and attributed to the right tank",
+         _STOCK_CHEAT, "一（一）、一（五）", _MARKET_COMMERCE, _C + "alarms.stock"),
+    _req("ALM-DELIV", "MUST", "卸油作弊（短卸、进油不入账）在时限内预警，并定位到油罐",
+         "Delivery cheats (a drop short of its bill of lading, a drop never booked) are "
+         "alerted within the time limit and attributed to the right tank", _DELIV_CHEAT,
+         "一（五）", _COMMERCE_TAX, _C + "alarms.delivery"),
     _req("ALM-FP", "MUST", "诚信经营加油站的误报警次数（每站每月）低于限值",
-         "False alerts per station-month on honest stations below the limit",
-         _CHEAT, "一（一）、一（五）", _MARKET, None),
+         "False cheat alerts per station-month below the limit (alerts with no cheat behind "
+         "them, including those an honest look-alike provokes)",
+         _CHEAT, "一（一）、一（五）", _MARKET, _C + "alarms.false_alerts"),
     _req("TAX-1", "MUST", "平台销售数据与纳税申报比对，少报被标记",
          "Platform sales cross-checked against tax declarations; under-declaration flagged",
          _TAX_CLAUSE, "一（五）", _TAX, None),

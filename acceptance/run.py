@@ -21,15 +21,29 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from acceptance.chain import Chain, ChainError, ChainSettings, FaultAction, scenario_faults
-from acceptance.observe import ApiError, observe_records, station_status
+from acceptance.chain import (
+    Chain,
+    ChainError,
+    ChainSettings,
+    DetectionReport,
+    FaultAction,
+    scenario_faults,
+)
+from acceptance.inputs import InputPoster, InputPump
+from acceptance.observe import (
+    ApiError,
+    observe_alerts,
+    observe_records,
+    observe_states,
+    station_status,
+)
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
 from scenarios.loader import Scenario, ScenarioError, load_scenario
@@ -65,6 +79,7 @@ class RunOptions:
     lang: str = "zh-CN"
     pdf: bool = False
     drain_timeout_s: float = 300.0
+    detection_timeout_s: float = 120.0  # after draining: detectors evaluated through the end
     fault_timeout_s: float = 1800.0
     sample_interval_s: float = 0.5
     collectors: str = "per-station"
@@ -197,11 +212,19 @@ def _move_truth(chain: Chain, out: Path) -> None:
             shutil.move(str(p), truth / p.name)
 
 
-def _write_observed(chain: Chain, out: Path, sampler: Sampler) -> None:
+def _write_observed(chain: Chain, out: Path, sampler: Sampler,
+                    detection: DetectionReport | None = None) -> None:
     obs = out / "observed"
     obs.mkdir(exist_ok=True)
     for stream, df in observe_records(chain.api, chain.station_ids).items():
         df.to_parquet(obs / f"{stream}.parquet", index=False)
+    observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
+                                                            index=False)
+    observe_states(chain.api, chain.station_ids).to_parquet(obs / "states.parquet",
+                                                            index=False)
+    if detection is not None:
+        (obs / "detection_status.json").write_text(json.dumps(
+            asdict(detection), indent=1, ensure_ascii=False), encoding="utf-8")
     stations = chain.api.stations()
     (obs / "stations.json").write_text(json.dumps(stations, ensure_ascii=False, indent=1),
                                        encoding="utf-8")
@@ -358,8 +381,13 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
     latency_timeline: list[dict[str, Any]] = []
+    # The harness plays the other departments: posted prices before the devices produce,
+    # verification records as the world makes them (acceptance/inputs.py).
+    poster = InputPoster(chain.admin_api, chain.sim_time)
+    pump = InputPump(poster, chain.truth_dir)
     try:
-        chain.start()
+        chain.start(before_devices=lambda c: poster.post_prices(scenario))
+        pump.start()
         sampler.start()
         stop_progress = threading.Event()
 
@@ -379,23 +407,35 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         chain.carry_out_faults(scenario_faults(scenario), timeout=opts.fault_timeout_s,
                                on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
+        pump.stop()
         stop_progress.set()
         progress.close()
         info["drain"] = {"drained": drain.drained, "reason": drain.reason,
                          "waited_s": round(drain.waited_s, 3)}
         if not drain.drained:
             info["notes"].append(f"data did not drain: {drain.reason}")
+        end = scenario.start_epoch + 86400.0 * float(info["days"])
+        detection = chain.wait_detection(end, timeout=opts.detection_timeout_s)
+        info["detection"] = {"done": detection.done, "supported": detection.supported,
+                             "reason": detection.reason, "through": detection.through,
+                             "waited_s": round(detection.waited_s, 3)}
+        if not detection.done:
+            info["notes"].append(f"detection did not finish: {detection.reason}")
         sampler.stop_event.set()
         sampler.join(10)
         sampler.sample()  # the final state, after draining
-        _write_observed(chain, out, sampler)
+        _write_observed(chain, out, sampler, detection)
         info["exit_codes"] = chain.stop_field()
+        # anything of the final ground truth the run did not post (late; run.json says so)
+        poster.post_truth_table(chain.truth_dir)
         _write_latency(chain, out, latency_timeline, windows)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
     finally:
         sampler.stop_event.set()
+        pump.stop_event.set()
+        info["inputs_posted"] = poster.summary()
         progress.close()
         try:
             chain.stop()

@@ -21,6 +21,11 @@ Files the run writes and their columns, as this module reads them:
 - `timeline.json`: a list of `{kind, station_id, device, sim_start, sim_end, wall_start,
   wall_end, detail}`; `kind` is a fault kind, or a phase: `real_time_segment` (where
   latency is measured), `startup`.
+- `observed/alerts.parquet`: GET /api/v1/alerts, ALERT_COLUMNS (`evidence` as JSON text;
+  `as_of` device-clock epoch s, null if the platform gave none).
+- `observed/states.parquet`: GET /api/v1/states (device state reports), STATE_COLUMNS.
+- `observed/detection_status.json`: how the wait for the detectors ended (`done`,
+  `supported`, `reason`, `through`, `waited_s`, `status` per station).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from acceptance.compare import (
     dialects_from_endpoints,
     load_truth,
 )
+from acceptance.observe import STATE_COLUMNS
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
 from sim.ledger import read_truth
@@ -63,6 +69,11 @@ RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_se
 LATENCY_COLUMNS = ("key", "station_id", "stream", "emitted_wall", "visible_wall")
 RECONCILIATION_COLUMNS = ("station_id", "tank", "day", "variance_ml",
                           "cumulative_variance_pct_of_sales")
+# Alert fields of the published vocabulary (docs/platform-api.md §5.3) a checker may rely on.
+ALERT_FIELDS = ("id", "station_id", "kind", "severity", "raised_at", "as_of", "device",
+                "nozzle", "tank", "title", "detail", "evidence", "status", "created_at",
+                "detector")
+ALERT_REQUIRED = ("id", "station_id", "kind", "as_of")  # what the oracle cannot do without
 
 
 class RunDataError(ValueError):
@@ -282,6 +293,35 @@ class RunData:
             return None
         return self._parquet("observed/reconciliation.parquet", "observer",
                              RECONCILIATION_COLUMNS)
+
+    @cached_property
+    def alerts(self) -> pd.DataFrame:
+        """GET /api/v1/alerts as observed after the detectors finished: ALERT_FIELDS, with
+        `as_of`/`raised_at` numeric, `nozzle`/`tank` nullable integers, `evidence` JSON text."""
+        df = self._parquet("observed/alerts.parquet", "observer", ALERT_REQUIRED)
+        df = df.assign(**{c: None for c in ALERT_FIELDS if c not in df.columns})
+        return df.assign(
+            station_id=df["station_id"].astype(str),
+            as_of=pd.to_numeric(df["as_of"], errors="coerce"),
+            raised_at=pd.to_numeric(df["raised_at"], errors="coerce"),
+            nozzle=pd.to_numeric(df["nozzle"], errors="coerce").astype("Int64"),
+            tank=pd.to_numeric(df["tank"], errors="coerce").astype("Int64"))
+
+    @cached_property
+    def states(self) -> pd.DataFrame:
+        """GET /api/v1/states: the device state reports the platform holds."""
+        return self._parquet("observed/states.parquet", "observer", STATE_COLUMNS)
+
+    @cached_property
+    def detection_status(self) -> dict[str, Any] | None:
+        """How the wait for the detectors ended (None: not written, an older run)."""
+        if not (self.root / "observed/detection_status.json").exists():
+            return None
+        doc = self._json("observed/detection_status.json", "observer")
+        if not isinstance(doc, dict):
+            raise RunDataError(f"{self.root / 'observed/detection_status.json'}: expected a "
+                               f"JSON object")
+        return doc
 
     # ---- harness records -------------------------------------------------------------
 

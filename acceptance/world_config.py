@@ -16,6 +16,7 @@ from sim.config import (
     CheatConfig,
     DeliveryPolicy,
     DispenserConfig,
+    InspectionPolicy,
     PriceChange,
     ProbeConfig,
     StationConfig,
@@ -23,8 +24,24 @@ from sim.config import (
     WorldConfig,
 )
 
-# fields of a scenario cheat that place it; every other field is a parameter of its kind
-_CHEAT_ADDRESS = ("kind", "station", "dispenser", "nozzle", "start", "end")
+# fields of a scenario cheat that place and time it; every other field is a parameter of its kind
+_CHEAT_ADDRESS = ("kind", "station", "dispenser", "nozzle", "tank", "start", "end", "schedule")
+
+
+def _schedule(value: Any) -> dict[str, Any]:
+    """A scenario cheat's `schedule` (absent, a kind name, or {kind, options…}) as a mapping."""
+    if value is None:
+        return {}
+    return {"kind": value} if isinstance(value, str) else dict(value)
+
+
+def _cheat(index: int, c: dict[str, Any], scenario: Scenario) -> CheatConfig:
+    return CheatConfig(kind=c["kind"], station_id=c["station"], dispenser=c.get("dispenser", 0),
+                       nozzle=c.get("nozzle", 0), tank=c.get("tank", 0),
+                       start=scenario.instant(c["start"]),
+                       end=None if c["end"] is None else scenario.instant(c["end"]),
+                       params={k: v for k, v in c.items() if k not in _CHEAT_ADDRESS},
+                       schedule=_schedule(c.get("schedule")), index=index)
 
 
 def _tank(tank: dict[str, Any], condition: dict[str, Any] | None) -> TankConfig:
@@ -83,12 +100,9 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         (PriceChange(at=scenario.instant(p["from"]), grade=p["grade"],
                      price_fen=round(p["price"] * 100)) for p in data["prices"]),
         key=lambda p: (p.at, p.grade))
-    cheats = tuple(
-        CheatConfig(kind=c["kind"], station_id=c["station"], dispenser=c["dispenser"],
-                    nozzle=c["nozzle"], start=scenario.instant(c["start"]),
-                    end=None if c["end"] is None else scenario.instant(c["end"]),
-                    params={k: v for k, v in c.items() if k not in _CHEAT_ADDRESS})
-        for c in data["cheats"] if c["station"] in ids)
+    cheats = tuple(_cheat(i, c, scenario) for i, c in enumerate(data["cheats"])
+                   if c["station"] in ids)
+    inspections = data.get("inspections") or {}
     policy = dict(data["deliveries"])
     policy["lead_time_h"] = tuple(float(h) for h in policy["lead_time_h"])
     return WorldConfig(
@@ -102,4 +116,8 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         prices=tuple(prices),
         deliveries=DeliveryPolicy(**policy),
         cheats=cheats,
+        imperfections=data.get("imperfections", "realistic"),
+        inspections=InspectionPolicy(
+            mean_interval_days=float(inspections.get("mean_interval_days", 30.0)),
+            duration_h=tuple(float(h) for h in inspections.get("duration_h", (1.0, 2.0)))),
     )

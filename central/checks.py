@@ -23,7 +23,7 @@ MAX_PAYLOAD_BYTES = 1 << 20
 
 # Field that carries the device time in a record's idempotency key, per kind.
 KEY_TIME_FIELD = {"transaction": "start_time", "inventory": "device_time",
-                  "delivery": "start_time", "event": "device_time"}
+                  "delivery": "start_time", "event": "device_time", "state": "device_time"}
 
 
 @dataclass(frozen=True)

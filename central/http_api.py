@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,16 +13,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from central import stations
+from central import alerts, stations
 from central.auth import Principal, TokenStore
-from central.db import Database
+from central.db import Conn, Database
 from central.inputs import InputError, store_tax_declaration, store_verification_record
-from central.openapi import PREFIX, openapi_document
+from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
 from central.params import ParamError
-from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, Context
+from central.prices import store_posted_price
+from central.resources import ALERTS, COMPUTED_RESOURCES, TABLE_RESOURCES, Context
+from central.schemas import StrictValidator, json_path
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
+_ALERT_STATUS_PATH = re.compile(rf"{PREFIX}/alerts/([A-Za-z0-9_-]{{1,64}})/status")
+_ALERT_STATUS = StrictValidator(ALERT_STATUS_SCHEMA)
 
 
 @dataclass
@@ -60,7 +65,11 @@ class Api:
                 lambda c, b, p: store_tax_declaration(c, b, self.ctx.zone, p.name),
             f"{PREFIX}/verification-records":
                 lambda c, b, p: store_verification_record(c, b, self.ctx.zone, p.name),
+            f"{PREFIX}/posted-prices":
+                lambda c, b, p: store_posted_price(c, b, self.ctx.zone, p.name),
         }
+        # POST routes with a path parameter (as the OpenAPI document writes them)
+        self.post_templates = (f"{PREFIX}/alerts/{{id}}/status",)
 
     def handle(self, method: str, target: str, headers: Any, body: bytes | None) -> Response:
         url = urlsplit(target)
@@ -74,11 +83,13 @@ class Api:
             return self._healthz()
         if path == "/openapi.json" and method == "GET":
             return Response(200, self._openapi)
-        known = path in self.get_routes or path in self.post_routes
+        status_of = _ALERT_STATUS_PATH.fullmatch(path)
+        known = path in self.get_routes or path in self.post_routes or status_of is not None
         if not known:
             return error(404, "not_found", f"no resource {path}; see /openapi.json")
-        allowed = [m for m, routes in (("GET", self.get_routes), ("POST", self.post_routes))
-                   if path in routes]
+        allowed = ["POST"] if status_of else [
+            m for m, routes in (("GET", self.get_routes), ("POST", self.post_routes))
+            if path in routes]
         if method not in allowed:
             return error(405, "method_not_allowed", f"{method} is not allowed on {path}",
                          headers={"Allow": ", ".join(allowed)})
@@ -107,6 +118,8 @@ class Api:
             except (UnicodeDecodeError, ValueError) as exc:
                 return error(400, "bad_body", f"not JSON: {exc}", "body")
             with self.db.borrow() as conn, conn.transaction():
+                if status_of is not None:
+                    return self._alert_status(conn, status_of.group(1), doc, principal)
                 return Response(201, self.post_routes[path](conn, doc, principal))
         except ParamError as exc:
             return error(exc.status, "bad_parameter", exc.message, exc.parameter)
@@ -116,6 +129,22 @@ class Api:
         except Exception:
             log.exception("%s %s failed", method, target)
             return error(500, "internal_error", "the platform failed; see its log")
+
+    @staticmethod
+    def _alert_status(conn: Conn, alert_id: str, doc: Any, principal: Principal) -> Response:
+        """POST /api/v1/alerts/{id}/status: move an alert along open → confirmed → closed."""
+        errors = sorted(_ALERT_STATUS.iter_errors(doc),
+                        key=lambda e: [str(p) for p in e.absolute_path])
+        if errors:
+            raise InputError(json_path(errors[0].absolute_path), errors[0].message[:300])
+        try:
+            alerts.set_status(conn, alert_id, doc["status"], by=principal.name,
+                              note=doc.get("note", ""))
+        except KeyError:
+            return error(404, "not_found", f"no alert {alert_id}")
+        except alerts.AlertStatusError as exc:
+            return error(409, "conflict", str(exc), "status")
+        return Response(200, ALERTS.one(conn, alert_id))
 
     def _healthz(self) -> Response:
         info = dict(self.health())

@@ -138,6 +138,11 @@ def _station_known(conn: Conn, station_id: str) -> None:
         raise InputError("station_id", f"station {station_id!r} is not in the registry")
 
 
+# For the other inputs (central/prices.py).
+datetime_epoch = _datetime
+station_known = _station_known
+
+
 def store_tax_declaration(conn: Conn, body: Any, zone: ZoneInfo, created_by: str) -> dict:
     _validate("tax", body)
     start = _date(body["period_start"], "period_start")

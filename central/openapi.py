@@ -6,12 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from central import stations
+from central.alerts import STATUSES, TRANSITIONS
 from central.inputs import TAX_DECLARATION_SCHEMA, VERIFICATION_RECORD_SCHEMA
 from central.params import DEFAULT_LIMIT, MAX_LIMIT
+from central.prices import POSTED_PRICE_SCHEMA
 from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ComputedResource, TableResource
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 PREFIX = "/api/v1"
+
+_LIFECYCLE = "; ".join(f"{a} → {' | '.join(b)}" for a, b in TRANSITIONS.items() if b)
+ALERT_STATUS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Status change of an alert (an inspector confirms or closes it)",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": list(STATUSES),
+                   "description": f"the new status; allowed changes: {_LIFECYCLE} (any other "
+                                  f"answers 409)"},
+        "note": {"type": "string", "maxLength": 2000,
+                 "description": "why (the inspection's finding, the rectification)"},
+    },
+}
 
 _COMMON: dict[str, dict[str, Any]] = {
     "station_id": {"name": "station_id", "in": "query", "required": False,
@@ -93,6 +111,29 @@ def _post_operation(name: str, body_ref: str, summary: str) -> dict[str, Any]:
     }
 
 
+def _alert_status_operation() -> dict[str, Any]:
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "summary": "Confirm or close an alert (admin): lifecycle open → confirmed → closed",
+        "operationId": "setAlertStatus",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": True,
+                        "schema": {"type": "string"}, "description": "the alert's id"}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/AlertStatusInput"}}}},
+        "responses": {
+            "200": {"description": "changed; the alert as GET /api/v1/alerts lists it",
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/Alerts"}}}},
+            **_ERRORS,
+            "403": {"description": "the token's role is read-only", **err},
+            "404": {"description": "no alert with this id", **err},
+            "409": {"description": "a change the lifecycle does not allow", **err},
+            "415": {"description": "Content-Type is not application/json", **err},
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -108,6 +149,8 @@ def openapi_document() -> dict[str, Any]:
                                 if k != "$schema"},
         "VerificationRecordInput": {k: v for k, v in VERIFICATION_RECORD_SCHEMA.items()
                                     if k != "$schema"},
+        "PostedPriceInput": {k: v for k, v in POSTED_PRICE_SCHEMA.items() if k != "$schema"},
+        "AlertStatusInput": {k: v for k, v in ALERT_STATUS_SCHEMA.items() if k != "$schema"},
     }
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "liveness and readiness (no token needed)",
@@ -148,6 +191,11 @@ def openapi_document() -> dict[str, Any]:
     paths[f"{PREFIX}/verification-records"]["post"] = _post_operation(
         "verification-records", "#/components/schemas/VerificationRecordInput",
         "Store a metrology verification or maintenance record (admin)")
+    paths[f"{PREFIX}/posted-prices"]["post"] = _post_operation(
+        "posted-prices", "#/components/schemas/PostedPriceInput",
+        "Store a posted price (挂牌价) of the price authority (admin); 409 on a repeat of "
+        "(station, grade, valid_from)")
+    paths[f"{PREFIX}/alerts/{{id}}/status"] = {"post": _alert_status_operation()}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from central.alerts import STATUSES as ALERT_STATUSES
 from central.continuity import station_continuity
 from central.db import Conn
 from central.params import (
@@ -57,13 +58,16 @@ class Column:
 class Filter:
     name: str
     column: str
-    kind: str  # "int" | "text" | "device" | "enum"
+    kind: str  # "int" | "text" | "device" | "enum" | "time" (epoch s or ISO 8601)
     description: str
     choices: tuple[str, ...] = ()
     lo: int = 0
     hi: int = 65535
+    op: str = "="  # SQL comparison: "=", or ">=" / "<" for a range bound
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: str, zone: ZoneInfo | None = None) -> Any:
+        if self.kind == "time":
+            return parse_time(text, self.name, zone or ZoneInfo("UTC"))
         if self.kind == "int":
             return parse_int(text, self.name, self.lo, self.hi)
         if self.kind == "device" and not DEVICE_RE.fullmatch(text):
@@ -75,6 +79,8 @@ class Filter:
         return text
 
     def schema(self) -> dict[str, Any]:
+        if self.kind == "time":
+            return {"type": "string"}
         if self.kind == "int":
             return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
         if self.kind == "enum":
@@ -155,8 +161,8 @@ class TableResource:
         for f in self.filters:
             text = single(query, f.name)
             if text is not None:
-                value = f.parse(text)
-                clauses.append(f"{f.column} = ?")
+                value = f.parse(text, ctx.zone)
+                clauses.append(f"{f.column} {f.op} ?")
                 args.append(value)
                 filters[f.name] = value
         fp = fingerprint({"resource": self.name, **filters})
@@ -173,14 +179,21 @@ class TableResource:
         rows = conn.query(f"SELECT {cols}, {self.time_column}, {self.id_column} FROM "
                           f"{self.table} {where} ORDER BY {self.time_column}, {self.id_column} "
                           f"LIMIT ?", [*args, limit + 1])
-        items = [self._item(r) for r in rows[:limit]]
+        items = [self.item(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = encode_cursor([last[-2], last[-1]], fp)
         return {"items": items, "next_cursor": next_cursor}
 
-    def _item(self, row: tuple) -> dict[str, Any]:
+    def one(self, conn: Conn, item_id: str) -> dict[str, Any] | None:
+        """The item with this id, or None."""
+        cols = ", ".join(c.sql or c.name for c in self.columns)
+        row = conn.query_one(f"SELECT {cols} FROM {self.table} WHERE {self.id_column} = ?",
+                             (item_id,))
+        return None if row is None else self.item(row)
+
+    def item(self, row: tuple) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for col, value in zip(self.columns, row, strict=False):
             if col.type == "json":
@@ -247,6 +260,9 @@ DELIVERIES = TableResource(
         _c("end_gross_volume_ml", "integer"), _c("end_volume_20c_ml", "integer"),
         _c("start_temperature_mc", "integer"), _c("end_temperature_mc", "integer"),
         _c("start_level_um", "integer"), _c("end_level_um", "integer"),
+        _c("bol_volume_20c_ml", "integer", "bill of lading (提单) at 20 °C keyed in at the "
+           "gauge for this drop, mL; 0 = none keyed in; null = not reported (uplink 1.0)",
+           nullable=True),
     ) + _RECORD_TAIL,
     (_DEVICE, _TANK))
 
@@ -262,22 +278,64 @@ EVENTS = TableResource(
     ) + _RECORD_TAIL,
     (_DEVICE, Filter("code", "code", "int", "event code", lo=0, hi=65535)))
 
+STATES = TableResource(
+    "states", "states",
+    "Device identity and status reports (设备状态: ids, seals, lock) as the collector read them",
+    "device_time", "device_time (device clock)", "key",
+    (_c("key", "string", "idempotency key <station_id>/<device>/states/<seq>/<device_time>"),
+     _c("station_id", "string"), _c("device", "string", "G or D<n>"),
+     _c("seq", "integer", "the collector's per-device report counter (16-bit, wraps)"),
+     _c("device_time", "integer", "device clock (RTC) read with the header, epoch s"),
+     _c("serial_number", "string"), _c("software_id", "string"),
+     _c("mainboard_id", "string", "\"\" for a tank gauge"),
+     _c("encoder_id", "string", "\"\" for a tank gauge"),
+     _c("seal_state", "integer", "bit0 transducer, bit1 encoder, bit2 mainboard seal broken"),
+     _c("device_status", "integer", "bit0 locked (自锁), bit1 encoder fault, bit2 mainboard "
+                                    "fault"),
+     ) + _RECORD_TAIL,
+    (_DEVICE,))
+
+_ALERT_STATUS_DOC = " | ".join(ALERT_STATUSES)
 ALERTS = TableResource(
     "alerts", "alerts", "Alerts (预警) raised by the platform's detectors",
-    "raised_at", "raised_at (device clock of the evidence)", "id",
+    "raised_at", "raised_at (platform wall clock)", "id",
     (_c("id", "string"), _c("station_id", "string"), _c("kind", "string"),
      _c("severity", "string", "info | warning | critical"),
-     _c("raised_at", "number", "epoch s"), _c("device", "string", nullable=True),
+     _c("raised_at", "number", "platform wall clock when it was raised, epoch s"),
+     _c("as_of", "number", "device clock, epoch s: the detection instant (the time up to which "
+                          "the data proving the alert was examined)", nullable=True),
+     _c("device", "string", nullable=True),
      _c("nozzle", "integer", nullable=True), _c("tank", "integer", nullable=True),
      _c("title", "string"), _c("detail", "string"),
      _c("evidence", "json", "detector-specific evidence", sql="evidence_json"),
-     _c("status", "string", "open | acknowledged | closed"),
-     _c("created_at", "number", "platform wall clock, epoch s")),
+     _c("status", "string", _ALERT_STATUS_DOC),
+     _c("status_note", "string", "note of the last status change", nullable=True),
+     _c("status_changed_at", "number", "platform wall clock of the last status change",
+        nullable=True),
+     _c("status_changed_by", "string", "token name that changed the status last",
+        nullable=True),
+     _c("created_at", "number", "platform wall clock, epoch s"),
+     _c("detector", "string", "the detector that raised it", nullable=True)),
     (Filter("kind", "kind", "text", "alert kind"),
      Filter("severity", "severity", "enum", "severity",
             choices=("info", "warning", "critical")),
-     Filter("status", "status", "enum", "status", choices=("open", "acknowledged", "closed")),
-     _DEVICE, Filter("nozzle", "nozzle", "int", "nozzle", lo=1, hi=99), _TANK))
+     Filter("status", "status", "enum", "status", choices=ALERT_STATUSES),
+     _DEVICE, Filter("nozzle", "nozzle", "int", "nozzle", lo=1, hi=99), _TANK,
+     Filter("detector", "detector", "text", "detector that raised it"),
+     Filter("as_of_from", "as_of", "time", "as_of ≥ this (epoch s or ISO 8601)", op=">="),
+     Filter("as_of_to", "as_of", "time", "as_of < this (epoch s or ISO 8601)", op="<")))
+
+POSTED_PRICES = TableResource(
+    "posted-prices", "posted_prices", "Posted prices (挂牌价) received from the price authority",
+    "valid_from", "valid_from", "id",
+    (_c("id", "string"),
+     _c("station_id", "string", "the station it applies to; null = every station",
+        nullable=True, sql="NULLIF(station_id, '')"),
+     _c("grade", "string"), _c("price_fen", "integer", "fen per litre"),
+     _c("valid_from", "number", "in force from, epoch s"),
+     _c("body", "json", "the posting as submitted", sql="body_json"),
+     _c("created_at", "number"), _c("created_by", "string")),
+    (Filter("grade", "grade", "text", "fuel grade"),))
 
 REJECTIONS = TableResource(
     "ingest/rejections", "ingest_rejections",
@@ -317,8 +375,8 @@ VERIFICATION_RECORDS = TableResource(
      _c("created_at", "number"), _c("created_by", "string")),
     (_DEVICE, Filter("kind", "kind", "text", "record kind")))
 
-TABLE_RESOURCES = (TRANSACTIONS, INVENTORY, DELIVERIES, EVENTS, ALERTS, REJECTIONS,
-                   TAX_DECLARATIONS, VERIFICATION_RECORDS)
+TABLE_RESOURCES = (TRANSACTIONS, INVENTORY, DELIVERIES, EVENTS, STATES, ALERTS, REJECTIONS,
+                   TAX_DECLARATIONS, VERIFICATION_RECORDS, POSTED_PRICES)
 
 
 # -- computed resources, paginated per station ---------------------------------------------
@@ -483,4 +541,35 @@ CONTINUITY = ComputedResource(
     lambda r: [r["station_id"], r["device"], r["check"], r.get("nozzle", 0),
                r.get("stream", "")], _continuity, (_DEVICE,))
 
-COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY)
+def _detection_status(conn: Conn, station: str, opts: dict[str, Any],
+                      ctx: Context) -> list[dict[str, Any]]:
+    row = conn.query_one("SELECT watermark, evaluated_through, updated_at FROM "
+                         "detection_progress WHERE station_id = ?", (station,))
+    watermark, evaluated, updated = row if row is not None else (None, None, None)
+    return [{"station_id": station,
+             "watermark": None if watermark is None else int(watermark),
+             "evaluated_through": None if evaluated is None else int(evaluated),
+             "updated_at": None if updated is None else float(updated)}]
+
+
+DETECTION_STATUS_ITEM: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["station_id", "watermark", "evaluated_through", "updated_at"],
+    "properties": {
+        "station_id": {"type": "string"},
+        "watermark": _int("device clock, epoch s: the station's data with a device time "
+                          "before this is complete (minimum over its devices' "
+                          "drained_through); null = not yet known", nullable=True),
+        "evaluated_through": _int("device clock, epoch s: the detectors have evaluated the "
+                                  "station's data up to here; null = not yet", nullable=True),
+        "updated_at": {"type": ["number", "null"],
+                       "description": "platform wall clock of the last update"},
+    },
+}
+
+DETECTION_STATUS = ComputedResource(
+    "detection/status", "How far the detectors have evaluated each station (检测进度)",
+    "(no time filter)", DETECTION_STATUS_ITEM, lambda r: [r["station_id"]], _detection_status,
+    has_time=False)
+
+COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY, DETECTION_STATUS)

@@ -17,7 +17,8 @@ from jsonschema.exceptions import best_match
 from central.fastcheck import compile_schema
 
 SCHEMA_DIR = Path(__file__).with_name("uplink_schemas")
-KINDS = ("transaction", "inventory", "delivery", "event", "heartbeat", "online", "ack")
+KINDS = ("transaction", "inventory", "delivery", "event", "state", "heartbeat", "online",
+         "ack")
 
 
 def _strict_integer(_checker: Any, instance: Any) -> bool:

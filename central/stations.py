@@ -22,7 +22,7 @@ PARAMS = ("station_id", "town", "ownership", "limit", "cursor")
 _DEVICE_ITEM = {
     "type": "object",
     "required": ["device", "expected", "online", "reported_online", "device_time",
-                 "last_ok_at", "failures", "error", "reported_at"],
+                 "last_ok_at", "failures", "error", "reported_at", "drained_through"],
     "properties": {
         "device": {"type": "string", "description": "G or D<n>"},
         "expected": {"type": "boolean", "description": "listed in the station ledger"},
@@ -35,6 +35,12 @@ _DEVICE_ITEM = {
         "failures": {"type": ["integer", "null"]},
         "error": {"type": ["string", "null"]},
         "reported_at": {"type": ["number", "null"], "description": "platform wall clock"},
+        "drained_through": {"type": ["integer", "null"],
+                            "description": "device clock, epoch s: every record the device "
+                                           "produced before this instant (device time < "
+                                           "this) is at the platform, as the collector "
+                                           "last reported (uplink 1.1); null = never "
+                                           "reported"},
     },
 }
 STATION_ITEM: dict[str, Any] = {
@@ -133,8 +139,8 @@ def _station(conn: Conn, row: tuple, ctx: Context) -> dict[str, Any]:
                      "backlog": int(backlog) if backlog is not None else None,
                      "last_heartbeat_at": hb_at, "last_seen_at": seen_at, "changed_at": changed}
     reported = {r[0]: r for r in conn.query(
-        "SELECT device, online, device_time, last_ok_at, failures, error, reported_at "
-        "FROM device_status WHERE station_id = ?", (sid,))}
+        "SELECT device, online, device_time, last_ok_at, failures, error, reported_at, "
+        "drained_through FROM device_status WHERE station_id = ?", (sid,))}
     expected = ["G"] + [f"D{d}" for d in sorted(nozzles)]
     devices = []
     for dev in expected + sorted(set(reported) - set(expected)):
@@ -146,7 +152,8 @@ def _station(conn: Conn, row: tuple, ctx: Context) -> dict[str, Any]:
             "reported_online": bool(r[1]) if r is not None else None,
             "device_time": r[2] if r else None, "last_ok_at": r[3] if r else None,
             "failures": int(r[4]) if r else None, "error": r[5] if r else None,
-            "reported_at": r[6] if r else None})
+            "reported_at": r[6] if r else None,
+            "drained_through": int(r[7]) if r is not None and r[7] is not None else None})
     return {"station_id": sid, "name": name, "town": town, "ownership": ownership,
             "active": bool(active), "extra": json.loads(extra),
             "tanks": tanks,
@@ -160,8 +167,14 @@ STATS_ITEM: dict[str, Any] = {
                  "rejected_records", "messages", "ignored"],
     "properties": {
         "station_id": {"type": ["string", "null"]},
-        "accepted": {"type": "integer", "description": "records stored"},
-        "duplicates": {"type": "integer", "description": "records received again, acked"},
+        "accepted": {"type": "integer", "description": "device records stored (transactions, "
+                                                      "inventory, deliveries, events)"},
+        "duplicates": {"type": "integer", "description": "device records received again, "
+                                                        "acked"},
+        "states": {"type": "object", "description": "state reports (uplink 1.1): accepted, "
+                                                    "duplicates",
+                   "properties": {"accepted": {"type": "integer"},
+                                  "duplicates": {"type": "integer"}}},
         "rejected": {"type": "object", "additionalProperties": {"type": "integer"},
                      "description": "messages rejected as a whole, by reason"},
         "rejected_total": {"type": "integer"},
@@ -183,7 +196,8 @@ def ingest_stats(conn: Conn, query: Mapping[str, list[str]]) -> dict[str, Any]:
     else:
         rows = conn.query("SELECT name, value FROM ingest_counters WHERE station_id = ?",
                           (sid,))
-    out: dict[str, Any] = {"station_id": sid, "accepted": 0, "duplicates": 0, "rejected": {},
+    out: dict[str, Any] = {"station_id": sid, "accepted": 0, "duplicates": 0,
+                           "states": {"accepted": 0, "duplicates": 0}, "rejected": {},
                            "rejected_total": 0, "rejected_records": {}, "messages": {},
                            "ignored": {}}
     for name, value in rows:
@@ -192,6 +206,8 @@ def ingest_stats(conn: Conn, query: Mapping[str, list[str]]) -> dict[str, Any]:
             out["accepted"] = value
         elif name == "records:duplicates":
             out["duplicates"] = value
+        elif name.startswith("states:"):
+            out["states"][name.split(":", 1)[1]] = value
         elif name.startswith("records:rejected:"):
             out["rejected_records"][name.split(":", 2)[2]] = value
         elif name.startswith("rejected:"):

@@ -51,12 +51,19 @@ RECORD_FIELDS: dict[str, tuple[str, ...]] = {
                  "start_temperature_mc", "end_temperature_mc", "start_level_um",
                  "end_level_um"),
     "event": ("code", "unit", "device_time", "value_old_e4", "value_new_e4"),
+    "state": ("device_time", "serial_number", "software_id", "mainboard_id", "encoder_id",
+              "seal_state", "device_status"),
 }
+# Fields a record may leave out (uplink 1.1 additions; stored as NULL = not reported).
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"delivery": ("bol_volume_20c_ml",)}
+# Free text from a device (stored through `text`: PostgreSQL refuses NUL).
+TEXT_FIELDS = frozenset(("serial_number", "software_id", "mainboard_id", "encoder_id"))
 TABLE_OF_KIND = STREAM_OF_KIND  # table names equal stream names
 
 
 def _insert_sql(kind: str) -> str:
     cols = ("key", "station_id", "device", "seq", *RECORD_FIELDS[kind],
+            *OPTIONAL_FIELDS.get(kind, ()),
             "collected_at", "received_at", "msg_seq", "digest")
     return (f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(cols)}) VALUES "
             f"({placeholders(len(cols))}) ON CONFLICT (key) DO NOTHING")
@@ -240,11 +247,16 @@ class Ingestor:
                 continue
             out.accepted.append(key)
             new_rows.append((key, sid, device, rec["seq"],
-                             *(rec[f] for f in RECORD_FIELDS[kind]),
+                             *(text(rec[f]) if f in TEXT_FIELDS else rec[f]
+                               for f in RECORD_FIELDS[kind]),
+                             *(rec.get(f) for f in OPTIONAL_FIELDS.get(kind, ())),
                              rec["collected_at"], now, p["msg_seq"], digest))
         self.conn.executemany(_INSERT[kind], new_rows)
-        tally.add(sid, "records:accepted", len(out.accepted))
-        tally.add(sid, "records:duplicates", len(out.duplicates))
+        # `records:` counts the devices' own records (what their FIFOs served); state reports
+        # are the collector's, counted apart (GET /stats/ingest `states`).
+        counted = "states" if kind == "state" else "records"
+        tally.add(sid, f"{counted}:accepted", len(out.accepted))
+        tally.add(sid, f"{counted}:duplicates", len(out.duplicates))
         for _, reason in out.rejected:
             tally.add(sid, f"records:rejected:{reason}")
         if out.rejected:
@@ -278,16 +290,20 @@ class Ingestor:
                               heartbeat=True, force=False)
         log_rows = [(sid, "", now, p["sent_at"], seq, "heartbeat", 1, None, boot)]
         for d in p["devices"]:
+            # drained_through (uplink 1.1): null or absent keeps what was known; a 1.0
+            # collector never sends it.
             self.conn.execute(
                 "INSERT INTO device_status (station_id, device, online, device_time, "
-                "last_ok_at, failures, error, reported_at, msg_seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id, device) DO UPDATE "
-                "SET online = excluded.online, device_time = excluded.device_time, "
+                "last_ok_at, failures, error, reported_at, msg_seq, drained_through) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id, device) DO "
+                "UPDATE SET online = excluded.online, device_time = excluded.device_time, "
                 "last_ok_at = excluded.last_ok_at, failures = excluded.failures, "
                 "error = excluded.error, reported_at = excluded.reported_at, "
-                "msg_seq = excluded.msg_seq WHERE device_status.msg_seq < excluded.msg_seq",
+                "msg_seq = excluded.msg_seq, drained_through = "
+                "COALESCE(excluded.drained_through, device_status.drained_through) "
+                "WHERE device_status.msg_seq < excluded.msg_seq",
                 (sid, d["device"], int(d["online"]), d["device_time"], d["last_ok_at"],
-                 d["failures"], text(d["error"]), now, seq))
+                 d["failures"], text(d["error"]), now, seq, d.get("drained_through")))
             log_rows.append((sid, d["device"], now, p["sent_at"], seq, "heartbeat",
                              int(d["online"]), d["device_time"], boot))
         self._log_availability(log_rows)

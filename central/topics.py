@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 STATION_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 DEVICE_RE = re.compile(r"G|D[1-9][0-9]{0,2}")
-DATA_KINDS = ("transaction", "inventory", "delivery", "event")
+DATA_KINDS = ("transaction", "inventory", "delivery", "event", "state")
 STATUS_KINDS = ("heartbeat", "online")
 STREAM_OF_KIND = {"transaction": "transactions", "inventory": "inventory",
-                  "delivery": "deliveries", "event": "events"}
+                  "delivery": "deliveries", "event": "events", "state": "states"}
 
 # What the platform subscribes to (QoS 1).
 SUBSCRIPTIONS = ("fsx/v1/+/+/evt/+", "fsx/v1/+/status/#")

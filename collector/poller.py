@@ -13,6 +13,10 @@ line after `offline_after` consecutive failures, then back on line at its next g
 A record failing its CRC is not acknowledged and is read again; after `crc_retries` bad reads
 of the same record it is quarantined in the spool's dead-letter table with its raw registers,
 reported as the device's error, logged, and acknowledged so the stream can go on.
+
+Each header read also feeds the device's state reports (collector/states.py: identity and
+status, spooled with the round's records when they changed) and its `drained_through`
+(collector/drained.py: how far its data is complete at the platform).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from dataclasses import dataclass, field
 
 from collector.aio import sleep_or_stop
 from collector.codec import DecodeError, decode_fields, is_empty_slot, record_crc_ok
+from collector.drained import DrainTracker
 from collector.endpoints import DeviceEndpoint, StationEndpoint
 from collector.modbus_link import ILLEGAL_DATA_VALUE, LinkError, ModbusExceptionReply, ModbusLink
 from collector.profile import Dialect, Fifo, Profile
 from collector.spool import Spool, SpoolRecord
+from collector.states import PendingState, StateReporter
 from collector.uplink_records import RecordBuilder
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,7 @@ class DeviceState:
     online: bool = False  # becomes True at the first good reply
     last_ok_at: float | None = None  # collector wall clock
     device_time: int | None = None  # RTC epoch at the last header read
+    version: int | None = None  # profile_version of the last good header read
     error: str | None = None  # last problem; kept until a heartbeat has reported it
     error_reported: bool = False
     blocked: str | None = None  # header contradicts the endpoint map: FIFOs are not drained
@@ -77,16 +84,22 @@ class DeviceState:
     next_live: float = 0.0
     live: dict = field(default_factory=dict)  # last header and nozzle/tank values
     quarantined: int = 0
+    drain: DrainTracker = field(init=False)  # how far its data is complete (drained_through)
+
+    def __post_init__(self) -> None:
+        self.drain = DrainTracker(tuple(self.profile.fifos))
 
     @property
     def device(self) -> str:
         return self.endpoint.device
 
-    def snapshot(self) -> dict:
-        """Heartbeat entry (docs/uplink.md §4); an error is shown at least once."""
+    def snapshot(self, oldest_pending_id: int | None = None) -> dict:
+        """Heartbeat entry (docs/uplink.md §4); an error is shown at least once.
+        `oldest_pending_id`: the device's oldest unacknowledged spool row (None: none)."""
         entry = {"device": self.device, "online": self.online, "device_time": self.device_time,
                  "last_ok_at": None if self.last_ok_at is None else round(self.last_ok_at, 3),
-                 "failures": self.failures, "error": self.error}
+                 "failures": self.failures, "error": self.error,
+                 "drained_through": self.drain.promote(oldest_pending_id)}
         if self.error is not None:
             self.error_reported = True  # cleared by the next good reply
         return entry
@@ -130,13 +143,15 @@ class StationPoller:
                                  f"is not in profile {profile.name!r} ({sorted(profile.dialects)})")
             self.devices.append(DeviceState(dev, profile, dialect,
                                             {name: FifoCursor() for name in profile.fifos}))
+        self.states = StateReporter(endpoint.station_id, spool)
+        self._states: list[PendingState] = []  # state reports of the round in progress
         self.records_spooled = 0
         self.rounds = 0
 
     # -- public -----------------------------------------------------------------------------
 
     def heartbeat_devices(self) -> list[dict]:
-        return [d.snapshot() for d in self.devices]
+        return [d.snapshot(self.spool.oldest_pending_id(d.device)) for d in self.devices]
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -166,6 +181,7 @@ class StationPoller:
         self.rounds += 1
         batch: list[SpoolRecord] = []
         drained: list[_Drained] = []
+        self._states = []
         for dev in self.devices:
             if now < dev.next_try:
                 continue
@@ -181,8 +197,11 @@ class StationPoller:
                         drained.append(got)
             except _DeviceFailed:
                 continue
+        states = self._states
+        batch.extend(p.record for p in states)
         try:
-            added = await self.spool.add_async(batch) if batch else 0
+            added = await self.spool.add_async(batch, StateReporter.meta(states)) \
+                if batch else 0
         except sqlite3.Error as exc:
             # Disk full, I/O error…: acknowledge nothing; the records stay in the devices.
             log.error("%s: spool write failed (%s); %d records not acknowledged, retrying",
@@ -190,7 +209,11 @@ class StationPoller:
             for dev in self.devices:
                 for cursor in dev.fifos.values():
                     cursor.more = True
+                dev.drain.end_round(None)
             return 0
+        self.states.committed(states)
+        for dev in self.devices:
+            dev.drain.end_round(self.spool.last_id)
         if added:
             self.on_spooled(added)
         self.records_spooled += added
@@ -267,9 +290,15 @@ class StationPoller:
         except DecodeError as exc:
             raise self._fail(dev, exc) from exc
         problem = None
+        version = values.get("profile_version")
         if values.get("profile_id") != profile.profile_id:
             problem = (f"header profile_id {values.get('profile_id')} is not "
                        f"{profile.profile_id} ({profile.name})")
+        elif not isinstance(version, int) or not 1 <= version <= profile.version:
+            # Versions are backward compatible (a later one only gives reserved registers
+            # a meaning); a version newer than the profile file may have moved something.
+            problem = (f"header profile_version {version} is not one this collector knows "
+                       f"(1 to {profile.version} of {profile.name}); update the profiles")
         elif values.get("dialect_code") != dialect.code:
             problem = (f"header dialect_code {values.get('dialect_code')} is not {dialect.code} "
                        f"({dialect.name} in the endpoint map)")
@@ -286,6 +315,11 @@ class StationPoller:
             dev.blocked = None
             dev.error = None
         dev.device_time = int(values["rtc_epoch"])
+        dev.version = version
+        dev.drain.header(dev.device_time)
+        report = self.states.check(dev.device, values, dev.device_time, time.time())
+        if report is not None:
+            self._states.append(report)
         live: dict = {"header": values}
         for bname, block in profile.blocks.items():
             if bname == "header" or not block.instances:
@@ -323,6 +357,8 @@ class StationPoller:
             raise self._fail(dev, exc) from exc
         pending, head = int(status["pending"]), int(status["head_seq"])
         self._note_dropped(dev, fifo, cursor, status.get("dropped"))
+        if pending == 0:
+            dev.drain.fifo_empty(fifo.name)
         shown = min(pending, fifo.window_records)
         crc_field = fifo.record["crc"]
         kind = self.builder.kind(dev.profile.name, fifo.name)
@@ -361,7 +397,7 @@ class StationPoller:
             if cursor.bad_seq == seq:
                 cursor.bad_seq, cursor.bad_reads = None, 0  # a retry read it cleanly
             payload = self.builder.build(dev.device, dev.profile.name, fifo.name, fields,
-                                         collected_at)
+                                         collected_at, dev.version)
             record = SpoolRecord(payload["key"], kind, dev.device, payload)
             batch.extend(self.mutate(record) if self.mutate else (record,))
             ack_seq = prev_seq = seq

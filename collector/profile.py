@@ -32,6 +32,7 @@ class Field:
     size: int  # registers
     scale: Fraction | None  # measure/counter: value of one count; None for raw types
     writable: bool = False
+    since: int = 1  # profile version that introduced the field (older devices: reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,10 @@ def _field(raw: object, where: str) -> Field:
             raise ProfileError(f"{where}.scale: must be positive, found {raw_scale}")
     if offset < 0 or size <= 0:
         raise ProfileError(f"{where}: offset {offset} / size {size} out of range")
-    return Field(name, offset, ftype, size, scale, raw.get("access") == "rw")
+    since = raw.get("since", 1)
+    if not isinstance(since, int) or isinstance(since, bool) or since < 1:
+        raise ProfileError(f"{where}.since: expected a profile version ≥ 1, found {since!r}")
+    return Field(name, offset, ftype, size, scale, raw.get("access") == "rw", since)
 
 
 def _fields(raw: object, where: str, limit: int | None) -> dict[str, Field]:

@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS pending (
     payload    TEXT NOT NULL,
     first_seen REAL NOT NULL
 );
+-- drained_through (collector/drained.py): the oldest unacknowledged record of a device.
+CREATE INDEX IF NOT EXISTS pending_device ON pending (device, id);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     key     TEXT NOT NULL,
@@ -122,6 +124,7 @@ class Spool:
         self._next_msg_seq = reserved + 1
         self._reserved = reserved
         self._backlog = self._db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+        self._last_id = self._issued_id(self._db)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -171,6 +174,13 @@ class Spool:
         db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=?",
                    (name, value, value))
 
+    def meta_int(self, name: str, default: int) -> int:
+        """An integer the collector keeps in the spool (e.g. a state report counter)."""
+        try:
+            return int(self._meta(name, str(default)))
+        except ValueError:
+            return default
+
     def _bump_boot(self) -> int:
         with self._tx(self._meta_db) as db:
             boots = int(self._meta("boots", "0")) + 1
@@ -197,23 +207,46 @@ class Spool:
 
     # -- records -----------------------------------------------------------------------------
 
-    def add(self, records: Iterable[SpoolRecord], now: float | None = None) -> int:
+    def add(self, records: Iterable[SpoolRecord], now: float | None = None,
+            meta: dict[str, str] | None = None) -> int:
         """Commit records durably (one transaction); a key already spooled is ignored.
+        `meta` values are committed in the same transaction (e.g. a counter the records use).
 
         Returns the number of new rows. Only after this returns may the FIFO be acknowledged.
         """
         now = time.time() if now is None else now
         rows = [(r.key, r.kind, r.device, json.dumps(r.payload, separators=(",", ":")), now)
                 for r in records]
-        if not rows:
+        if not rows and not meta:
             return 0
         with self._tx() as db:
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO pending(key, kind, device, payload, first_seen)"
                            " VALUES (?, ?, ?, ?, ?)", rows)
             added = db.total_changes - before
+            for name, value in (meta or {}).items():
+                self._set_meta(db, name, value)
+            last_id = self._issued_id(db)
         self._backlog += added
+        self._last_id = last_id
         return added
+
+    @staticmethod
+    def _issued_id(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'pending'").fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def last_id(self) -> int:
+        """The newest spool id issued so far (ids only grow: AUTOINCREMENT)."""
+        return self._last_id
+
+    def oldest_pending_id(self, device: str) -> int | None:
+        """Spool id of the device's oldest record not yet acknowledged by the platform (None:
+        none). Reads through the second connection, so it may run on the event loop."""
+        row = self._meta_db.execute("SELECT MIN(id) FROM pending WHERE device = ?",
+                                    (device,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def pending_after(self, after_id: int, limit: int) -> list[PendingRow]:
         cur = self._db.execute("SELECT id, key, kind, device, payload FROM pending WHERE id > ? "
@@ -284,8 +317,9 @@ class Spool:
         async with self._lock:
             return await asyncio.get_running_loop().run_in_executor(_workers(), fn, *args)
 
-    async def add_async(self, records: list[SpoolRecord]) -> int:
-        return await self._on_worker(self.add, records)
+    async def add_async(self, records: list[SpoolRecord],
+                        meta: dict[str, str] | None = None) -> int:
+        return await self._on_worker(self.add, records, None, meta)
 
     async def pending_after_async(self, after_id: int, limit: int) -> list[PendingRow]:
         return await self._on_worker(self.pending_after, after_id, limit)

@@ -26,11 +26,14 @@ E4 = Fraction(1, 10000)
 
 @dataclass(frozen=True, slots=True)
 class Conv:
-    """Uplink field `out` from profile field `src`; `unit` in the profile's unit, None = as is."""
+    """Uplink field `out` from profile field `src`; `unit` in the profile's unit, None = as is.
+    `optional`: left out of the record when the profile lacks `src` (an older profile
+    version; the uplink field is optional too)."""
 
     out: str
     src: str
     unit: Fraction | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ _DELIVERY = StreamMap("start_epoch", (
     Conv("start_temperature_mc", "start_temperature", MILLI),
     Conv("end_temperature_mc", "end_temperature", MILLI),
     Conv("start_level_um", "start_level", MILLI), Conv("end_level_um", "end_level", MILLI),
+    # register map v2 / uplink 1.1: bill of lading keyed in at the gauge (0 = none)
+    Conv("bol_volume_20c_ml", "bol_volume_20c", MILLI, optional=True),
 ))
 
 STREAM_MAPS: dict[tuple[str, str], StreamMap] = {
@@ -95,6 +100,7 @@ class _Plan:
     kind: str
     time_field: str
     steps: tuple[tuple[str, str, Fraction | None], ...]
+    since: dict[str, int]  # output field → profile version its source field came with
 
 
 class RecordBuilder:
@@ -113,8 +119,11 @@ class RecordBuilder:
     def _resolve(profile: Profile, fifo: Fifo) -> _Plan:
         smap = STREAM_MAPS[(profile.name, fifo.name)]
         steps = []
+        since: dict[str, int] = {}
         for conv in smap.convs:
             field = fifo.record.get(conv.src)
+            if field is None and conv.optional:
+                continue
             if field is None:
                 raise MappingError(f"{profile.source}: FIFO {fifo.name!r} has no field "
                                    f"{conv.src!r}, needed for uplink field {conv.out!r}")
@@ -125,14 +134,18 @@ class RecordBuilder:
                                        f"{conv.src!r} has no scale; {conv.out!r} needs one")
                 factor = field.scale / conv.unit
             steps.append((conv.out, conv.src, factor))
-        return _Plan(KIND_BY_STREAM[fifo.name], smap.time_field, tuple(steps))
+            if field.since > 1:
+                since[conv.out] = field.since
+        return _Plan(KIND_BY_STREAM[fifo.name], smap.time_field, tuple(steps), since)
 
     def kind(self, profile: str, stream: str) -> str:
         return self._plans[(profile, stream)].kind
 
     def build(self, device: str, profile: str, stream: str, fields: dict[str, int | str],
-              collected_at: float) -> dict:
-        """One uplink record (with its idempotency key) from a decoded FIFO record."""
+              collected_at: float, device_version: int | None = None) -> dict:
+        """One uplink record (with its idempotency key) from a decoded FIFO record.
+        `device_version`: the profile_version of the device's header; fields that came with
+        a later version are left out (the device does not have them)."""
         plan = self._plans.get((profile, stream))
         if plan is None:
             raise MappingError(f"no uplink mapping for profile {profile!r} stream {stream!r}")
@@ -144,6 +157,8 @@ class RecordBuilder:
             "collected_at": round(collected_at, 3),
         }
         for out, src, factor in plan.steps:
+            if device_version is not None and plan.since.get(out, 1) > device_version:
+                continue
             value = fields[src]
             if factor is None:
                 record[out] = value

@@ -195,6 +195,20 @@ class FieldDevice:
         """Fullest FIFO of this device, as a fraction of its depth."""
         return max(ch.fifo.pending / ch.fifo.depth for ch in self.channels.values())
 
+    # ---- silence -----------------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        """The world took this dispenser off line (a cheat): it answers no request."""
+        return bool(getattr(self.view, "offline", False))
+
+    def silent_now(self) -> bool:
+        """No reply to any request now: a scenario silence (fault device_silent) or the
+        device taken off line in the world (docs/register-map.md §8)."""
+        return self.offline or bool(self.silence and self.silence.silent_at(self.clock.now))
+
+    def silent_reason(self) -> str:
+        return "taken off line" if self.offline else "fault device_silent"
+
     # ---- Modbus ------------------------------------------------------------------------
     async def action(
         self,
@@ -208,9 +222,9 @@ class FieldDevice:
         """pymodbus SimDevice hook, run before every reply (invalid/read-only addresses
         were already answered with exception 02 by pymodbus). While the device is silent
         it raises DeviceSilent, which the server answers with no reply at all."""
-        if self.silence and self.silence.silent_at(self.clock.now):
+        if self.silent_now():
             self.ignored_requests += 1
-            raise DeviceSilent(f"{self.where} is silent (fault device_silent)")
+            raise DeviceSilent(f"{self.where} is silent ({self.silent_reason()})")
         if set_values is not None:
             if func_code not in WRITE_FCS:
                 return ExcCodes.ILLEGAL_FUNCTION

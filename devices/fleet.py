@@ -122,10 +122,9 @@ class DeviceFleet:
             dev.silence = windows_for(silences, sid, key)
 
     def silent_now(self) -> list[str]:
-        """'station/device' of every device that is silent at the world's current time."""
-        now = self.clock.now
-        return [f"{sid}/{key}" for (sid, key), dev in self.devices.items()
-                if dev.silence and dev.silence.silent_at(now)]
+        """'station/device' of every device that answers nothing at the world's current time
+        (a silence of the scenario, or a dispenser the world took off line)."""
+        return [f"{sid}/{key}" for (sid, key), dev in self.devices.items() if dev.silent_now()]
 
     def attach(self) -> None:
         """Start receiving the world's records (register the ledger first, so it sees a

@@ -17,6 +17,9 @@ served) as an extra table of its manifest, devices.json (per device and stream:
 pushed, acknowledged, dropped, pending) at stop, and status.json (simulated time, finished,
 backlog, per-station counts) rewritten every `status_every_s` wall seconds (0.25) while
 serving, so a harness can tell when the world has finished and the FIFOs are drained.
+inputs.jsonl: documents the world's other parties produce as it runs (a signed
+verification record, 检定记录), one JSON line each as it happens, so a harness can hand them
+to the platform in step with the world (the ground truth has them only at a flush).
 
 Silences (devices.silence, fault `device_silent`) make devices ignore requests during
 given simulated intervals.
@@ -208,6 +211,9 @@ class DeviceRun:
         self.fleet.attach()
         if any(w.latency for w in self.pacer.windows):
             self.world.add_listener(self._note_emitted)
+        if hasattr(self.world, "add_truth_listener"):
+            (self.out / INPUTS_FILE).unlink(missing_ok=True)  # this run's documents only
+            self.world.add_truth_listener(self._note_input)
         reason = "interrupted"
         try:
             self.endpoints = await self._start_servers()
@@ -330,6 +336,20 @@ class DeviceRun:
                           "emitted_wall": pa.array(cols[5], pa.float64())})
         pq.write_table(table, self.out / "emitted.parquet")
 
+    def _note_input(self, station_id: str, kind: str, record: Any) -> None:
+        """Append a document another party produced (kind "verification_record") to
+        inputs.jsonl, at once: {kind, sim_time, station_id, device, nozzle, performed_at,
+        body (the JSON text to POST)}."""
+        if kind not in INPUT_KINDS:
+            return
+        line = {"kind": kind, "sim_time": self.world.now, "station_id": station_id,
+                "device": getattr(record, "device", None),
+                "nozzle": getattr(record, "nozzle", None),
+                "performed_at": getattr(record, "performed_at", None),
+                "body": getattr(record, "body", None)}
+        with open(self.out / INPUTS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
     def _save_drops(self) -> None:
         """fifo_drops goes into the ledger (listed in its manifest) or, without one, beside it."""
         table = drops_table(self.fleet.drops)
@@ -364,6 +384,10 @@ class DeviceRun:
     def _report(self, sim0: float, total: float) -> None:
         if self.progress is not None:
             self.progress(self.world.now - sim0, total, f"backlog {self.fleet.backlog()}")
+
+
+INPUTS_FILE = "inputs.jsonl"
+INPUT_KINDS = ("verification_record",)
 
 
 def _make_ledger(ledger: Any, world: Any, out: Path, scenario_name: str,

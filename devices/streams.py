@@ -109,6 +109,7 @@ def delivery_values(d: DeliveryRecord) -> Values:
         "end_temperature": e.temperature_c,
         "start_level": s.level_mm,
         "end_level": e.level_mm,
+        "bol_volume_20c": d.bol_keyed_20c_l,  # 提单 keyed in at the console; 0 = none
     }
 
 

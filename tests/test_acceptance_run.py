@@ -48,6 +48,20 @@ def test_reference_is_accepted_and_check_and_report_reproduce_it(tmp_path):
     timeline = json.loads((run / "timeline.json").read_text(encoding="utf-8"))
     crash = next(t for t in timeline if t["kind"] == "collector_crash")
     assert crash["sim_start"] is not None and crash["sim_end"] > crash["sim_start"]
+    # the harness posted the scenario's prices before the devices started, waited for the
+    # detectors, and kept what the platform said (docs/run-record.md)
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["inputs_posted"]["counts"]["posted_price"] == {"posted": 6, "already_there": 0,
+                                                               "failed": 0}
+    assert all(i["sim_time"] is None for i in info["inputs_posted"]["items"]
+               if i["kind"] == "posted_price")
+    assert info["detection"]["done"] and info["detection"]["supported"]
+    assert json.loads((run / "observed" / "detection_status.json").read_text())["done"]
+    from acceptance.rundir import RunData
+
+    data = RunData(run)
+    assert {"as_of", "detector", "evidence"} <= set(data.alerts.columns)
+    assert set(data.states["station_id"]) == {"UMB25", "UMB44"}
     suite = ET.parse(run / "junit.xml").getroot()
     assert suite.iter("testcase") and not list(suite.iter("failure"))
     html = (run / "report.html").read_text(encoding="utf-8")

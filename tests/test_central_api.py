@@ -19,6 +19,7 @@ from test_central_support import (
     STATIONS,
     T0,
     data_message,
+    delivery,
     event,
     fresh_database,
     heartbeat,
@@ -26,6 +27,7 @@ from test_central_support import (
     key_file_doc,
     online,
     ready_database,
+    state,
     txn,
 )
 
@@ -124,6 +126,23 @@ def _load(db_url: str, clock: Clock) -> None:
                                   for i in range(5)], seq, NOW))
     msgs.append(online("UMB01", 10_000, NOW, True))
     msgs.append(heartbeat("UMB01", 10_001, NOW, backlog=3))
+    # uplink 1.1 at UMB03: a bill of lading on a delivery (and a 1.0 delivery without it),
+    # state reports, heartbeats with drained_through
+    bol = delivery("UMB03", 5, T0, T0 + 1800, v0=9_000_000, v1=21_000_000)
+    old = delivery("UMB03", 6, T0 + 7200, T0 + 9000, v0=19_000_000, v1=29_000_000)
+    msgs.append(data_message("UMB03", "G", "delivery",
+                             [dict(bol, bol_volume_20c_ml=11_975_400), old], 20_000, NOW))
+    msgs.append(data_message("UMB03", "D1", "state",
+                             [state("UMB03", "D1", 0, T0), state("UMB03", "D1", 1, T0 + 600,
+                                                                seal_state=0b100)],
+                             20_001, NOW))
+    msgs.append(data_message("UMB03", "G", "state", [state("UMB03", "G", 0, T0)], 20_002, NOW))
+    beat = [{"device": d, "online": True, "device_time": T0 + 100, "last_ok_at": NOW,
+             "failures": 0, "error": None, "drained_through": t}
+            for d, t in (("G", T0 + 50), ("D1", T0 + 40))]
+    msgs.append(heartbeat("UMB03", 20_003, NOW, devices=beat))
+    beat = [dict(beat[0], drained_through=None), dict(beat[1], drained_through=T0 + 60)]
+    msgs.append(heartbeat("UMB03", 20_004, NOW, devices=beat))
     outs = ing.process([Inbound(t, p, NOW) for t, p in msgs])
     assert all(o.status == "stored" for o in outs)
     raise_alert(conn, station_id="UMB01", kind="test_kind", severity="warning", raised_at=T0,
@@ -131,6 +150,13 @@ def _load(db_url: str, clock: Clock) -> None:
                 dedup_key="t-1")
     assert raise_alert(conn, station_id="UMB01", kind="test_kind", severity="warning",
                        raised_at=T0, title="again", dedup_key="t-1") is None
+    for i, as_of in enumerate((T0 + 3600, T0 + 7200)):  # for the lifecycle and as_of tests
+        raise_alert(conn, station_id="UMB03", kind="seal_broken", severity="info",
+                    raised_at=NOW + i, title="seal broken", device="D1", as_of=as_of,
+                    detector="identity", dedup_key=f"t-seal-{i}")
+    with conn.transaction():
+        conn.execute("INSERT INTO detection_progress (station_id, watermark, evaluated_through, "
+                     "updated_at) VALUES (?, ?, ?, ?)", ("UMB03", T0 + 60, T0, NOW))
     conn.close()
     db.close()
 
@@ -265,7 +291,8 @@ def test_filters_and_values(api: tuple[Client, Clock]) -> None:
     alerts = client.get("/api/v1/alerts", station_id="UMB01", severity="warning")["items"]
     assert len(alerts) == 1 and alerts[0]["evidence"] == {"why": "test"}
     assert alerts[0]["nozzle"] == 1 and alerts[0]["status"] == "open"
-    assert client.get("/api/v1/deliveries")["items"] == []
+    assert alerts[0]["as_of"] is None and alerts[0]["detector"] is None
+    assert client.get("/api/v1/deliveries", station_id="UMB01")["items"] == []
 
 
 def test_stations_show_online_state_and_go_stale(api: tuple[Client, Clock]) -> None:
@@ -293,8 +320,9 @@ def test_stations_show_online_state_and_go_stale(api: tuple[Client, Clock]) -> N
 def test_ingest_stats(api: tuple[Client, Clock]) -> None:
     client, _ = api
     all_ = client.get("/api/v1/stats/ingest")
-    assert all_["accepted"] == 4 * N_TX + 2 * 40 + 2 * 5 and all_["duplicates"] == 0
-    assert all_["rejected"] == {} and all_["messages"]["heartbeat"] == 1
+    assert all_["accepted"] == 4 * N_TX + 2 * 40 + 2 * 5 + 2 and all_["duplicates"] == 0
+    assert all_["states"] == {"accepted": 3, "duplicates": 0}  # counted apart
+    assert all_["rejected"] == {} and all_["messages"]["heartbeat"] == 3
     one = client.get("/api/v1/stats/ingest", station_id="UMB02")
     assert one["accepted"] == 2 * N_TX + 45 and one["station_id"] == "UMB02"
 
@@ -310,7 +338,7 @@ def test_computed_resources_paginate(api: tuple[Client, Clock]) -> None:
     assert {(c["station_id"], c["device"], c["stream"]) for c in seq} == {
         (s, d, st_) for s in ("UMB01", "UMB02")
         for d, st_ in (("D1", "transactions"), ("D2", "transactions"), ("G", "inventory"),
-                       ("D1", "events"))}
+                       ("D1", "events"))} | {("UMB03", "G", "deliveries")}
     rec = client.walk("/api/v1/reconciliation", limit=1)
     assert rec == client.get("/api/v1/reconciliation", limit=1000)["items"]
     assert {r["station_id"] for r in rec} == {"UMB01", "UMB02"}
@@ -378,17 +406,22 @@ def test_openapi_documents_every_route_and_its_items(api: tuple[Client, Clock]) 
                  Context(ZoneInfo("UTC"), Vcf(), 90, lambda: 0.0))
     documented = {(p, m.upper()) for p, ops in doc["paths"].items() for m in ops}
     served = ({(p, "GET") for p in routes.get_routes} | {(p, "POST") for p in routes.post_routes}
+              | {(p, "POST") for p in routes.post_templates}
               | {("/healthz", "GET"), ("/openapi.json", "GET")})
     assert documented == served
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert op["summary"] and op["operationId"], path
             assert {"200", "201"} & set(op["responses"]), path
+    assert doc["info"]["version"] == "1.1.0"
     schemas = doc["components"]["schemas"]
     samples = {
         "Transactions": client.get("/api/v1/transactions", limit=3)["items"],
         "Inventory": client.get("/api/v1/inventory", limit=3)["items"],
         "Events": client.get("/api/v1/events", limit=3)["items"],
+        "Deliveries": client.get("/api/v1/deliveries")["items"],
+        "States": client.get("/api/v1/states")["items"],
+        "DetectionStatus": client.get("/api/v1/detection/status")["items"],
         "Alerts": client.get("/api/v1/alerts")["items"],
         "Reconciliation": client.get("/api/v1/reconciliation", limit=3)["items"],
         "TotalizerContinuity": client.get("/api/v1/totalizer-continuity", limit=20)["items"],
@@ -399,3 +432,130 @@ def test_openapi_documents_every_route_and_its_items(api: tuple[Client, Clock]) 
         assert items, name
         for item in items:
             jsonschema.Draft202012Validator(schemas[name]).validate(item)
+
+
+# -- uplink 1.1 and the cheat-warning additions ----------------------------------------------------
+def test_deliveries_states_and_drained_through(api: tuple[Client, Clock]) -> None:
+    client, _ = api
+    dl = client.get("/api/v1/deliveries", station_id="UMB03")["items"]
+    assert [d["bol_volume_20c_ml"] for d in dl] == [11_975_400, None]  # None: uplink 1.0
+    states = client.walk("/api/v1/states", station_id="UMB03", limit=1)
+    assert [(s["device"], s["seq"], s["seal_state"]) for s in states] == [
+        ("D1", 0, 0), ("G", 0, 0), ("D1", 1, 0b100)]  # device_time order, then key
+    assert states[1]["mainboard_id"] == "" and states[0]["mainboard_id"] == "MB-1"
+    assert states[2] == {**state("UMB03", "D1", 1, T0 + 600, seal_state=0b100),
+                         "station_id": "UMB03", "device": "D1", "received_at": NOW,
+                         "msg_seq": 20_001}
+    only = client.get("/api/v1/states", device="G")["items"]
+    assert [s["key"] for s in only] == [f"UMB03/G/states/0/{T0}"]
+    assert client.get("/api/v1/states", **{"from": T0 + 1})["items"][0]["seq"] == 1
+    s3 = client.get("/api/v1/stations", station_id="UMB03")["items"][0]
+    # a null drained_through keeps the last one reported; a later one replaces it
+    assert {d["device"]: d["drained_through"] for d in s3["devices"]} == {
+        "G": T0 + 50, "D1": T0 + 60}
+    s1 = client.get("/api/v1/stations", station_id="UMB01")["items"][0]
+    assert all(d["drained_through"] is None for d in s1["devices"])  # 1.0 heartbeats
+
+
+def test_detection_status(api: tuple[Client, Clock]) -> None:
+    client, _ = api
+    items = client.walk("/api/v1/detection/status", limit=2)
+    assert [i["station_id"] for i in items] == ["UMB01", "UMB02", "UMB03"]
+    assert items[0] == {"station_id": "UMB01", "watermark": None, "evaluated_through": None,
+                        "updated_at": None}
+    assert items[2] == {"station_id": "UMB03", "watermark": T0 + 60, "evaluated_through": T0,
+                        "updated_at": NOW}
+    assert client.get("/api/v1/detection/status", station_id="UMB03")["items"] == items[2:]
+    status, body, _ = client.call("GET", "/api/v1/detection/status", {"from": "0"})
+    assert status == 400 and body["error"]["parameter"] == "from"
+
+
+def test_alerts_carry_as_of_and_detector(api: tuple[Client, Clock]) -> None:
+    client, _ = api
+    seal = client.walk("/api/v1/alerts", station_id="UMB03", detector="identity")
+    assert [a["as_of"] for a in seal] == [T0 + 3600, T0 + 7200]
+    assert {a["detector"] for a in seal} == {"identity"}
+    late = client.get("/api/v1/alerts", as_of_from=T0 + 3601)["items"]
+    assert [a["as_of"] for a in late] == [T0 + 7200]
+    early = client.get("/api/v1/alerts", as_of_to="2026-04-01T09:00:01+08:00")["items"]
+    assert [a["as_of"] for a in early] == [T0 + 3600]
+    status, body, _ = client.call("GET", "/api/v1/alerts", {"as_of_from": "soon"})
+    assert status == 400 and body["error"]["parameter"] == "as_of_from"
+    status, body, _ = client.call("GET", "/api/v1/alerts", {"status": "acknowledged"})
+    assert status == 400 and body["error"]["parameter"] == "status"  # 1.0's name is gone
+
+
+def test_alert_status_lifecycle(api: tuple[Client, Clock]) -> None:
+    client, _ = api
+    first = client.get("/api/v1/alerts", station_id="UMB03", limit=1)["items"][0]
+    path = f"/api/v1/alerts/{first['id']}/status"
+    assert first["status"] == "open" and first["status_changed_at"] is None
+    status, body, _ = client.call("POST", path, body={"status": "confirmed"}, token=READ)
+    assert status == 403
+    assert client.call("POST", path, body={"status": "confirmed"}, token=None)[0] == 401
+    for bad, field in (({"status": "acknowledged"}, "status"), ({}, "$"),
+                       ({"status": "closed", "note": 5}, "note"),
+                       ({"status": "closed", "by": "me"}, "$")):
+        status, body, _ = client.call("POST", path, body=bad, token=ADMIN)
+        assert status == 400 and body["error"]["parameter"] == field, (bad, body)
+    status, body, _ = client.call("POST", path, body=b"[", token=ADMIN)
+    assert status == 400 and body["error"]["code"] == "bad_body"
+    status, body, _ = client.call("POST", path, body={"status": "confirmed",
+                                                     "note": "现场核查属实"}, token=ADMIN)
+    assert status == 200, body
+    assert (body["id"], body["status"], body["status_note"], body["status_changed_by"]) == (
+        first["id"], "confirmed", "现场核查属实", "tester")
+    assert body["status_changed_at"] > 0 and body["as_of"] == first["as_of"]
+    status, body, _ = client.call("POST", path, body={"status": "confirmed"}, token=ADMIN)
+    assert status == 409 and body["error"]["code"] == "conflict"
+    assert client.call("POST", path, body={"status": "closed"}, token=ADMIN)[0] == 200
+    for again in ("open", "confirmed", "closed"):  # nothing reopens
+        assert client.call("POST", path, body={"status": again}, token=ADMIN)[0] == 409
+    listed = client.get("/api/v1/alerts", station_id="UMB03", status="closed")["items"]
+    assert [a["id"] for a in listed] == [first["id"]]
+    status, body, _ = client.call("POST", "/api/v1/alerts/nope/status",
+                                  body={"status": "closed"}, token=ADMIN)
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, _, headers = client.call("GET", path)
+    assert status == 405 and headers["Allow"] == "POST"
+
+
+def test_posted_prices(api: tuple[Client, Clock]) -> None:
+    client, _ = api
+    every = {"grade": "92", "price_fen": 703, "valid_from": "2026-03-24T00:00:00+08:00",
+             "authority": "巴彦淖尔市发改委"}
+    own = {"station_id": "UMB02", "grade": "92", "price_fen": 699,
+           "valid_from": "2026-03-28T00:00:00+08:00", "reference": "UMB02-挂牌-1"}
+    later = {"grade": "92", "price_fen": 719, "valid_from": "2026-04-02T00:00:00+08:00"}
+    for body in (every, own, later):
+        status, out, _ = client.call("POST", "/api/v1/posted-prices", body=body, token=ADMIN)
+        assert status == 201 and out["id"] and out["price_fen"] == body["price_fen"], out
+    status, out, _ = client.call("POST", "/api/v1/posted-prices", body=every, token=ADMIN)
+    assert status == 409 and out["error"]["parameter"] == "valid_from"
+    # the same instant for one station is another row
+    status, _, _ = client.call("POST", "/api/v1/posted-prices",
+                               body=dict(every, station_id="UMB01"), token=ADMIN)
+    assert status == 201
+    assert client.call("POST", "/api/v1/posted-prices", body=later, token=READ)[0] == 403
+    for bad, field in ((dict(later, price_fen=7.19), "price_fen"),
+                       (dict(later, price_fen=0), "price_fen"),
+                       (dict(later, grade="93"), "grade"),
+                       (dict(later, valid_from="2026-04-02"), "valid_from"),
+                       (dict(later, station_id="UMB77"), "station_id"),
+                       ({k: v for k, v in later.items() if k != "grade"}, "$"),
+                       (dict(later, extra=1), "$")):
+        status, out, _ = client.call("POST", "/api/v1/posted-prices", body=bad, token=ADMIN)
+        assert status == 400 and out["error"]["parameter"] == field, (bad, out)
+    listed = client.walk("/api/v1/posted-prices", limit=2)
+    assert [p["valid_from"] for p in listed] == sorted(p["valid_from"] for p in listed)
+    assert sorted(((p["station_id"] or ""), p["price_fen"]) for p in listed) == [
+        ("", 703), ("", 719), ("UMB01", 703), ("UMB02", 699)]
+    first = next(p for p in listed if p["station_id"] is None)
+    assert first["valid_from"] == T0 - 8 * 86400 - 8 * 3600  # 2026-03-24 00:00 +08:00
+    assert first["body"] == every
+    assert first["created_by"] == "tester"
+    mine = client.get("/api/v1/posted-prices", station_id="UMB02")["items"]
+    assert [p["price_fen"] for p in mine] == [699]
+    schemas = client.get("/openapi.json")["components"]["schemas"]
+    for item in listed:
+        jsonschema.Draft202012Validator(schemas["PostedPrices"]).validate(item)

@@ -26,6 +26,7 @@ from test_central_support import (
     key_file_doc,
     online,
     ready_database,
+    state,
     txn,
 )
 
@@ -38,7 +39,8 @@ from central.topics import TopicError, parse_topic
 from central.vcf import Vcf, expansion_coefficient, parse_densities, vcf
 
 RING = parse_key_file(json.dumps(key_file_doc()), "test-keys")
-UPLINK_KINDS = ("transaction", "inventory", "delivery", "event", "heartbeat", "online", "ack")
+UPLINK_KINDS = ("transaction", "inventory", "delivery", "event", "state", "heartbeat", "online",
+                "ack")
 
 
 def check(topic_payload: tuple[str, bytes]) -> Verified | Rejection:
@@ -52,6 +54,7 @@ def check(topic_payload: tuple[str, bytes]) -> Verified | Rejection:
     ("fsx/v1/S-9_x/D12/evt/event", ("S-9_x", "event", "D12")),
     ("fsx/v1/UMB01/status/heartbeat", ("UMB01", "heartbeat", None)),
     ("fsx/v1/UMB01/status/online", ("UMB01", "online", None)),
+    ("fsx/v1/UMB01/D2/evt/state", ("UMB01", "state", "D2")),
 ])
 def test_topics_parse(topic: str, expected: tuple) -> None:
     t = parse_topic(topic)
@@ -112,6 +115,48 @@ def test_lone_surrogate_in_free_text_is_malformed() -> None:
     raw = json.dumps(doc).replace('"SURROGATE"', '"\\ud800"').encode()
     r = check((topic, raw))
     assert isinstance(r, Rejection) and r.reason == "malformed_json"
+
+
+def test_uplink_1_1_messages_pass_and_bad_ones_are_rejected_with_the_path() -> None:
+    """delivery.bol_volume_20c_ml, state reports and heartbeat drained_through (uplink 1.1);
+    1.0 messages without them stay valid."""
+    drop = delivery("UMB01", 1, T0, T0 + 900, v0=1, v1=2)
+    for rec in (drop, dict(drop, bol_volume_20c_ml=0), dict(drop, bol_volume_20c_ml=11_975_400)):
+        assert isinstance(check(data_message("UMB01", "G", "delivery", [rec], 1, 1.0e9)),
+                          Verified)
+    rep = state("UMB01", "D1", 7, T0, seal_state=0b101)
+    assert isinstance(check(data_message("UMB01", "D1", "state", [rep], 2, 1.0e9)), Verified)
+    gauge = state("UMB01", "G", 0, T0)
+    assert isinstance(check(data_message("UMB01", "G", "state", [gauge], 3, 1.0e9)), Verified)
+    devices = [{"device": "G", "online": True, "device_time": T0, "last_ok_at": 1.0e9,
+                "failures": 0, "error": None, "drained_through": T0 - 1},
+               {"device": "D1", "online": False, "device_time": None, "last_ok_at": None,
+                "failures": 5, "error": "timeout", "drained_through": None}]
+    assert isinstance(check(heartbeat("UMB01", 4, 1.0e9, devices=devices)), Verified)
+    bad = [
+        (data_message("UMB01", "G", "delivery", [dict(drop, bol_volume_20c_ml=-1)], 5, 1.0e9),
+         "records[0].bol_volume_20c_ml"),
+        (data_message("UMB01", "G", "delivery", [dict(drop, bol_volume_20c_ml=1.5)], 6, 1.0e9),
+         "records[0].bol_volume_20c_ml"),
+        (data_message("UMB01", "D1", "state", [dict(rep, seq=65536)], 7, 1.0e9),
+         "records[0].seq"),
+        (data_message("UMB01", "D1", "state", [{k: v for k, v in rep.items()
+                                                if k != "encoder_id"}], 8, 1.0e9), "records[0]"),
+        (data_message("UMB01", "D1", "state", [dict(rep, seal_state="0")], 9, 1.0e9),
+         "records[0].seal_state"),
+        (data_message("UMB01", "D1", "state", [dict(rep, mainboard_id="M" * 17)], 10, 1.0e9),
+         "records[0].mainboard_id"),
+        (data_message("UMB01", "D1", "state", [dict(rep, key="UMB01/D1/events/7/1")], 11,
+                      1.0e9), "records[0].key"),
+        (heartbeat("UMB01", 12, 1.0e9, devices=[dict(devices[0], drained_through=1.5)]),
+         "devices[0].drained_through"),
+        (heartbeat("UMB01", 13, 1.0e9, devices=[dict(devices[0], drained_through=-1)]),
+         "devices[0].drained_through"),
+    ]
+    for msg, path in bad:
+        r = check(msg)
+        assert isinstance(r, Rejection) and r.reason == "schema", (path, r)
+        assert r.detail.startswith(path), (path, r.detail)
 
 
 def test_non_object_payload_is_a_schema_rejection() -> None:
@@ -299,6 +344,7 @@ def _bases() -> dict[str, dict]:
         "delivery": data_message("UMB01", "G", "delivery",
                                  [delivery("UMB01", 1, T0, T0 + 900, v0=1, v1=2)], 1, 1.0e9),
         "event": data_message("UMB01", "D1", "event", [event("UMB01", "D1", 1, T0)], 1, 1.0e9),
+        "state": data_message("UMB01", "D1", "state", [state("UMB01", "D1", 1, T0)], 1, 1.0e9),
         "heartbeat": heartbeat("UMB01", 1, 1.0e9),
         "online": online("UMB01", 1, 1.0e9, False),
     }
@@ -424,7 +470,11 @@ def test_cli_bad_input_exits_2_naming_the_problem(tmp_path: Path,
     assert main(["--db", db]) == 2  # no --broker/--keys/--registry
     assert "--broker" in capsys.readouterr().err
     assert migrate(["--db", db]) == 0
-    assert json.loads(capsys.readouterr().out)["applied"] == ["0001_initial"]
+    shipped = sorted(p.name.split(".")[0] for p in
+                     (Path(__file__).resolve().parents[1] / "central" / "migrations").glob(
+                         "[0-9][0-9][0-9][0-9]_*.sql"))
+    assert json.loads(capsys.readouterr().out)["applied"] == sorted(set(shipped))
+    assert shipped[:2] == ["0001_initial", "0002_cheat_warning"]
 
 
 def test_the_shipped_fleet_ledger_is_readable_as_plain_data() -> None:

@@ -16,12 +16,14 @@ from test_central_support import (
     STATIONS,
     T0,
     data_message,
+    delivery,
     fresh_database,
     heartbeat,
     inventory,
     key_file_doc,
     online,
     ready_database,
+    state,
     txn,
     verify_ack,
 )
@@ -74,7 +76,9 @@ def counters(db: Database, station: str = "UMB01") -> dict[str, int]:
 # -- migrations ------------------------------------------------------------------------------
 def test_migrations_apply_once_and_refuse_edited_files(db_url: str, tmp_path: Path) -> None:
     db = Database(db_url)
-    assert migrate(db) == ["0001_initial"]
+    shipped = [m.path.name.split(".")[0] for m in discover(db.dialect)]
+    assert shipped[:2] == ["0001_initial", "0002_cheat_warning"]
+    assert migrate(db) == shipped
     assert migrate(db) == []
     edited = tmp_path / "migrations"
     edited.mkdir()
@@ -192,6 +196,69 @@ def test_record_with_wrong_key_is_rejected_in_the_ack(db_url: str) -> None:
     with db.borrow() as conn:
         rows = conn.query("SELECT scope, record_key, reason FROM ingest_rejections")
     assert rows == [("record", bad["key"], "key_mismatch")]
+
+
+def test_uplink_1_1_records_are_stored_once(db_url: str) -> None:
+    """State reports (a new stream) and deliveries with and without the bill of lading."""
+    db = ready_database(db_url)
+    ing = make_ingestor(db, Clock())
+    reports = [state("UMB01", "D1", 0, T0), state("UMB01", "D1", 1, T0 + 60, seal_state=4,
+                                                mainboard_id="MB-\x00X")]
+    [out] = ing.process([inbound(data_message("UMB01", "D1", "state", reports, 1, NOW))])
+    assert out.accepted == [r["key"] for r in reports]
+    [out] = ing.process([inbound(data_message("UMB01", "D1", "state", reports[1:], 2, NOW))])
+    assert out.duplicates == [reports[1]["key"]] and not out.accepted
+    wrong = dict(reports[0], key=f"UMB01/D1/states/9/{T0}")
+    [out] = ing.process([inbound(data_message("UMB01", "D1", "state", [wrong], 3, NOW))])
+    assert out.rejected == [(wrong["key"], "key_mismatch")]
+    drops = [dict(delivery("UMB01", 1, T0, T0 + 900, v0=1, v1=2), bol_volume_20c_ml=12_000_000),
+             delivery("UMB01", 2, T0 + 3600, T0 + 4500, v0=2, v1=3)]
+    [out] = ing.process([inbound(data_message("UMB01", "G", "delivery", drops, 4, NOW))])
+    assert len(out.accepted) == 2
+    with db.borrow() as conn:
+        rows = conn.query_dicts("SELECT * FROM states ORDER BY seq")
+        bol = conn.query("SELECT seq, bol_volume_20c_ml FROM deliveries ORDER BY seq")
+    assert [(r["seq"], r["seal_state"], r["mainboard_id"]) for r in rows] == [
+        (0, 0, "MB-1"), (1, 4, "MB-\ufffdX")]  # a NUL never reaches the database
+    assert rows[0]["device_time"] == T0 and rows[0]["serial_number"] == "SN-D1"
+    assert [(int(s), None if b is None else int(b)) for s, b in bol] == [(1, 12_000_000),
+                                                                        (2, None)]
+    c = counters(db)
+    assert c["messages:state"] == 3 and c["records:accepted"] == 2  # the two deliveries
+    assert (c["states:accepted"], c["states:duplicates"]) == (2, 1)
+
+
+def test_posted_price_at_prefers_the_latest_posting_and_the_station_on_a_tie(
+        db_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from central.prices import posted_price_at, price_schedule, store_posted_price
+
+    db = ready_database(db_url)
+    zone = ZoneInfo("Asia/Shanghai")
+    day = 86400
+    with db.borrow() as conn, conn.transaction():
+        for body in (
+                {"grade": "92", "price_fen": 703, "valid_from": "2026-04-01T00:00:00+08:00"},
+                {"station_id": "UMB02", "grade": "92", "price_fen": 699,
+                 "valid_from": "2026-04-01T00:00:00+08:00"},  # same instant: the station wins
+                {"station_id": "UMB01", "grade": "92", "price_fen": 710,
+                 "valid_from": "2026-04-02T12:00:00+08:00"},  # UMB01's own posting
+                {"grade": "92", "price_fen": 719, "valid_from": "2026-04-03T00:00:00+08:00"},
+                {"grade": "0", "price_fen": 671, "valid_from": "2026-04-01T00:00:00+08:00"}):
+            store_posted_price(conn, body, zone, "test")
+    midnight = T0 - 8 * 3600  # 2026-04-01 00:00 +08:00
+    with db.borrow() as conn:
+        at = {s: [posted_price_at(conn, s, "92", midnight + d * day + 13 * 3600) for d in range(3)]
+              for s in ("UMB01", "UMB02", "UMB03")}
+        assert at == {"UMB01": [703, 710, 719], "UMB02": [699, 699, 719],
+                      "UMB03": [703, 703, 719]}
+        assert posted_price_at(conn, "UMB01", "92", midnight - 1) is None  # before any
+        assert posted_price_at(conn, "UMB01", "92", midnight) == 703  # valid_from inclusive
+        assert posted_price_at(conn, "UMB03", "95", midnight + day) is None  # never posted
+        assert posted_price_at(conn, "UMB03", "0", midnight + day) == 671
+        assert price_schedule(conn, "UMB02", "92") == [(float(midnight), 699),
+                                                       (float(midnight + 2 * day), 719)]
 
 
 # -- replay -------------------------------------------------------------------------------------

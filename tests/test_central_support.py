@@ -69,9 +69,9 @@ def verify_ack(topic: str, raw: bytes, key_hex: str) -> dict[str, Any]:
 
 
 STREAMS = {"transaction": "transactions", "inventory": "inventory", "delivery": "deliveries",
-           "event": "events"}
+           "event": "events", "state": "states"}
 KEY_TIME = {"transaction": "start_time", "inventory": "device_time", "delivery": "start_time",
-            "event": "device_time"}
+            "event": "device_time", "state": "device_time"}
 
 
 def txn(station: str, device: str, seq: int, start: int, *, nozzle: int = 1, tank: int = 1,
@@ -104,6 +104,16 @@ def delivery(station: str, seq: int, start: int, end: int, *, tank: int = 1, v0:
             "end_volume_20c_ml": v1, "start_temperature_mc": temp0,
             "end_temperature_mc": temp1, "start_level_um": 1_000_000,
             "end_level_um": 2_000_000}
+
+
+def state(station: str, device: str, seq: int, t: int, *, seal_state: int = 0,
+          device_status: int = 0, mainboard_id: str = "MB-1") -> dict[str, Any]:
+    """A state report (uplink 1.1); a gauge has no mainboard/encoder ids."""
+    gauge = device == "G"
+    return {"key": f"{station}/{device}/states/{seq}/{t}", "seq": seq, "collected_at": t + 0.5,
+            "device_time": t, "serial_number": f"SN-{device}", "software_id": "V3.2.1",
+            "mainboard_id": "" if gauge else mainboard_id, "encoder_id": "" if gauge else "ENC-1",
+            "seal_state": seal_state, "device_status": device_status}
 
 
 def event(station: str, device: str, seq: int, t: int, code: int = 10) -> dict[str, Any]:

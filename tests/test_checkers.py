@@ -59,7 +59,17 @@ FAULTS = [  # kind, station, device, sim start (h from start), duration (h)
     ("network_cut", "UMB44", None, 20.0, 2.0),
     ("device_silent", "UMB25", "D1", 34.0, 1.0),
 ]
-REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "STB-1")
+REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "STB-1",
+            "ALM-PULSE", "ALM-PART", "ALM-DATA", "ALM-PRICE", "ALM-STOCK", "ALM-DELIV",
+            "ALM-FP")
+# one cheat (a 3 % skim on UMB25 D1 nozzle 2 from day 2) and the platform's alert for it
+SKIM_START = START + 30 * 3600.0
+CHEAT = dict(station_id="UMB25", cheat=0, kind="pulse_factor", **{"class": "PULSE"},
+             lookalike=False, device="D1", dispenser=1, nozzle=2, tank=2,
+             first_start=SKIM_START, last_end=END, active_s=END - SKIM_START,
+             effect_l=30.0, effect_l_per_day=40.0, trace='["tank_gain"]',
+             expected_alerts='["tank_gain", "meter_skim"]', attribution="nozzle",
+             params='{"factor": 1.03}')
 
 
 def wall(sim: float) -> float:
@@ -131,11 +141,12 @@ def _truth() -> dict[str, pd.DataFrame]:
                dict(station_id="UMB25", device="G", seq=3, time=d1, code=51,
                     name="delivery_end", unit=2, value_old=9000.0, value_new=19000.0)]
     frames = {"transactions": tx, "tank_states": states, "deliveries": deliveries,
-              "events": events, "nozzles": nozzles, "tanks": tanks, "cheats": []}
+              "events": events, "nozzles": nozzles, "tanks": tanks, "cheats": [],
+              "cheat_instances": [CHEAT]}
     out = {}
     for table in TABLES:
         sch = schema(table)
-        df = pd.DataFrame(frames[table], columns=sch.names)
+        df = pd.DataFrame(frames.get(table, []), columns=sch.names)
         if table == "tank_states":  # station order, then time (as the ledger writes)
             df = df.sort_values(["station_id", "time", "tank"], kind="stable")
         for f in sch:
@@ -244,6 +255,9 @@ class Run:
     timeline: list[dict[str, Any]]
     criteria: dict[str, Any] = field(default_factory=dict)
     reconciliation: pd.DataFrame | None = None
+    alerts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame([dict(
+        id="a1", station_id="UMB25", kind="meter_skim", severity="warning", as_of=END - 3600,
+        raised_at=WALL0, device="D1", nozzle=2, tank=2, status="open")]))
 
     def write(self, root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
@@ -276,6 +290,7 @@ class Run:
             df.to_parquet(root / "observed" / f"{stream}.parquet", index=False)
         _json(root / "observed" / "stations.json", self.stations)
         self.availability.to_parquet(root / "observed" / "availability.parquet", index=False)
+        self.alerts.to_parquet(root / "observed" / "alerts.parquet", index=False)
         if self.reconciliation is not None:
             self.reconciliation.to_parquet(root / "observed" / "reconciliation.parquet",
                                            index=False)

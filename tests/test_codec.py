@@ -31,6 +31,8 @@ def test_int_be_word_order_examples():
     # 123456.78 L at 0.01 -> 12345678 = 0x0000_0000_00BC_614E
     assert INT_BE.counter(123456.78, 0.01) == [0x0000, 0x0000, 0x00BC, 0x614E]
     assert INT_BE.u32(1767225600) == [0x6955, 0xB900]
+    # §5.4 (v2): a bill of lading of 11 975.4 L at 0.1 L -> 119754 = 0x0001_D3CA
+    assert INT_BE.measure(11975.4, 0.1) == [0x0001, 0xD3CA]
 
 
 def test_f32_le_word_order_examples():
@@ -40,6 +42,7 @@ def test_f32_le_word_order_examples():
     # 123456.78 as float64 = 0x40FE240C7AE147AE -> least significant word first
     assert F32_LE.counter(123456.78, 0.01) == [0x47AE, 0x7AE1, 0x240C, 0x40FE]
     assert F32_LE.u32(1767225600) == [0xB900, 0x6955]
+    assert F32_LE.measure(11975.4, 0.1) == [0x1D9A, 0x463B]  # §5.4: float32 0x463B1D9A
 
 
 def test_ascii_is_never_swapped():

@@ -89,7 +89,7 @@ def test_collectors_serve_every_station_and_stop_on_sigterm(tmp_path):
                  "--spool-dir", str(tmp_path / "spools"), "--keys", str(tmp_path / "keys.json"),
                  "--heartbeat", "0.5", "--log-level", "WARNING"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            assert wait_until(lambda: all(set(p.records) == expected[p.station_id]
+            assert wait_until(lambda: all(set(p.data) == expected[p.station_id]
                                           for p in platforms) or proc.poll() is not None, 30)
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert wait_until(lambda: all(p.of_type("heartbeat") and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from fractions import Fraction
 
 import pytest
 
@@ -148,6 +149,26 @@ def test_published_profiles_load():
     assert profiles["tank_gauge"].fifos["inventory"].read_count == 120
     assert d.blocks["nozzle"].address(2) == 200
     assert d.dialects["f32_le"].low_word_first and d.dialects["f32_le"].floating
+    # register map v2: both profiles at version 2; the bill of lading came with it
+    g = profiles["tank_gauge"]
+    assert (d.version, g.version) == (2, 2)
+    bol = g.fifos["deliveries"].record["bol_volume_20c"]
+    assert (bol.offset, bol.type, bol.scale, bol.since) == (22, "measure", Fraction(1, 10), 2)
+    assert g.fifos["deliveries"].record["end_level"].since == 1
+    assert {11: "pulse_factor_change", 12: "parameter_change", 20: "seal_broken",
+            21: "mainboard_replaced", 22: "encoder_replaced", 23: "seal_restored",
+            24: "software_changed", 25: "self_lock", 26: "self_unlock",
+            2: "power_down"}.items() <= d.event_codes.items()
+
+
+def test_a_field_since_must_be_a_version():
+    doc = {"profile": "x", "profile_id": 1, "version": 2, "max_read_registers": 125,
+           "dialects": {}, "fifos": [],
+           "blocks": [{"name": "header", "base": 0, "size": 10, "fields": [
+               {"name": "a", "offset": 0, "type": "u16", "since": 0}]}]}
+    with pytest.raises(ProfileError, match=r"header\).fields\[0\]\(a\).since: expected a "
+                                           r"profile version"):
+        parse_profile(doc, "x.yaml")
 
 
 def test_bad_profile_names_file_and_path(tmp_path):

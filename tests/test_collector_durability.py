@@ -80,7 +80,7 @@ def test_kill_9_mid_drain_loses_nothing(tmp_path):
             for kill_at in (N_TXN // 4, N_TXN):
                 proc = start_collector(tmp_path, broker)
                 procs.append(proc)
-                assert wait_until(lambda n=kill_at, p=proc: len(platform.records) >= n
+                assert wait_until(lambda n=kill_at, p=proc: len(platform.data) >= n
                                   or p.poll() is not None, 60)
                 assert proc.poll() is None, (tmp_path / "collector.log").read_text()[-3000:]
                 online = [p for p in platform.of_type("online") if p["online"]]
@@ -91,20 +91,26 @@ def test_kill_9_mid_drain_loses_nothing(tmp_path):
                     p["online"] is False and p["boot_id"] == b
                     for p in platform.of_type("online")), 10)
                 left = served.call(station.pending)
-                assert any(left.values()) or len(platform.records) < len(expected), \
+                assert any(left.values()) or len(platform.data) < len(expected), \
                     "the kill came too late to test anything"
             will = [p for p in platform.of_type("online") if not p["online"]][0]
             assert will["sig"] == hmac_hex(key.active_key, "fsx/v1/S01/status/online", will)
 
             proc = start_collector(tmp_path, broker)
             procs.append(proc)
-            assert wait_until(lambda: len(platform.records) == len(expected), 90)
+            assert wait_until(lambda: len(platform.data) == len(expected), 90)
             assert wait_until(lambda: not any(served.call(station.pending).values()), 10)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
             assert platform.bad_signatures == 0
-            assert {k: strip(v) for k, v in platform.records.items()} == expected
+            assert {k: strip(v) for k, v in platform.data.items()} == expected
             assert len(set(boots)) == 2
+            # each of the three starts reported every device's state once (a baseline), with
+            # the state counter carried over in the spool: three distinct keys per device
+            for device in ("D1", "G"):
+                reports = [r for r in platform.states.values()
+                           if r["key"].startswith(f"S01/{device}/")]
+                assert sorted(r["seq"] for r in reports) == [0, 1, 2], reports
         finally:
             for p in procs:
                 if p.poll() is None:

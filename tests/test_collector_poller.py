@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import sqlite3
 
 import pytest
@@ -43,10 +44,12 @@ def make_poller(endpoint: StationEndpoint, spool: Spool, settings: PollSettings 
                          settings, link=link)
 
 
-def spooled(spool: Spool) -> dict[str, dict]:
+def spooled(spool: Spool, kind: str | None = None) -> dict[str, dict]:
+    """Spooled FIFO records (state reports only with kind="state")."""
     import json
 
-    return {r.key: strip(json.loads(r.payload)) for r in spool.pending_after(0, 100000)}
+    return {r.key: strip(json.loads(r.payload)) for r in spool.pending_after(0, 100000)
+            if (r.kind == "state") == (kind == "state")}
 
 
 def fill(station: Station) -> dict[str, dict]:
@@ -87,8 +90,9 @@ async def running(poller: StationPoller):
 
 
 async def drain(poller: StationPoller, spool: Spool, want: int, timeout: float = 10.0) -> None:
+    """Run the poller until `want` FIFO records are spooled (state reports not counted)."""
     async with running(poller):
-        assert await until(lambda: spool.backlog >= want, timeout), spool.backlog
+        assert await until(lambda: len(spooled(spool)) >= want, timeout), spool.backlog
 
 
 @pytest.mark.parametrize("dialect", ["int_be", "f32_le"])
@@ -105,6 +109,17 @@ def test_drains_every_fifo_across_the_wrap_with_exact_values(tmp_path, dialect):
             # Acks are written after the commit of the round: give the last one a moment.
             assert await until(lambda: not any(station.pending().values()), 5)
             assert spooled(spool) == expected
+            # one state report per device after start: the baseline of its identity/status
+            t = int(station.clock.now)
+            assert spooled(spool, "state") == {
+                f"S01/D1/states/0/{t}": {
+                    "key": f"S01/D1/states/0/{t}", "seq": 0, "device_time": t,
+                    "serial_number": "TQ-0001", "software_id": "V3.2.1", "mainboard_id": "MB-1",
+                    "encoder_id": "ENC-1", "seal_state": 0, "device_status": 0},
+                f"S01/G/states/0/{t}": {
+                    "key": f"S01/G/states/0/{t}", "seq": 0, "device_time": t,
+                    "serial_number": "ATG-1", "software_id": "TLS-4", "mainboard_id": "",
+                    "encoder_id": "", "seal_state": 0, "device_status": 0}}
             beat = {d["device"]: d for d in poller.heartbeat_devices()}
             assert beat["D1"]["online"] and beat["G"]["online"]
             assert beat["D1"]["device_time"] == int(station.clock.now)
@@ -127,11 +142,11 @@ def test_nothing_is_acknowledged_before_it_is_in_the_spool(tmp_path):
     class FailingOnce(Spool):
         failures = 1
 
-        def add(self, records, now=None):
+        def add(self, records, now=None, meta=None):
             if self.failures:
                 self.failures -= 1
                 raise sqlite3.OperationalError("database or disk is full")
-            return super().add(records, now)
+            return super().add(records, now, meta)
 
     async def scenario():
         endpoint = await station.start_tcp()
@@ -235,7 +250,7 @@ def test_offline_after_n_failures_then_back_on_line(tmp_path):
             hole.close()
             await hole.wait_closed()
             await station.start_tcp(port)  # the gateway answers again on the same port
-            assert await until(lambda: spool.backlog == 1 and all(
+            assert await until(lambda: len(spooled(spool)) == 1 and all(
                 d.online and d.failures == 0 for d in poller.devices), 15)
         finally:
             stop.set()
@@ -260,7 +275,7 @@ def test_a_silent_unit_goes_off_line_alone(tmp_path):
         try:
             poller = make_poller(endpoint, spool)
             async with running(poller):
-                assert await until(lambda: spool.backlog == len(expected)
+                assert await until(lambda: len(spooled(spool)) == len(expected)
                                    and poller.devices[2].failures >= 3, 10)
             beat = {d["device"]: d for d in poller.heartbeat_devices()}
             assert beat["D3"]["online"] is False and "exception 11" in beat["D3"]["error"]
@@ -318,3 +333,216 @@ def test_rtu_over_a_pty(tmp_path):
 
     with PtyPair(tmp_path, "S01") as pty:
         run(scenario(pty), timeout=60)
+
+
+# -- state reports (uplink 1.1 `state`) ---------------------------------------------------------
+def test_a_header_change_gives_exactly_one_state_report_and_a_restart_a_baseline(tmp_path):
+    station = Station()
+
+    async def rounds(poller: StationPoller, n: int) -> None:
+        for _ in range(n):
+            await poller.poll_round(now=float("inf"))  # header due at every round
+
+    def reports() -> list[tuple[str, int, int]]:
+        return sorted((r["key"].split("/")[1], r["seq"], r["seal_state"])
+                      for r in spooled(spool, "state").values())
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        try:
+            poller = make_poller(endpoint, spool)
+            await rounds(poller, 3)
+            assert reports() == [("D1", 0, 0), ("G", 0, 0)]  # the baseline, once
+            station.d1.view.seal_state = 0b001  # the transducer seal breaks
+            station.clock.now += 30
+            station.clock.generation += 1
+            await rounds(poller, 3)
+            assert reports() == [("D1", 0, 0), ("D1", 1, 1), ("G", 0, 0)]
+            new = spooled(spool, "state")[f"S01/D1/states/1/{int(station.clock.now)}"]
+            assert (new["device_time"], new["mainboard_id"]) == (int(station.clock.now), "MB-1")
+            station.clock.now += 30  # time goes on, nothing else changes: no report
+            station.clock.generation += 1
+            await rounds(poller, 3)
+            assert len(reports()) == 3
+            # a collector restart on the same spool: a baseline again, numbering carried on
+            restarted = make_poller(endpoint, spool)
+            await rounds(restarted, 2)
+            assert reports() == [("D1", 0, 0), ("D1", 1, 1), ("D1", 2, 1), ("G", 0, 0),
+                                 ("G", 1, 0)]
+        finally:
+            await station.stop()
+
+    spool = Spool(tmp_path, "S01")
+    try:
+        run(scenario())
+    finally:
+        spool.close()
+    reopened = Spool(tmp_path, "S01")  # the counters are in the spool file
+    try:
+        assert reopened.meta_int("state_seq/D1", -1) == 3
+        assert reopened.meta_int("state_seq/G", -1) == 2
+    finally:
+        reopened.close()
+
+
+def test_a_state_report_is_not_lost_when_the_spool_write_fails(tmp_path):
+    station = Station()
+
+    class FailingOnce(Spool):
+        failures = 1
+
+        def add(self, records, now=None, meta=None):
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return super().add(records, now, meta)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = FailingOnce(tmp_path, "S01")
+        try:
+            poller = make_poller(endpoint, spool)
+            assert await poller.poll_round(now=float("inf")) == 0
+            assert spooled(spool, "state") == {}
+            await poller.poll_round(now=float("inf"))  # reported now, with the first seq
+            assert sorted(spooled(spool, "state")) == [
+                f"S01/{d}/states/0/{int(station.clock.now)}" for d in ("D1", "G")]
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())
+
+
+# -- drained_through ---------------------------------------------------------------------------------
+def test_drain_tracker_needs_a_header_read_before_every_fifo_reads_empty():
+    from collector.drained import DrainTracker
+
+    d = DrainTracker(("transactions", "events"))
+    d.fifo_empty("transactions")
+    d.header(1000)  # candidate 1000
+    d.fifo_empty("events")  # transactions' empty read was before the header: not enough
+    d.end_round(10)
+    assert d.promote(None) is None
+    d.fifo_empty("transactions")
+    d.end_round(12)  # reached, with every spool row up to id 12
+    assert d.promote(12) is None  # a row of the device up to the mark is unacknowledged
+    assert d.promote(13) == 1000  # only newer rows are pending: promoted
+    d.header(1000)  # the clock did not move: nothing new
+    d.header(1060)
+    d.header(1120)
+    d.fifo_empty("events")
+    d.fifo_empty("transactions")
+    d.end_round(None)  # the round's commit failed: kept for the next one
+    assert d.promote(None) == 1000
+    d.end_round(20)
+    assert d.promote(None) == 1120  # the newest candidate both reads came after
+
+
+def not_ahead(spool: Spool, devices: list[dict]) -> list[str]:
+    """Records in the spool (not yet acknowledged by the platform) stamped before the device's
+    drained_through: what drained_through must never claim."""
+    import json
+
+    times = {"transaction": "end_time", "delivery": "end_time"}
+    through = {d["device"]: d["drained_through"] for d in devices}
+    bad = []
+    for row in spool.pending_after(0, 100000):
+        rec = json.loads(row.payload)
+        t = rec[times.get(row.kind, "device_time")]
+        limit = through.get(row.device)
+        if limit is not None and t < limit:
+            bad.append(f"{row.key} at {t} < drained_through {limit}")
+    return bad
+
+
+def test_drained_through_never_runs_ahead_of_unacknowledged_records(tmp_path):
+    """The platform acknowledges nothing at first: drained_through stays null though every
+    FIFO is empty; once the spool rows are acknowledged it is the RTC of a header read before
+    the empty reads; new records, spooled but not acknowledged, hold it there. A tracker
+    that ignored the spool (the defect) would claim them."""
+    station = Station()
+    fill(station)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        try:
+            poller = make_poller(endpoint, spool)
+            for _ in range(6):
+                await poller.poll_round(now=float("inf"))
+            assert not any(station.pending().values())
+            beat = poller.heartbeat_devices()
+            assert [d["drained_through"] for d in beat] == [None, None]
+            assert not_ahead(spool, beat) == []
+            spool.settle(spool.pending_keys())  # the platform acknowledges everything
+            t1 = int(station.clock.now)
+            beat = poller.heartbeat_devices()
+            assert {d["device"]: d["drained_through"] for d in beat} == {"G": t1, "D1": t1}
+            # later: a fill and a reading are spooled but the platform stays silent
+            station.clock.now += 3600
+            station.clock.generation += 1
+            station.d1.accept("transactions", transaction(10, 100))
+            station.g.accept("inventory", inventory(20, 5))
+            for _ in range(6):
+                await poller.poll_round(now=float("inf"))
+            assert not any(station.pending().values()) and spool.backlog == 2
+            beat = poller.heartbeat_devices()
+            assert {d["device"]: d["drained_through"] for d in beat} == {"G": t1, "D1": t1}
+            assert not_ahead(spool, beat) == []
+            naive = [dict(d, drained_through=copy.deepcopy(dev.drain).promote(None))
+                     for d, dev in zip(beat, poller.devices, strict=True)]
+            assert len(not_ahead(spool, naive)) == 2  # what the check is there to catch
+            spool.settle(spool.pending_keys())
+            t2 = int(station.clock.now)
+            assert {d["device"]: d["drained_through"] for d in poller.heartbeat_devices()} \
+                == {"G": t2, "D1": t2}
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(("version", "drains"), [(1, True), (2, True), (3, False), (0, False)])
+def test_header_check_accepts_profile_versions_1_to_the_profiles(tmp_path, version, drains):
+    """Register map versions are backward compatible: a v1 device is drained as before, and
+    its deliveries carry no bill of lading (offsets 22-23 are reserved there: 0 would mean
+    "none keyed in", which a v1 gauge cannot say); an unknown newer version is blocked."""
+    from dataclasses import replace
+
+    from devices.device import FieldDevice
+
+    station = Station()
+    for attr in ("d1", "g"):
+        dev = getattr(station, attr)
+        setattr(station, attr, FieldDevice(
+            station_id="S01", device=dev.device, view=dev.view,
+            profile=replace(dev.profile, version=version), dialect="int_be",
+            clock=station.clock, civil=dev.civil))
+    expected = fill(station)
+    if version == 1:
+        expected = {k: {f: v for f, v in r.items() if f != "bol_volume_20c_ml"}
+                    for k, r in expected.items()}
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        try:
+            poller = make_poller(endpoint, spool)
+            for _ in range(4):
+                await poller.poll_round(now=float("inf"))
+            got = spooled(spool)
+            assert sum("bol_volume_20c_ml" in r for r in got.values()) == (
+                2 if version == 2 else 0)
+            if drains:
+                assert got == expected
+            else:
+                assert got == {} and all(
+                    f"profile_version {version} is not one this collector knows (1 to 2"
+                    in d["error"] for d in poller.heartbeat_devices())
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())

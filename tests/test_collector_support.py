@@ -149,7 +149,7 @@ def delivery(seq: int, i: int, station: str = "S01") -> DeliveryRecord:
     start = GaugeReading(800.0, 0.0, 12.5, 8000.0, 8050.0, 22000.0, 0.0)
     end = GaugeReading(1900.25, 0.0, 14.25, 19999.9, 20100.3, 10000.1, 0.0)
     return DeliveryRecord(station, 2, seq, "95", T0, T0 + 7200 * i + 0.5, T0 + 7200 * i + 1800.5,
-                          12000.0, 11980.0, 12000.0, 16.0, start, end)
+                          12000.0, 11980.0, 12000.0, 16.0, start, end, 12000.0)
 
 
 def expected_delivery(d: DeliveryRecord, station: str = "S01") -> dict:
@@ -163,7 +163,13 @@ def expected_delivery(d: DeliveryRecord, station: str = "S01") -> dict:
             "end_volume_20c_ml": round(e.volume_20c_l * 1000),
             "start_temperature_mc": round(s.temperature_c * 1000),
             "end_temperature_mc": round(e.temperature_c * 1000),
-            "start_level_um": round(s.level_mm * 1000), "end_level_um": round(e.level_mm * 1000)}
+            "start_level_um": round(s.level_mm * 1000), "end_level_um": round(e.level_mm * 1000),
+            "bol_volume_20c_ml": round(d.bol_keyed_20c_l * 1000)}
+
+
+def fifo_backlog(spool) -> int:
+    """Records of the device FIFOs in a collector spool (state reports left out)."""
+    return sum(1 for k in spool.pending_keys() if "/states/" not in k)
 
 
 def strip(record: dict) -> dict:
@@ -331,6 +337,17 @@ class FakePlatform:
         topic = f"fsx/v1/{self.station_id}/ack"
         ack["sig"] = hmac_hex(key or self.key, topic, ack)
         self.client.publish(topic, json.dumps(ack), qos=1)
+
+    @property
+    def data(self) -> dict[str, dict]:
+        """Records of the device FIFOs (state reports left out)."""
+        with self.lock:
+            return {k: r for k, r in self.records.items() if "/states/" not in k}
+
+    @property
+    def states(self) -> dict[str, dict]:
+        with self.lock:
+            return {k: r for k, r in self.records.items() if "/states/" in k}
 
     def of_type(self, kind: str) -> list[dict]:
         with self.lock:

@@ -19,6 +19,7 @@ from test_collector_support import (
     FakePlatform,
     Station,
     expected_transaction,
+    fifo_backlog,
     hmac_hex,
     strip,
     transaction,
@@ -97,15 +98,23 @@ def test_every_record_reaches_the_platform_exactly_as_read(tmp_path, broker):
 
     async def scenario():
         async with collecting(station, broker, tmp_path / "spool") as collector:
-            assert await until(lambda: len(platform.records) == len(expected)
+            assert await until(lambda: len(platform.data) == len(expected)
                                and collector.spool.backlog == 0
                                and len(platform.of_type("heartbeat")) >= 2, 20)
             assert not any(station.pending().values())
+            # everything acknowledged: the next heartbeat says the devices are drained
+            # through the RTC of a header read
+            t = int(station.clock.now)
+            assert await until(lambda: {d["device"]: d["drained_through"] for d in
+                                        platform.of_type("heartbeat")[-1]["devices"]}
+                               == {"G": t, "D1": t}, 10)
             return collector
 
     collector = run(scenario())
     try:
-        assert {k: strip(v) for k, v in platform.records.items()} == expected
+        assert {k: strip(v) for k, v in platform.data.items()} == expected
+        assert sorted(platform.states) == [f"S01/{d}/states/0/{int(station.clock.now)}"
+                                           for d in ("D1", "G")]
         assert platform.bad_signatures == 0
         # Every message conforms to the platform's published JSON Schemas (read as files).
         for _, p in platform.messages:
@@ -145,9 +154,11 @@ def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
 
     async def scenario():
         async with collecting(station, broker, tmp_path / "spool", slow) as collector:
-            assert await until(lambda: len([t for t, _ in platform.messages if "/evt/" in t]) >= 1
-                               and collector.spool.backlog == 3, 10)
-            msg_seq = next(p for t, p in platform.messages if "/evt/" in t)["msg_seq"]
+            assert await until(lambda: any(t.endswith("/evt/transaction")
+                                           for t, _ in platform.messages)
+                               and fifo_backlog(collector.spool) == 3, 10)
+            msg_seq = next(p for t, p in platform.messages
+                           if t.endswith("/evt/transaction"))["msg_seq"]
             base = {"v": 1, "type": "ack", "station_id": "S01", "msg_seq": 1,
                     "sent_at": time.time(), "kid": "k1", "acked_msg_seq": msg_seq,
                     "accepted": keys, "duplicates": [], "rejected": []}
@@ -160,10 +171,10 @@ def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
             assert await until(lambda: collector.uplink.stats.forged_acks == 3
                                and collector.uplink.stats.acks == 1, 10)
             # The one genuine ack (all three keys) emptied the spool; the forgeries did not.
-            assert collector.spool.backlog == 0
+            assert fifo_backlog(collector.spool) == 0
             # Send a forged ack for records that are still pending: they stay.
             station.d1.accept("transactions", transaction(13, 3))
-            assert await until(lambda: collector.spool.backlog == 1, 10)
+            assert await until(lambda: fifo_backlog(collector.spool) == 1, 10)
             pending = collector.spool.pending_keys()
             platform.send_ack(dict(base, accepted=pending, msg_seq=2), key=b"\x98" * 32)
             assert await until(lambda: collector.uplink.stats.forged_acks == 4, 10)
@@ -201,7 +212,7 @@ def test_unacknowledged_records_travel_again_in_a_new_message(tmp_path, broker):
         run(scenario())
         seqs = carrying()
         assert len(seqs) == len(set(seqs)) >= 2  # each resend is a new message
-        assert list(platform.records) == [key]
+        assert list(platform.data) == [key]
     finally:
         platform.close()
 
@@ -220,20 +231,53 @@ def test_broker_restart_loses_nothing(tmp_path, broker):
     async def scenario():
         async with collecting(station, broker, tmp_path / "spool") as collector:
             push(0, 20)
-            assert await until(lambda: len(platform.records) == 20
+            assert await until(lambda: len(platform.data) == 20
                                and collector.spool.backlog == 0, 10)
             await asyncio.to_thread(broker.stop)
             assert await until(lambda: not collector.uplink.connected.is_set(), 10)
             push(20, 30)  # collected while the broker is down: held in the spool
-            assert await until(lambda: collector.spool.backlog == 30, 10)
+            assert await until(lambda: fifo_backlog(collector.spool) == 30, 10)
             assert not any(station.pending().values())
             await asyncio.to_thread(broker.start)
-            assert await until(lambda: len(platform.records) == 50
+            assert await until(lambda: len(platform.data) == 50
                                and collector.spool.backlog == 0, 60)
             assert collector.uplink.stats.connects >= 2
 
     try:
         run(scenario(), timeout=150)
-        assert set(platform.records) == expected
+        assert set(platform.data) == expected
+    finally:
+        platform.close()
+
+
+def test_drained_through_waits_for_the_platforms_acks(tmp_path, broker):
+    """A platform that withholds its acks: the FIFOs are drained into the spool, yet the
+    heartbeats say drained_through null; once it acknowledges, they say the RTC of a header
+    read."""
+    station = Station()
+    expected = fill(station)
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    platform.ack_enabled = False
+
+    def through() -> dict[str, int | None]:
+        beats = platform.of_type("heartbeat")
+        return {d["device"]: d.get("drained_through") for d in beats[-1]["devices"]} \
+            if beats else {}
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            assert await until(lambda: fifo_backlog(collector.spool) == len(expected)
+                               and not any(station.pending().values()), 10)
+            n = len(platform.of_type("heartbeat"))
+            assert await until(lambda: len(platform.of_type("heartbeat")) >= n + 2, 10)
+            assert through() == {"G": None, "D1": None}
+            assert any("/evt/" in t for t, _ in platform.messages)  # sent, never acknowledged
+            platform.ack_enabled = True
+            t = int(station.clock.now)
+            assert await until(lambda: through() == {"G": t, "D1": t}, 20)
+            assert collector.spool.backlog == 0
+
+    try:
+        run(scenario())
     finally:
         platform.close()

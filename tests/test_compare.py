@@ -274,3 +274,183 @@ def test_inputs_that_cannot_be_compared_are_refused():
     with pytest.raises(CompareError, match="missing column"):
         compare(Truth(t.transactions.drop(columns=["amount_fen"]), t.tank_states,
                       t.deliveries, t.events, t.fifo_drops), plat, DIALECTS)
+
+
+def test_bill_of_lading_is_compared_at_register_resolution():
+    """deliveries.bol_volume_20c_ml (register map v2 offsets 22-23, 0.1 L): the truth's
+    bol_keyed_20c_l at the register resolution through each dialect; a platform (or a 1.0
+    collector) that leaves it out, or reports 0 for a keyed-in bill, is altered."""
+    t = truth()
+    assert "bol_volume_20c_ml" not in expected_records(t, DIALECTS)["deliveries"]  # older truth
+    second = t.deliveries.iloc[[0]].assign(station_id="S2", seq=4, start_time=7000.0,
+                                           end_time=8000.0)
+    deliveries = pd.concat([t.deliveries, second], ignore_index=True).assign(
+        bol_keyed_20c_l=[11975.44, 12345.67])
+    t = Truth(t.transactions, t.tank_states, deliveries, t.events, t.fifo_drops)
+    exp = expected_records(t, DIALECTS)["deliveries"].set_index("station_id")
+    assert exp.loc["S1", "bol_volume_20c_ml"] == 11_975_400  # int32 of 0.1 L
+    assert exp.loc["S2", "bol_volume_20c_ml"] == 12_345_700  # float32, back at 0.1 L
+    plat = platform_copy(t)
+    assert compare(t, plat, DIALECTS).ok
+    for wrong, shown in ((None, "platform None"), (0, "platform 0"),
+                         (11_975_440, "platform 11975440")):
+        bad = {**plat, "deliveries": plat["deliveries"].copy()}
+        bad["deliveries"]["bol_volume_20c_ml"] = bad["deliveries"]["bol_volume_20c_ml"].astype(
+            object)
+        bad["deliveries"].loc[0, "bol_volume_20c_ml"] = wrong
+        d = only(compare(t, bad, DIALECTS), "deliveries")
+        assert list(d["status"]) == ["altered", "received_once"], wrong
+        assert d.loc[0, "detail"] == f"bol_volume_20c_ml: truth 11975400, {shown}"
+
+
+# ---- what the alarm oracle reads: alerts, states, and the inputs the harness posts ----------
+
+class _Items:
+    """A stand-in for PlatformClient.items over fixed answers per resource."""
+
+    def __init__(self, answers: dict[str, list[dict]]) -> None:
+        self.answers = answers
+
+    def items(self, resource: str, **filters):
+        from acceptance.observe import ApiError
+
+        if resource not in self.answers:
+            raise ApiError(f"/api/v1/{resource}", 404, "not_found")
+        return [i for i in self.answers[resource]
+                if filters.get("station_id") in (None, i.get("station_id"))]
+
+
+def test_alerts_and_states_are_observed_into_the_run_directory(tmp_path):
+    import json
+
+    from acceptance.observe import (
+        ALERT_COLUMNS,
+        STATE_COLUMNS,
+        detection_status,
+        observe_alerts,
+        observe_states,
+    )
+    from acceptance.rundir import ALERT_FIELDS, RunData, RunDataError
+
+    alert = {"id": "a1", "station_id": "S1", "kind": "seal_broken", "severity": "warning",
+             "raised_at": 1.8e9, "as_of": 1775001600.0, "device": "D1", "nozzle": None,
+             "tank": None, "title": "铅封破坏", "detail": "", "evidence": {"seal": [0, 1]},
+             "status": "open", "created_at": 1.8e9, "detector": "identity"}
+    vendor = {k: v for k, v in alert.items() if k not in ("as_of", "detector")}
+    client = _Items({"alerts": [alert, dict(vendor, id="a2", station_id="S2")]})
+    df = observe_alerts(client, ["S1", "S2"])
+    assert list(df.columns[:len(ALERT_COLUMNS)]) == list(ALERT_COLUMNS)
+    assert json.loads(df.loc[0, "evidence"]) == {"seal": [0, 1]}
+    assert pd.isna(df.loc[1, "as_of"])  # a platform without the field: null, not a KeyError
+    (tmp_path / "observed").mkdir()
+    run = RunData(tmp_path)
+    with pytest.raises(RunDataError, match=r"missing observed/alerts\.parquet \(written by the "
+                                           r"observer"):
+        _ = run.alerts
+    df.to_parquet(tmp_path / "observed" / "alerts.parquet", index=False)
+    alerts = RunData(tmp_path).alerts
+    assert set(ALERT_FIELDS) <= set(alerts.columns)
+    assert list(alerts["as_of"].isna()) == [False, True] and alerts["as_of"].iloc[0] == 1775001600
+    df.drop(columns=["as_of"]).to_parquet(tmp_path / "observed" / "alerts.parquet", index=False)
+    with pytest.raises(RunDataError, match=r"alerts\.parquet: missing column\(s\) \['as_of'\]"):
+        _ = RunData(tmp_path).alerts
+    # states: observed (not compared record by record); a platform without them: empty
+    rep = {"key": "S1/D1/states/0/100", "station_id": "S1", "device": "D1", "seq": 0,
+           "device_time": 100, "serial_number": "SN", "software_id": "V1", "mainboard_id": "M",
+           "encoder_id": "E", "seal_state": 0, "device_status": 0, "collected_at": 1.0,
+           "received_at": 2.0, "msg_seq": 3}
+    states = observe_states(_Items({"states": [rep]}), ["S1"])
+    assert states.to_dict("records") == [rep]
+    empty = observe_states(_Items({}), ["S1"])
+    assert list(empty.columns) == list(STATE_COLUMNS) and len(empty) == 0
+    empty.to_parquet(tmp_path / "observed" / "states.parquet", index=False)
+    assert len(RunData(tmp_path).states) == 0
+    assert detection_status(_Items({})) is None  # the endpoint is optional
+    assert RunData(tmp_path).detection_status is None
+
+
+def test_the_harness_posts_prices_and_verification_records_and_records_it(tmp_path):
+    """InputPoster against the reference platform API: the scenario's prices for every
+    station, verification records from the devices' inputs.jsonl (a line still being
+    written waits) and from the final ground-truth table, each once; 409 = already there."""
+    import json
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from acceptance.inputs import InputPoster, scenario_prices
+    from acceptance.observe import PlatformClient
+    from central.auth import TokenStore
+    from central.db import Database
+    from central.http_api import Api, ApiServer
+    from central.migrate import migrate
+    from central.registry import import_registry, load_registry
+    from central.resources import Context
+    from central.vcf import Vcf
+    from scenarios.loader import load_scenario
+
+    smoke = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "smoke.yaml")
+    bodies = scenario_prices(smoke)
+    assert bodies[3] == {"grade": "92", "price_fen": 719,
+                         "valid_from": "2026-04-02T00:00:00+08:00", "authority": "scenario",
+                         "reference": "smoke prices[3]"}
+    db = Database(f"sqlite:///{tmp_path / 'platform.db'}")
+    migrate(db)
+    with db.borrow() as conn:
+        import_registry(conn, load_registry(smoke.fleet_path))
+    admin, read = "admin-token-0123456789", "read-token-01234567890"
+    server = ApiServer(Api(db, TokenStore([(admin, "admin", "harness"), (read, "read", "r")]),
+                           Context(ZoneInfo("Asia/Shanghai"), Vcf(), 90.0, lambda: 0.0)),
+                       "127.0.0.1", 0).start()
+    try:
+        sim: list[float | None] = [None]  # the world has not started
+        poster = InputPoster(PlatformClient(server.url, admin), lambda: sim[0])
+        poster.post_prices(smoke)
+        poster.post_prices(smoke)  # a second time: the platform has them (409)
+        sim[0] = 5.0
+        record = {"station_id": "UMB25", "device": "D1", "nozzle": 2, "kind": "verification",
+                  "performed_at": "2026-04-02T10:00:00+08:00", "organisation": "计量所",
+                  "signatures": {"maintainer": "甲", "verifier": "乙", "station": "丙"}}
+        other = dict(record, nozzle=1, performed_at="2026-04-02T11:00:00+08:00")
+        line = {"kind": "verification_record", "sim_time": 1775095200.0, "station_id": "UMB25",
+                "device": "D1", "nozzle": 2, "performed_at": 1775095200.0,
+                "body": json.dumps(record, ensure_ascii=False)}
+        partial = json.dumps(dict(line, body=json.dumps(other)))
+        path = tmp_path / "inputs.jsonl"
+        path.write_text(json.dumps(line) + "\n" + partial[:40])
+        assert poster.poll(tmp_path) == 1
+        assert poster.poll(tmp_path) == 0  # the partial line waits
+        path.write_text(json.dumps(line) + "\n" + partial + "\n")
+        assert poster.poll(tmp_path) == 1
+        pd.DataFrame([{"station_id": "UMB25", "cheat": 0, "device": "D1", "nozzle": 2,
+                       "performed_at": 1775095200.0, "kind": "verification",
+                       "body": line["body"]},
+                      {"station_id": "UMB44", "cheat": 1, "device": "D1", "nozzle": 1,
+                       "performed_at": 1775098800.0, "kind": "maintenance",
+                       "body": json.dumps(dict(record, station_id="UMB44",
+                                               kind="maintenance"))}]
+                     ).to_parquet(tmp_path / "verification_records.parquet")
+        assert poster.post_truth_table(tmp_path) == 1  # only the one not posted yet
+        assert poster.post_truth_table(tmp_path / "nowhere") == 0
+        summary = poster.summary()
+        assert summary["counts"] == {
+            "posted_price": {"posted": 6, "already_there": 6, "failed": 0},
+            "verification_record": {"posted": 3, "already_there": 0, "failed": 0}}
+        items = summary["items"]
+        assert [i["source"] for i in items[12:]] == ["devices", "devices", "truth"]
+        assert items[0]["sim_time"] is None and items[12]["sim_time"] == 5.0
+        assert items[12]["produced_at"] == 1775095200.0
+        listed = PlatformClient(server.url, read).get("/api/v1/posted-prices", {"limit": 100})
+        assert sorted(p["price_fen"] for p in listed["items"]) == [671, 689, 703, 719, 752,
+                                                                   768]
+        assert all(p["station_id"] is None for p in listed["items"])
+        got = PlatformClient(server.url, read).get("/api/v1/verification-records")["items"]
+        assert sorted((r["station_id"], r["nozzle"], r["created_by"]) for r in got) == [
+            ("UMB25", 1, "harness"), ("UMB25", 2, "harness"), ("UMB44", 2, "harness")]
+        # a read-only token: every post fails, the failure is recorded, nothing raises
+        denied = InputPoster(PlatformClient(server.url, read))
+        denied.post_prices(smoke)
+        assert denied.summary()["counts"]["posted_price"]["failed"] == 6
+        assert denied.posted[0].status == 403 and "forbidden" in denied.posted[0].error
+    finally:
+        server.stop()
+        db.close()

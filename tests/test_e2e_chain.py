@@ -33,6 +33,31 @@ def smoke_with_deliveries(tmp_path: Path) -> Path:
         deliveries={"lead_time_h": [1, 3]})
 
 
+def assert_uplink_1_1(chain: Chain) -> None:
+    """Uplink 1.1 end to end: every device's state reached the platform (a baseline at
+    least), deliveries carry the bill of lading (its values are compared with the ground
+    truth in assert_exactly_once), and once drained every device is drained through the
+    end of the world (the RTC the lingering devices show)."""
+    reports = list(chain.api.items("states"))
+    for sid in chain.station_ids:
+        devices = {d["device"] for d in chain.station_states()[sid]["devices"]}
+        mine = [r for r in reports if r["station_id"] == sid]
+        assert {r["device"] for r in mine} == devices, (sid, mine)
+        assert all(r["serial_number"] and r["software_id"] for r in mine)
+        assert all(r["mainboard_id"] and r["encoder_id"] for r in mine if r["device"] != "G")
+    drops = list(chain.api.items("deliveries"))
+    assert drops and all(isinstance(d["bol_volume_20c_ml"], int) for d in drops), drops[:2]
+    end = int(chain.device_status()["end"])
+    deadline = time.monotonic() + 30
+    while True:
+        through = {(sid, d["device"]): d["drained_through"]
+                   for sid, st in chain.station_states().items() for d in st["devices"]}
+        if all(t == end for t in through.values()):
+            break
+        assert time.monotonic() < deadline, (end, through)
+        time.sleep(0.2)
+
+
 def assert_exactly_once(chain: Chain, min_deliveries: int = 0):
     """Stop the station side (the ground truth is then complete), then compare the
     platform's records with it."""
@@ -68,6 +93,7 @@ def test_smoke_end_to_end_exactly_once(tmp_path, broker):
         for sid in chain.station_ids:
             assert states[sid]["collector"]["online"], states[sid]["collector"]
             assert all(d["online"] for d in states[sid]["devices"]), states[sid]["devices"]
+        assert_uplink_1_1(chain)
         stats = chain.api.ingest_stats()
         assert stats["rejected_total"] == 0 and not stats["rejected_records"], stats
         comparison = assert_exactly_once(chain, min_deliveries=2)
@@ -166,3 +192,49 @@ def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):
             assert time.monotonic() < deadline, f"child {pid} survived"
             time.sleep(0.05)
     assert "start: bash -c" in part.tail()
+
+
+class _FakeDetection:
+    """GET /api/v1/detection/status answers (None: the platform has no such endpoint)."""
+
+    def __init__(self, items) -> None:
+        self.answer = items
+
+    def items(self, resource, **filters):
+        from acceptance.observe import ApiError
+
+        assert resource == "detection/status"
+        if self.answer is None:
+            raise ApiError("/api/v1/detection/status", 404, "not_found")
+        return list(self.answer)
+
+
+def test_detection_wait_logic(tmp_path):
+    """wait_detection's decisions on given answers (no processes are started)."""
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run"))
+    end = 2000
+
+    def status(**through):
+        return [{"station_id": sid, "watermark": t, "evaluated_through": t,
+                 "updated_at": None if t is None else 1.0} for sid, t in through.items()]
+
+    chain.api = _FakeDetection(status(UMB25=end, UMB44=end + 86400))
+    report = chain.wait_detection(end, timeout=5, grace_s=0.1)
+    assert report.done and report.supported and report.reason == "evaluated"
+    assert report.status["UMB44"]["evaluated_through"] == end + 86400
+    chain.api = _FakeDetection(status(UMB25=end, UMB44=end - 1))  # one station behind
+    report = chain.wait_detection(end, timeout=0.5, grace_s=0.1)
+    assert not report.done and report.reason == (
+        "timeout after 0.5 s: evaluated_through < the run's end at UMB44 (1999)")
+    chain.api = _FakeDetection(status(UMB25=end))  # UMB44 not listed at all
+    report = chain.wait_detection(end, timeout=0.3, grace_s=0.1)
+    assert not report.done and report.reason.endswith("UMB44 (None)")
+    chain.api = _FakeDetection(status(UMB25=None, UMB44=None))  # no detector progress ever
+    report = chain.wait_detection(end, timeout=30, grace_s=0.3)
+    assert report.done and report.supported and 0.3 <= report.waited_s < 5
+    assert report.reason == "the platform reported no detection progress for any station " \
+                            "within 0.3 s"
+    chain.api = _FakeDetection(None)  # a platform without the endpoint: the fixed grace
+    report = chain.wait_detection(end, timeout=30, grace_s=0.3)
+    assert report.done and not report.supported and 0.3 <= report.waited_s < 5
+    assert report.reason == "no GET /api/v1/detection/status: waited the fixed grace of 0.3 s"

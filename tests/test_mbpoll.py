@@ -76,7 +76,7 @@ def test_mbpoll_reads_int_be_station():
         assert rc == 0, out
         expected = disp.image.read(0, 10)
         assert [int(v) for _, v in sorted(rows(out).items())] == expected
-        assert expected[:4] == [1, 1, 1, 2]
+        assert expected[:4] == [1, 2, 1, 2]  # dispenser, profile v2, int_be, 2 nozzles
         assert expected[6:10] == [2026, 4, 1, 3]  # RTC: 2026-04-01 03:00 local
         # -0: protocol addresses; 32-bit big-endian word order = int_be
         rc, out = await mbpoll(port, "-a", "11", "-0", "-r", "104", "-t", "4:int", "-B")

@@ -70,7 +70,7 @@ def test_rtu_station_read_and_drain(tmp_path):
                 r = await client.read_holding_registers(0, count=60, device_id=11)
                 assert not r.isError(), r
                 assert r.registers == disp.image.read(0, 60)
-                assert r.registers[:4] == [1, 1, 2, 2]  # dispenser, v1, f32_le, 2 nozzles
+                assert r.registers[:4] == [1, 2, 2, 2]  # dispenser, v2, f32_le, 2 nozzles
                 r = await client.read_input_registers(100, count=30, device_id=1)
                 assert r.registers == gauge.image.read(100, 30)
                 # drain the transaction FIFO over the serial line
@@ -98,7 +98,7 @@ def test_rtu_station_read_and_drain(tmp_path):
                 with pytest.raises(ModbusIOException):
                     await client.read_holding_registers(0, count=1, device_id=5)
                 r = await client.read_holding_registers(0, count=4, device_id=1)
-                assert r.registers == [2, 1, 2, 2]  # the line still works: gauge, v1, f32_le, 2 tanks
+                assert r.registers == [2, 2, 2, 2]  # the line still works: gauge, v2, f32_le, 2 tanks
             finally:
                 client.close()
                 await server.stop()

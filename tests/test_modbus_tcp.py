@@ -14,7 +14,7 @@ from devices.device import FieldDevice
 from devices.image import CivilTime
 from devices.profile import load_profile
 from devices.server import StationServer
-from sim.records import DeviceEvent, GaugeReading, Transaction
+from sim.records import DeliveryRecord, DeviceEvent, GaugeReading, Transaction
 
 DISPENSER = load_profile("dispenser")
 GAUGE = load_profile("tank_gauge")
@@ -45,6 +45,7 @@ class Dispenser:
     encoder_id: str = "ENC-4411"
     seal_state: int = 0b010
     device_status: int = 0
+    offline: bool = False
     nozzles: list = field(default_factory=list)
 
 
@@ -129,7 +130,7 @@ def test_live_blocks_equal_the_views(dialect):
             head = await read(client, 0, 60, 11)
             assert head == await read(client, 0, 60, 11, fc=4)
             h = decode(codec, DISPENSER.block("header").fields, head)
-            assert (h["profile_id"], h["profile_version"], h["nozzle_count"]) == (1, 1, 2)
+            assert (h["profile_id"], h["profile_version"], h["nozzle_count"]) == (1, 2, 2)
             assert h["dialect_code"] == DISPENSER.dialects[dialect].code
             assert h["rtc_epoch"] == int(T0)
             assert (h["rtc_year"], h["rtc_month"], h["rtc_day"], h["rtc_hour"], h["rtc_minute"],
@@ -152,8 +153,9 @@ def test_live_blocks_equal_the_views(dialect):
                     assert codec.decode_measure_raw(regs[4:6]) == noz.unit_price_fen * 10
             # tank gauge: unit id 1
             gh = decode(codec, GAUGE.block("header").fields, await read(client, 0, 60, 1))
-            assert (gh["profile_id"], gh["tank_count"], gh["inventory_interval"],
-                    gh["serial_number"]) == (2, 3, 900, g.serial_number)
+            assert (gh["profile_id"], gh["profile_version"], gh["tank_count"],
+                    gh["inventory_interval"], gh["serial_number"]) == (2, 2, 3, 900,
+                                                                       g.serial_number)
             for n, tank in enumerate(g.tanks, start=1):
                 v = decode(codec, GAUGE.block("tank").fields, await read(client, 100 * n, 30, 1, fc=4))
                 r = tank.reading
@@ -282,6 +284,79 @@ def test_exceptions_wrong_ack_unknown_address_and_unit():
     run(scenario)
 
 
+def make_delivery(seq: int, bol_l: float) -> DeliveryRecord:
+    start = GaugeReading(800.0, 0.0, 12.5, 8000.0, 8050.0, 22000.0, 0.0)
+    end = GaugeReading(1900.25, 0.0, 14.25, 19999.9, 20100.3, 10000.1, 0.0)
+    return DeliveryRecord("S01", 2, seq, "95", T0 - 9000, T0 - 3600.5, T0 - 1800.5, 12000.0,
+                          11980.0, 12020.0, 16.0, start, end, bol_l)
+
+
+@pytest.mark.parametrize("dialect", ["int_be", "f32_le"])
+def test_delivery_record_v2_carries_the_bill_of_lading(dialect):
+    """Register map v2: deliveries offsets 22-23 hold bol_volume_20c (0.1 L, 0 = none keyed
+    in); the CRC still covers offsets 0-24; a v1 reader sees the same bytes at 0-21."""
+    devices, _, _, _ = build_station(dialect)
+    gauge = devices[1]
+    gauge.accept("deliveries", make_delivery(7, 11975.4))
+    gauge.accept("deliveries", make_delivery(8, 0.0))  # a drop with no bill keyed in
+    spec = GAUGE.fifo("deliveries")
+    field_ = next(f for f in spec.record if f.name == "bol_volume_20c")
+    assert (field_.offset, field_.type, field_.scale) == (22, "measure", 0.1)
+    codec = gauge.codec
+
+    async def scenario():
+        server, client = await serve(devices)
+        try:
+            regs = await read(client, spec.base, spec.size, 1)
+            assert regs[0] == 2
+            recs = [regs[10 + 26 * k: 10 + 26 * (k + 1)] for k in range(2)]
+            for rec in recs:
+                assert rec[25] == crc_registers(rec[:25]) and rec[24] == 0  # 24 reserved
+            first, second = (codec.decode_fields(spec.record, r) for r in recs)
+            assert first["bol_volume_20c"] == pytest.approx(11975.4, abs=1e-3)
+            assert second["bol_volume_20c"] == 0.0
+            if dialect == "int_be":
+                assert codec.decode_measure_raw(recs[0][22:24]) == 119754
+            assert first["end_volume_20c"] == pytest.approx(20100.3, abs=2e-3)
+        finally:
+            client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_a_dispenser_taken_off_line_answers_nothing():
+    """DispenserView.offline (a cheat): no reply at all, like device_silent; the gauge still
+    answers; back on line the dispenser answers and its FIFO holds what it logged meanwhile."""
+    devices, d1, _, _ = build_station("int_be")
+    disp = devices[0]
+
+    async def scenario():
+        server = StationServer("S01", devices)
+        port = await server.start_tcp("127.0.0.1", 0)
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.5, retries=0)
+        try:
+            assert await client.connect()
+            assert not (await client.read_holding_registers(0, count=4, device_id=11)).isError()
+            d1.offline = True
+            disp.accept("transactions", make_txn(41, 1))  # sold while off line
+            with pytest.raises(Exception, match="(?i)no response|timed? ?out"):
+                r = await client.read_holding_registers(1000, count=2, device_id=11)
+                raise AssertionError(f"an off-line dispenser answered: {r}")
+            if not client.connected:
+                assert await client.connect()
+            assert not (await client.read_holding_registers(0, count=4, device_id=1)).isError()
+            d1.offline = False
+            r = await client.read_holding_registers(1000, count=2, device_id=11)
+            assert not r.isError() and r.registers == [1, 41]
+        finally:
+            client.close()
+            await server.stop()
+        return disp.ignored_requests
+
+    assert run(scenario) == 1
+
+
 def test_zero_count_read_and_write_paths_of_the_hook():
     from pymodbus.constants import ExcCodes
 
@@ -291,7 +366,7 @@ def test_zero_count_read_and_write_paths_of_the_hook():
 
     async def scenario():
         assert await disp.action(3, 0, 0, 0, regs, None) == ExcCodes.ILLEGAL_VALUE
-        assert await disp.action(4, 0, 0, 4, regs, None) is None and regs[:4] == [1, 1, 1, 2]
+        assert await disp.action(4, 0, 0, 4, regs, None) is None and regs[:4] == [1, 2, 1, 2]
         assert await disp.action(23, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_FUNCTION
         assert await disp.action(6, 1000, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_VALUE  # empty
 
@@ -495,3 +570,26 @@ def test_runner_overflow_is_recorded_and_logged(tmp_path):
     for dev in result.summary["S01"].values():
         for s in dev["streams"].values():
             assert s["pending"] == min(5, s["pushed"])
+
+
+def test_runner_writes_verification_records_to_inputs_jsonl_as_they_happen(tmp_path):
+    """A document another party makes while the world runs (a signed verification record)
+    goes to inputs.jsonl at once, so a harness can post it in step with the world; other
+    ground-truth records do not."""
+    import json
+    from types import SimpleNamespace
+
+    from devices.runner import INPUTS_FILE, DeviceRun
+
+    world = small_world(days=0.1)
+    run_ = DeviceRun(world, out_dir=tmp_path, echo=False, ledger=None)
+    tmp_path.mkdir(exist_ok=True)
+    body = json.dumps({"station_id": "S01", "device": "D1", "kind": "verification"})
+    record = SimpleNamespace(station_id="S01", cheat=0, device="D1", nozzle=2,
+                             performed_at=START + 3600.0, kind="verification", body=body)
+    run_._note_input("S01", "cheat", SimpleNamespace())  # not a document: ignored
+    run_._note_input("S01", "verification_record", record)
+    lines = (tmp_path / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [{
+        "kind": "verification_record", "sim_time": world.now, "station_id": "S01",
+        "device": "D1", "nozzle": 2, "performed_at": START + 3600.0, "body": body}]
