@@ -149,7 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from acceptance.run import RunOptions, run
 
     return run(RunOptions(scenario=Path(args.scenario), out=Path(args.out), broker=args.broker,
-                          mutant=args.sut_mutant, days=args.days, seed=args.seed,
+                          mutant=args.sut_mutant, platform_mutant=args.platform_mutant,
+                          days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
                           detection_timeout_s=args.detection_timeout))
@@ -193,7 +194,7 @@ def _delegate(module: str, func: str, argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from acceptance.sut import MUTANTS
+    from acceptance.sut import MUTANTS, PLATFORM_MUTANTS
 
     p = argparse.ArgumentParser(prog="forecourt", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING")
@@ -245,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated seconds per wall second, or 'max' (default: max)")
     s.add_argument("--sut-mutant", choices=MUTANTS,
                    help="QA: a deliberately broken reference collector (docs/sut.md)")
+    s.add_argument("--platform-mutant", choices=PLATFORM_MUTANTS,
+                   help="QA: a deliberately broken reference platform: blind (detectors off) "
+                        "or jumpy (statistical limits 20x too tight) (docs/sut.md)")
     s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
     s.add_argument("--pdf", action="store_true", help="also write PDF reports (needs WeasyPrint)")
     s.add_argument("--collectors", default="per-station", choices=("per-station", "fleet"),

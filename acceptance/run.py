@@ -44,6 +44,7 @@ from acceptance.observe import (
     observe_states,
     station_status,
 )
+from acceptance.rundir import CHEAT_OFF_LINE
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
 from scenarios.loader import Scenario, ScenarioError, load_scenario
@@ -73,6 +74,7 @@ class RunOptions:
     out: Path
     broker: str = "embedded"  # embedded | mosquitto | mqtt://host:port
     mutant: str | None = None
+    platform_mutant: str | None = None  # blind | jumpy: a deliberately broken reference platform
     days: float | None = None
     seed: int | None = None
     compression: float | None = None  # None = max (flow-controlled)
@@ -314,7 +316,8 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         collector_args=tuple(collector_args), devices_args=tuple(devices_args),
         collector_command=c.command if external_collector else (),
         platform_url=p.base_url if p.kind == "external" else None,
-        platform_token=p.token, keys_file=p.keys)
+        platform_token=p.token, keys_file=p.keys,
+        platform_args=("--mutant", opts.platform_mutant) if opts.platform_mutant else ())
 
 
 def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
@@ -356,6 +359,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                         mutant=opts.mutant)
     except SutError as exc:
         raise HarnessError(str(exc)) from None
+    if opts.platform_mutant and sut.platform.kind != "reference":
+        raise HarnessError(f"--platform-mutant {opts.platform_mutant}: only the reference "
+                           f"platform has mutants; this scenario's platform is external")
     out = Path(opts.out).resolve()
     if out.exists() and any(out.iterdir()):
         raise HarnessError(f"{out} is not empty: give each run its own directory")
@@ -372,7 +378,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             "collector": (f"reference {harness_version()}" + (f" (mutant {sut.collector.mutant})"
                           if sut.collector.mutant else "")) if sut.collector.kind == "reference"
             else "external: " + " ".join(sut.collector.command),
-            "platform": f"reference {harness_version()}" if sut.platform.kind == "reference"
+            "platform": f"reference {harness_version()}" + (
+                f" (mutant {opts.platform_mutant})" if opts.platform_mutant else "")
+            if sut.platform.kind == "reference"
             else f"external: {sut.platform.base_url}"},
         "wall_start": time.time(), "notes": []}
     windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
@@ -452,7 +460,38 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         (out / "run.json").write_text(json.dumps(info, indent=1, ensure_ascii=False,
                                                  default=str), encoding="utf-8")
     _move_truth(chain, out)
+    _add_cheat_outages(out)
     return info, out
+
+
+def _add_cheat_outages(out: Path) -> None:
+    """Dispensers a cheat took off line (dispenser_offline, a power cut) go into the timeline
+    as `cheat_off_line`: the station unplugged them, the SUT did not fail (the cheat is
+    ALM-DATA's business), so availability excuses those windows (docs/requirements.md)."""
+    path = out / "truth" / "device_states.parquet"
+    if not path.exists():
+        return
+    states = pd.read_parquet(path).sort_values(["station_id", "device", "time"], kind="stable")
+    rows = []
+    for (sid, device), part in states.groupby(["station_id", "device"], sort=True):
+        since = None
+        for t, off in zip(part["time"], part["offline"], strict=True):
+            if bool(off) and since is None:
+                since = float(t)
+            elif not bool(off) and since is not None:
+                rows.append((sid, device, since, float(t)))
+                since = None
+        if since is not None:
+            rows.append((sid, device, since, None))
+    if not rows:
+        return
+    timeline = json.loads((out / "timeline.json").read_text(encoding="utf-8"))
+    timeline += [{"kind": CHEAT_OFF_LINE, "station_id": sid, "device": device, "sim_start": a,
+                  "sim_end": b, "wall_start": None, "wall_end": None,
+                  "detail": {"served_by": "world (a cheat)"}} for sid, device, a, b in rows]
+    timeline.sort(key=lambda r: (r["sim_start"] or 0, r["kind"]))
+    (out / "timeline.json").write_text(json.dumps(timeline, indent=1, ensure_ascii=False),
+                                       encoding="utf-8")
 
 
 def run(opts: RunOptions) -> int:

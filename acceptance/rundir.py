@@ -61,8 +61,9 @@ COLLECTOR = ""  # availability rows of the collector itself carry this device
 REAL_TIME_SEGMENT = "real_time_segment"
 STARTUP = "startup"
 # timeline kinds whose off-line time the harness caused: not held against the SUT
+CHEAT_OFF_LINE = "cheat_off_line"  # a cheat took a dispenser off line (not the SUT's fault)
 EXCUSED_KINDS = ("collector_crash", "network_cut", "device_silent", "broker_restart",
-                 "platform_restart", STARTUP)
+                 "platform_restart", CHEAT_OFF_LINE, STARTUP)
 
 AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
 RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")

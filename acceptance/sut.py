@@ -31,6 +31,8 @@ import yaml
 
 PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python")
 MUTANTS = ("drop", "duplicate", "round-volume", "no-spool", "word-order")
+# reference platform mutants (forecourt platform --mutant; central/detectors/base.py)
+PLATFORM_MUTANTS = ("blind", "jumpy")
 
 
 class SutError(ValueError):

@@ -9,18 +9,27 @@
 * `reconciliation_panels`: one panel per station, the cumulative variance (% of sales) of each
   tank per day, with guide lines at ±0.5 % (investigate) and ±1 % (escalate), the industry
   rule of thumb of the domain brief — guides for the eye, not acceptance limits.
+* `cheat_timeline`: simulated time across, one row per station with a cheat instance or an
+  alert; each instance a bar from its first activation to its last deactivation (or the
+  run's end) coloured by class (honest look-alikes grey, dashed), a tick at its class's
+  time limit, and each alert a marker at its `as_of` shaped by the oracle's judgement.
 
 Both return a list of SVG documents, each small enough for one printed A4 page.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reports.svg import el, svg, text, title
+from reports.svg import el, num, svg, text, title
+from reports.text import target_text
+
+if TYPE_CHECKING:
+    from reports.cheats import AlertRow, CheatRow, CheatWarning
 
 # (lower bound, colour, legend key); first band whose bound the value reaches
 BANDS = ((1.0, "#1a7f37", "band.full"), (0.999, "#5aae61", "band.999"),
@@ -31,6 +40,15 @@ NON_COMPLIANT = "#101828"  # bar under the days that were not compliant (both me
 TANK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
                 "#e377c2", "#17becf")
 GUIDES_PCT = ((0.5, "#e6a700"), (1.0, "#c0392b"))
+
+# cheat classes (docs/cheats.md §2) and the alert judgements of acceptance/oracle.py
+CLASS_COLOURS = {"PULSE": "#1f77b4", "PART": "#9467bd", "DATA": "#ff7f0e", "PRICE": "#17becf",
+                 "STOCK": "#8c564b", "DELIV": "#e377c2"}
+OTHER_CLASS = "#7f7f7f"
+LOOK_FILL, LOOK_STROKE = "#d0d5dd", "#475467"
+JUDGEMENT_COLOURS = {"explained": "#1a7f37", "false": "#d92d20", "operational": "#667085"}
+DEADLINE = "#101828"
+DAY_S = 86400.0
 
 Label = Callable[..., str]
 
@@ -230,6 +248,199 @@ def _guide_legend(t: Label) -> str:
         parts.append(text(x + 24, 14, label, font_size=12))
         x += 24 + _text_width(label, 12) + 20
     return el("g", "".join(parts))
+
+
+def cheat_timeline(cw: CheatWarning, names: dict[str, str], t: Label,
+                   per_chart: int = 30) -> list[str]:
+    """Cheat instances as bars and alerts as markers over the run, one row per station that
+    has either, one SVG per `per_chart` stations; [] when there is neither."""
+    by_station: dict[str, tuple[list[CheatRow], list[AlertRow]]] = {}
+    rows = [d.row for d in cw.detections] + [la.row for la in cw.lookalikes]
+    limits = {(d.row.station_id, d.row.cheat): d.limit for d in cw.detections}
+    for r in rows:
+        if r.first_start is not None:
+            by_station.setdefault(r.station_id, ([], []))[0].append(r)
+    placed = [a for a in cw.alerts if a.as_of is not None]
+    for a in placed:
+        by_station.setdefault(a.station_id, ([], []))[1].append(a)
+    if not by_station:
+        return []
+    lo, hi = _time_span(cw, rows, placed)
+    order = _station_order(list(names), list(by_station))
+    unplaced = len(cw.alerts) - len(placed)
+    return [_timeline(order[i:i + per_chart], by_station, limits, names, lo, hi, cw, t,
+                      unplaced if i + per_chart >= len(order) else 0)
+            for i in range(0, len(order), per_chart)]
+
+
+def _time_span(cw: CheatWarning, rows: list[CheatRow], alerts: list[AlertRow]
+               ) -> tuple[float, float]:
+    """The run (record.scenario start and days), else the span of what is drawn."""
+    seen = [x for r in rows for x in (r.first_start, r.last_end) if x is not None]
+    seen += [a.as_of for a in alerts if a.as_of is not None]
+    lo = cw.run_start if cw.run_start is not None else min(seen)
+    hi = cw.run_end if cw.run_end is not None else max(seen)
+    return (lo, hi) if hi > lo else (lo, lo + DAY_S)
+
+
+def _lanes(rows: list[CheatRow], hi: float) -> list[int]:
+    """A lane per bar so that overlapping instances of a station do not hide each other."""
+    ends: list[float] = []
+    out = []
+    for r in rows:
+        start = r.first_start or 0.0
+        end = r.last_end if r.last_end is not None else hi
+        lane = next((i for i, e in enumerate(ends) if e < start), len(ends))
+        if lane == len(ends):
+            ends.append(end)
+        else:
+            ends[lane] = end
+        out.append(lane)
+    return out
+
+
+def _timeline(order: list[str], by_station: dict[str, tuple[list[CheatRow], list[AlertRow]]],
+              limits: dict[tuple[str, int], float | None], names: dict[str, str], lo: float,
+              hi: float, cw: CheatWarning, t: Label, unplaced: int) -> str:
+    fs, top, pw, bar_h, lane_gap, mark_h = 12, 30.0, 620.0, 10.0, 3.0, 14.0
+    labels = {sid: _clip_width(f"{sid} {names.get(sid, '')}".strip(), 190.0, fs) for sid in order}
+    label_w = max(64.0, max(_text_width(s, fs) for s in labels.values()) + 12)
+    x0 = label_w
+
+    def xs(ts: float) -> float:
+        return x0 + pw * (min(max(ts, lo), hi) - lo) / (hi - lo)
+
+    body: list[str] = []
+    rows_y: list[tuple[str, float, float]] = []
+    y = top
+    for sid in order:
+        cheats, alerts = by_station[sid]
+        cheats = sorted(cheats, key=lambda r: (r.first_start or 0.0, r.cheat))
+        lanes = _lanes(cheats, hi)
+        n_lanes = max(lanes, default=-1) + 1
+        h = 4 + n_lanes * (bar_h + lane_gap) + mark_h + 4
+        rows_y.append((sid, y, h))
+        for r, lane in zip(cheats, lanes, strict=True):
+            by = y + 4 + lane * (bar_h + lane_gap)
+            body.append(_bar(r, xs, by, bar_h, hi, cw, t))
+            limit = limits.get((r.station_id, r.cheat))
+            if limit is not None and r.first_start is not None \
+                    and lo <= r.first_start + limit * DAY_S <= hi:
+                dx = xs(r.first_start + limit * DAY_S)
+                body.append(el("line", title(t("chart.cheat.deadline", days=f"{limit:g}")),
+                               x1=dx, x2=dx, y1=by - 2, y2=by + bar_h + 2, stroke=DEADLINE,
+                               stroke_width=2.0, class_="deadline"))
+        my = y + 4 + n_lanes * (bar_h + lane_gap) + mark_h / 2
+        for a in sorted(alerts, key=lambda a: (a.as_of or 0.0, a.id)):
+            body.append(_marker(a.judgement, xs(a.as_of or lo), my, _alert_tip(a, cw, t)))
+        y += h
+    # the grid goes under the rows: stripes, separators and day ticks first
+    grid: list[str] = []
+    for k, (sid, ry, h) in enumerate(rows_y):
+        if k % 2:
+            grid.append(el("rect", x=x0, y=ry, width=pw, height=h, fill="#f9fafb"))
+        grid.append(el("line", x1=x0, x2=x0 + pw, y1=ry + h, y2=ry + h, stroke="#eaecf0"))
+        grid.append(text(x0 - 6, ry + h / 2 + 4, labels[sid], font_size=fs, text_anchor="end"))
+    for ts, label in _day_ticks(lo, hi, cw.tz):
+        grid.append(el("line", x1=xs(ts), x2=xs(ts), y1=top - 4, y2=y, stroke="#d0d5dd",
+                       stroke_dasharray="2 3"))
+        grid.append(text(xs(ts), top - 8, label, font_size=fs - 1, text_anchor="middle",
+                         fill="#333"))
+    grid.append(el("rect", x=x0, y=top, width=pw, height=y - top, fill="none", stroke="#98a2b3"))
+    legend, lh = _timeline_legend(x0 - label_w + 4, y + 14, t, fs)
+    if unplaced:
+        legend.append(text(4, y + 14 + lh + 12, t("chart.cheat.unplaced", n=unplaced),
+                           font_size=fs - 1, fill="#b54708"))
+        lh += 18
+    width = max(x0 + pw + 24, 720.0)  # room for the last day's label
+    return svg(width, y + 14 + lh + 6, grid + body + legend, t("chart.cheat_timeline"))
+
+
+def _bar(r: CheatRow, xs: Callable[[float], float], y: float, h: float, hi: float,
+         cw: CheatWarning, t: Label) -> str:
+    start = r.first_start or 0.0
+    end = r.last_end if r.last_end is not None else hi
+    x1, x2 = xs(start), xs(end)
+    look = r.lookalike or r.cls == "LOOK"
+    until = cw.local(r.last_end) if r.last_end is not None else t("chart.cheat.to_end")
+    tip = (f"{r.station_id} · {t.get('kind.' + r.kind, r.kind)} ({r.kind}) · "
+           f"{t.get('class.' + r.cls, r.cls)} · {cw.local(start)} – {until}")
+    style: dict[str, object] = (
+        {"fill": LOOK_FILL, "stroke": LOOK_STROKE, "stroke_dasharray": "3 2",
+         "class_": "lookalike"} if look else
+        {"fill": CLASS_COLOURS.get(r.cls, OTHER_CLASS), "class_": f"cheat cls-{r.cls}"})
+    return el("rect", title(tip), x=x1, y=y, width=max(2.0, x2 - x1), height=h, **style)
+
+
+def _marker(judgement: str, x: float, y: float, tip: str | None, r: float = 4.5) -> str:
+    """explained: a circle; false: a diamond; operational: a square (colour by judgement);
+    without a tip it is the legend's swatch."""
+    colour = JUDGEMENT_COLOURS.get(judgement, OTHER_CLASS)
+    cls = f"alert alert-{judgement}" if tip is not None else "legend"
+    kids = title(tip) if tip is not None else ""
+    if judgement == "explained":
+        return el("circle", kids, cx=x, cy=y, r=r, fill=colour, stroke="#fff", class_=cls)
+    if judgement == "false":
+        d = (f"M{num(x)} {num(y - r - 1)}L{num(x + r + 1)} {num(y)}L{num(x)} {num(y + r + 1)}"
+             f"L{num(x - r - 1)} {num(y)}Z")
+        return el("path", kids, d=d, fill=colour, stroke="#fff", class_=cls)
+    return el("rect", kids, x=x - r + 0.5, y=y - r + 0.5, width=2 * r - 1, height=2 * r - 1,
+              fill=colour, stroke="#fff", class_=cls)
+
+
+def _alert_tip(a: AlertRow, cw: CheatWarning, t: Label) -> str:
+    return (f"{a.station_id} · {t.get('alert.' + a.kind, a.kind)} ({a.kind}) · "
+            f"{target_text(t, a.device, a.nozzle, a.tank)} · {cw.local(a.as_of)} · "
+            f"{t('judgement.' + a.judgement)}")
+
+
+def _timeline_legend(x: float, y: float, t: Label, fs: int) -> tuple[list[str], float]:
+    """Class swatches on one line, the look-alike, limit tick and alert markers on the next."""
+    parts: list[str] = []
+    lx = x
+    for cls, colour in CLASS_COLOURS.items():
+        label = t(f"class.{cls}")
+        parts.append(el("rect", x=lx, y=y, width=14.0, height=10.0, fill=colour))
+        parts.append(text(lx + 18, y + 9, label, font_size=fs))
+        lx += 18 + _text_width(label, fs) + 14
+    y2, lx = y + 20, x
+    label = t("class.LOOK")
+    parts.append(el("rect", x=lx, y=y2, width=14.0, height=10.0, fill=LOOK_FILL,
+                    stroke=LOOK_STROKE, stroke_dasharray="3 2"))
+    parts.append(text(lx + 18, y2 + 9, label, font_size=fs))
+    lx += 18 + _text_width(label, fs) + 14
+    label = t("chart.cheat.limit")
+    parts.append(el("line", x1=lx + 6, x2=lx + 6, y1=y2 - 1, y2=y2 + 11, stroke=DEADLINE,
+                    stroke_width=2.0))
+    parts.append(text(lx + 16, y2 + 9, label, font_size=fs))
+    lx += 16 + _text_width(label, fs) + 14
+    for judgement in ("explained", "false", "operational"):
+        label = t(f"judgement.{judgement}")
+        parts.append(_marker(judgement, lx + 6, y2 + 5, None))
+        parts.append(text(lx + 16, y2 + 9, label, font_size=fs))
+        lx += 16 + _text_width(label, fs) + 14
+    return parts, 32.0
+
+
+def _day_ticks(lo: float, hi: float, tz: dt.tzinfo, most: int = 10) -> list[tuple[float, str]]:
+    """Local midnights in [lo, hi], at most `most` of them, labelled MM-DD."""
+    day = dt.datetime.fromtimestamp(lo, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    if day.timestamp() < lo:
+        day += dt.timedelta(days=1)
+    step = max(1, math.ceil((hi - lo) / DAY_S / most))
+    out = []
+    while day.timestamp() <= hi:
+        out.append((day.timestamp(), day.strftime("%m-%d")))
+        day += dt.timedelta(days=step)
+    return out
+
+
+def _clip_width(s: str, width: float, size: float) -> str:
+    if _text_width(s, size) <= width:
+        return s
+    while s and _text_width(s + "…", size) > width:
+        s = s[:-1]
+    return s + "…"
 
 
 def _segments(pts: list[tuple[Any, float | None]]) -> list[list[tuple[Any, float]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 # XML 1.0 forbids most C0 controls even as character references; a hostile station name
@@ -89,3 +90,18 @@ def _fmt_scalar(value: Any) -> str:
     if isinstance(value, list | tuple | dict):
         return clip(repr(value), 80)
     return clip(value, 120)
+
+
+def target_text(t: Callable[..., str], device: str | None, nozzle: object, tank: object) -> str:
+    """A target in words, e.g. "dispenser D1 · nozzle 2 · tank 1": the parts that apply
+    (0 = not applicable; "G" is the tank gauge; nothing at all: the whole station)."""
+    parts = []
+    if device == "G":
+        parts.append(t("target.gauge"))
+    elif device:
+        parts.append(t("target.device", device=device))
+    if nozzle not in (None, 0, "0", ""):
+        parts.append(t("target.nozzle", n=nozzle))
+    if tank not in (None, 0, "0", ""):
+        parts.append(t("target.tank", n=tank))
+    return " · ".join(parts) if parts else t("target.station")

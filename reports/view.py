@@ -7,12 +7,22 @@ from typing import Any
 
 from acceptance.record import Measurement, RunRecord
 from reports import charts
+from reports.cheats import (
+    OUTCOME_BADGE,
+    OUTCOMES,
+    AlertRow,
+    CheatRow,
+    CheatWarning,
+    Detection,
+    Lookalike,
+    cheat_warning,
+)
 from reports.i18n import Labels, labels
 from reports.outcomes import MeasurementGroup, RequirementView, requirement_views
 from reports.rectification import RectificationItem, rectification_days, rectification_ledger
 from reports.stations import Coverage, StationResult, coverage, station_results
 from reports.subsidy import SubsidyRow, subsidy
-from reports.text import clip, fmt_evidence, fmt_money, fmt_number, fmt_quantity
+from reports.text import clip, fmt_evidence, fmt_money, fmt_number, fmt_quantity, target_text
 
 OP_SIGNS = {">=": "≥", "<=": "≤", "==": "=", ">": ">", "<": "<"}
 # Signature blocks, per the plan's division of duties (label keys in reports/i18n)
@@ -50,6 +60,7 @@ class ReportView:
     rectification: list[RectificationItem]
     rectification_days: int
     charts: dict[str, list[str]]  # SVG documents per chart ([] without data)
+    cheat: CheatWarning
     county_signers: tuple[str, ...] = COUNTY_SIGNERS
     city_signers: tuple[str, ...] = CITY_SIGNERS
     three_party: tuple[str, ...] = THREE_PARTY
@@ -92,9 +103,18 @@ class ReportView:
                  f"{self.quantity(limits[0], m.unit)} … {self.quantity(limits[-1], m.unit)}")
         return f"{OP_SIGNS[m.op]} {shown}"
 
+    def measured(self, m: Measurement) -> str:
+        """A measurement's value; a null one as its name's own words when it has some
+        (a cheat never alerted is "未预警", not "未测得")."""
+        if m.value is None:
+            return self.t.get(f"value.none.{m.name}", self.t("value.none"))
+        return self.quantity(m.value, m.unit)
+
     def problem(self, m: Measurement) -> str:
-        return self.t("problem", name=m.name, value=self.quantity(m.value, m.unit),
-                      limit=self.limit(m))
+        text = self.t("problem", name=m.name, value=self.measured(m), limit=self.limit(m))
+        kind = m.evidence.get("kind") if isinstance(m.evidence, dict) else None
+        label = self.t.get(f"kind.{kind}", "") if isinstance(kind, str) else ""
+        return f"{label} {text}" if label else text  # which cheat, for a per-cheat figure
 
     def evidence(self, m: Measurement) -> list[tuple[str, str]]:
         return fmt_evidence(m.evidence)
@@ -110,6 +130,65 @@ class ReportView:
 
     def clip(self, s: Any, n: int = 240) -> str:
         return clip(s, n)
+
+    # --- cheat warning (作弊预警) ----------------------------------------------------------
+    def local(self, ts: float | None) -> str:
+        return self.cheat.local(ts)
+
+    def cheat_kind(self, kind: str) -> str:
+        return self.t.get(f"kind.{kind}", kind)
+
+    def alert_kind(self, kind: str | None) -> str:
+        return "—" if kind is None else self.t.get(f"alert.{kind}", kind)
+
+    def cheat_class(self, cls: str) -> str:
+        return self.t.get(f"class.{cls}", cls)
+
+    def target(self, device: str | None, nozzle: object, tank: object) -> str:
+        return target_text(self.t, device, nozzle, tank)
+
+    def cheat_target(self, r: CheatRow) -> str:
+        return self.target(r.device, r.nozzle, r.tank)
+
+    def alert_target(self, a: AlertRow) -> str:
+        return self.target(a.device, a.nozzle, a.tank)
+
+    def detect_time(self, d: Detection) -> str:
+        """Days to detect against the class limit: 0.21 天（≤ 1 天）."""
+        unit = self.t("unit.days")
+        shown = "—" if d.row.days_to_detect is None else f"{d.row.days_to_detect:.2f} {unit}"
+        if d.limit is None:
+            return shown
+        return self.t("cheat.vs_limit", value=shown, limit=f"{d.limit:g} {unit}")
+
+    def attribution(self, d: Detection) -> tuple[str, str]:
+        """(text, badge outcome) of whether the alerts named the right target."""
+        level = self.t.get(f"cheat.level.{d.row.attribution}", d.row.attribution)
+        if not d.row.detected:
+            return self.t("cheat.attr_none"), "not_checked"
+        ok = bool(d.row.attributed)
+        return (self.t("cheat.attr_ok" if ok else "cheat.attr_wrong", level=level),
+                "pass" if ok else "fail")
+
+    def cheat_outcome(self, outcome: str) -> tuple[str, str]:
+        """(text, badge outcome) of a detection outcome."""
+        return self.t(f"cheat.o.{outcome}"), OUTCOME_BADGE[outcome]
+
+    def cheat_counts(self) -> str:
+        """Cheat instances by outcome, the non-zero ones: 按时预警 2 · 超时 1 · …"""
+        return " · ".join(f"{self.t('cheat.o.' + o)} {self.cheat.counts[o]}"
+                          for o in OUTCOMES if self.cheat.counts.get(o))
+
+    def lookalike_outcome(self, la: Lookalike) -> tuple[str, str]:
+        """(text, badge outcome): an honest look-alike must raise no cheat alert."""
+        if la.row.first_start is None:
+            return self.t("cheat.o.not_active"), "not_checked"
+        if la.false_alerts:
+            return self.t("look.o.false", n=len(la.false_alerts)), "fail"
+        return self.t("look.o.clean"), "pass"
+
+    def judgement(self, judgement: str) -> str:
+        return self.t(f"judgement.{judgement}")
 
     def _pick(self, entry: dict[str, Any], field: str, default: str) -> str:
         first, second = ("zh", "en") if self.lang == "zh-CN" else ("en", "zh")
@@ -128,16 +207,20 @@ def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
     rows, total = subsidy(stations)
     ledger_ids = [s.station_id for s in stations]
     daily = charts.daily_rows(record.tables.get("daily", []))
+    cheat = cheat_warning(record, ledger_ids)
     return ReportView(
         lang=lang, t=t, record=record, verdict=_verdict(record, reqs),
         provenance=_provenance(record, t), requirements=reqs, stations=stations,
         coverage=coverage(stations), subsidy_rows=rows, subsidy_total=total,
         rectification=rectification_ledger(record), rectification_days=rectification_days(record),
+        cheat=cheat,
         charts={
             "completeness": charts.daily_heatmap(daily, "completeness", ledger_ids, t),
             "online_ratio": charts.daily_heatmap(daily, "online_ratio", ledger_ids, t),
             "reconciliation": charts.reconciliation_panels(
                 record.tables.get("reconciliation", []), ledger_ids, t),
+            "cheat_timeline": charts.cheat_timeline(
+                cheat, {s.station_id: s.name for s in stations}, t),
         })
 
 

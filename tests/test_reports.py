@@ -620,3 +620,329 @@ def test_reports_import_only_the_record_jinja2_and_the_standard_library():
                 ok = (name in allowed_ours or top == "reports" or top == "jinja2"
                       or top in sys.stdlib_module_names or top == "__future__")
                 assert ok, f"{path.name} imports {name}"
+
+
+# --- cheat warning (作弊预警) ----------------------------------------------------------------
+
+T0 = dt.datetime(2026, 4, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+DAY = 86400.0
+ALM_CATALOGUE = [
+    {"id": f"ALM-{cls}", "level": "MUST", "title_zh": f"{cls} 类作弊在时限内预警并正确定位",
+     "title_en": f"{cls} cheats alerted in time", "department_zh": dept_zh,
+     "department_en": dept_en, "checker": f"c.{cls.lower()}"}
+    for cls, dept_zh, dept_en in (
+        ("PULSE", "旗市场监管局", "Market regulation"), ("PART", "旗市场监管局", "Market regulation"),
+        ("PRICE", "旗市场监管局", "Market regulation"),
+        ("STOCK", "旗市场监管局、商务局", "Market regulation and commerce"),
+        ("DELIV", "旗商务局、税务局", "Commerce and tax"),
+        ("FP", "旗市场监管局", "Market regulation"))]
+
+
+def _cheat(sid, cheat, kind, cls, start, end=None, *, device="", nozzle=0, tank=0,
+           attribution="nozzle", detected=None, days=None, attributed=None, alert=None):
+    return {"station_id": sid, "cheat": cheat, "kind": kind, "class": cls,
+            "lookalike": cls == "LOOK", "device": device, "nozzle": nozzle, "tank": tank,
+            "attribution": attribution, "first_start": None if start is None else T0 + start * DAY,
+            "last_end": None if end is None else T0 + end * DAY, "detected": detected,
+            "days_to_detect": days, "attributed": attributed,
+            "first_alert_kind": alert, "first_alert_as_of":
+            None if days is None else T0 + (start + days) * DAY}
+
+
+def _alert(i, sid, kind, day, judgement, device=None, nozzle=None, tank=None):
+    return {"id": f"a{i}", "station_id": sid, "kind": kind,
+            "as_of": None if day is None else T0 + day * DAY, "device": device,
+            "nozzle": nozzle, "tank": tank, "judgement": judgement}
+
+
+CHEATS = [  # a 10-day run: in time, late and mis-attributed, missed, too short, two look-alikes
+    _cheat("S1", 0, "price_tamper", "PRICE", 2.0, device="D1", attribution="device",
+           detected=True, days=0.25, attributed=True, alert="price_mismatch"),
+    _cheat("S1", 1, "pulse_factor", "PULSE", 1.0, 7.0, device="D2", nozzle=1, tank=2,
+           detected=True, days=8.0, attributed=False, alert="meter_skim"),
+    _cheat("S3", 2, "blind_sales", "STOCK", 1.0, tank=1, attribution="tank", detected=False,
+           attributed=False),
+    _cheat("S3", 3, "delivery_short_drop", "DELIV", 9.5, tank=2, attribution="tank",
+           detected=False, attributed=False),
+    _cheat("S2", 4, "meter_drift", "LOOK", 0.5, device="D1", nozzle=1),
+    _cheat("S4", 5, "leak", "LOOK", 3.0, tank=1, attribution="tank"),
+]
+ALERTS = [
+    _alert(1, "S1", "price_mismatch", 2.25, "explained", "D1", 1, 1),
+    _alert(2, "S1", "price_mismatch", 3.0, "explained", "D1", 2, 2),
+    _alert(3, "S1", "meter_skim", 9.0, "explained", "D2", 2, 2),
+    _alert(4, "S2", "meter_skim", 4.0, "false", "D1", 1, 1),
+    _alert(5, "S4", "leak_suspected", 5.0, "operational", tank=1),
+    _alert(6, "S5", "seal_broken", 6.0, "false", "D1"),
+    _alert(7, "S3", "device_offline", None, "operational", "D2"),
+]
+
+
+def _alm_measurements() -> list[Measurement]:
+    def detect(rid, sid, cheat, kind, value, limit, reason=None):
+        ev = {"cheat": cheat, "kind": kind} | ({"reason": reason} if reason else {})
+        return Measurement(rid, "cheat.days_to_detect", value, "<=", limit, "days", sid, ev)
+
+    def attributed(rid, sid, cheat, kind, ok):
+        return Measurement(rid, "cheat.attributed", int(ok), "==", 1, "", sid,
+                           {"cheat": cheat, "kind": kind})
+
+    def unexplained(rid, n):
+        return Measurement(rid, "alerts.unexplained", n, "==", 0, "alerts")
+
+    return [
+        detect("ALM-PRICE", "S1", 0, "price_tamper", 0.25, 1.0),
+        attributed("ALM-PRICE", "S1", 0, "price_tamper", True), unexplained("ALM-PRICE", 0),
+        detect("ALM-PULSE", "S1", 1, "pulse_factor", 8.0, 7.0),
+        attributed("ALM-PULSE", "S1", 1, "pulse_factor", False), unexplained("ALM-PULSE", 1),
+        detect("ALM-STOCK", "S3", 2, "blind_sales", None, 7.0,
+               "no matching alert (kinds expected: see docs/cheats.md)"),
+        attributed("ALM-STOCK", "S3", 2, "blind_sales", False), unexplained("ALM-STOCK", 0),
+        detect("ALM-DELIV", "S3", 3, "delivery_short_drop", None, 1.0,
+               "run too short to judge: it ended 0.50 days after the activation, before "
+               "the 1-day limit, with no alert yet"),
+        attributed("ALM-DELIV", "S3", 3, "delivery_short_drop", False),
+        unexplained("ALM-DELIV", 0), unexplained("ALM-PART", 1),
+        Measurement("ALM-FP", "alerts.false_per_station_month", 1.2175, "<=", 0.01,
+                    "alerts/station-month"),
+    ]
+
+
+def make_cheat_record(cheats=CHEATS, alerts=ALERTS) -> RunRecord:
+    ms = _measurements(fail=False) + _alm_measurements()
+    catalogue = CATALOGUE + ALM_CATALOGUE
+    reqs, accepted = decide(ms, catalogue)
+    record = make_record(measurements=ms, criteria={
+        f"alarm_days_{c}": d for c, d in (("pulse", 7.0), ("part", 1.0), ("data", 7.0),
+                                          ("price", 1.0), ("stock", 7.0), ("deliv", 1.0))})
+    record.catalogue, record.requirements, record.accepted = catalogue, reqs, accepted
+    record.scenario = dict(record.scenario, days=10)
+    record.tables = dict(record.tables, cheats=[dict(c) for c in cheats],
+                         alerts=[dict(a) for a in alerts])
+    return record
+
+
+def timeline(html: str) -> ET.Element:
+    roots = [r for r in svgs(html) if r.get("class") == "chart"
+             and (r.findtext(f"{SVG_NS}title") or "") in ("作弊与预警时间线",
+                                                         "Cheats and alerts over time")]
+    assert len(roots) == 1
+    return roots[0]
+
+
+def _of_class(root: ET.Element, prefix: str) -> list[ET.Element]:
+    return [e for e in root.iter() if (e.get("class") or "").split(" ")[0] == prefix]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cheat_detection_table(rendered, lang):
+    record = make_cheat_record()
+    for html in rendered(record, lang=lang):
+        cheats = {k: v[0]["data-cheat-outcome"] for k, v in rows_with(html, "data-cheat").items()}
+        assert cheats == {"S1/0": "in_time", "S1/1": "late", "S3/2": "missed",
+                          "S3/3": "too_short"}
+        look = {k: v[0]["data-lookalike-outcome"]
+                for k, v in rows_with(html, "data-lookalike").items()}
+        assert look == {"S2/4": "fail", "S4/5": "pass"}  # the drift raised a false alert
+        assert list(rows_with(html, "data-false-alert")) == ["a4", "a6"]  # by time
+        price, pulse = grab(html, "data-cheat", "S1/0")[0], grab(html, "data-cheat", "S1/1")[0]
+        missed, short = grab(html, "data-cheat", "S3/2")[0], grab(html, "data-cheat", "S3/3")[0]
+        drift = grab(html, "data-lookalike", "S2/4")[0]
+        leak = grab(html, "data-lookalike", "S4/5")[0]
+        false_a4 = grab(html, "data-false-alert", "a4")[0]
+        # local time (UTC+8): price_tamper from day 2 00:00, first alert 6 h later
+        assert "2026-04-03 00:00" in price and "2026-04-03 06:00" in price
+        assert "甲镇第一加油站" in price  # the station's name, from the ledger
+        if lang == "zh-CN":
+            assert "篡改单价" in price and "价格作弊" in price and "单价与挂牌价不符" in price
+            assert "加油机 D1" in price
+            assert "0.25 天（≤ 1 天）" in price and "正确（按加油机判定）" in price
+            assert price.endswith("按时预警")
+            assert "8.00 天（≤ 7 天）" in pulse and "错误（按油枪判定）" in pulse
+            assert pulse.endswith("预警超时") and "加油机 D2 · 1号枪 · 2号罐" in pulse
+            assert missed.endswith("未预警") and "无预警可定位" in missed
+            assert short.endswith("运行时长不足以判定") and "短卸" in short
+            assert "诚信干扰项" in html and "不产生作弊预警" in drift
+            assert "油枪计量偏差 2026-04-05 00:00" in drift and drift.endswith("误报 1 条")
+            assert "运行类告警 1 条（允许）" in leak and leak.endswith("未误报")
+            assert "发生于诚信干扰项“计量器具正常漂移”期间" in false_a4
+            assert "ALM-FP 误报率：1.2175 条/站·月（要求 ≤ 0.01 条/站·月）" in html
+        else:
+            assert "Price tampering" in price and "Price mismatch" in price
+            assert "0.25 days (≤ 1 days)" in price and "right (judged by dispenser)" in price
+            assert price.endswith("detected in time") and pulse.endswith("detected late")
+            assert "wrong (judged by nozzle)" in pulse
+            assert missed.endswith("not detected")
+            assert short.endswith("run too short to judge")
+            assert "no cheat alert" in drift and drift.endswith("1 false alert(s)")
+            assert 'during the honest look-alike "Honest meter drift"' in false_a4
+            assert "不产生作弊预警" not in html
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cheat_timeline_chart(rendered, lang):
+    for html in rendered(make_cheat_record(), lang=lang):
+        root = timeline(html)
+        bars = _of_class(root, "cheat")
+        assert sorted(b.get("class") for b in bars) == [
+            "cheat cls-DELIV", "cheat cls-PRICE", "cheat cls-PULSE", "cheat cls-STOCK"]
+        assert {b.get("fill") for b in bars} == {charts.CLASS_COLOURS[c] for c in
+                                                 ("DELIV", "PRICE", "PULSE", "STOCK")}
+        looks = _of_class(root, "lookalike")
+        assert len(looks) == 2 and {b.get("fill") for b in looks} == {charts.LOOK_FILL}
+        markers = _of_class(root, "alert")
+        by = {j: [m for m in markers if m.get("class") == f"alert alert-{j}"]
+              for j in ("explained", "false", "operational")}
+        assert {j: len(v) for j, v in by.items()} == {"explained": 3, "false": 2,
+                                                       "operational": 1}  # a7 has no time
+        assert {m.tag for m in by["explained"]} == {f"{SVG_NS}circle"}
+        assert {m.tag for m in by["false"]} == {f"{SVG_NS}path"}
+        assert all(m.find(f"{SVG_NS}title") is not None for m in markers + bars + looks)
+        tips = [m.findtext(f"{SVG_NS}title") for m in by["false"]]
+        nozzle = "1号枪" if lang == "zh-CN" else "nozzle 1"
+        assert "S2 · " in tips[0] and "(meter_skim)" in tips[0] and nozzle in tips[0]
+        assert "(seal_broken)" in tips[1] and "D1" in tips[1]
+        # the class limit: day 3 (price), day 8 (pulse, blind sales); the short drop's
+        # limit (day 10.5) falls after the run's end
+        assert len(_of_class(root, "deadline")) == 3
+        texts = ["".join(e.itertext()) for e in root.iter(f"{SVG_NS}text")]
+        assert sum(t.startswith(("S1 ", "S2 ", "S3 ", "S4 ", "S5 ")) for t in texts) == 5
+        assert any("1" in t and ("未画出" in t or "not drawn" in t) for t in texts)
+        # bars span the run: the price cheat runs from day 2 to the end of the run
+        price = next(b for b in bars if b.get("class") == "cheat cls-PRICE")
+        pulse = next(b for b in bars if b.get("class") == "cheat cls-PULSE")
+        assert float(price.get("width")) == pytest.approx(620 * 8 / 10, abs=0.02)
+        assert float(pulse.get("width")) == pytest.approx(620 * 6 / 10, abs=0.02)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cheat_warning_empty_states(rendered, lang):
+    empty = make_cheat_record(cheats=[], alerts=[])
+    county, city = rendered(empty, lang=lang)
+    words = {"zh-CN": ("本次运行无作弊实例。", "本次运行无诚信干扰项。", "本次运行无误报警。",
+                       "本次运行无作弊实例，也无告警。"),
+             "en": ("No cheat instance ran in this run.", "No honest look-alike ran in this run.",
+                    "No false alert in this run.", "No cheat instance and no alert in this run.")}
+    for html in (county, city):
+        for w in words[lang]:
+            assert w in html
+        assert not rows_with(html, "data-cheat") and not rows_with(html, "data-false-alert")
+        assert len(svgs(html)) == 3  # only the daily and reconciliation charts
+    # a record from before the cheat tables (or whose tables could not be built)
+    county, _ = rendered(make_record(), lang=lang)
+    assert ("运行记录中没有作弊实例与告警表" if lang == "zh-CN" else
+            "The run record has no cheat or alert table") in county
+    # look-alikes only, no alert at all: their row says no false alert, the chart has bars
+    only = make_cheat_record(cheats=CHEATS[4:], alerts=[])
+    county, _ = rendered(only, lang=lang)
+    assert {v[0]["data-lookalike-outcome"] for v in rows_with(county, "data-lookalike").values()} \
+        == {"pass"}
+    root = timeline(county)
+    assert len(_of_class(root, "lookalike")) == 2 and not _of_class(root, "alert")
+
+
+def test_cheat_failures_in_the_rectification_ledger(rendered):
+    record = make_cheat_record()
+    items = rectification_ledger(record)
+    assert [(i.requirement, i.station_id) for i in items] == [
+        ("ALM-PULSE", None), ("ALM-PULSE", "S1"), ("ALM-PART", None), ("ALM-STOCK", "S3"),
+        ("ALM-DELIV", "S3"), ("ALM-FP", None)]
+    county, city = rendered(record)
+    for html in (county, city):
+        stock = [r for r in grab(html, "data-requirement", "ALM-STOCK") if "2026-04-25" in r]
+        assert len(stock) == 1
+        assert "暗管销售 cheat.days_to_detect 为 未预警（要求 ≤ 7 天）" in stock[0]
+        assert "旗市场监管局、商务局" in stock[0]
+        fp = [r for r in grab(html, "data-requirement", "ALM-FP") if "2026-04-25" in r]
+        assert "1.2175 条/站·月（要求 ≤ 0.01 条/站·月）" in fp[0] and fp[0].startswith("6 全旗")
+    county, _ = rendered(record, lang="en")
+    stock = [r for r in grab(county, "data-requirement", "ALM-STOCK") if "2026-04-25" in r]
+    assert "Blind sales (hidden line) cheat.days_to_detect = no alert" in stock[0]
+
+
+def test_cheat_reports_are_byte_identical(tmp_path):
+    record = make_cheat_record()
+    for lang in LANGS:
+        a = [p.read_bytes() for p in render_reports(record, tmp_path / f"a-{lang}", lang=lang)]
+        b = [p.read_bytes() for p in render_reports(record, tmp_path / f"b-{lang}", lang=lang)]
+        assert a == b
+    t = labels("zh-CN")
+    from reports.cheats import cheat_warning
+
+    ids = [s["station_id"] for s in STATIONS]
+    one = charts.cheat_timeline(cheat_warning(record, ids), {}, t)
+    shuffled = make_cheat_record(cheats=CHEATS[::-1], alerts=ALERTS[::-1])
+    assert charts.cheat_timeline(cheat_warning(shuffled, ids), {}, t) == one  # row order
+
+
+def test_cheat_labels_cover_every_kind_and_class():
+    from acceptance.oracle import CHEAT_ALERT_KINDS, CLASSES, OPERATIONAL_ALERT_KINDS
+    from sim.cheats import CHEAT_KINDS
+
+    assert len(CHEAT_KINDS) == 25
+    for lang in LANGS:
+        keys = labels(lang).keys()
+        assert {f"kind.{k}" for k in CHEAT_KINDS} <= keys
+        assert {f"class.{c}" for c in (*CLASSES, "LOOK")} <= keys
+        assert {f"alert.{k}" for k in (*CHEAT_ALERT_KINDS, *OPERATIONAL_ALERT_KINDS)} <= keys
+    assert set(charts.CLASS_COLOURS) == set(CLASSES)
+
+
+def test_hostile_cheat_rows_are_escaped(rendered):
+    cheats = [dict(c) for c in CHEATS]
+    cheats[0].update(station_id=HOSTILE, kind="<b>kind</b>", device="<i>D1</i>")
+    alerts = [dict(a) for a in ALERTS]
+    alerts[3].update(station_id=HOSTILE, kind=HOSTILE, nozzle="<x>")
+    record = make_cheat_record(cheats=cheats, alerts=alerts)
+    for html in rendered(record) + rendered(record, lang="en"):
+        assert "<script>" not in html and "<b>kind" not in html and "<i>D1" not in html
+        assert "\x01" not in html
+        root = timeline(html)  # well-formed despite the hostile text
+        assert len(_of_class(root, "alert")) == 6
+
+
+def test_bad_cheat_rows_are_named(tmp_path):
+    record = make_cheat_record()
+    del record.tables["cheats"][2]["detected"]
+    with pytest.raises(ValueError, match=r"record.tables\['cheats'\]\[2\]: missing \['detected'\]"):
+        render_reports(record, tmp_path)
+    record = make_cheat_record()
+    record.tables["alerts"][1]["judgement"] = "maybe"
+    with pytest.raises(ValueError, match=r"record.tables\['alerts'\]\[1\].judgement"):
+        render_reports(record, tmp_path)
+    record = make_cheat_record()
+    record.tables["cheats"][0]["first_start"] = "yesterday"
+    with pytest.raises(ValueError, match=r"\['cheats'\]\[0\]\.first_start: expected a number"):
+        render_reports(record, tmp_path)
+    assert not (tmp_path / "report.html").exists()
+
+
+timeline_rows = st.lists(st.tuples(st.sampled_from(["S1", "S2", "X<&>"]),
+                                   st.sampled_from(["PULSE", "STOCK", "LOOK", "ODD"]),
+                                   st.one_of(st.none(), st.floats(-2, 12)),
+                                   st.one_of(st.none(), st.floats(-2, 12))), max_size=8)
+timeline_alerts = st.lists(st.tuples(st.sampled_from(["S1", "S3"]),
+                                     st.sampled_from(["explained", "false", "operational"]),
+                                     st.one_of(st.none(), st.floats(-2, 12))), max_size=8)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timeline_rows, timeline_alerts)
+def test_timeline_is_well_formed_for_any_table(rows, alerts):
+    from reports.cheats import cheat_warning
+
+    cheats = [_cheat(sid, i, "k", cls, start, end) for i, (sid, cls, start, end) in enumerate(rows)]
+    al = [_alert(i, sid, "k", day, j) for i, (sid, j, day) in enumerate(alerts)]
+    record = make_cheat_record(cheats=cheats, alerts=al)
+    parts = charts.cheat_timeline(cheat_warning(record, ["S1", "S2"]), {}, labels("en"))
+    drawn = [c for c in cheats if c["first_start"] is not None]
+    placed = [a for a in al if a["as_of"] is not None]
+    assert len(parts) == (1 if drawn or placed else 0)
+    for p in parts:
+        root = ET.fromstring(p)
+        assert len(_of_class(root, "cheat")) + len(_of_class(root, "lookalike")) == len(drawn)
+        assert len(_of_class(root, "alert")) == len(placed)
+        width = float(root.get("width"))
+        for e in _of_class(root, "cheat") + _of_class(root, "lookalike"):
+            x = float(e.get("x"))
+            assert x >= 0 and x + float(e.get("width")) <= width

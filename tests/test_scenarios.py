@@ -60,9 +60,9 @@ def test_smoke_scenario_has_what_the_acceptance_run_needs():
     assert s.name == "smoke" and s.data["days"] == 2 and len(stations) == 2
     assert {st_["dialect"] for st_ in stations} == {"int_be", "f32_le"}
     assert len(s.rtu_station_ids) == 1
-    (cheat,) = s.data["cheats"]
-    assert cheat["kind"] == "pulse_factor"
-    assert s.start_epoch < s.instant(cheat["start"]) < s.end_epoch  # from mid-run
+    assert [c["kind"] for c in s.data["cheats"]] == ["price_tamper", "pulse_factor"]
+    for cheat in s.data["cheats"]:  # early enough that the platform can flag it in the run
+        assert s.start_epoch < s.instant(cheat["start"]) <= s.end_epoch - 86400
     later = [p for p in s.data["prices"] if s.instant(p["from"]) > s.start_epoch]
     assert later and all(s.instant(p["from"]) < s.end_epoch for p in later)
     assert {f["kind"] for f in s.data["faults"]} == {"collector_crash", "network_cut", "device_silent"}
@@ -74,8 +74,14 @@ def test_banner_scenario_runs_all_46_stations_for_180_days():
     assert len(s.station_ids) == 46 and s.data["days"] == 180
     assert s.data["start"] == "2026-04-01T00:00:00+08:00" and s.timezone == "Asia/Shanghai"
     owners = {row["station_id"]: row["ownership"] for row in s.fleet}
-    assert len(s.data["cheats"]) >= 3
-    assert all(owners[c["station"]] == "private" for c in s.data["cheats"])
+    from sim.cheats.registry import CHEAT_KINDS
+
+    classes = {CHEAT_KINDS[c["kind"]].cheat_class for c in s.data["cheats"]}
+    assert classes >= {"PULSE", "PART", "DATA", "PRICE", "STOCK", "DELIV", "LOOK"}
+    cheating = {c["station"] for c in s.data["cheats"]
+                if CHEAT_KINDS[c["kind"]].cheat_class != "LOOK"}
+    assert 5 <= len(cheating) <= 10  # a handful among 46 honest stations
+    assert all(owners[sid] == "private" for sid in cheating)
 
 
 def test_banner_prices_move_like_ndrc_adjustments():
@@ -447,8 +453,12 @@ def _check_consistent(config: WorldConfig) -> None:
     assert [p.at for p in config.prices] == sorted(p.at for p in config.prices)
     ids = {s.station_id: s for s in config.stations}
     for cheat in config.cheats:
-        disp = {d.dispenser: d for d in ids[cheat.station_id].dispensers}[cheat.dispenser]
-        assert 1 <= cheat.nozzle <= len(disp.nozzle_tanks)
+        station = ids[cheat.station_id]
+        if cheat.dispenser:  # a nozzle or dispenser cheat (nozzle 0: the whole dispenser)
+            disp = {d.dispenser: d for d in station.dispensers}[cheat.dispenser]
+            assert 0 <= cheat.nozzle <= len(disp.nozzle_tanks)
+        else:  # a tank cheat
+            assert cheat.tank in {t.tank for t in station.tanks}
         assert config.start <= cheat.start < config.end
         assert cheat.end is None or cheat.end > cheat.start
 
@@ -470,7 +480,8 @@ def test_banner_world_config_is_consistent():
     toggled = next(c for c in config.cheats if c.station_id == "UMB32")
     assert toggled.start == datetime.fromisoformat("2026-06-01T00:00:00+08:00").timestamp()
     assert toggled.end - toggled.start == (30 + 14) * 86400  # June 1 to July 15
-    assert toggled.params == {"factor": 1.035, "log_event": False}
+    assert toggled.kind == "remote_skim" and toggled.params["factor"] == 1.12
+    assert toggled.schedule == {"kind": "remote", "mean_on_h": 3, "mean_off_h": 9}
     assert build_world_config(scenario) == config  # same input, same config
 
 
@@ -480,13 +491,15 @@ def test_smoke_world_config_and_overrides():
     _check_consistent(config)
     assert [s.station_id for s in config.stations] == ["UMB25", "UMB44"]
     assert {s.station_id: s.transport for s in config.stations} == {"UMB25": "tcp", "UMB44": "rtu"}
-    (cheat,) = config.cheats
-    assert cheat.start == config.start + 30 * 3600  # "+30h"
+    tamper, skim = config.cheats
+    assert tamper.start == config.start + 4 * 3600  # "+4h"
+    assert skim.start == config.start + 20 * 3600 and skim.params["log_event"] is True
     assert math.isclose(config.end - config.start, 2 * 86400)
 
     short = build_world_config(scenario, days=0.5, seed=99, station_ids=["UMB44"])
     assert short.days == 0.5 and short.seed == 99
-    assert [s.station_id for s in short.stations] == ["UMB44"] and short.cheats == ()
+    assert [s.station_id for s in short.stations] == ["UMB44"]
+    assert [c.station_id for c in short.cheats] == ["UMB44"]  # UMB25's cheat left out
     both = build_world_config(scenario, station_ids=["UMB44", "UMB25"])
     assert [s.station_id for s in both.stations] == ["UMB25", "UMB44"]  # ledger order
     with pytest.raises(ValueError, match=r"station_ids: expected some of .* found 'UMB07'"):

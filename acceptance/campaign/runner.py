@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from acceptance.campaign.world import WorldResult, direct_world, judge, truth_of_run
 
 from acceptance.campaign.spec import CampaignSpec, SpecError, load_spec
 from acceptance.campaign.stats import summarise
 from acceptance.campaign.tasks import Task, make_tasks, write_tasks
+from acceptance.campaign.world import WorldResult, direct_world, judge, truth_of_run
 from acceptance.run import harness_version
 
 EXIT_OK, EXIT_HARNESS = 0, 2
@@ -52,7 +52,7 @@ def _run_full(task: Task, out: Path, mutant: str | None) -> dict[str, Any]:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [sys.executable, "-m", "acceptance.cli", "run", str(task.scenario), "--out",
-           str(run_dir), "--no-progress"]
+           str(run_dir)]
     if mutant:
         cmd += ["--platform-mutant", mutant]
     t0 = time.monotonic()

@@ -81,7 +81,9 @@ class IdentityDetector:
             changes_ev = [{"what": c.what, "old": c.old, "new": c.new, "time": c.time,
                            "nozzle": c.nozzle or None, "source": c.source}
                           for c, _ in items[:20]]
-            nozzles = {c.nozzle for c, _ in items}
+            # a change the device logged for a nozzle names it; a state change (nozzle 0)
+            # seen with it is the same episode
+            nozzles = {c.nozzle for c, _ in items if c.nozzle}
             out.append(AlertProposal(
                 kind, "critical", first.time + lim.record_match_s,
                 f"{dev}: {TITLES[kind]}",
@@ -92,7 +94,7 @@ class IdentityDetector:
                     "records_nearby": seen, "record_match_s": lim.record_match_s,
                     "signed_record": None},
                 f"{kind}/{dev}/{day}", device=dev,
-                nozzle=nozzles.pop() if len(nozzles) == 1 and 0 not in nozzles else None))
+                nozzle=nozzles.pop() if len(nozzles) == 1 else None))
         return out
 
     @staticmethod

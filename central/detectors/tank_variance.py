@@ -31,7 +31,12 @@ k' lets honest meter drift inside the MPE pass: a +0.2 % drift of one nozzle of 
 with two is ≈ 0.1 % of the tank's sales; it should not accumulate into a cheat alarm over
 months (a fixed k alone would, on a busy tank).
 
-alarms when S > h (k 0.5, h 6: in-control ARL ≈ 2,500 days per side by Siegmund's
+Window test (the gauge's errors telescope: over n days the cumulative residual carries the
+two end readings' error, 2 σ_r², plus what adds up, n σ_u²): for windows of the last 1 …
+`window_days` segments, W = (±Σ clip(v − βs) − drift allowance) / √(2 σ_r² + n σ_u² +
+deliveries' term) alarms above `window_h` (docs/detectors.md §2.1).
+
+CUSUM alarms when S > h (k 0.5, h 6: in-control ARL ≈ 2,500 days per side by Siegmund's
 approximation, a 1.5 σ shift — e.g. a 1 % skim of a 750 L/day nozzle against σ = 5 L —
 alarms in about 7 days). After an alarm that side restarts at 0 and stays silent for
 `realert_days`. At the end of learning, |β| beyond `beta_limit_pct` (1 %, the vendors'
@@ -87,7 +92,7 @@ class TankVarianceLimits:
     learn_days: int = 14
     k: float = 0.5
     h: float = 6.0
-    drift_allow_pct: float = 0.1
+    drift_allow_pct: float = 0.05
     sigma_prior_pct: float = 0.1
     sigma_prior_l: float = 5.0
     delivery_sigma_pct: float = 0.05
@@ -107,6 +112,14 @@ class TankVarianceLimits:
     idle_step_l: float = 15.0
     outlier_l: float = 60.0
     min_window_days: int = 7
+    window_days: int = 14
+    leak_defer_days: int = 10
+    attribution_t: float = 3.0
+    attribution_share: float = 0.5
+    attribution_min_days: int = 4
+    window_h: float = 4.0
+    u_sigma_prior_pct: float = 0.05
+    u_sigma_prior_l: float = 1.0
 
 
 @dataclass
@@ -168,7 +181,8 @@ class TankVarianceDetector:
         incomplete = data.incomplete_devices(data.tank_devices(tank), horizon)
         common = {"tank": tank, "beta_pct": 100 * beta, "sigma_ml": sigma, "k": lim.k,
                   "h": lim.h * ctx.scale, "learn_from": learn[0].rows[0]["day"],
-                  "learn_to": learn[-1].label, **base}
+                  "learn_to": learn[-1].label, **base,
+                  "learn_span": (int(learn[0].rows[0]["opening_time"]), learn[-1].as_of)}
         if incomplete:
             common["incomplete_devices"] = incomplete
         out: list[AlertProposal] = leaks
@@ -181,6 +195,16 @@ class TankVarianceDetector:
         start_pos = start_neg = 0
         quiet_pos = quiet_neg = -1
         h = lim.h * ctx.scale
+        hw = lim.window_h * ctx.scale
+        sigma_u = self._sigma_u(learn, beta, sigma_g * 1000.0, base, lim)
+        # the midnight readings' error: at least the idle-interval noise, and enough that a
+        # one-day window is as uncertain as the learnt daily σ (fills running at midnight,
+        # surface waves after them: the idle intervals see neither)
+        sigma_r = max(sigma_g * 1000.0, float(np.sqrt(max(sigma ** 2 - sigma_u ** 2, 0) / 2)))
+        common["sigma_u_ml"], common["sigma_reading_ml"] = sigma_u, sigma_r
+        # the window test: from `wfrom_*` on, windows of the last 1 … window_days segments
+        wfrom_pos = wfrom_neg = 0
+        pending_loss: tuple[int, int] | None = None  # (since, first segment) of a deferred loss
         for i, seg in enumerate(rest):
             n = len(seg.rows)
             sd = np.sqrt(n * sigma ** 2 + (lim.delivery_sigma_pct / 100 * seg.delivered) ** 2)
@@ -193,25 +217,82 @@ class TankVarianceDetector:
                 start_neg = i
             s_pos = max(0.0, s_pos + z - k)
             s_neg = max(0.0, s_neg - z - k)
+            w_pos, n_pos = self._window(rest, wfrom_pos, i, beta, sigma_r, sigma_u, lim, +1)
+            w_neg, n_neg = self._window(rest, wfrom_neg, i, beta, sigma_r, sigma_u, lim, -1)
             for side in ("loss", "gain"):
                 s = s_pos if side == "loss" else s_neg
+                w, wn = (w_pos, n_pos) if side == "loss" else (w_neg, n_neg)
                 quiet = quiet_pos if side == "loss" else quiet_neg
-                if s <= h:
+                if s <= h and w <= hw:
                     continue
                 if seg.as_of >= quiet:
-                    window = rest[start_pos if side == "loss" else start_neg:i + 1]
+                    first = (i - wn + 1) if w > hw else (start_pos if side == "loss"
+                                                           else start_neg)
+                    if side == "loss" and pending_loss is not None:
+                        first = min(first, pending_loss[1])
+                    window = rest[first:i + 1]
                     ev = {**common, "day": seg.label, "variance_ml": seg.variance,
                           "sales_20c_ml": seg.sales, "z": z_raw, "cusum": s,
+                          "window_statistic": w, "window_h": hw,
+                          "test": "window" if w > hw else "cusum",
                           "window_from": window[0].rows[0]["day"], "window_days": len(window),
-                          "excess_ml": sum(w.variance - beta * w.sales for w in window)}
-                    out.append(self._alert(ctx, lim, tank, side, window, rest[:i + 1], beta,
-                                           sigma, sigma_g, series, ev))
+                          "excess_ml": sum(x.variance - beta * x.sales for x in window)}
+                    since = seg.as_of if pending_loss is None else pending_loss[0]
+                    alert = self._alert(ctx, lim, tank, side, window, rest[:i + 1], beta,
+                                        sigma, sigma_g, series, ev, since)
+                    if alert is None:  # a loss that looks like a leak but is not proven yet
+                        if pending_loss is None:
+                            pending_loss = (seg.as_of, first)
+                        continue  # keep the alarm standing; decide again tomorrow
+                    if side == "loss":
+                        pending_loss = None
+                    out.append(alert)
                     quiet = seg.as_of + lim.realert_days * 86400
                 if side == "loss":
-                    s_pos, quiet_pos = 0.0, quiet
+                    s_pos, quiet_pos, wfrom_pos = 0.0, quiet, i + 1
                 else:
-                    s_neg, quiet_neg = 0.0, quiet
+                    s_neg, quiet_neg, wfrom_neg = 0.0, quiet, i + 1
         return out
+
+    @staticmethod
+    def _sigma_u(learn: list[Segment], beta: float, sigma_r: float, base: dict[str, Any],
+                 lim: TankVarianceLimits) -> float:
+        """σ of the part of the daily residual that does not telescope (ml/day): the
+        learning residuals' robust variance less the two midnight readings' share
+        (2 σ_r²), floored by a prior."""
+        e = np.array([s.variance - beta * s.sales for s in learn])
+        days = np.array([len(s.rows) for s in learn], dtype=float)
+        mad = 1.4826 * float(np.median(np.abs(e - np.median(e))))
+        per_day = max(mad ** 2 - 2 * sigma_r ** 2, 0.0) / float(np.mean(days))
+        prior = max(lim.u_sigma_prior_pct / 100 * base["median_daily_sales_20c_ml"],
+                    lim.u_sigma_prior_l * 1000.0)
+        return max(float(np.sqrt(per_day)), prior)
+
+    @staticmethod
+    def _window(rest: list[Segment], first: int, i: int, beta: float, sigma_r: float,
+                sigma_u: float, lim: TankVarianceLimits, sign: int) -> tuple[float, int]:
+        """Largest standardised excess over the windows of the last 1 … `window_days`
+        segments ending at segment i (none before `first`): the cumulative (clipped) residual, whose
+        gauge errors telescope (only the two end readings count, 2 σ_r²) while the rest
+        adds up (n σ_u²), less the honest-drift allowance. sign +1 = loss, −1 = gain."""
+        best, best_n = 0.0, 0
+        total = sales = delivered = 0.0
+        days = 0
+        for j in range(i, max(first, i - lim.window_days + 1) - 1, -1):
+            seg = rest[j]
+            # one odd day (a fill across midnight, a one-off spill) moves the sum by at most
+            # z_clip of its own σ, as in the CUSUM; a persisting shift needs several days
+            cap = lim.z_clip * np.sqrt(2 * sigma_r ** 2 + len(seg.rows) * sigma_u ** 2)
+            total += float(np.clip(seg.variance - beta * seg.sales, -cap, cap))
+            sales += seg.sales
+            delivered += seg.delivered
+            days += len(seg.rows)
+            sd = np.sqrt(2 * sigma_r ** 2 + days * sigma_u ** 2
+                         + (lim.delivery_sigma_pct / 100 * delivered) ** 2)
+            stat = (sign * total - lim.drift_allow_pct / 100 * sales) / sd
+            if stat > best:
+                best, best_n = float(stat), i - j + 1
+        return best, best_n
 
     @staticmethod
     def _leak_test(ctx: Context, lim: TankVarianceLimits, tank: int, series: TankSeries,
@@ -294,7 +375,12 @@ class TankVarianceDetector:
 
     def _alert(self, ctx: Context, lim: TankVarianceLimits, tank: int, side: str,
                window: list[Segment], history: list[Segment], beta: float, sigma: float,
-               sigma_g: float, series: TankSeries, ev: dict[str, Any]) -> AlertProposal:
+               sigma_g: float, series: TankSeries, ev: dict[str, Any],
+               alarm_since: int | None = None) -> AlertProposal | None:
+        """The alert of an alarm; None while a loss looks like a leak (the time term and the
+        idle stretches both carry at least `leak_ratio` of it) without proof yet (t below
+        `classify_t`), for at most `leak_defer_days` after the alarm: a leak must not be
+        called theft for want of idle hours, and theft must not wait for ever."""
         seg = window[-1]
         kind = "tank_gain" if side == "gain" else "tank_loss"
         if side == "loss":
@@ -312,11 +398,16 @@ class TankVarianceDetector:
             lam = {"rate_l_per_h": None, "se_l_per_h": None} if fit is None else {
                 "rate_l_per_h": fit.rate_l_per_h, "se_l_per_h": fit.rate_se}
             ev["loss_rate"] = {"excess_l_per_h": rate, "idle": idle, "time_term": lam}
-            if (fit is not None and rate > 0 and fit.rate_se > 0
-                    and fit.rate_l_per_h >= lim.leak_ratio * rate
-                    and fit.rate_l_per_h / fit.rate_se >= lim.classify_t
+            leak_like = (fit is not None and rate > 0 and fit.rate_se > 0
+                         and fit.rate_l_per_h >= lim.leak_ratio * rate
+                         and idle["stretches"] > 0
+                         and idle["rate_l_per_h"] >= lim.leak_ratio * rate)
+            if (leak_like and fit.rate_l_per_h / fit.rate_se >= lim.classify_t
                     and _idle_agrees(idle, lim.leak_ratio * rate)):
                 kind = "leak_suspected"
+            elif (leak_like and alarm_since is not None
+                  and seg.as_of - alarm_since < lim.leak_defer_days * 86400):
+                return None
         excess_l = float(ev.get("excess_ml", seg.variance - beta * seg.sales)) / 1000.0
         titles = {"tank_gain": "books exceed the tank's physical drop",
                   "tank_loss": "product missing beyond the limit",
@@ -331,9 +422,49 @@ class TankVarianceDetector:
                       f"{abs(excess_l):.1f} L "
                       f"{'more sold than drawn' if side == 'gain' else 'missing'} beyond the "
                       f"learnt bias {100 * beta:+.3f} % (σ {sigma / 1000:.1f} L/day)")
+        device = nozzle = None
+        if kind == "tank_gain" and "beta_limit_pct" not in ev:
+            found = _attribute(series, lim, ev["learn_span"],
+                               (int(window[0].rows[0]["opening_time"]), seg.as_of), -excess_l)
+            ev["attribution"] = found
+            if found.get("named"):
+                device, nozzle = found["device"], found["nozzle"]
+                detail += f"; the gain comes from {device} nozzle {nozzle}"
         return AlertProposal(kind, "warning" if kind == "leak_suspected" else "critical",
                              seg.as_of, f"tank {tank}: {titles[kind]}", detail, ev,
-                             f"{kind}/T{tank}/{seg.label}", tank=tank)
+                             f"{kind}/T{tank}/{seg.label}", device=device, nozzle=nozzle,
+                             tank=tank)
+
+
+def _attribute(series: TankSeries, lim: TankVarianceLimits, learn: tuple[int, int],
+               window: tuple[int, int], gain_l: float) -> dict[str, Any]:
+    """Which nozzle makes the tank gain (given that it does): the interval model (§2.2)
+    fitted over the learning period and over the alarm's window; the nozzle whose apparent
+    over-registration rose most, named when the rise is significant (t ≥
+    `attribution_t`) and explains at least `attribution_share` of the window's gain. A
+    conditional test: it runs only once the tank has alarmed, so it can be less strict than
+    nozzle_attribution's unconditional one."""
+    model = LevelsModel(series, 7200, lim.outlier_l)
+    base = model.fit(learn[0], learn[1] - FILL_GUARD_S, 300.0, 30, 10.0)
+    t0 = min(window[0], window[1] - lim.attribution_min_days * 86400)
+    now = model.fit(max(t0, learn[1]), window[1] - FILL_GUARD_S, 100.0, 20, 10.0)
+    if base is None or now is None:
+        return {"named": False, "reason": "too few usable readings to fit"}
+    best: dict[str, Any] = {"named": False}
+    for col, a in now.estimate.items():
+        if col not in base.estimate:
+            continue
+        shift = a - base.estimate[col]
+        se = float(np.hypot(now.se[col], base.se[col]))
+        t = shift / se if se > 0 else 0.0
+        if t > best.get("t", -np.inf):
+            dev, noz = series.nozzles[col]
+            best = {"named": False, "device": dev, "nozzle": int(noz), "shift_pct": 100 * shift,
+                    "t": t, "gain_explained_l": shift * now.volume_l[col]}
+    if best.get("t", 0.0) >= lim.attribution_t and gain_l > 0 \
+            and best["gain_explained_l"] >= lim.attribution_share * gain_l:
+        best["named"] = True
+    return best
 
 
 def _rising_at(series: TankSeries, end: int, rise_l: float, data: StationData,

@@ -77,7 +77,9 @@ class BlindSales(Cheat):
                              litres / HIDDEN_FLOW_L_PER_MIN * 60.0)
 
     def trace(self) -> list[str]:
-        return ["tank_loss"]
+        # hidden fills in otherwise idle hours are product leaving with no sale
+        return ["tank_loss", "idle_loss"]
 
     def expected_alerts(self) -> list[str]:
-        return ["tank_loss"]
+        # hidden fills in otherwise idle hours are product leaving with no sale
+        return ["tank_loss", "idle_loss"]

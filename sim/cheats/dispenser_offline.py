@@ -69,4 +69,4 @@ class DispenserOffline(Cheat):
         return ["offline", "totalizer_gap", "tank_loss"]
 
     def expected_alerts(self) -> list[str]:
-        return ["device_offline_sales", "totalizer_gap", "tank_loss"]
+        return ["device_offline_sales", "totalizer_gap", "tank_loss", "idle_loss"]

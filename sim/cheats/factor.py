@@ -161,7 +161,10 @@ class FactorCheat(Cheat):
 
     def expected_alerts(self) -> list[str]:
         logged = {events.PULSE_FACTOR_CHANGE, events.PARAMETER_CHANGE}
-        extra = ["parameter_change"] if logged & set(self.factor_event_codes()) else []
+        # a logged edit, or the self-lock (event 25, device_status) it tripped, shows as a
+        # metrological parameter change without a signed record
+        extra = ["parameter_change"] if logged & set(self.factor_event_codes()) or self.locks \
+            else []
         return extra + ["tank_gain", "meter_skim"]
 
     def attribution_level(self) -> str:

@@ -16,10 +16,10 @@ class FakeTotalizer(FilterCheat):
     counted = False
 
     def trace(self) -> list[str]:
-        return ["tank_loss"]
+        return ["tank_loss", "idle_loss"]  # a kept-out fill in an idle hour: idle loss
 
     def expected_alerts(self) -> list[str]:
-        return ["tank_loss"]
+        return ["tank_loss", "idle_loss"]  # a kept-out fill in an idle hour: idle loss
 
     def attribution_level(self) -> str:
         return "tank" if self.instance_tank() else "station"

@@ -104,3 +104,9 @@ class PartCheat(FactorCheat):
     def expected_alerts(self) -> list[str]:
         return ((["component_change"] if self.replaced else [])
                 + (["seal_broken"] if self.seal_bit else []) + super().expected_alerts())
+
+    def attribution_level(self) -> str:
+        # component ids and seal bits are registers of the dispenser (docs/register-map.md
+        # §4.1): naming the dispenser is what the trace allows
+        return "device"
+

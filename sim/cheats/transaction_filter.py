@@ -17,7 +17,7 @@ class TransactionFilter(FilterCheat):
     counted = True
 
     def trace(self) -> list[str]:
-        return ["totalizer_gap", "tank_loss"]
+        return ["totalizer_gap", "tank_loss", "idle_loss"]
 
     def expected_alerts(self) -> list[str]:
-        return ["totalizer_gap", "tank_loss"]
+        return ["totalizer_gap", "tank_loss", "idle_loss"]
