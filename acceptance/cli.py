@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("collector", "collector.cli", "main_collector", "run the reference collector for one station"),
         ("collectors", "collector.cli", "main_collectors", "run reference collectors for all stations"),
         ("platform", "central.cli", "main", "run the reference central platform"),
+        ("campaign", "acceptance.campaign.runner", "main",
+         "detection campaign: PD by day, false alerts, noise (docs/campaigns.md)"),
     ):
         s = sub.add_parser(name, help=helptext, add_help=False)
         s.set_defaults(delegate=(module, func))

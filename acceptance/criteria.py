@@ -60,10 +60,13 @@ CRITERIA: tuple[Criterion, ...] = (
         "days (domain brief §4: ≈ 3.29·√2·σ/b, 3–10 days for σ 5–16 L and b 7.5 L/day). One "
         "week lets weekly inspections act on it; a logged parameter edit is seen at once."),
     Criterion(
-        "alarm_days_part", "ALM-PART", 1.0, "days", "positive",
+        "alarm_days_part", "ALM-PART", 2.0, "days", "positive",
         "A swapped mainboard or encoder, patched software or a broken seal shows in the "
         "dispenser's identity and seal registers (and its event log when the monitor logs "
-        "it): a discrete trace the platform sees at the collector's next header read."),
+        "it): a discrete trace the platform sees at the collector's next header read. The "
+        "platform then waits a day for the three-party signed record of legitimate work "
+        "(维修单位、检定机构、加油站 sign on site and file it) before it may call the change "
+        "unsigned: one day for the filing, one for the read and the evaluation."),
     Criterion(
         "alarm_days_data", "ALM-DATA", 7.0, "days", "positive",
         "Filtered transactions and a reset totalizer break totalizer continuity at the next "

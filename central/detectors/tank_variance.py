@@ -117,7 +117,9 @@ class TankVarianceLimits:
     attribution_t: float = 3.0
     attribution_share: float = 0.5
     attribution_min_days: int = 4
-    window_h: float = 4.0
+    baseline_days: int = 28
+    baseline_lag_days: int = 14
+    window_h: float = 4.5
     u_sigma_prior_pct: float = 0.05
     u_sigma_prior_l: float = 1.0
 
@@ -196,19 +198,16 @@ class TankVarianceDetector:
         quiet_pos = quiet_neg = -1
         h = lim.h * ctx.scale
         hw = lim.window_h * ctx.scale
-        sigma_u = self._sigma_u(learn, beta, sigma_g * 1000.0, base, lim)
-        # the midnight readings' error: at least the idle-interval noise, and enough that a
-        # one-day window is as uncertain as the learnt daily σ (fills running at midnight,
-        # surface waves after them: the idle intervals see neither)
-        sigma_r = max(sigma_g * 1000.0, float(np.sqrt(max(sigma ** 2 - sigma_u ** 2, 0) / 2)))
+        sigma_r, sigma_u = self._noise_split(learn, sigma_g * 1000.0, base, lim)
         common["sigma_u_ml"], common["sigma_reading_ml"] = sigma_u, sigma_r
         # the window test: from `wfrom_*` on, windows of the last 1 … window_days segments
         wfrom_pos = wfrom_neg = 0
         pending_loss: tuple[int, int] | None = None  # (since, first segment) of a deferred loss
+        resid = self._rolling_residuals(segments, lim)
         for i, seg in enumerate(rest):
             n = len(seg.rows)
             sd = np.sqrt(n * sigma ** 2 + (lim.delivery_sigma_pct / 100 * seg.delivered) ** 2)
-            z_raw = (seg.variance - beta * seg.sales) / sd
+            z_raw = resid[i] / sd
             z = float(np.clip(z_raw, -lim.z_clip, lim.z_clip))
             k = lim.k + lim.drift_allow_pct / 100 * seg.sales / sd
             if s_pos == 0:
@@ -217,8 +216,8 @@ class TankVarianceDetector:
                 start_neg = i
             s_pos = max(0.0, s_pos + z - k)
             s_neg = max(0.0, s_neg - z - k)
-            w_pos, n_pos = self._window(rest, wfrom_pos, i, beta, sigma_r, sigma_u, lim, +1)
-            w_neg, n_neg = self._window(rest, wfrom_neg, i, beta, sigma_r, sigma_u, lim, -1)
+            w_pos, n_pos = self._window(rest, resid, wfrom_pos, i, sigma_r, sigma_u, lim, +1)
+            w_neg, n_neg = self._window(rest, resid, wfrom_neg, i, sigma_r, sigma_u, lim, -1)
             for side in ("loss", "gain"):
                 s = s_pos if side == "loss" else s_neg
                 w, wn = (w_pos, n_pos) if side == "loss" else (w_neg, n_neg)
@@ -236,7 +235,7 @@ class TankVarianceDetector:
                           "window_statistic": w, "window_h": hw,
                           "test": "window" if w > hw else "cusum",
                           "window_from": window[0].rows[0]["day"], "window_days": len(window),
-                          "excess_ml": sum(x.variance - beta * x.sales for x in window)}
+                          "excess_ml": float(resid[first:i + 1].sum())}
                     since = seg.as_of if pending_loss is None else pending_loss[0]
                     alert = self._alert(ctx, lim, tank, side, window, rest[:i + 1], beta,
                                         sigma, sigma_g, series, ev, since)
@@ -255,21 +254,54 @@ class TankVarianceDetector:
         return out
 
     @staticmethod
-    def _sigma_u(learn: list[Segment], beta: float, sigma_r: float, base: dict[str, Any],
-                 lim: TankVarianceLimits) -> float:
-        """σ of the part of the daily residual that does not telescope (ml/day): the
-        learning residuals' robust variance less the two midnight readings' share
-        (2 σ_r²), floored by a prior."""
-        e = np.array([s.variance - beta * s.sales for s in learn])
-        days = np.array([len(s.rows) for s in learn], dtype=float)
-        mad = 1.4826 * float(np.median(np.abs(e - np.median(e))))
-        per_day = max(mad ** 2 - 2 * sigma_r ** 2, 0.0) / float(np.mean(days))
+    def _noise_split(learn: list[Segment], sigma_g: float, base: dict[str, Any],
+                     lim: TankVarianceLimits) -> tuple[float, float]:
+        """(σ_r, σ_u), ml: the daily residual's part that telescopes (the two midnight
+        readings, 2 σ_r²) and the part that adds up day by day (σ_u² per day), from the
+        learning residuals against the test's own baseline (β per litre sold, δ per litre
+        delivered): a reading error appears in two neighbouring days with opposite signs,
+        so the lag-1 autocovariance is −σ_r². The robust variance γ0 (MAD²) splits into
+        2 σ_r² + σ_u² with σ_r² = −ρ·γ0 held between the gauge's idle-interval noise σ_g² and
+        γ0/2; σ_u is floored by a prior (max(`u_sigma_prior_pct` % of daily sales,
+        `u_sigma_prior_l` L)), and γ0 by the learnt daily σ's prior."""
+        v = np.array([s.variance for s in learn])
+        sales = np.array([s.sales for s in learn])
+        dl = np.array([s.delivered for s in learn])
+        b, d = _fit_baseline(v, sales, dl, lim.outlier_z)
+        e = v - b * sales - d * dl
+        e = e - np.median(e)
+        gamma0 = max((1.4826 * float(np.median(np.abs(e)))) ** 2, base["sigma_prior_ml"] ** 2)
+        clipped = np.clip(e, -3 * np.sqrt(gamma0), 3 * np.sqrt(gamma0))
+        denom = float(np.sum(clipped * clipped))
+        rho = float(np.sum(clipped[1:] * clipped[:-1]) / denom) if denom > 0 else 0.0
+        var_r = min(max(-rho * gamma0, sigma_g ** 2), gamma0 / 2)
         prior = max(lim.u_sigma_prior_pct / 100 * base["median_daily_sales_20c_ml"],
                     lim.u_sigma_prior_l * 1000.0)
-        return max(float(np.sqrt(per_day)), prior)
+        return float(np.sqrt(var_r)), max(float(np.sqrt(max(gamma0 - 2 * var_r, 0.0))), prior)
 
     @staticmethod
-    def _window(rest: list[Segment], first: int, i: int, beta: float, sigma_r: float,
+    def _rolling_residuals(segments: list[Segment], lim: TankVarianceLimits) -> np.ndarray:
+        """Residual v − β s − δ D of every segment after learning, against a baseline fitted
+        on the `baseline_days` segments that end `baseline_lag_days` before it (never fewer
+        than the learning period): β per litre sold (honest meter errors), δ per litre
+        delivered (the table error over a drop's level range, the drop's stratification).
+        The baseline follows what moves slowly — honest meter drift of ≈ 0.05 % per six
+        months, the seasons (docs/noise-budget.md) — while a cheat's step stays visible for
+        the lag, longer than any test window."""
+        n_learn = lim.learn_days
+        v = np.array([x.variance for x in segments])
+        sales = np.array([x.sales for x in segments])
+        dl = np.array([x.delivered for x in segments])
+        out = np.empty(max(len(segments) - n_learn, 0))
+        for j in range(n_learn, len(segments)):
+            hi = max(n_learn, j - lim.baseline_lag_days)
+            lo = max(0, hi - max(lim.baseline_days, n_learn))
+            b, d = _fit_baseline(v[lo:hi], sales[lo:hi], dl[lo:hi], lim.outlier_z)
+            out[j - n_learn] = v[j] - b * sales[j] - d * dl[j]
+        return out
+
+    @staticmethod
+    def _window(rest: list[Segment], resid: np.ndarray, first: int, i: int, sigma_r: float,
                 sigma_u: float, lim: TankVarianceLimits, sign: int) -> tuple[float, int]:
         """Largest standardised excess over the windows of the last 1 … `window_days`
         segments ending at segment i (none before `first`): the cumulative (clipped) residual, whose
@@ -283,7 +315,7 @@ class TankVarianceDetector:
             # one odd day (a fill across midnight, a one-off spill) moves the sum by at most
             # z_clip of its own σ, as in the CUSUM; a persisting shift needs several days
             cap = lim.z_clip * np.sqrt(2 * sigma_r ** 2 + len(seg.rows) * sigma_u ** 2)
-            total += float(np.clip(seg.variance - beta * seg.sales, -cap, cap))
+            total += float(np.clip(resid[j], -cap, cap))
             sales += seg.sales
             delivered += seg.delivered
             days += len(seg.rows)
@@ -465,6 +497,26 @@ def _attribute(series: TankSeries, lim: TankVarianceLimits, learn: tuple[int, in
             and best["gain_explained_l"] >= lim.attribution_share * gain_l:
         best["named"] = True
     return best
+
+
+def _fit_baseline(v: np.ndarray, sales: np.ndarray, dl: np.ndarray,
+                  outlier_z: float) -> tuple[float, float]:
+    """Least squares v ≈ β·sales + δ·delivered, once more without the residuals beyond
+    `outlier_z` robust σ; δ = 0 when the window had no drop."""
+    keep = np.ones(len(v), dtype=bool)
+    b = d = 0.0
+    for _ in range(2):
+        x = np.column_stack([sales[keep], dl[keep]]) if dl[keep].any() else sales[keep, None]
+        if not len(x) or not np.any(x):
+            return 0.0, 0.0
+        coef = np.linalg.lstsq(x, v[keep], rcond=None)[0]
+        b, d = float(coef[0]), float(coef[1]) if len(coef) > 1 else 0.0
+        e = v - b * sales - d * dl
+        mad = 1.4826 * float(np.median(np.abs(e[keep] - np.median(e[keep]))))
+        if mad <= 0:
+            break
+        keep = np.abs(e - np.median(e[keep])) <= outlier_z * mad
+    return b, d
 
 
 def _rising_at(series: TankSeries, end: int, rise_l: float, data: StationData,
