@@ -88,7 +88,10 @@ class RunOptions:
     progress: bool = True
     collector_args: tuple[str, ...] = ()
     paced: bool = True  # pace windows for faults and the latency segment (docs/run-record.md)
-    pace_wall_s: float = 10.0  # wall seconds for the run outside the windows (a ceiling)
+    # wall seconds per simulated day outside the windows (a ceiling), at least `pace_min_s`
+    # for the run: every day gets on-line samples (STB-1) and header reads (state reports)
+    pace_wall_s_per_day: float = 1.0
+    pace_min_s: float = 10.0
     fault_wall_s: float = 6.0  # wall seconds each fault window lasts
     latency_minutes: float = 10.0  # simulated minutes of the near-real-time segment
     latency_compression: float = 60.0
@@ -303,7 +306,8 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
     devices_args: list[str] = []
     if opts.paced and opts.compression is None:
         days = opts.days if opts.days is not None else scenario.data["days"]
-        devices_args += ["--max-compression", repr(days * 86400.0 / opts.pace_wall_s)]
+        wall = max(opts.pace_min_s, days * opts.pace_wall_s_per_day)
+        devices_args += ["--max-compression", repr(days * 86400.0 / wall)]
         for w in windows:
             devices_args += ["--pace", w.format()]
     c, p = sut.collector, sut.platform

@@ -198,8 +198,12 @@ class FieldDevice:
     # ---- silence -----------------------------------------------------------------------
     @property
     def offline(self) -> bool:
-        """The world took this dispenser off line (a cheat): it answers no request."""
-        return bool(getattr(self.view, "offline", False))
+        """The world took this dispenser off line (a cheat): it answers no request — until
+        the simulated period is over: then the station has it back on line, so what its
+        FIFOs still hold can be drained (the cheat ended with the run; docs/register-map.md
+        §8)."""
+        return (bool(getattr(self.view, "offline", False))
+                and not getattr(self.clock, "finished", False))
 
     def silent_now(self) -> bool:
         """No reply to any request now: a scenario silence (fault device_silent) or the

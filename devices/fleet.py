@@ -57,6 +57,11 @@ class WorldClock:
     def now(self) -> float:
         return self._world.now
 
+    @property
+    def finished(self) -> bool:
+        """The simulated period is over (the devices linger, serving the final state)."""
+        return bool(getattr(self._world, "finished", False))
+
     def stepped(self) -> None:
         self.generation += 1
 

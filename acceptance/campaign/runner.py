@@ -118,34 +118,43 @@ def run_campaign(spec: CampaignSpec, out: Path, *, transport: str = "direct",
     return doc
 
 
-ALERT_IDENTITY = ("kind", "device", "nozzle", "tank", "as_of")
+ALERT_TARGET = ("kind", "device", "nozzle", "tank")
 
 
-def _alert_set(path: Path) -> set[tuple]:
-    df = pd.read_parquet(path)
-    rows = set()
-    for r in df.itertuples(index=False):
-        rows.add(tuple(None if pd.isna(getattr(r, c)) else
-                       (float(getattr(r, c)) if c == "as_of" else str(getattr(r, c)))
-                       for c in ALERT_IDENTITY))
-    return rows
+def _alerts(path: Path) -> dict[tuple, list[float]]:
+    """Alert target (kind, device, nozzle, tank) → the as_of of each such alert."""
+    out: dict[tuple, list[float]] = {}
+    for r in pd.read_parquet(path).itertuples(index=False):
+        key = tuple(None if pd.isna(getattr(r, c)) else str(getattr(r, c)) for c in ALERT_TARGET)
+        out.setdefault(key, []).append(float(r.as_of))
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def transport_check(direct: dict[str, dict[str, Any]], full: list[dict[str, Any]],
                     out: Path) -> dict[str, Any]:
     """Do the worlds give the same alerts through the whole chain as through the direct
-    feed? Alerts are compared by kind, target and as_of."""
+    feed? Same kinds and targets, each as often; `as_of` may differ where the evidence
+    reaches the platform at the collector's pace rather than the device's (state reports
+    come from header reads): the largest difference is reported."""
     diffs = []
     identical = 0
+    worst = 0.0
     for r in full:
-        a = _alert_set(out / "alerts" / f"{r['task']}.parquet")
-        b = _alert_set(out / "alerts" / f"{r['task']}.full.parquet")
-        if a == b:
+        a = _alerts(out / "alerts" / f"{r['task']}.parquet")
+        b = _alerts(out / "alerts" / f"{r['task']}.full.parquet")
+        same = {k: len(v) for k, v in a.items()} == {k: len(v) for k, v in b.items()}
+        if same:
             identical += 1
+            for k, times in a.items():
+                worst = max([worst, *(abs(x - y) for x, y in zip(times, b[k], strict=True))])
         else:
-            diffs.append({"world": r["task"], "direct_only": sorted(map(str, a - b))[:20],
-                          "full_only": sorted(map(str, b - a))[:20]})
-    return {"worlds": len(full), "identical": identical, "differences": diffs}
+            diffs.append({"world": r["task"],
+                          "direct_only": sorted(str(k) for k in set(a) - set(b))[:20],
+                          "full_only": sorted(str(k) for k in set(b) - set(a))[:20],
+                          "counts_differ": sorted(str(k) for k in set(a) & set(b)
+                                                  if len(a[k]) != len(b[k]))[:20]})
+    return {"worlds": len(full), "identical": identical, "max_as_of_difference_s": worst,
+            "differences": diffs}
 
 
 def main(argv: list[str] | None = None) -> int:
