@@ -21,7 +21,10 @@ Rules (docs/requirements.md, "Cheat warning"):
   instance's target at its attribution level (nozzle: device and nozzle; device: device;
   tank: tank; station: any).
 - An alert of a cheat-indicating kind that matches no cheat instance is a *false alert*
-  (look-alikes expect no cheat-indicating kind, so an alert they provoke is false).
+  (look-alikes expect no cheat-indicating kind, so an alert they provoke is false) —
+  unless records of its station were lost, duplicated or altered on their way to the
+  platform around it: then the platform rightly flags what the system under test broke,
+  and the data requirements (DAT-*) judge that.
   Operational kinds (a suspected leak, high water, a device off line) are not judged here.
 """
 
@@ -93,6 +96,7 @@ class Scores:
     false_alerts: pd.DataFrame  # alerts of cheat kinds that match no cheat instance
     lookalikes_triggered: list[dict[str, Any]] = field(default_factory=list)
     alerts_judged: int = 0  # alerts of cheat-indicating kinds
+    explained_by_incidents: int = 0  # … that data the SUT lost or altered explains
 
     def of_class(self, cls: str) -> list[InstanceScore]:
         return [s for s in self.instances if s.cls == cls]
@@ -175,12 +179,24 @@ def _alert_summary(alert: Any) -> dict[str, Any]:
             "nozzle": _int_or_none(alert.nozzle), "tank": _int_or_none(alert.tank)}
 
 
-def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float) -> Scores:
-    """Score every cheat instance and every alert (see the module doc for the rules)."""
+def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float,
+          incidents: pd.DataFrame | None = None) -> Scores:
+    """Score every cheat instance and every alert (see the module doc for the rules).
+
+    `incidents` (columns station_id, start, end): spans in which the system under test lost,
+    duplicated or altered a station's records on their way to the platform. A
+    cheat-indicating alert at that station inside [start − 1 h, end + 3 days] is explained
+    by the incident (a platform that flags a totalizer gap the collector made is right),
+    not false; the data requirements (DAT-*) judge the incident itself."""
     check_instances(instances)
     al = normalise_alerts(alerts)
     judged = al[al["kind"].isin(list(CHEAT_ALERT_KINDS))]
     explained = np.zeros(len(al), dtype=bool)
+    for inc in (incidents if incidents is not None else pd.DataFrame()).itertuples(index=False):
+        explained |= ((al["station_id"] == str(inc.station_id))
+                      & (al["as_of"] >= float(inc.start) - MATCH_BEFORE_S)
+                      & (al["as_of"] <= float(inc.end) + MATCH_AFTER_S)).to_numpy()
+    by_incident = int(explained[judged.index].sum())
     results: list[InstanceScore] = []
     lookalike_hits: list[dict[str, Any]] = []
     # ("class" is a keyword: itertuples would rename the column)
@@ -221,7 +237,8 @@ def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float) -> Scor
                 s.attributed_alert = _alert_summary(a)
                 break
     false = judged[~explained[judged.index]]
-    return Scores(results, false.reset_index(drop=True), lookalike_hits, len(judged))
+    return Scores(results, false.reset_index(drop=True), lookalike_hits, len(judged),
+                  by_incident)
 
 
 def station_months(days_by_station: Iterable[float]) -> float:

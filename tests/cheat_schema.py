@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sim.cheats import CHEAT_KINDS, RESOURCES
+from sim.cheats.params import Param
+from sim.cheats.schedule import SCHEDULE_OPTIONS, SCHEDULES
 
-from sim.cheats import CHEAT_KINDS, RESOURCES  # noqa: E402
-from sim.cheats.params import Param  # noqa: E402
-from sim.cheats.schedule import SCHEDULE_OPTIONS, SCHEDULES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SCHEMA = ROOT / "scenarios" / "scenario.schema.json"
 ADDRESS = {"nozzle": ("dispenser", "nozzle"), "dispenser": ("dispenser", "nozzle"),

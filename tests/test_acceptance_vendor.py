@@ -32,9 +32,11 @@ VENDOR_COLLECTOR = ["{python}", "-m", "acceptance.cli", "collector", "--station"
 def test_vendor_collector_and_platform_are_accepted(tmp_path):
     broker = EmbeddedBroker("127.0.0.1", free_port()).start()
     keys = make_key_file(["UMB25", "UMB44"], tmp_path / "vendor-keys.json")
-    token = "vendor-read-token"
+    # admin: the harness hands the platform the posted prices (and any signed verification
+    # records) as the other departments would (docs/sut.md)
+    token = "vendor-admin-token"
     (tmp_path / "tokens.json").write_text(json.dumps(
-        {"tokens": [{"token": token, "role": "read", "name": "harness"}]}))
+        {"tokens": [{"token": token, "role": "admin", "name": "harness"}]}))
     port = free_port()
     platform = subprocess.Popen(
         [sys.executable, "-m", "acceptance.cli", "platform", "--db",

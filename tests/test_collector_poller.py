@@ -134,19 +134,22 @@ def test_drains_every_fifo_across_the_wrap_with_exact_values(tmp_path, dialect):
     run(scenario())
 
 
+class FailingOnce(Spool):
+    """A spool whose first write fails as a full disk would."""
+
+    failures = 1
+
+    def add(self, records, now=None, meta=None):
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().add(records, now, meta)
+
+
 def test_nothing_is_acknowledged_before_it_is_in_the_spool(tmp_path):
     station = Station()
     expected = fill(station)
     before = station.pending()
-
-    class FailingOnce(Spool):
-        failures = 1
-
-        def add(self, records, now=None, meta=None):
-            if self.failures:
-                self.failures -= 1
-                raise sqlite3.OperationalError("database or disk is full")
-            return super().add(records, now, meta)
 
     async def scenario():
         endpoint = await station.start_tcp()
@@ -387,15 +390,6 @@ def test_a_header_change_gives_exactly_one_state_report_and_a_restart_a_baseline
 
 def test_a_state_report_is_not_lost_when_the_spool_write_fails(tmp_path):
     station = Station()
-
-    class FailingOnce(Spool):
-        failures = 1
-
-        def add(self, records, now=None, meta=None):
-            if self.failures:
-                self.failures -= 1
-                raise sqlite3.OperationalError("database or disk is full")
-            return super().add(records, now, meta)
 
     async def scenario():
         endpoint = await station.start_tcp()

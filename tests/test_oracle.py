@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -115,6 +116,9 @@ class FakeRun:
         self.station_ids = list(stations)
         self.start, self.end = T0, T0 + days * DAY
         self._memo: dict[str, Any] = {}
+        # RunData.comparison: no record lost or altered on the way
+        self.comparison = SimpleNamespace(records=pd.DataFrame(
+            columns=["station_id", "status", "time"]))
 
     def truth_table(self, name: str) -> pd.DataFrame:
         assert name == "cheat_instances"
@@ -182,3 +186,13 @@ def test_class_without_cheat_says_detection_was_not_exercised() -> None:
     ms = alarms.part(FakeRun(instances(SKIM), GOOD_ALERTS), CRITERIA)
     assert [m.name for m in ms] == ["alerts.unexplained"] and ms[0].passed
     assert "not exercised" in ms[0].evidence["note"]
+
+
+def test_alerts_the_sut_caused_by_losing_data_are_not_false() -> None:
+    gap = pd.DataFrame([alert("g1", "totalizer_gap", T0 + 2 * DAY, station="S2"),
+                        alert("g2", "totalizer_gap", T0 + 9 * DAY, station="S2")])
+    lost = pd.DataFrame([{"station_id": "S2", "start": T0 + DAY, "end": T0 + 2 * DAY}])
+    sc = score(instances(SKIM), gap, END, lost)
+    assert list(sc.false_alerts["id"]) == ["g2"]  # outside the incident's window: false
+    assert sc.explained_by_incidents == 1
+    assert len(score(instances(SKIM), gap, END).false_alerts) == 2  # no incident: both false

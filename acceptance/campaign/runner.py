@@ -121,11 +121,21 @@ def run_campaign(spec: CampaignSpec, out: Path, *, transport: str = "direct",
 ALERT_TARGET = ("kind", "device", "nozzle", "tank")
 
 
+def _plain(value: Any) -> str | None:
+    """A target field as text, whether the frame held it as int, float (a column with
+    nulls) or string."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _alerts(path: Path) -> dict[tuple, list[float]]:
     """Alert target (kind, device, nozzle, tank) → the as_of of each such alert."""
     out: dict[tuple, list[float]] = {}
     for r in pd.read_parquet(path).itertuples(index=False):
-        key = tuple(None if pd.isna(getattr(r, c)) else str(getattr(r, c)) for c in ALERT_TARGET)
+        key = tuple(_plain(getattr(r, c)) for c in ALERT_TARGET)
         out.setdefault(key, []).append(float(r.as_of))
     return {k: sorted(v) for k, v in out.items()}
 

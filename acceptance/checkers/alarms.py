@@ -43,8 +43,22 @@ from acceptance.rundir import RunData
 
 def _scores(data: RunData) -> Scores:
     def compute() -> Scores:
-        return score(data.truth_table("cheat_instances"), data.alerts, data.end)
+        return score(data.truth_table("cheat_instances"), data.alerts, data.end,
+                     incidents(data))
     return data.derive("alarms:scores", compute)
+
+
+def incidents(data: RunData) -> pd.DataFrame:
+    """Per station, the span of records the SUT lost, duplicated or altered (the ground
+    truth ↔ platform comparison), so alerts they explain are not counted as false."""
+    recs = data.comparison.records
+    bad = recs[recs["status"].isin(("lost", "duplicated", "altered", "unexpected"))]
+    bad = bad[pd.to_numeric(bad["time"], errors="coerce").notna()]
+    if not len(bad):
+        return pd.DataFrame(columns=["station_id", "start", "end", "records"])
+    grouped = bad.assign(time=pd.to_numeric(bad["time"])).groupby("station_id")["time"]
+    return pd.DataFrame({"start": grouped.min(), "end": grouped.max(),
+                         "records": grouped.size()}).reset_index()
 
 
 def _observed_days(data: RunData) -> dict[str, float]:
@@ -116,6 +130,7 @@ def false_alerts(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
     by_station = {str(k): int(v) for k, v in false.groupby("station_id").size().items()}
     evidence = {"false_alerts": len(false), "station_months": round(months, 4),
                 "alerts_judged": scores.alerts_judged, "by_station": by_station,
+                "explained_by_data_incidents": scores.explained_by_incidents,
                 "alerts": _alert_list(false),
                 "lookalikes_triggered": first(scores.lookalikes_triggered)}
     if rate is None:
