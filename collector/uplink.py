@@ -346,10 +346,10 @@ class Uplink:
             log.error("%s: signed ack with malformed key lists ignored: %.200s", self.station_id,
                       raw)
             return
-        self.stats.acks += 1
         self._ack_timeout = self.settings.ack_timeout  # the platform answers again
         # Delete first, then free the window: a record leaves flight only once it is gone.
         deleted, moved = await self._settle(done, rejected)
+        self.stats.acks += 1  # counted once applied, so a reader of the counter sees the spool
         self.stats.records_acked += deleted
         if rejected:
             self.stats.records_rejected += moved

@@ -100,8 +100,8 @@ def test_every_record_reaches_the_platform_exactly_as_read(tmp_path, broker):
         async with collecting(station, broker, tmp_path / "spool") as collector:
             assert await until(lambda: len(platform.data) == len(expected)
                                and collector.spool.backlog == 0
-                               and len(platform.of_type("heartbeat")) >= 2, 20)
-            assert not any(station.pending().values())
+                               and len(platform.of_type("heartbeat")) >= 2
+                               and not any(station.pending().values()), 20)
             # everything acknowledged: the next heartbeat says the devices are drained
             # through the RTC of a header read
             t = int(station.clock.now)
@@ -168,10 +168,10 @@ def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
             platform.send_ack(tampered)
             tampered["accepted"] = keys[:1]  # altered after signing
             platform.client.publish("fsx/v1/S01/ack", json.dumps(tampered), qos=1)
+            # The one genuine ack (all three keys) empties the spool; the forgeries do not.
             assert await until(lambda: collector.uplink.stats.forged_acks == 3
-                               and collector.uplink.stats.acks == 1, 10)
-            # The one genuine ack (all three keys) emptied the spool; the forgeries did not.
-            assert fifo_backlog(collector.spool) == 0
+                               and collector.uplink.stats.acks == 1
+                               and fifo_backlog(collector.spool) == 0, 10)
             # Send a forged ack for records that are still pending: they stay.
             station.d1.accept("transactions", transaction(13, 3))
             assert await until(lambda: fifo_backlog(collector.spool) == 1, 10)
@@ -236,8 +236,9 @@ def test_broker_restart_loses_nothing(tmp_path, broker):
             await asyncio.to_thread(broker.stop)
             assert await until(lambda: not collector.uplink.connected.is_set(), 10)
             push(20, 30)  # collected while the broker is down: held in the spool
-            assert await until(lambda: fifo_backlog(collector.spool) == 30, 10)
-            assert not any(station.pending().values())
+            # the FIFO tail moves after the spool commit: wait for both
+            assert await until(lambda: fifo_backlog(collector.spool) == 30
+                               and not any(station.pending().values()), 10)
             await asyncio.to_thread(broker.start)
             assert await until(lambda: len(platform.data) == 50
                                and collector.spool.backlog == 0, 60)
