@@ -17,6 +17,8 @@ set -e
 case $code in
   0) echo "verdict: accepted (exit 0)" ;;
   1) echo "verdict: NOT accepted (exit 1) — see the rectification ledger in the report" ;;
+  3) echo "verdict: incomplete (exit 3) — MUST requirements the run did not prove are named" \
+          "above and next to the verdict in the report" ;;
   *) echo "the harness could not run (exit $code)"; exit $code ;;
 esac
 echo "run directory: $(pwd)/$out"

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from acceptance.guard import guarded
+
 log = logging.getLogger(__name__)
 
 
@@ -134,13 +136,17 @@ class Mosquitto:
     """A real Mosquitto broker as a child process, stopped by its pid."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
-                 persistence: bool = True, workdir: Path | None = None) -> None:
+                 persistence: bool = True, workdir: Path | None = None,
+                 guard: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise FileNotFoundError("mosquitto is not installed (Debian package `mosquitto`)")
         self.binary = binary
         self.host, self.port = host, port or free_port(host)
         self.persistence = persistence
+        # guard: dies with this process (acceptance/guard.py); only when started and stopped
+        # from the main thread, since the kernel ties it to the starting thread
+        self.guard = guard
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="fc-mosquitto-"))
         self.proc: subprocess.Popen | None = None
@@ -154,8 +160,9 @@ class Mosquitto:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(MOSQUITTO_CONF.format(host=self.host, port=self.port, dir=self.dir,
                                               persistence="true" if self.persistence else "false"))
-        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        argv = [self.binary, "-c", str(conf)]
+        self.proc = subprocess.Popen(guarded(argv) if self.guard else argv,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_listening(self.host, self.port, timeout)
         except TimeoutError:

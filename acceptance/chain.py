@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import yaml
 
 from acceptance.broker import Mosquitto, free_port, parse_broker_url, wait_listening
+from acceptance.guard import guarded
 from acceptance.keys import make_key_file
 from acceptance.netproxy import TcpProxy
 from acceptance.observe import ApiError, PlatformClient, detection_status
@@ -55,6 +56,17 @@ DETECTION_GRACE_S = 10.0
 
 class ChainError(RuntimeError):
     """A part of the chain failed to start, died, or could not be stopped."""
+
+
+class SutExited(ChainError):
+    """A part of the system under test (a collector, the platform) exited on its own: a
+    finding about the SUT, with its exit status and log, not a failure of the harness."""
+
+    def __init__(self, part: str, pid: int | None, code: int | None, log: Path,
+                 tail: str) -> None:
+        super().__init__(f"{part} (pid {pid}) exited on its own with code {code}; "
+                         f"log {log}:\n{tail}")
+        self.part, self.pid, self.code, self.log, self.tail = part, pid, code, log, tail
 
 
 # ---- faults of a scenario ---------------------------------------------------------------
@@ -123,8 +135,9 @@ class Part:
         with open(self.log_path, "ab") as log:
             log.write(f"=== {time.strftime('%H:%M:%S')} start: {' '.join(self.argv)}\n".encode())
             log.flush()
-            # own session: a Ctrl-C meant for the harness does not reach the parts
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+            # own session: a Ctrl-C meant for the harness does not reach the parts (the harness
+            # stops them in order); the guard ends them if the harness dies without doing so
+            self.proc = subprocess.Popen(guarded(self.argv), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.cwd, env=env,
                                          start_new_session=True)
         self.wanted = True
@@ -187,6 +200,8 @@ class Part:
 
     def failure(self) -> ChainError:
         code = self.proc.poll() if self.proc else None
+        if self.name == "platform" or self.name.startswith("collector"):
+            return SutExited(self.name, self.pid, code, self.log_path, self.tail())
         return ChainError(f"{self.name} (pid {self.pid}) exited with code {code}; "
                           f"log {self.log_path}:\n{self.tail()}")
 
@@ -233,7 +248,7 @@ class _Broker:
                                         self.url], workdir / "logs" / "broker.log", workdir)
         elif self.kind == "mosquitto":
             self.mosquitto = Mosquitto(HOST, self.port, persistence=True,
-                                       workdir=workdir / "mosquitto")
+                                       workdir=workdir / "mosquitto", guard=True)
 
     @property
     def url(self) -> str:

@@ -32,7 +32,7 @@ from acceptance.requirements import CATALOGUE, Requirement, load_checker
 from acceptance.rundir import RunData, RunDataError
 
 RECORD_FILE = "record.json"
-EXIT_ACCEPTED, EXIT_REFUSED, EXIT_HARNESS = 0, 1, 2
+EXIT_HARNESS = 2  # the run directory could not be checked; verdicts: record.VERDICTS
 
 
 def check_run(run_dir: str | Path, *, write: bool = True,
@@ -43,7 +43,9 @@ def check_run(run_dir: str | Path, *, write: bool = True,
                                 source=f"{data.root / 'scenario.yaml'}: criteria")
     measurements, errors = run_checkers(data, criteria, catalogue_entries)
     entries = [r.to_dict() for r in catalogue_entries]
-    outcomes, accepted = decide(measurements, entries, errors)
+    # interrupted, or ended by a SUT part that exited on its own (STB-1 fails on that)
+    complete = not (data.run_info.get("interrupted") or data.run_info.get("sut_exited"))
+    outcomes, verdict = decide(measurements, entries, errors, complete=complete)
     notes = list(_run_notes(data))
     tables = build_tables(data, criteria, notes)
     record = RunRecord(
@@ -51,7 +53,8 @@ def check_run(run_dir: str | Path, *, write: bool = True,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         scenario=scenario_info(data, notes), harness=_harness(data.run_info),
         sut=_sut(data.run_info), stations=station_rows(data), criteria=criteria,
-        measurements=measurements, requirements=outcomes, accepted=accepted,
+        measurements=measurements, requirements=outcomes,
+        accepted=verdict == "accepted", verdict=verdict, complete=complete,
         catalogue=entries, tables=tables, notes=notes)
     if write:
         record.write(data.root / RECORD_FILE)
@@ -183,8 +186,9 @@ def _plain(v: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m acceptance.check RUN`: re-check a run directory offline; exit 0 accepted,
-    1 not accepted, 2 the run directory could not be checked."""
+    """`python -m acceptance.check RUN` (and `forecourt check RUN`): re-check a run directory
+    offline and write record.json and junit.xml; exit 0 accepted, 1 not accepted, 3
+    incomplete, 2 the run directory could not be checked."""
     parser = argparse.ArgumentParser(description="re-run the acceptance checkers on a run "
                                                  "directory and write its record.json")
     parser.add_argument("run", type=Path, help="run directory (docs/run-record.md)")
@@ -197,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_HARNESS
     for r in record.requirements:
         print(f"{r.id:<10} {r.level:<6} {r.outcome:<11} {r.error or r.summary}")
-    print(("ACCEPTED" if record.accepted else "NOT ACCEPTED")
-          + (f" (failed: {', '.join(record.failed())})" if record.failed() else ""))
-    return EXIT_ACCEPTED if record.accepted else EXIT_REFUSED
+    if not args.no_write:
+        from reports.junit import write_junit
+
+        write_junit(record, args.run / "junit.xml")
+    print(record.verdict_line())
+    return record.exit_code
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  - {msg}", file=sys.stderr)
         return EXIT_ERROR
     scenario = _load(args.scenario)
+    from acceptance.criteria import CriteriaError, resolve_criteria
+    from acceptance.sut import SutError, parse_sut
+
+    try:  # what `forecourt run` checks before it starts anything
+        resolve_criteria(scenario.data.get("criteria"), run_days=scenario.data["days"],
+                         source=f"{args.scenario}: criteria")
+        parse_sut(scenario.data.get("sut"), base_dir=scenario.path.parent)
+    except (CriteriaError, SutError) as exc:  # their messages name the file and field
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
     print(f"{args.scenario}: valid ({scenario.name}, {len(scenario.fleet)} stations in the fleet, "
           f"digest {scenario.digest[:12]})")
     return EXIT_OK
@@ -157,20 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from acceptance.check import check_run
-    from acceptance.rundir import RunDataError
-    from reports.junit import write_junit
+    from acceptance.check import main
 
-    try:
-        record = check_run(Path(args.run))
-    except RunDataError as exc:
-        print(f"forecourt check: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    write_junit(record, Path(args.run) / "junit.xml")
-    failed = record.failed()
-    print(("ACCEPTED" if record.accepted else "NOT ACCEPTED")
-          + (f": {', '.join(failed)}" if failed else ""))
-    return EXIT_OK if record.accepted else EXIT_FAIL
+    return main([str(args.run)])
 
 
 def cmd_report(args: argparse.Namespace) -> int:

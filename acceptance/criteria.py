@@ -104,10 +104,13 @@ CRITERIA: tuple[Criterion, ...] = (
         "minutes off line a day; the only published achieved figure is 99.6 % on line "
         "(Xinyi, domain brief §5), no floor is published."),
     Criterion(
-        "stability_days", "STB-1", None, "days", "count",
-        "The plan asks for 连续稳定运行6个月以上: the banner scenario runs 180 days. A shorter "
-        "run can only prove as many days as it has, so the default asks for all of them.",
-        derived="the run's days, rounded up"),
+        "stability_days", "STB-1", 180, "days", "count",
+        "The plan asks for 连续稳定运行6个月以上 (six months, 180 days): STB-1 is proven only by "
+        "a run at least this long, and a shorter run is incomplete (exit 3), never passed. A "
+        "scenario may shorten the period explicitly, with a number or with `run` (the run's "
+        "days, rounded up); the record and the reports then call it a shortened stability "
+        "check (缩短的稳定性检查), which the plan's acceptance cannot rest on.",
+        derived="`run`: the run's days, rounded up"),
     Criterion(
         "rss_growth_mib_per_day", "STB-1", 1.0, "MiB/day", "non_negative",
         "Slope of a straight-line fit of each SUT process's resident memory against "
@@ -152,10 +155,18 @@ def defaults(run_days: float) -> dict[str, Any]:
     return out
 
 
+PLAN_STABILITY_DAYS = 180  # 连续稳定运行6个月以上
+
+
 def _derive(key: str, run_days: float) -> Any:
     if key == "stability_days":
         return max(1, math.ceil(run_days - 1e-9))
     raise AssertionError(f"criterion {key}: no derivation")  # a catalogue bug
+
+
+def shortened_stability(criteria: Mapping[str, Any]) -> bool:
+    """True when the scenario lowered STB-1's period below the plan's six months."""
+    return int(criteria["stability_days"]) < PLAN_STABILITY_DAYS
 
 
 def resolve_criteria(raw: Mapping[str, Any] | None, *, run_days: float,
@@ -174,13 +185,15 @@ def resolve_criteria(raw: Mapping[str, Any] | None, *, run_days: float,
                 f"{source}.{key}: unknown criterion"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 + f"; known: {', '.join(sorted(_BY_KEY))}")
-        out[key] = _checked(_BY_KEY[key], raw[key], source)
+        c = _BY_KEY[key]
+        out[key] = (_derive(key, run_days) if c.derived and raw[key] == "run"
+                    else _checked(c, raw[key], source))
     return out
 
 
 def _checked(c: Criterion, value: Any, source: str) -> float | int:
     where = f"{source}.{c.key}"
-    expected = f"{_KINDS[c.kind]} ({c.unit})"
+    expected = f"{_KINDS[c.kind]} ({c.unit})" + (" or `run`" if c.derived else "")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CriteriaError(f"{where}: expected {expected}, found {type(value).__name__} "
                             f"{value!r}")
@@ -202,7 +215,9 @@ def criteria_markdown() -> str:
     lines = ["| key | requirement | default | unit | why this default |",
              "|---|---|---|---|---|"]
     for c in CRITERIA:
-        default = f"{c.default:g}" if c.default is not None else c.derived
+        default = f"{c.default:g}" if c.default is not None else "—"
+        if c.derived:
+            default += f"; {c.derived}"
         lines.append(f"| `{c.key}` | {c.requirement or '(reports)'} | {default} | {c.unit} "
                      f"| {c.reason} |")
     return "\n".join(lines)

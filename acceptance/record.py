@@ -16,7 +16,14 @@ from typing import Any
 RECORD_FORMAT = "forecourt-record/1"
 OPS = {">=": lambda v, lim: v >= lim, "<=": lambda v, lim: v <= lim,
        "==": lambda v, lim: v == lim, ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim}
-OUTCOMES = ("pass", "fail", "not_checked", "error")
+# incomplete: measured as far as the run went, but the run did not cover what the requirement
+# asks (e.g. fewer days than STB-1's stability period)
+OUTCOMES = ("pass", "fail", "not_checked", "error", "incomplete")
+# accepted (exit 0); not accepted: a MUST requirement failed (exit 1); incomplete: none failed
+# but one was not checked, errored or not covered by the run (exit 3). Exit 2: could not run.
+VERDICTS = {"accepted": 0, "not_accepted": 1, "incomplete": 3}
+VERDICT_WORDS = {"accepted": "ACCEPTED", "not_accepted": "NOT ACCEPTED",
+                 "incomplete": "INCOMPLETE"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,9 @@ class Measurement:
     unit: str  # "ratio", "records", "s", "days", "MiB", …
     station_id: str | None = None  # None: fleet-wide
     evidence: dict[str, Any] = field(default_factory=dict)  # which stations/records, small
+    # True: a figure of what the run covered, not of the SUT (e.g. its days); failing it
+    # leaves the requirement incomplete rather than failed
+    scope: bool = False
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,11 +79,28 @@ class RunRecord:
     criteria: dict[str, Any]  # thresholds as used (defaults filled in)
     measurements: list[Measurement]
     requirements: list[RequirementOutcome]
-    accepted: bool
+    accepted: bool  # verdict == "accepted"
+    verdict: str = ""  # one of VERDICTS; filled from `accepted` for older records
     catalogue: list[dict[str, Any]] = field(default_factory=list)  # requirement entries used
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # data for charts
     notes: list[str] = field(default_factory=list)  # harness problems, drain timeouts, …
+    complete: bool = True  # False: the run was interrupted (SIGTERM, SIGINT) before its end
     format: str = RECORD_FORMAT
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = "accepted" if self.accepted else "not_accepted"
+        if self.verdict not in VERDICTS or self.accepted != (self.verdict == "accepted"):
+            raise ValueError(f"record {self.run_id}: verdict {self.verdict!r} with accepted "
+                             f"{self.accepted}")
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICTS[self.verdict]
+
+    @property
+    def verdict_word(self) -> str:
+        return VERDICT_WORDS[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -95,8 +122,20 @@ class RunRecord:
         d["requirements"] = [RequirementOutcome(**r) for r in d["requirements"]]
         return cls(**d)
 
+    def verdict_line(self) -> str:
+        """One line for a terminal: the verdict and the requirements behind it."""
+        failed, unproven = self.failed(), self.unproven_must()
+        parts = ([f"failed {', '.join(failed)}"] if failed else []) + (
+            [f"not proven {', '.join(unproven)}"] if unproven else [])
+        return self.verdict_word + (f" ({'; '.join(parts)})" if parts else "")
+
     def failed(self) -> list[str]:
         return [r.id for r in self.requirements if r.outcome in ("fail", "error")]
+
+    def unproven_must(self) -> list[str]:
+        """MUST requirements the run did not prove either way (why a verdict is incomplete)."""
+        return [r.id for r in self.requirements
+                if r.level == "MUST" and r.outcome in ("not_checked", "error", "incomplete")]
 
 
 def _json_default(obj: Any) -> Any:
@@ -107,11 +146,16 @@ def _json_default(obj: Any) -> Any:
 
 
 def decide(measurements: list[Measurement], catalogue: list[dict[str, Any]],
-           errors: dict[str, str] | None = None) -> tuple[list[RequirementOutcome], bool]:
-    """Requirement outcomes from measurements; accepted iff no MUST failed or errored.
+           errors: dict[str, str] | None = None, *, complete: bool = True
+           ) -> tuple[list[RequirementOutcome], str]:
+    """Requirement outcomes from measurements, and the verdict (one of VERDICTS).
 
-    A requirement with no checker yet is `not_checked` (reported, not a pass); a requirement
-    whose checker raised is `error` (the run proves nothing about it, so it cannot pass).
+    A requirement with no checker yet is `not_checked`; one whose checker raised is `error`;
+    one whose SUT measurements all pass but whose scope measurements (what the run covered)
+    do not is `incomplete`. None of the three is a pass: a verdict never claims more than the
+    run proved. The verdict is `not_accepted` when a MUST requirement failed, else
+    `incomplete` when a MUST requirement is not proven or the run did not complete (it was
+    interrupted), else `accepted`.
     """
     errors = errors or {}
     outcomes: list[RequirementOutcome] = []
@@ -129,9 +173,22 @@ def decide(measurements: list[Measurement], catalogue: list[dict[str, Any]],
                                                "checker produced no measurement",
                                                "no measurement"))
         else:
-            bad = [m for m in mine if not m.passed]
-            summary = (f"{len(mine) - len(bad)}/{len(mine)} measurements within limits"
-                       + (f"; failed: {', '.join(sorted({m.name for m in bad}))}" if bad else ""))
-            outcomes.append(RequirementOutcome(rid, req["level"], "fail" if bad else "pass", summary))
-    accepted = not any(o.outcome in ("fail", "error") and o.level == "MUST" for o in outcomes)
-    return outcomes, accepted
+            bad = [m for m in mine if not m.passed and not m.scope]
+            short = [m for m in mine if not m.passed and m.scope]
+            summary = (f"{len(mine) - len(bad) - len(short)}/{len(mine)} measurements within "
+                       "limits"
+                       + (f"; failed: {', '.join(sorted({m.name for m in bad}))}" if bad else "")
+                       + (f"; run too short: {', '.join(sorted({m.name for m in short}))}"
+                          if short else ""))
+            outcome = "fail" if bad else "incomplete" if short else "pass"
+            outcomes.append(RequirementOutcome(rid, req["level"], outcome, summary))
+    return outcomes, verdict_of(outcomes, complete)
+
+
+def verdict_of(outcomes: list[RequirementOutcome], complete: bool = True) -> str:
+    """not_accepted when a MUST failed, else incomplete when a MUST is not proven or the run
+    did not complete, else accepted."""
+    must = {o.outcome for o in outcomes if o.level == "MUST"}
+    if "fail" in must:
+        return "not_accepted"
+    return "incomplete" if must - {"pass"} or not complete else "accepted"

@@ -6,8 +6,8 @@ the SUT's resource use, waits (bounded) for the data to drain, observes the plat
 through its API, stops everything, then checks (acceptance/check.py) and reports
 (reports/). The run directory layout is docs/run-record.md.
 
-Exit codes: 0 accepted, 1 not accepted, 2 the harness could not run (reason on stderr and
-in run.json).
+Exit codes: 0 accepted, 1 not accepted, 3 incomplete (a MUST requirement not proven), 2 the
+harness could not run (reason on stderr and in run.json).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -34,8 +35,10 @@ from acceptance.chain import (
     ChainSettings,
     DetectionReport,
     FaultAction,
+    SutExited,
     scenario_faults,
 )
+from acceptance.criteria import CriteriaError, resolve_criteria
 from acceptance.inputs import InputPoster, InputPump
 from acceptance.observe import (
     ApiError,
@@ -51,7 +54,7 @@ from scenarios.loader import Scenario, ScenarioError, load_scenario
 
 log = logging.getLogger(__name__)
 
-EXIT_ACCEPTED, EXIT_REFUSED, EXIT_HARNESS = 0, 1, 2
+EXIT_HARNESS = 2  # verdict exit codes: acceptance.record.VERDICTS
 
 
 def harness_version() -> str:
@@ -363,6 +366,11 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                         mutant=opts.mutant)
     except SutError as exc:
         raise HarnessError(str(exc)) from None
+    try:  # thresholds are checked before anything starts, not after hours of running
+        resolve_criteria(scenario.data.get("criteria"), run_days=opts.days or scenario.data["days"],
+                         source=f"{scenario.path}: criteria")
+    except CriteriaError as exc:
+        raise HarnessError(str(exc)) from None
     if opts.platform_mutant and sut.platform.kind != "reference":
         raise HarnessError(f"--platform-mutant {opts.platform_mutant}: only the reference "
                            f"platform has mutants; this scenario's platform is external")
@@ -441,6 +449,18 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # anything of the final ground truth the run did not post (late; run.json says so)
         poster.post_truth_table(chain.truth_dir)
         _write_latency(chain, out, latency_timeline, windows)
+    except RunInterrupted as exc:
+        # the record says the run was interrupted and can at best be incomplete
+        info["interrupted"] = str(exc)
+        info["exit_reason"] = f"interrupted by {exc} at simulated {_sim_iso(chain)}"
+        _keep_evidence(chain, out, sampler, info)
+    except SutExited as exc:
+        # a finding about the SUT (STB-1 fails on it), not a harness failure
+        info["sut_exited"] = {"part": exc.part, "pid": exc.pid, "exit_code": exc.code,
+                              "log": str(exc.log), "log_tail": exc.tail}
+        info["exit_reason"] = (f"the SUT's {exc.part} exited on its own with code {exc.code} "
+                               f"at simulated {_sim_iso(chain)}")
+        _keep_evidence(chain, out, sampler, info)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
@@ -466,6 +486,15 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     _move_truth(chain, out)
     _add_cheat_outages(out)
     return info, out
+
+
+def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any]) -> None:
+    """A run that ends early keeps what the platform holds so far (it is then stopped and
+    checked like any other)."""
+    try:
+        _write_observed(chain, out, sampler)
+    except (ChainError, TimeoutError, ApiError, OSError) as exc:
+        info["notes"].append(f"the platform could not be observed at the early end: {exc}")
 
 
 def _add_cheat_outages(out: Path) -> None:
@@ -498,22 +527,45 @@ def _add_cheat_outages(out: Path) -> None:
                                        encoding="utf-8")
 
 
+class RunInterrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """SIGTERM or SIGINT reached the harness: stop every part, keep the evidence, say so."""
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal must not cut the clean-up
+        signal.signal(sig, signal.SIG_IGN)
+    raise RunInterrupted(signal.Signals(signum).name)
+
+
+def _sim_iso(chain: Chain) -> str:
+    try:
+        t = chain.sim_time()
+    except (ChainError, OSError):
+        t = None
+    return "(unknown)" if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def run(opts: RunOptions) -> int:
     """The whole acceptance run; returns the exit code."""
     from acceptance.check import check_run
     from reports.junit import write_junit
     from reports.render import render_reports
 
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _, out = execute(opts)
+        info, out = execute(opts)
     except HarnessError as exc:
         print(f"forecourt run: the harness could not run: {exc}", file=sys.stderr)
         return EXIT_HARNESS
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if info.get("interrupted"):
+        print(f"forecourt run: {info['exit_reason']}; everything it started is stopped",
+              file=sys.stderr)
     record = check_run(out)
     write_junit(record, out / "junit.xml")
     paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
-    verdict = "ACCEPTED" if record.accepted else "NOT ACCEPTED"
-    failed = record.failed()
-    print(f"{verdict}{': ' + ', '.join(failed) if failed else ''}")
+    print(record.verdict_line())
     print(f"report: {paths[0]}")
-    return EXIT_ACCEPTED if record.accepted else EXIT_REFUSED
+    return record.exit_code

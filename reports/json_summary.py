@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acceptance.record import RunRecord
+from acceptance.record import OUTCOMES, RunRecord
 from reports.outcomes import requirement_views
 from reports.stations import station_results
 from reports.subsidy import subsidy
@@ -13,8 +13,8 @@ from reports.subsidy import subsidy
 def summary(record: RunRecord) -> dict[str, Any]:
     views = requirement_views(record)
     stations = station_results(record)
-    _, total = subsidy(stations)
-    by_outcome: dict[str, list[str]] = {"pass": [], "fail": [], "not_checked": [], "error": []}
+    _, total = subsidy(stations, record.accepted)
+    by_outcome: dict[str, list[str]] = {o: [] for o in OUTCOMES}
     for v in views:
         by_outcome[v.outcome.outcome].append(v.id)
     return {
@@ -24,9 +24,12 @@ def summary(record: RunRecord) -> dict[str, Any]:
         "seed": record.scenario.get("seed"),
         "git_commit": record.harness.get("git_commit"),
         "accepted": record.accepted,
+        "verdict": record.verdict,
         "failed": record.failed(),
+        "not_proven_must": record.unproven_must(),
         "requirements": {k: len(v) for k, v in by_outcome.items()},
         "not_checked": by_outcome["not_checked"],
+        "incomplete": by_outcome["incomplete"],
         "stations": {o: sum(s.outcome == o for s in stations)
                      for o in ("pass", "fail", "not_checked")},
         "subsidy_payable_yuan": total.payable,
@@ -38,11 +41,13 @@ def summary_lines(record: RunRecord) -> list[str]:
     req = s["requirements"]
     st = s["stations"]
     return [
-        f"{'ACCEPTED' if s['accepted'] else 'NOT ACCEPTED'}: {s['scenario']} (seed {s['seed']}, "
+        f"{record.verdict_word}: {s['scenario']} (seed {s['seed']}, "
         f"run {s['run_id']}, commit {s['git_commit']})",
         f"requirements: {req['pass']} pass, {req['fail']} fail, {req['error']} error, "
-        f"{req['not_checked']} not checked" + (f"; failed: {', '.join(s['failed'])}"
-                                                 if s["failed"] else ""),
+        f"{req['not_checked']} not checked, {req['incomplete']} incomplete"
+        + (f"; failed: {', '.join(s['failed'])}" if s["failed"] else "")
+        + (f"; MUST not proven: {', '.join(s['not_proven_must'])}"
+           if s["not_proven_must"] else ""),
         f"stations: {st['pass']} passed, {st['fail']} failed, {st['not_checked']} not checked; "
         f"subsidy payable ¥{s['subsidy_payable_yuan']:,}",
     ]

@@ -2,8 +2,8 @@
 
 Outcome mapping: `pass` → passed, `fail` → <failure> carrying the failing measurements (a
 failing SHOULD requirement is a failure too, typed "SHOULD", though it does not refuse
-acceptance — the `accepted` property says whether the run was accepted), `not_checked` →
-<skipped>, `error` → <error> with the checker's message. Suite properties carry the scenario
+acceptance — the `verdict` property says accepted, not_accepted or incomplete), `not_checked`
+and `incomplete` (the run did not cover it, e.g. too few days) → <skipped>, `error` → <error> with the checker's message. Suite properties carry the scenario
 digest, seed and harness commit, so a CI log names exactly what was run.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from acceptance.record import Measurement, RunRecord
+from acceptance.record import OUTCOMES, Measurement, RunRecord
 from reports.outcomes import requirement_views
 from reports.text import clip, fmt_evidence, fmt_number, xml_safe
 
@@ -23,10 +23,10 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
     scenario = str(record.scenario.get("name") or "scenario")
     classname = f"forecourt.{scenario}"
     views = requirement_views(record)
-    counts = {o: sum(v.outcome.outcome == o for v in views)
-              for o in ("pass", "fail", "not_checked", "error")}
+    counts = {o: sum(v.outcome.outcome == o for v in views) for o in OUTCOMES}
     attrs = {"tests": str(len(views)), "failures": str(counts["fail"]),
-             "errors": str(counts["error"]), "skipped": str(counts["not_checked"]),
+             "errors": str(counts["error"]),
+             "skipped": str(counts["not_checked"] + counts["incomplete"]),
              "time": "0"}
     root = ET.Element("testsuites", {"name": "forecourt", **attrs})
     suite = ET.SubElement(root, "testsuite", {
@@ -38,7 +38,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
                         ("seed", record.scenario.get("seed")),
                         ("git_commit", record.harness.get("git_commit")),
                         ("harness_version", record.harness.get("version")),
-                        ("accepted", record.accepted)):
+                        ("accepted", record.accepted), ("verdict", record.verdict)):
         ET.SubElement(props, "property", {"name": name, "value": xml_safe(_text(value))})
     for v in views:
         title = v.entry.get("title_en") or v.entry.get("title_zh") or ""
@@ -47,7 +47,8 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
             "time": "0"})
         o = v.outcome
         if o.outcome == "fail":
-            bad = [m for m in record.measurements if m.requirement == v.id and not m.passed]
+            bad = [m for m in record.measurements
+                   if m.requirement == v.id and not m.passed and not m.scope]
             el = ET.SubElement(case, "failure", {
                 "type": o.level,
                 "message": xml_safe(clip(f"{len(bad)} of {v.measured} measurements out of "
@@ -57,8 +58,9 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
             el = ET.SubElement(case, "error", {
                 "type": "checker error", "message": xml_safe(clip(o.error or o.summary, 500))})
             el.text = xml_safe(o.error or o.summary)
-        elif o.outcome == "not_checked":
-            ET.SubElement(case, "skipped", {"message": xml_safe(f"not checked: {o.summary}")})
+        elif o.outcome in ("not_checked", "incomplete"):
+            ET.SubElement(case, "skipped", {"message": xml_safe(
+                f"{o.outcome.replace('_', ' ')}: {o.summary}")})
         ET.SubElement(case, "system-out").text = xml_safe(o.summary)
     ET.indent(root)
     return ET.ElementTree(root)

@@ -55,7 +55,9 @@ def rectification_ledger(record: RunRecord) -> list[RectificationItem]:
             continue
         if req.outcome != "fail":
             continue
-        bad = [m for m in record.measurements if m.requirement == req.id and not m.passed]
+        # a run too short is the harness's scope, not a station's to rectify
+        bad = [m for m in record.measurements
+               if m.requirement == req.id and not m.passed and not m.scope]
         if not bad:
             items.append(RectificationItem(req.id, req.level, None, "fail", (), req.summary,
                                            deadline))

@@ -10,8 +10,10 @@ The pass rule, used for the coverage tables and the installation subsidy alike:
 * Otherwise a station with no station-level measurement at all is **not checked** (未检查):
   the run says nothing about it, so it is never counted as passed.
 * Otherwise it **passes**. SHOULD failures go to the rectification ledger but do not block,
-  and requirements without a checker (`not_checked`) do not block either — the same rule as
-  the run's verdict (acceptance.record.decide); the reports name them next to the verdict.
+  and neither do requirements the run did not prove (`not_checked`, `incomplete`, e.g. a run
+  shorter than STB-1's period): the station met everything that was measured. The run's
+  verdict is then `incomplete` (acceptance.record.decide), and no subsidy is payable until a
+  run proves the rest (reports.subsidy).
 
 A station is **covered** (已覆盖) when it has station-level measurements of the coverage
 requirement COV-1 and all of them passed.
@@ -111,7 +113,7 @@ def fleet_blockers(record: RunRecord) -> tuple[str, ...]:
     for r in record.requirements:
         if r.level != "MUST":
             continue
-        bad = [m for m in by_req.get(r.id, []) if not m.passed]
+        bad = [m for m in by_req.get(r.id, []) if not m.passed and not m.scope]
         unattributed = any(m.station_id is None or m.station_id not in ledger for m in bad)
         if r.outcome == "error" or (r.outcome == "fail" and not bad) or unattributed:
             blockers.append(r.id)
@@ -127,7 +129,7 @@ def station_results(record: RunRecord) -> list[StationResult]:
     for row in rows:
         sid = row["station_id"]
         mine = [m for m in record.measurements if m.station_id == sid]
-        failing = {m.requirement for m in mine if not m.passed}
+        failing = {m.requirement for m in mine if not m.passed and not m.scope}
         unknown = failing - set(levels)
         if unknown:
             raise ValueError(f"record.measurements: requirement(s) {sorted(unknown)} at station "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from acceptance.record import Measurement, RunRecord
+from acceptance.record import Measurement, RunRecord, verdict_of
 from reports import charts
 from reports.cheats import (
     OUTCOME_BADGE,
@@ -38,11 +38,14 @@ CN_NUMERALS = "〇一二三四五六七八九十"
 
 @dataclass(frozen=True)
 class Verdict:
+    verdict: str  # acceptance.record.VERDICTS
     accepted: bool
     failed_must: tuple[str, ...]
     failed_should: tuple[str, ...]
     not_checked: tuple[str, ...]
     not_checked_must: tuple[str, ...]
+    incomplete: tuple[str, ...]  # covered only partly by the run (e.g. a run too short)
+    shortened_stability_days: int | None  # STB-1 period when the scenario lowered it
 
 
 @dataclass
@@ -204,7 +207,7 @@ def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
     reqs = requirement_views(record)
     _check_verdict(record)
     stations = station_results(record)
-    rows, total = subsidy(stations)
+    rows, total = subsidy(stations, record.accepted)
     ledger_ids = [s.station_id for s in stations]
     daily = charts.daily_rows(record.tables.get("daily", []))
     cheat = cheat_warning(record, ledger_ids)
@@ -226,21 +229,27 @@ def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
 
 def _check_verdict(record: RunRecord) -> None:
     """The stored verdict must follow from the stored outcomes (a report never papers over)."""
-    blocking = [r.id for r in record.requirements
-                if r.level == "MUST" and r.outcome in ("fail", "error")]
-    if record.accepted == bool(blocking):
-        raise ValueError(f"record.accepted is {record.accepted} but the MUST requirements "
-                         f"failed or in error are {blocking or 'none'}")
+    expected = verdict_of(record.requirements, record.complete)
+    if record.verdict != expected:
+        raise ValueError(f"record.verdict is {record.verdict!r} but its MUST requirements "
+                         f"make it {expected!r} (failed: {record.failed() or 'none'}; "
+                         f"not proven: {record.unproven_must() or 'none'})")
 
 
 def _verdict(record: RunRecord, reqs: list[RequirementView]) -> Verdict:
     bad = [v.outcome for v in reqs if v.outcome.outcome in ("fail", "error")]
     unchecked = [v.outcome for v in reqs if v.outcome.outcome == "not_checked"]
-    return Verdict(accepted=record.accepted,
+    # the stability checker's scope measurement says whether the scenario shortened STB-1
+    scope = next((m.evidence for m in record.measurements
+                  if m.name == "stability.run_days" and m.evidence.get("shortened")), None)
+    return Verdict(verdict=record.verdict, accepted=record.accepted,
                    failed_must=tuple(o.id for o in bad if o.level == "MUST"),
                    failed_should=tuple(o.id for o in bad if o.level != "MUST"),
                    not_checked=tuple(o.id for o in unchecked),
-                   not_checked_must=tuple(o.id for o in unchecked if o.level == "MUST"))
+                   not_checked_must=tuple(o.id for o in unchecked if o.level == "MUST"),
+                   incomplete=tuple(v.outcome.id for v in reqs
+                                    if v.outcome.outcome == "incomplete"),
+                   shortened_stability_days=scope["stability_days"] if scope else None)
 
 
 def _provenance(record: RunRecord, t: Labels) -> list[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """Cheat warning end to end: a cheat of the catalogue through devices, Modbus, collectors,
-broker and the platform process, judged by the oracle — the reference platform is accepted,
-a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
+broker and the platform process, judged by the oracle — the reference platform passes every
+cheat-warning requirement (the verdict is incomplete only for the MUST requirements without a
+checker yet: TAX-1, MET-1, SEC-1), a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
 the cheat-warning requirements they break (docs/sut.md)."""
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def outcomes(record: dict) -> dict[str, str]:
 
 def test_reference_platform_catches_the_skim(tmp_path: Path) -> None:
     code, record, log = run(tmp_path)
-    assert code == 0, log
+    assert code == 3, log
     got = outcomes(record)
+    assert {rid for rid, o in got.items() if o != "pass"} == {"TAX-1", "MET-1", "SEC-1"}
     assert all(got[rid] == "pass" for rid in ALM), got
     (days,) = [m for m in record["measurements"] if m["name"] == "cheat.days_to_detect"]
     assert days["station_id"] == "UMB07" and 0 < days["value"] <= 7

@@ -1,21 +1,23 @@
-"""`forecourt run` end to end: the reference is accepted, each mutant is refused with exactly
-the requirements it breaks, and `check`/`report` reproduce the verdict offline.
+"""`forecourt run` end to end: the reference passes everything that has a checker, each
+mutant is refused with exactly the requirements it breaks, and `check`/`report` reproduce the
+verdict offline.
 
 These are real runs (devices, collectors, broker, platform as processes) of the smoke
-scenario, shortened to 0.6 simulated days so the collector crash at +6h still happens.
+scenario, shortened to 0.6 simulated days so that the collector crash inside the network cut
+(+9h to +13h) still happens.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from acceptance.chain import write_scenario_variant
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +30,31 @@ def forecourt(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, cwd=ROOT)
 
 
+# MUST requirements whose checkers come with open issues (tax, metrology, security): until
+# then the best honest verdict of a correct SUT is incomplete (exit 3), for exactly these
+NOT_YET_CHECKED = {"TAX-1", "MET-1", "SEC-1"}
+INCOMPLETE = 3
+
+
 def failed_requirements(run: Path) -> set[str]:
     record = json.loads((run / "record.json").read_text(encoding="utf-8"))
     return {r["id"] for r in record["requirements"] if r["outcome"] in ("fail", "error")}
 
 
-def test_reference_is_accepted_and_check_and_report_reproduce_it(tmp_path):
+def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path):
     run = tmp_path / "ref"
     res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.startswith("ACCEPTED")
+    assert res.returncode == INCOMPLETE, res.stdout + res.stderr
+    assert res.stdout.startswith("INCOMPLETE (not proven TAX-1, MET-1, SEC-1)"), res.stdout
     record = json.loads((run / "record.json").read_text(encoding="utf-8"))
-    assert record["accepted"] is True
+    assert record["accepted"] is False and record["verdict"] == "incomplete"
     outcomes = {r["id"]: r["outcome"] for r in record["requirements"]}
-    for rid in ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "STB-1"):
-        assert outcomes[rid] == "pass", rid
-    assert outcomes["SEC-1"] == "not_checked"
+    assert {rid for rid, o in outcomes.items() if o != "pass"} == NOT_YET_CHECKED
+    assert {outcomes[rid] for rid in NOT_YET_CHECKED} == {"not_checked"}
+    # smoke shortens STB-1 to the run's days explicitly, and the reports say so
+    assert record["criteria"]["stability_days"] == 1
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "缩短的稳定性检查" in html and "未完成" in html
     # the crash happened at its simulated time and the data still arrived exactly once
     timeline = json.loads((run / "timeline.json").read_text(encoding="utf-8"))
     crash = next(t for t in timeline if t["kind"] == "collector_crash")
@@ -69,7 +80,7 @@ def test_reference_is_accepted_and_check_and_report_reproduce_it(tmp_path):
 
     first = (run / "record.json").read_text(encoding="utf-8")
     res = forecourt("check", str(run))
-    assert res.returncode == 0 and res.stdout.startswith("ACCEPTED"), res.stderr
+    assert res.returncode == INCOMPLETE and "INCOMPLETE" in res.stdout, res.stderr
     again = json.loads((run / "record.json").read_text(encoding="utf-8"))
     before = json.loads(first)
     for d in (again, before):
@@ -86,25 +97,15 @@ def test_reference_is_accepted_and_check_and_report_reproduce_it(tmp_path):
     ("duplicate", {"DAT-1"}),
     ("round-volume", {"DAT-2", "STB-1"}),
     ("word-order", {"DAT-2", "STB-1"}),
+    # the smoke scenario crashes UMB25's collector inside a network cut: its spool is lost
+    ("no-spool", {"DAT-1", "DAT-3", "STB-1"}),
 ])
-def test_each_mutant_fails_exactly_its_requirements(tmp_path, mutant, expected):
+def test_smoke_refuses_each_collector_mutant_with_exactly_its_requirements(tmp_path, mutant,
+                                                                           expected):
     run = tmp_path / mutant
     res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS, "--sut-mutant", mutant)
     assert res.returncode == 1, res.stdout + res.stderr
     assert failed_requirements(run) == expected
-
-
-def test_no_spool_mutant_loses_what_a_crash_catches_in_its_spool(tmp_path):
-    # the collector crashes three hours into a network cut, while its spool holds data
-    scenario = write_scenario_variant(SMOKE, tmp_path / "cut-then-crash.yaml", faults=[
-        {"kind": "network_cut", "station": "UMB25", "at": "+9h", "duration": "4h"},
-        {"kind": "collector_crash", "station": "UMB25", "at": "+12h", "duration": "10min"}])
-    ref = forecourt("run", str(scenario), "--out", str(tmp_path / "ref"), "--days", DAYS)
-    assert ref.returncode == 0, ref.stdout + ref.stderr
-    res = forecourt("run", str(scenario), "--out", str(tmp_path / "mutant"), "--days", DAYS,
-                    "--sut-mutant", "no-spool")
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert failed_requirements(tmp_path / "mutant") == {"DAT-1", "DAT-3", "STB-1"}
 
 
 def test_harness_errors_exit_2_with_the_reason(tmp_path):
@@ -125,3 +126,66 @@ def test_pytest_plugin_runs_a_scenario_as_one_test_per_requirement(pytester):
                                         "--scenario-days", DAYS, "--scenario-out",
                                         str(pytester.path / "runs"), timeout=300)
     res.assert_outcomes(passed=15, skipped=3)  # TAX-1, MET-1, SEC-1: no checker yet
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc), recursively."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()
+            and (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")}
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_harness_leaves_no_process_of_the_run(tmp_path, sig):
+    """SIGTERM (what a CI timeout sends): the harness stops every part and writes a record
+    saying the run was interrupted. SIGKILL: the parts notice their parent died
+    (acceptance/guard.py) and end themselves."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "acceptance.cli", "run", str(SMOKE), "--out",
+                             str(out), "--days", DAYS], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    started: set[int] = set()
+
+    def chain_up() -> bool:  # devices, broker, platform and both collectors run
+        started.update(_descendants(proc.pid))
+        cmds = [Path(f"/proc/{p}/cmdline").read_bytes() for p in _alive(started)]
+        return sum(b"collector" in c for c in cmds) >= 2 and proc.poll() is None
+
+    try:
+        _wait(chain_up, 240, "the chain to start")
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=240)
+        _wait(lambda: not _alive(started), 120, f"the parts of the run to end: {started}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if sig == signal.SIGTERM:
+        assert proc.returncode in (1, 3), stdout + stderr  # never accepted
+        assert "interrupted by SIGTERM" in stderr
+        record = json.loads((out / "record.json").read_text(encoding="utf-8"))
+        assert record["verdict"] != "accepted" and record["complete"] is False
+        assert any("interrupted by SIGTERM" in n for n in record["notes"])

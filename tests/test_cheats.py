@@ -861,7 +861,7 @@ def test_each_cheat_scenario_validates_and_simulates(path: Path, tmp_path: Path)
     data = scenario.data
     (entry,) = data["cheats"]
     assert entry["kind"] == path.stem and data["days"] == 22 and data["faults"] == []
-    assert data["criteria"] == {} and 2 <= len(scenario.station_ids) <= 3
+    assert data["criteria"] == {"stability_days": "run"} and 2 <= len(scenario.station_ids) <= 3
     # after the reference platform's 14-day learning period (docs/detectors.md)
     assert scenario.instant(entry["start"]) >= scenario.start_epoch + 15 * DAY
     manifest = simulate(build_world_config(scenario), tmp_path, workers=1)

@@ -253,7 +253,8 @@ class Run:
     resources: pd.DataFrame
     latency: pd.DataFrame | None
     timeline: list[dict[str, Any]]
-    criteria: dict[str, Any] = field(default_factory=dict)
+    # two days: STB-1 is held to the run's days (a shortened stability check)
+    criteria: dict[str, Any] = field(default_factory=lambda: {"stability_days": "run"})
     reconciliation: pd.DataFrame | None = None
     alerts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame([dict(
         id="a1", station_id="UMB25", kind="meter_skim", severity="warning", as_of=END - 3600,
@@ -343,9 +344,12 @@ def good(tmp_path_factory) -> tuple[Path, RunRecord]:
 
 # ---- the correct run passes everything it can check ------------------------------------
 
-def test_correct_run_is_accepted(good):
+def test_correct_run_passes_everything_it_can_check(good):
     root, record = good
-    assert record.accepted, record.failed()
+    # MUST requirements without a checker yet leave the verdict incomplete, never accepted
+    unchecked = {r.id for r in CATALOGUE if r.checker is None and r.level == "MUST"}
+    assert record.verdict == "incomplete" and record.exit_code == 3, record.failed()
+    assert set(record.unproven_must()) == unchecked and unchecked
     for rid in REQUIRED:
         assert outcome(record, rid) == "pass", rid
     for r in CATALOGUE:
@@ -364,7 +368,8 @@ def test_correct_run_is_accepted(good):
     assert record.tables["reconciliation"] == [
         {"station_id": "UMB25", "tank": 1, "day": "2026-04-01", "variance_l": -1.2,
          "cumulative_pct": -0.05}]
-    assert record.criteria == defaults(DAYS) and record.criteria["stability_days"] == 2
+    assert record.criteria == resolve_criteria({"stability_days": "run"}, run_days=DAYS)
+    assert record.criteria["stability_days"] == 2 and defaults(DAYS)["stability_days"] == 180
     assert [s["station_id"] for s in record.stations] == ["UMB25", "UMB44"]
     assert record.stations[1] == {"station_id": "UMB44", "name": "新忽热苏木加油站",
                                   "town": "新忽热苏木", "ownership": "state",
@@ -674,7 +679,7 @@ def test_slow_growth_within_the_allowance_of_a_short_run(tmp_path):
     run = make_run()
     run.resources = _resources(growth_mib_per_day=5.0)
     assert failed(_check(tmp_path / "a", run)) == set()
-    run.criteria = {"rss_growth_allowance_mib": 0}
+    run.criteria = {"rss_growth_allowance_mib": 0, "stability_days": "run"}
     record = _check(tmp_path / "b", run)
     assert failed(record) == {"STB-1"}
     assert {m.limit for m in measurements(record, "STB-1") if not m.passed} == {1.0}
@@ -696,7 +701,8 @@ def test_slow_latency_fails_the_should_requirement_only(tmp_path):
     run.latency = _latency(seconds=120.0)
     record = _check(tmp_path, run)
     assert failed(record) == {"DAT-5"}
-    assert record.accepted  # a SHOULD does not refuse acceptance
+    assert record.verdict == "incomplete"  # a SHOULD does not refuse acceptance (unchecked MUSTs
+    # keep it from being accepted)
     fleet = measurements(record, "DAT-5", station=None)[0]
     assert fleet.value == pytest.approx(120 * 1.5) and not fleet.passed
     assert fleet.evidence["records"] == 40
@@ -721,21 +727,26 @@ def test_no_real_time_segment_is_not_measured(tmp_path):
     run.timeline = [e for e in run.timeline if e["kind"] != "real_time_segment"]
     run.latency = None
     record = _check(tmp_path, run)
-    assert failed(record) == {"DAT-5"} and record.accepted
+    assert failed(record) == {"DAT-5"} and record.verdict == "incomplete"
     (m,) = measurements(record, "DAT-5")
     assert m.value is None and not m.passed
     assert "no real-time segment" in m.evidence["reason"]
 
 
-def test_a_run_shorter_than_the_required_days_is_not_stable(tmp_path):
+def test_a_run_shorter_than_the_required_days_is_incomplete_not_stable(tmp_path):
     run = make_run()
-    run.criteria = {"stability_days": 180}
+    run.criteria = {}  # the plan's six months
     record = _check(tmp_path, run)
-    assert failed(record) == {"STB-1"}
+    assert failed(record) == set() and outcome(record, "STB-1") == "incomplete"
+    assert record.verdict == "incomplete" and "STB-1" in record.unproven_must()
     assert record.criteria["stability_days"] == 180
     bad = [m for m in measurements(record, "STB-1") if not m.passed]
-    assert {(m.name, m.value, m.limit) for m in bad} == {
-        ("stability.longest_compliant_run", 2, 180)}
+    assert {(m.name, m.value, m.limit, m.scope) for m in bad} == {
+        ("stability.run_days", 2, 180, True)}
+    # the SUT is still held to every day the run had
+    (m,) = [m for m in measurements(record, "STB-1", "stability.longest_compliant_run")
+            if m.station_id == "UMB25"]
+    assert (m.value, m.limit) == (2, 2)
 
 
 # ---- failures of the checkers themselves ------------------------------------------------
@@ -794,13 +805,13 @@ def test_a_scenario_digest_mismatch_is_noted(tmp_path):
 def test_check_command_exit_codes(good, tmp_path, capsys):
     from acceptance.check import main
 
-    assert main([str(good[0]), "--no-write"]) == 0
-    assert "ACCEPTED" in capsys.readouterr().out
+    assert main([str(good[0]), "--no-write"]) == 3  # incomplete: TAX-1, MET-1, SEC-1 unchecked
+    assert "\nINCOMPLETE (not proven " in capsys.readouterr().out
     run = make_run()
     run.observed["deliveries"] = run.observed["deliveries"].iloc[0:0]
     root = run.write(tmp_path / "run")
     assert main([str(root)]) == 1
-    assert "NOT ACCEPTED (failed: DAT-4, STB-1)" in capsys.readouterr().out
+    assert "\nNOT ACCEPTED (failed DAT-4, STB-1; not proven " in capsys.readouterr().out
     assert RunRecord.read(root / "record.json").failed() == ["DAT-4", "STB-1"]
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
@@ -812,8 +823,10 @@ def test_check_command_exit_codes(good, tmp_path, capsys):
 def test_criteria_defaults_and_overrides():
     c = resolve_criteria({"daily_online_ratio": 0.95, "stability_days": 30}, run_days=0.5)
     assert c["daily_online_ratio"] == 0.95 and c["stability_days"] == 30
-    assert resolve_criteria(None, run_days=0.5)["stability_days"] == 1
-    assert resolve_criteria({}, run_days=180)["stability_days"] == 180
+    # six months unless the scenario shortens it explicitly, by a number or to the run's days
+    assert resolve_criteria(None, run_days=0.5)["stability_days"] == 180
+    assert resolve_criteria({"stability_days": "run"}, run_days=0.5)["stability_days"] == 1
+    assert resolve_criteria({"stability_days": "run"}, run_days=2.2)["stability_days"] == 3
     assert set(defaults(2)) == {k.key for k in CRITERIA}
 
 
@@ -824,9 +837,10 @@ def test_criteria_defaults_and_overrides():
                                   "(ratio), found 1.5"),
     ({"latency_p95_s": "60s"}, "criteria.latency_p95_s: expected a number greater than 0 (s), "
                                "found str '60s'"),
-    ({"stability_days": 2.5}, "criteria.stability_days: expected a whole number ≥ 1 (days)"),
-    ({"stability_days": True}, "criteria.stability_days: expected a whole number ≥ 1 (days), "
-                               "found bool True"),
+    ({"stability_days": 2.5}, "criteria.stability_days: expected a whole number ≥ 1 (days) "
+                              "or `run`"),
+    ({"stability_days": True}, "criteria.stability_days: expected a whole number ≥ 1 (days) "
+                               "or `run`, found bool True"),
     ({"latency_p95_s": float("nan")}, "criteria.latency_p95_s: expected a number greater"),
     ([0.9], "criteria: expected an object of thresholds, found list"),
 ])

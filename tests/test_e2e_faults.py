@@ -159,14 +159,16 @@ def test_device_silent_for_a_simulated_hour(tmp_path):
 
 
 def test_smoke_fault_timeline(tmp_path):
-    """The smoke scenario's own faults (collector crash, network cut, silent dispenser)
-    carried out at their simulated times, as an acceptance run does."""
+    """The smoke scenario's own faults (a collector crash inside a network cut, another
+    network cut, a silent dispenser) carried out at their simulated times, as an acceptance
+    run does."""
     with Chain(settings(tmp_path, device_faults=True)) as chain:
         faults = scenario_faults(chain.scenario)
         log = chain.carry_out_faults(faults, timeout=120)
-        assert [(a.fault.kind, a.action) for a in log] == [
-            ("collector_crash", "start"), ("collector_crash", "end"),
-            ("network_cut", "start"), ("network_cut", "end")]
+        assert [(a.fault.kind, a.fault.station, a.action) for a in log] == [
+            ("network_cut", "UMB25", "start"), ("collector_crash", "UMB25", "start"),
+            ("collector_crash", "UMB25", "end"), ("network_cut", "UMB25", "end"),
+            ("network_cut", "UMB44", "start"), ("network_cut", "UMB44", "end")]
         for action in log:
             edge = action.fault.at if action.action == "start" else action.fault.end
             assert action.sim_time >= edge

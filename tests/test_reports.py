@@ -20,7 +20,7 @@ from reports import charts
 from reports.cli import main as reports_main
 from reports.i18n import LANGS, labels
 from reports.json_summary import summary, summary_lines
-from reports.junit import write_junit
+from reports.junit import junit_tree, write_junit
 from reports.rectification import rectification_ledger
 from reports.render import TEMPLATES, render_reports
 from reports.stations import coverage, station_results
@@ -93,10 +93,11 @@ def _tables(stations: list[dict]) -> dict[str, list[dict]]:
 
 def make_record(fail: bool = False, stations: list[dict] | None = None,
                 measurements: list[Measurement] | None = None, errors: dict | None = None,
-                criteria: dict | None = None, notes: list[str] | None = None) -> RunRecord:
+                criteria: dict | None = None, notes: list[str] | None = None,
+                catalogue: list[dict] = CATALOGUE) -> RunRecord:
     stations = STATIONS if stations is None else stations
     ms = _measurements(fail) if measurements is None else measurements
-    reqs, accepted = decide(ms, CATALOGUE, errors)
+    reqs, verdict = decide(ms, catalogue, errors)
     return RunRecord(
         run_id="run-0001", created_at="2026-04-10T18:00:00+08:00",
         scenario={"name": "smoke", "path": "scenarios/smoke.yaml", "digest": "sha256:feedbeef",
@@ -104,8 +105,19 @@ def make_record(fail: bool = False, stations: list[dict] | None = None,
         harness={"version": "0.1.0", "git_commit": "abc1234"},
         sut={"collector": {"kind": "reference", "version": "0.1.0"}, "platform": "reference"},
         stations=stations, criteria=criteria if criteria is not None else {},
-        measurements=ms, requirements=reqs, accepted=accepted, catalogue=CATALOGUE,
-        tables=_tables(stations), notes=notes or [])
+        measurements=ms, requirements=reqs, accepted=verdict == "accepted", verdict=verdict,
+        catalogue=catalogue, tables=_tables(stations), notes=notes or [])
+
+
+def redecide(record: RunRecord, catalogue: list[dict]) -> RunRecord:
+    """The record judged again against another catalogue."""
+    reqs, verdict = decide(record.measurements, catalogue)
+    record.catalogue, record.requirements = catalogue, reqs
+    record.verdict, record.accepted = verdict, verdict == "accepted"
+    return record
+
+
+CHECKED = [e for e in CATALOGUE if e["checker"]]  # every MUST has a checker: can be accepted
 
 
 # --- a small HTML reader for the tests ----------------------------------------------------
@@ -173,13 +185,57 @@ def rendered(tmp_path):
 # --- verdict and requirements -------------------------------------------------------------
 
 def test_passing_record_is_accepted_and_says_so(rendered):
-    county, city = rendered(make_record(fail=False))
+    record = make_record(fail=False, catalogue=CHECKED)
+    assert record.verdict == "accepted" and record.exit_code == 0
+    county, city = rendered(record)
+    for html in (county, city):
+        assert grab(html, "class", "word")[0] == "通过"
+        assert grab(html, "data-ownership", "total")[0].endswith("¥90,000")
+
+
+def test_unchecked_must_makes_the_record_incomplete_and_pays_nothing(rendered):
+    record = make_record(fail=False)  # MET-1 is a MUST without a checker
+    assert record.verdict == "incomplete" and record.exit_code == 3 and not record.accepted
+    assert record.unproven_must() == ["MET-1"]
+    assert record.verdict_line() == "INCOMPLETE (not proven MET-1)"
+    county, city = rendered(record)
     for html in (county, city):
         verdict = grab(html, "id", "verdict")[0]
-        assert verdict.startswith("通过")
-        assert "不通过" not in verdict
-        assert "MET-1" in verdict  # named as not checked, next to the verdict
-        assert "未检查" in verdict
+        assert verdict.startswith("未完成") and grab(html, "class", "word")[0] == "未完成"
+        assert "MET-1" in verdict and "未检查" in verdict
+        assert grab(html, "data-ownership", "total")[0].endswith("¥0")
+        assert "验收未完成" in grab(html, "id", "subsidy-not-payable")[0]
+
+
+def test_a_run_shorter_than_the_stability_period_is_incomplete_not_passed(rendered):
+    ms = _measurements(fail=False) + [
+        Measurement("STB-1", "stability.run_days", 3, ">=", 180, "days", scope=True)]
+    record = make_record(measurements=ms, catalogue=CHECKED)
+    stb = next(r for r in record.requirements if r.id == "STB-1")
+    assert stb.outcome == "incomplete" and "run too short: stability.run_days" in stb.summary
+    assert record.verdict == "incomplete"
+    # the stations met everything measured: none fails, none is blamed in the ledger
+    assert {r.outcome for r in station_results(record)} == {"pass", "not_checked"}  # S5
+    assert rectification_ledger(record) == []
+    props = {p.get("name"): p.get("value")
+             for p in junit_tree(record).getroot().iter("property")}
+    assert props["verdict"] == "incomplete"
+    # a SUT failure still fails, whatever the run's length
+    ms[-2] = Measurement("STB-1", "longest_compliant_days", 1, ">=", 3, "days", "S1")
+    assert make_record(measurements=ms, catalogue=CHECKED).verdict == "not_accepted"
+
+
+def test_shortened_stability_period_is_said_next_to_the_verdict(rendered):
+    def run_days(shortened: bool) -> Measurement:
+        return Measurement("STB-1", "stability.run_days", 3, ">=", 3, "days", scope=True,
+                           evidence={"stability_days": 3, "shortened": shortened})
+
+    record = make_record(measurements=_measurements(False) + [run_days(True)], catalogue=CHECKED)
+    for html in rendered(record):
+        assert "缩短的稳定性检查" in grab(html, "id", "shortened-stability")[0]
+    county, _ = rendered(make_record(measurements=_measurements(False) + [run_days(False)],
+                                     catalogue=CHECKED))
+    assert not grab(county, "id", "shortened-stability")
 
 
 def test_failing_record_names_the_failing_requirements(rendered):
@@ -214,7 +270,7 @@ def test_not_checked_is_never_counted_as_passed(rendered):
     station_rows = rows_with(county, "data-station")
     assert station_rows["S5"][0]["data-outcome"] == "not_checked"
     # S5 is private and unchecked: not paid, not counted in "passed"
-    rows, total = subsidy(list(results.values()))
+    rows, total = subsidy(list(results.values()), accepted=True)
     private = next(r for r in rows if r.ownership == "private")
     assert (private.in_scope, private.passed, private.payable) == (3, 2, 60_000)
     assert total.passed == 4
@@ -240,7 +296,7 @@ def test_fleet_wide_must_failure_fails_every_station():
     results = station_results(record)
     assert {r.outcome for r in results} == {"fail"}
     assert all(r.blocked_by == ("COV-1",) for r in results)
-    assert subsidy(results)[1].payable == 0
+    assert subsidy(results, accepted=True)[1].payable == 0
 
 
 def test_checker_error_fails_every_station_and_reports_error(rendered, tmp_path):
@@ -254,8 +310,8 @@ def test_checker_error_fails_every_station_and_reports_error(rendered, tmp_path)
 
 
 def test_subsidy_payable_from_the_pass_rule(rendered):
-    # hand-computed: failing record → only S4 (state) passed → ¥15,000
-    rows, total = subsidy(station_results(make_record(fail=True)))
+    # hand-computed, were the run accepted: failing record → only S4 (state) passed → ¥15,000
+    rows, total = subsidy(station_results(make_record(fail=True)), accepted=True)
     by = {r.ownership: r for r in rows}
     assert (by["private"].passed, by["private"].payable) == (0, 0)
     assert (by["state"].passed, by["state"].payable) == (1, 15_000)
@@ -265,11 +321,13 @@ def test_subsidy_payable_from_the_pass_rule(rendered):
     assert (by["state"].plan_stations, by["state"].plan_amount) == (19, 285_000)
     assert total.plan_amount == 1_095_000
     # passing record → S1, S3 private (2 × 30,000) + S2, S4 state (2 × 15,000) = 90,000
-    assert subsidy(station_results(make_record(fail=False)))[1].payable == 90_000
+    assert subsidy(station_results(make_record(fail=False)), accepted=True)[1].payable == 90_000
+    # a run that is not accepted pays nothing (验收合格后，按规定支付相关款项)
+    assert subsidy(station_results(make_record(fail=True)), accepted=False)[1].payable == 0
     county, city = rendered(make_record(fail=True))
     for html in (county, city):
         total_row = grab(html, "data-ownership", "total")[0]
-        assert total_row.endswith("¥15,000")
+        assert total_row.endswith("¥0")
         assert "¥1,095,000" in total_row
         assert "81 万元" in html and "28.5 万元" in html
 
@@ -411,7 +469,8 @@ def test_english_variant(rendered):
     assert "Commerce bureau" in county
     assert "旗级自查验收报告" not in county
     total_row = grab(county, "data-ownership", "total")[0]
-    assert total_row.endswith("¥15,000")
+    assert total_row.endswith("¥0")
+    assert "no installation subsidy" in grab(county, "id", "subsidy-not-payable")[0]
     assert "compliant 2/3 d · longest run 1 d" in county
 
 
@@ -492,8 +551,8 @@ def test_bad_records_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"record.stations\[2\] \(S3\): ownership 'collective'"):
         render_reports(make_record(stations=stations), tmp_path)
     record = make_record(fail=True)
-    record.accepted = True
-    with pytest.raises(ValueError, match="record.accepted is True but .*DAT-1"):
+    record.accepted, record.verdict = True, "accepted"
+    with pytest.raises(ValueError, match="record.verdict is 'accepted' but .*DAT-1"):
         render_reports(record, tmp_path)
     record = make_record()
     record.catalogue = CATALOGUE[:-1]
@@ -556,11 +615,13 @@ def test_junit_of_a_passing_record(tmp_path):
 def test_summary_for_ci():
     s = summary(make_record(fail=True))
     assert s["accepted"] is False and s["failed"] == ["DAT-1", "DAT-5", "STB-1"]
-    assert s["requirements"] == {"pass": 1, "fail": 3, "not_checked": 1, "error": 0}
+    assert s["requirements"] == {"pass": 1, "fail": 3, "not_checked": 1, "error": 0,
+                                 "incomplete": 0}
     assert s["stations"] == {"pass": 1, "fail": 3, "not_checked": 1}
-    assert s["subsidy_payable_yuan"] == 15_000
+    assert s["verdict"] == "not_accepted" and s["subsidy_payable_yuan"] == 0
     json.dumps(s)
-    assert summary_lines(make_record())[0].startswith("ACCEPTED: smoke")
+    assert summary_lines(make_record())[0].startswith("INCOMPLETE: smoke")
+    assert summary_lines(make_record(catalogue=CHECKED))[0].startswith("ACCEPTED: smoke")
 
 
 def test_cli_rerenders_a_run_directory(tmp_path, capsys):
@@ -580,15 +641,14 @@ def test_real_catalogue_renders(rendered):
     from acceptance.requirements import catalogue
 
     entries = catalogue()
-    reqs, accepted = decide([], entries)  # no measurement: checked ones err, others unchecked
     record = make_record()
-    record.catalogue, record.requirements, record.accepted = entries, reqs, accepted
     record.measurements = []
+    redecide(record, entries)  # no measurement: checked ones err, others unchecked
     county, city = rendered(record)
     listed = rows_with(county, "data-requirement")
     assert {e["id"] for e in entries} <= set(listed)
-    assert {r.id: r.outcome for r in reqs}.keys() == {e["id"] for e in entries}
-    assert grab(county, "id", "verdict")[0].startswith("不通过")
+    assert {r.id for r in record.requirements} == {e["id"] for e in entries}
+    assert grab(county, "id", "verdict")[0].startswith("未完成")  # errors prove nothing
     assert {r.outcome for r in station_results(record)} == {"fail"}  # MUST checks erred
 
 
@@ -711,11 +771,10 @@ def _alm_measurements() -> list[Measurement]:
 def make_cheat_record(cheats=CHEATS, alerts=ALERTS) -> RunRecord:
     ms = _measurements(fail=False) + _alm_measurements()
     catalogue = CATALOGUE + ALM_CATALOGUE
-    reqs, accepted = decide(ms, catalogue)
     record = make_record(measurements=ms, criteria={
         f"alarm_days_{c}": d for c, d in (("pulse", 7.0), ("part", 1.0), ("data", 7.0),
                                           ("price", 1.0), ("stock", 7.0), ("deliv", 1.0))})
-    record.catalogue, record.requirements, record.accepted = catalogue, reqs, accepted
+    redecide(record, catalogue)
     record.scenario = dict(record.scenario, days=10)
     record.tables = dict(record.tables, cheats=[dict(c) for c in cheats],
                          alerts=[dict(a) for a in alerts])

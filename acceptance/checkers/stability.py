@@ -8,9 +8,11 @@ Per station and simulated day (days counted from the run's start, in the scenari
 - **on-line ratio** (checkers/availability.py), with the harness's own faults excused;
 - **compliant** = completeness ≥ `daily_completeness` and on-line ratio ≥ `daily_online_ratio`.
 
-Measurements: per station the longest run of consecutive compliant days (≥
-`stability_days`) and the records not at the platform at the end (unrecovered loss, must
-be 0); per SUT role the growth of resident memory (MiB per simulated day, straight-line fit
+Measurements: the run's days against `stability_days` (a scope measurement: a run shorter
+than the period leaves STB-1 incomplete, never passed); per station the longest run of
+consecutive compliant days (≥ `stability_days`, or every day of a shorter run) and the records not at the platform at the end (unrecovered loss, must
+be 0); SUT processes that exited on their own (must be none: the run then ends early, with
+the exit status and the log's tail as evidence); per SUT role the growth of resident memory (MiB per simulated day, straight-line fit
 of its longest-lived process after `resource_warmup_fraction` of its life, ≤
 max(`rss_growth_mib_per_day`, `rss_growth_allowance_mib` / fitted days)) and its peak
 (≤ `rss_peak_mib`).
@@ -27,6 +29,7 @@ import pandas as pd
 
 from acceptance.checkers.availability import day_bounds, online_by_day
 from acceptance.checkers.common import EVIDENCE_LIMIT, first, record_keys
+from acceptance.criteria import PLAN_STABILITY_DAYS, shortened_stability
 from acceptance.record import Measurement
 from acceptance.rundir import DAY_S, RunData
 
@@ -38,14 +41,20 @@ DAILY_COLUMNS = ("station_id", "day", "day_index", "expected", "received_once",
 def stable_operation(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
     daily = daily_table(data, criteria)
     need = criteria["stability_days"]
+    # The SUT is held to every day the run had (up to the period); whether the run had
+    # enough days is a separate scope measurement: too few leaves STB-1 incomplete, not passed.
+    held_to = min(need, data.day_count)
     recs = data.comparison.records
-    out = []
+    out = [Measurement(
+        "STB-1", "stability.run_days", data.day_count, ">=", need, "days", scope=True,
+        evidence={"stability_days": need, "plan_days": PLAN_STABILITY_DAYS,
+                  "shortened": shortened_stability(criteria)})]
     for sid in data.station_ids:
         mine = daily[daily["station_id"] == sid]
         bad = mine[~mine["compliant"]]
         out.append(Measurement(
             "STB-1", "stability.longest_compliant_run", longest_run(mine["compliant"]), ">=",
-            need, "days", sid,
+            held_to, "days", sid,
             evidence={"days": len(mine), "compliant_days": int(mine["compliant"].sum()),
                       "non_compliant": [f"{r.day}: {r.reasons}" for r in
                                         bad.head(EVIDENCE_LIMIT).itertuples(index=False)]}))
@@ -56,8 +65,17 @@ def stable_operation(data: RunData, criteria: dict[str, Any]) -> list[Measuremen
                                     sorted(lost.groupby("stream").size().items())},
                       "dropped_at_device": int(lost["dropped_at_device"].sum()),
                       "records": record_keys(lost)}))
+    out.append(sut_exits(data))
     out += resource_measurements(data, criteria)
     return out
+
+
+def sut_exits(data: RunData) -> Measurement:
+    """A collector or platform process that exited on its own ended the run: the SUT did not
+    operate stably, whatever the data say (the harness restarts only what it crashed)."""
+    exited = data.run_info.get("sut_exited")
+    return Measurement("STB-1", "sut.exited_on_its_own", 1 if exited else 0, "==", 0,
+                       "processes", evidence=exited or {})
 
 
 def longest_run(flags: pd.Series | list[bool]) -> int:
