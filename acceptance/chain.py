@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import yaml
 
 from acceptance.broker import Mosquitto, free_port, parse_broker_url, wait_listening
+from acceptance.faults import KINDS
 from acceptance.guard import guarded
 from acceptance.keys import make_key_file
 from acceptance.netproxy import TcpProxy
@@ -48,7 +49,6 @@ from scenarios.timespec import parse_duration
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
-FAULT_KINDS = ("collector_crash", "network_cut", "device_silent")
 # A platform without GET /api/v1/detection/status gets this long (wall s) after draining
 # before its alerts are read (docs/platform-api.md §7).
 DETECTION_GRACE_S = 10.0
@@ -75,11 +75,12 @@ class SutExited(ChainError):
 class Fault:
     """One fault of a scenario's timeline, in simulated epoch seconds."""
 
-    kind: str
-    station: str
+    kind: str  # a kind of acceptance.faults.KINDS
+    station: str | None  # None: a fleet-wide kind (broker, platform)
     at: float
     duration: float
     device: str | None = None
+    delay_s: float = 0.0  # modbus_slow: how late each reply comes
 
     @property
     def end(self) -> float:
@@ -90,12 +91,14 @@ def scenario_faults(scenario: Scenario) -> list[Fault]:
     """The scenario's faults (docs/scenarios.md), with times resolved, in time order."""
     faults = []
     for i, f in enumerate(scenario.data.get("faults") or []):
-        if f["kind"] not in FAULT_KINDS:
+        if f["kind"] not in KINDS:
             raise ValueError(f"{scenario.path}: faults[{i}].kind: expected one of "
-                             f"{FAULT_KINDS}, found {f['kind']!r}")
-        faults.append(Fault(f["kind"], f["station"], scenario.instant(f["at"]),
-                            parse_duration(f["duration"]), f.get("device")))
-    return sorted(faults, key=lambda f: (f.at, f.kind, f.station))
+                             f"{list(KINDS)}, found {f['kind']!r}")
+        faults.append(Fault(f["kind"], f.get("station"), scenario.instant(f["at"]),
+                            parse_duration(f["duration"]), f.get("device"),
+                            f.get("delay_ms", 800) / 1000.0 if f["kind"] == "modbus_slow"
+                            else 0.0))
+    return sorted(faults, key=lambda f: (f.at, f.kind, f.station or ""))
 
 
 def write_scenario_variant(base: str | Path, out: str | Path, **changes: Any) -> Path:
@@ -164,6 +167,12 @@ class Part:
             self.proc.send_signal(signal.SIGKILL)
         self._reap(timeout)
 
+    def freeze(self, frozen: bool) -> None:
+        """SIGSTOP (a hung process: its sockets stay open, nothing is answered) or SIGCONT."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` (with its children, e.g. the socat of an
         RTU line, which a clean stop ends itself); returns the exit code."""
@@ -171,6 +180,7 @@ class Part:
         if self.alive:
             assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)  # a frozen part (collector_stall) must hear it
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -605,26 +615,44 @@ class Chain:
         # a vendor's platform need only answer its health check
         return self.external_platform or bool(health.get("mqtt_subscribed"))
 
-    def restart_platform(self, down_s: float = 0.0, kill: bool = False) -> None:
-        """Stop the platform (SIGTERM, or SIGKILL with `kill`), wait, start it again."""
+    def freeze_collector(self, station: str | None, frozen: bool) -> None:
+        self._collector(station).freeze(frozen)
+
+    def freeze_platform(self, frozen: bool) -> None:
         if self.external_platform:
-            raise ChainError("the platform is external: the chain cannot restart it")
+            raise ChainError("the platform is external: the chain cannot freeze it")
+        self.platform.freeze(frozen)
+
+    def stop_platform(self, kill: bool = False) -> None:
+        """Stop the platform: SIGTERM, or SIGKILL with `kill` (a crash)."""
+        if self.external_platform:
+            raise ChainError("the platform is external: the chain cannot stop it")
         if kill:
             self.platform.kill9()
         else:
             self.platform.stop()
+
+    def restart_platform(self, down_s: float = 0.0, kill: bool = False) -> None:
+        """Stop the platform (SIGTERM, or SIGKILL with `kill`), wait, start it again."""
+        self.stop_platform(kill)
         time.sleep(down_s)
         self.start_platform()
 
-    def restart_broker(self, down_s: float = 0.0) -> None:
-        """Stop the broker cleanly and start it again on the same port. Mosquitto keeps
-        persistent sessions on disk; the embedded broker loses them (what is not acked
-        must be sent again)."""
+    def stop_broker(self) -> None:
+        """Stop the broker cleanly (its port stays ours for the restart)."""
         if self.broker.kind == "external":
-            raise ChainError("the broker is external: the chain cannot restart it")
+            raise ChainError("the broker is external: the chain cannot stop it")
         self.broker.stop()
-        time.sleep(down_s)
+
+    def start_broker(self) -> None:
+        """Start the broker again on the same port. Mosquitto keeps persistent sessions on
+        disk; the embedded broker loses them (what is not acked must be sent again)."""
         self.broker.start(self.settings.start_timeout_s)
+
+    def restart_broker(self, down_s: float = 0.0) -> None:
+        self.stop_broker()
+        time.sleep(down_s)
+        self.start_broker()
 
     def _collector(self, station: str | None) -> Part:
         key = "*" if self.settings.collectors == "fleet" else station
@@ -823,25 +851,21 @@ class Chain:
     def carry_out_faults(self, faults: Iterable[Fault], timeout: float,
                          on_action: Callable[[FaultAction], None] | None = None,
                          stall_s: float = 3.0) -> list[FaultAction]:
-        """Carry out collector_crash (kill -9, restart at the end) and network_cut (cut,
-        restore) faults at their simulated times, until the world has finished and every
-        fault has ended. At compression max a world held at the high-water mark by a
+        """Carry out the faults the harness serves (acceptance/faults/: collector crash,
+        network cut, broker and platform restarts) at their simulated times, until the world
+        has finished and every fault has ended. At compression max a world held at the high-water mark by a
         station that cannot drain would never reach a fault's end: after `stall_s` wall
         seconds without progress the active faults end early (recorded as `end-early`)."""
-        pending = sorted((f for f in faults if f.kind != "device_silent"), key=lambda f: f.at)
+        pending = sorted((f for f in faults if KINDS[f.kind].served_by == "harness"),
+                         key=lambda f: f.at)
         active: list[Fault] = []
         log: list[FaultAction] = []
         deadline = time.monotonic() + timeout
         last_sim, moved_at = None, time.monotonic()
 
         def act(fault: Fault, action: str, sim: float) -> None:
-            if fault.kind == "collector_crash":
-                (self.kill_collector if action == "start" else self.start_collector)(
-                    fault.station)
-            elif action == "start":
-                self.cut_network(fault.station)
-            else:
-                self.restore_network(fault.station)
+            kind = KINDS[fault.kind]
+            (kind.start if action == "start" else kind.end)(self, fault)  # type: ignore[misc]
             entry = FaultAction(time.time(), sim, fault, action)
             log.append(entry)
             if on_action:

@@ -116,10 +116,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
     (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())
     rtu = args.rtu_station if args.rtu_station is not None else [
         s.station_id for s in config.stations if s.transport == "rtu"]
-    # the scenario's device_silent faults are carried out by the devices themselves
+    # the scenario's Modbus faults are carried out by the devices themselves
+    modes = {"device_silent": "silent", "modbus_busy": "busy", "modbus_slow": "slow"}
     silences = [] if args.no_faults else [
-        Silence(f.station, f.device, f.at, f.end) for f in scenario_faults(scenario)
-        if f.kind == "device_silent"]
+        Silence(f.station, f.device, f.at, f.end, modes[f.kind], f.delay_s)
+        for f in scenario_faults(scenario) if f.kind in modes]
     # SIGTERM (how a harness stops us) ends the run like Ctrl-C: ground truth closed
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -164,6 +165,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
                           detection_timeout_s=args.detection_timeout))
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from acceptance.faults import KINDS, markdown
+
+    if args.markdown:
+        print(markdown())
+        return EXIT_OK
+    for k in KINDS.values():
+        print(f"{k.name:<18} {k.layer:<10} served by {k.served_by:<8} names a {k.scope}")
+        print(f"    {k.summary}")
+        print(f"    expected: {k.expected}")
+        print(f"    shows: {k.shows}")
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -231,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--max-compression", type=float,
                            help="ceiling of the compression outside pace windows at 'max'")
             s.add_argument("--no-faults", action="store_true",
-                           help="ignore the scenario's device_silent faults")
+                           help="ignore the scenario's Modbus faults (device_silent, modbus_busy, "
+                                "modbus_slow)")
             s.set_defaults(func=cmd_devices)
 
     s = sub.add_parser("run", help="acceptance run: scenario → verdict, evidence and reports")
@@ -271,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pdf", action="store_true")
     s.set_defaults(func=cmd_report)
 
+    s = sub.add_parser("faults", help="list the fault kinds a scenario can name (docs/faults.md)")
+    s.add_argument("--markdown", action="store_true", help="the catalogue as a Markdown table")
+    s.set_defaults(func=cmd_faults)
+
     s = sub.add_parser("broker", help="run the embedded MQTT broker")
     s.add_argument("--listen", default="mqtt://127.0.0.1:1883")
     s.set_defaults(func=cmd_broker)
@@ -288,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("platform", "central.cli", "main", "run the reference central platform"),
         ("campaign", "acceptance.campaign.runner", "main",
          "detection campaign: PD by day, false alerts, noise (docs/campaigns.md)"),
+        ("fuzz", "acceptance.fuzz", "main",
+         "generative fault campaign: random fault schedules, shrunk to a minimal failing one"),
     ):
         s = sub.add_parser(name, help=helptext, add_help=False)
         s.set_defaults(delegate=(module, func))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,7 @@ class RunRecord:
         return d
 
     def write(self, path: Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1, sort_keys=True,
-                                   default=_json_default) + "\n", encoding="utf-8")
-        return path
+        return write_json(path, self.to_dict(), sort_keys=True)
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
@@ -136,6 +134,18 @@ class RunRecord:
         """MUST requirements the run did not prove either way (why a verdict is incomplete)."""
         return [r.id for r in self.requirements
                 if r.level == "MUST" and r.outcome in ("not_checked", "error", "incomplete")]
+
+
+def write_json(path: Path | str, doc: Any, *, sort_keys: bool = False,
+               default: Any = None) -> Path:
+    """Write a run-directory JSON file atomically (a temporary file renamed over it), so a
+    reader — or a run interrupted mid-write — never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=sort_keys,
+                              default=default or _json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def _json_default(obj: Any) -> Any:

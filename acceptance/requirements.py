@@ -107,6 +107,10 @@ CATALOGUE: tuple[Requirement, ...] = (
     _req("DAT-5", "SHOULD", "实时节奏下数据时延 p95 不超过限值（及时）",
          "Latency p95 within the limit at real-time pace (timely)",
          _DATA_FLOW, "一（二）", _SITE, _C + "latency.latency_p95"),
+    _req("DAT-6", "MUST", "加油机、液位仪停止工作（无应答、断电、只回异常）时，平台在限值内显示其离线（计量器具运行状态如实反映）",
+         "A device that stops working (silent, powered off, answering only exceptions) is "
+         "shown off line at the platform within the limit (instrument status shown as it is)",
+         _DATA_FLOW, "一（二）", _SITE, _C + "device_state.offline_shown"),
     _req("ALM-PULSE", "MUST", "计量作弊（脉冲当量篡改、参数修改）在时限内预警，并定位到站点和油枪",
          "Metering cheats (pulse-equivalent skims, parameter edits) are alerted within the "
          "time limit and attributed to the right station and nozzle", _CHEAT, "一（一）、一（五）",

@@ -38,7 +38,9 @@ from acceptance.chain import (
     SutExited,
     scenario_faults,
 )
+from acceptance.checkers.device_state import SHOWN_OFF_LINE
 from acceptance.criteria import CriteriaError, resolve_criteria
+from acceptance.faults import KINDS as FAULT_KINDS
 from acceptance.inputs import InputPoster, InputPump
 from acceptance.observe import (
     ApiError,
@@ -47,6 +49,8 @@ from acceptance.observe import (
     observe_states,
     station_status,
 )
+from acceptance.record import write_json
+from acceptance.recovery import add_recoveries
 from acceptance.rundir import CHEAT_OFF_LINE
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
@@ -171,12 +175,14 @@ class Sampler(threading.Thread):
 
 
 class Progress:
-    """One status line: simulated day, records/s at the platform, backlog, faults active."""
+    """One status line on a terminal (quiet in CI, where stderr is no tty): simulated day,
+    records through the platform and their rate, device backlog, faults in progress, ETA."""
 
     def __init__(self, chain: Chain, enabled: bool) -> None:
         self.chain, self.enabled = chain, enabled and sys.stderr.isatty()
         self.active: set[str] = set()
         self._last = (time.monotonic(), 0)
+        self._first: tuple[float, float] | None = None  # wall, sim of the first status
 
     def fault(self, action: FaultAction) -> None:
         label = f"{action.fault.kind}@{action.fault.station}"
@@ -194,10 +200,17 @@ class Progress:
             t0, n0 = self._last
             rate = (accepted - n0) / max(1e-6, now - t0)
             self._last = (now, accepted)
-        day = (st.get("sim_time", 0) - self.chain.scenario.start_epoch) / 86400.0
-        sys.stderr.write(f"\rday {day:6.2f} | {rate:7.0f} rec/s | device backlog "
-                         f"{st.get('backlog', '?'):>5} | faults: "
-                         f"{', '.join(sorted(self.active)) or '-'}   ")
+        sim = float(st.get("sim_time", 0) or 0)
+        day = (sim - self.chain.scenario.start_epoch) / 86400.0
+        eta = "?"
+        if sim and self._first is None:
+            self._first = (now, sim)
+        elif self._first and sim > self._first[1] and st.get("end"):
+            left = (float(st["end"]) - sim) * (now - self._first[0]) / (sim - self._first[1])
+            eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        sys.stderr.write(f"\rday {day:6.2f} | {accepted or 0:>9} records, {rate:7.0f}/s | "
+                         f"device backlog {st.get('backlog', '?'):>5} | faults: "
+                         f"{', '.join(sorted(self.active)) or '-'} | ETA {eta}   ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -249,8 +262,11 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
         pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
 
 
-def _timeline(scenario: Scenario, actions: list[FaultAction]) -> list[dict[str, Any]]:
-    """Faults as carried out (collector crash, network cut) and as served (device silent)."""
+def _timeline(scenario: Scenario, actions: list[FaultAction], end: float
+              ) -> list[dict[str, Any]]:
+    """Faults as carried out by the harness (observed times), and as served by the devices or
+    the world (their planned windows, cut at the run's `end`; a fault after a shortened run's
+    end never happened and is left out)."""
     rows: dict[tuple, dict[str, Any]] = {}
     for a in actions:
         f = a.fault
@@ -264,25 +280,33 @@ def _timeline(scenario: Scenario, actions: list[FaultAction]) -> list[dict[str, 
             row["sim_end"], row["wall_end"] = a.sim_time, a.wall
             row["detail"]["ended"] = a.action
     for f in scenario_faults(scenario):
-        if f.kind == "device_silent":
+        served_by = FAULT_KINDS[f.kind].served_by
+        if served_by != "harness" and f.at < end:
             rows[(f.kind, f.station, f.at)] = {
                 "kind": f.kind, "station_id": f.station, "device": f.device, "sim_start": f.at,
-                "sim_end": f.end, "wall_start": None, "wall_end": None,
-                "detail": {"served_by": "devices"}}
+                "sim_end": min(f.end, end), "wall_start": None, "wall_end": None,
+                "detail": {"served_by": served_by}}
     return sorted(rows.values(), key=lambda r: (r["sim_start"] or 0, r["kind"]))
 
 
 def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
-    """Each fault served slowly enough to act on it (`fault_wall_s`), and a near-real-time
-    segment for latency (DAT-5) in the last quiet stretch of the run."""
+    """Each fault served slowly enough to act on it (`fault_wall_s`) — a device fault slowly
+    enough for the platform to show the device off line within `device_offline_shown_s`
+    (DAT-6) and the harness to see it — and a near-real-time segment for latency (DAT-5) in
+    the last quiet stretch of the run."""
     start = scenario.start_epoch
     end = start + 86400.0 * (opts.days if opts.days is not None else scenario.data["days"])
+    criteria = resolve_criteria(scenario.data.get("criteria"), run_days=(end - start) / 86400.0)
+    device_wall_s = max(opts.fault_wall_s, 1.5 * criteria["device_offline_shown_s"])
     spans: list[tuple[float, float]] = []
+    slow: list[tuple[float, float, float]] = []  # device faults: start, end, compression cap
     for f in scenario_faults(scenario):
         if f.at >= end:
             continue
         tail = max(600.0, 0.25 * f.duration)  # recovery after the fault, at the same pace
         spans.append((max(start, f.at - 60.0), min(end, f.end + tail)))
+        if f.kind in SHOWN_OFF_LINE:
+            slow.append((f.at, min(end, f.end), f.duration / device_wall_s))
     spans.sort()
     merged: list[list[float]] = []
     for a, b in spans:
@@ -290,7 +314,8 @@ def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    windows = [PaceWindow(a, b, max(1.0, (b - a) / opts.fault_wall_s)) for a, b in merged]
+    windows = [w for a, b in merged
+               for w in _split(a, b, max(1.0, (b - a) / opts.fault_wall_s), slow)]
     seg = 60.0 * opts.latency_minutes
     seg_end = end - 3600.0
     for a, b in reversed(merged):  # clear of every fault window
@@ -299,6 +324,21 @@ def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
     if seg_end - seg >= start + 3600.0:  # after start-up, or not at all
         windows.append(PaceWindow(seg_end - seg, seg_end, opts.latency_compression, latency=True))
     return windows
+
+
+def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float]]
+           ) -> list[PaceWindow]:
+    """[a, b) at `comp`, slower where a device fault needs its wall time (consecutive
+    windows of equal pace joined; pace windows may not overlap)."""
+    cuts = sorted({a, b, *(t for s, e, _ in slow for t in (s, e) if a < t < b)})
+    out: list[PaceWindow] = []
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        c = max(1.0, min([comp, *(cap for s, e, cap in slow if s < hi and e > lo)]))
+        if out and out[-1].compression == c:
+            out[-1] = PaceWindow(out[-1].start, hi, c)
+        else:
+            out.append(PaceWindow(lo, hi, c))
+    return out
 
 
 def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
@@ -475,14 +515,16 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             info["notes"].append(f"stopping the chain: {exc}")
         info["wall_end"] = time.time()
         info.setdefault("exit_reason", "completed")
-        timeline = _timeline(scenario, actions) + latency_timeline
-        (out / "timeline.json").write_text(json.dumps(timeline, indent=1,
-                                                      ensure_ascii=False), encoding="utf-8")
+        timeline = add_recoveries(
+            _timeline(scenario, actions, scenario.start_epoch + 86400.0 * float(info["days"])),
+            pd.DataFrame(sampler.samples.availability,
+                         columns=["station_id", "device", "wall_time", "sim_time", "online"]),
+            chain.station_ids) + latency_timeline
+        write_json(out / "timeline.json", timeline)
         pd.DataFrame(sampler.samples.resources,
                      columns=["role", "pid", "wall_time", "sim_time", "rss_bytes",
                               "cpu_seconds"]).to_parquet(out / "resources.parquet", index=False)
-        (out / "run.json").write_text(json.dumps(info, indent=1, ensure_ascii=False,
-                                                 default=str), encoding="utf-8")
+        write_json(out / "run.json", info, default=str)
     _move_truth(chain, out)
     _add_cheat_outages(out)
     return info, out
@@ -516,15 +558,19 @@ def _add_cheat_outages(out: Path) -> None:
                 since = None
         if since is not None:
             rows.append((sid, device, since, None))
+    timeline = json.loads((out / "timeline.json").read_text(encoding="utf-8"))
+    # a power loss of the scenario is in the timeline already, under its own kind
+    outages = [(e["station_id"], e["device"], e["sim_start"], e["sim_end"]) for e in timeline
+               if e["kind"] == "device_power_loss"]
+    rows = [r for r in rows if not any(r[:2] == o[:2] and o[2] <= r[2] <= o[3]
+                                       for o in outages)]
     if not rows:
         return
-    timeline = json.loads((out / "timeline.json").read_text(encoding="utf-8"))
     timeline += [{"kind": CHEAT_OFF_LINE, "station_id": sid, "device": device, "sim_start": a,
                   "sim_end": b, "wall_start": None, "wall_end": None,
                   "detail": {"served_by": "world (a cheat)"}} for sid, device, a, b in rows]
     timeline.sort(key=lambda r: (r["sim_start"] or 0, r["kind"]))
-    (out / "timeline.json").write_text(json.dumps(timeline, indent=1, ensure_ascii=False),
-                                       encoding="utf-8")
+    write_json(out / "timeline.json", timeline)
 
 
 class RunInterrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error

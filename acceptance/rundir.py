@@ -50,6 +50,7 @@ from acceptance.compare import (
     dialects_from_endpoints,
     load_truth,
 )
+from acceptance.faults import KINDS as FAULT_KINDS
 from acceptance.observe import STATE_COLUMNS
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
@@ -62,8 +63,7 @@ REAL_TIME_SEGMENT = "real_time_segment"
 STARTUP = "startup"
 # timeline kinds whose off-line time the harness caused: not held against the SUT
 CHEAT_OFF_LINE = "cheat_off_line"  # a cheat took a dispenser off line (not the SUT's fault)
-EXCUSED_KINDS = ("collector_crash", "network_cut", "device_silent", "broker_restart",
-                 "platform_restart", CHEAT_OFF_LINE, STARTUP)
+EXCUSED_KINDS = (*(k.name for k in FAULT_KINDS.values() if k.excused), CHEAT_OFF_LINE, STARTUP)
 
 AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
 RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python")
-MUTANTS = ("drop", "duplicate", "round-volume", "no-spool", "word-order")
+MUTANTS = ("drop", "duplicate", "round-volume", "no-spool", "word-order", "always-online")
 # reference platform mutants (forecourt platform --mutant; central/detectors/base.py)
 PLATFORM_MUTANTS = ("blind", "jumpy")
 

@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from scenarios.loader import Scenario
+from scenarios.timespec import parse_duration
 from sim.config import (
     CheatConfig,
     DeliveryPolicy,
     DispenserConfig,
     InspectionPolicy,
+    PowerCut,
     PriceChange,
     ProbeConfig,
     StationConfig,
@@ -102,6 +104,11 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         key=lambda p: (p.at, p.grade))
     cheats = tuple(_cheat(i, c, scenario) for i, c in enumerate(data["cheats"])
                    if c["station"] in ids)
+    # the one fault the world serves: a dispenser's power loss changes what it sells
+    power_cuts = tuple(
+        PowerCut(f["station"], int(f["device"][1:]), scenario.instant(f["at"]),
+                 parse_duration(f["duration"]))
+        for f in data["faults"] if f["kind"] == "device_power_loss" and f["station"] in ids)
     inspections = data.get("inspections") or {}
     policy = dict(data["deliveries"])
     policy["lead_time_h"] = tuple(float(h) for h in policy["lead_time_h"])
@@ -116,6 +123,7 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         prices=tuple(prices),
         deliveries=DeliveryPolicy(**policy),
         cheats=cheats,
+        power_cuts=power_cuts,
         imperfections=data.get("imperfections", "realistic"),
         inspections=InspectionPolicy(
             mean_interval_days=float(inspections.get("mean_interval_days", 30.0)),

@@ -13,6 +13,8 @@ requirements each one must fail):
 - ``no-spool``: records are acknowledged at the device but the spool does not survive a
   restart (store-and-forward in memory only): what was not yet at the platform is lost when
   the collector crashes.
+- ``always-online``: heartbeats report every device on line, whatever its replies (a
+  collector that hides dead or powered-off devices from the platform).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collector.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
 
-MUTANTS = ("drop", "duplicate", "round-volume", "word-order", "no-spool")
+MUTANTS = ("drop", "duplicate", "round-volume", "word-order", "no-spool", "always-online")
 EVERY = 20
 
 # transaction fields: (uplink units per register count, uplink units per engineering unit)
@@ -95,9 +97,16 @@ def record_mutator(name: str, dialect: str) -> Mutate | None:
                 return [rec]
             return [replace(rec, payload=_word_order(rec.payload, dialect))]
         return word_order
-    if name in ("no-spool", None):
+    if name in ("no-spool", "always-online", None):
         return None
     raise ValueError(f"mutant {name!r}: expected one of {', '.join(MUTANTS)}")
+
+
+def heartbeat_devices(name: str | None, devices: list[dict]) -> list[dict]:
+    """The device entries a mutant's heartbeat carries (the reference's, untouched, else)."""
+    if name != "always-online":
+        return devices
+    return [dict(d, online=True, failures=0, error=None) for d in devices]
 
 
 def forget_spool(spool: Spool) -> int:

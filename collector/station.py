@@ -17,7 +17,7 @@ from collector import __version__
 from collector.aio import sleep_or_stop
 from collector.endpoints import StationEndpoint
 from collector.keys import StationKeys
-from collector.mutants import forget_spool, record_mutator
+from collector.mutants import forget_spool, heartbeat_devices, record_mutator
 from collector.poller import PollSettings, StationPoller
 from collector.profile import Profile
 from collector.spool import Spool
@@ -61,7 +61,8 @@ class StationCollector:
 
     def heartbeat_fields(self) -> dict:
         return {"boot_id": self.spool.boot_id, "collector_version": __version__,
-                "backlog": self.spool.backlog, "devices": self.poller.heartbeat_devices()}
+                "backlog": self.spool.backlog, "devices": heartbeat_devices(self.settings.mutant,
+                                             self.poller.heartbeat_devices())}
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         interval = self.settings.heartbeat_interval

@@ -7,6 +7,7 @@ Unit ids: tank gauge 1, dispenser n -> 10 + n.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -111,8 +112,11 @@ class FieldDevice:
         regions += self._live_regions()
         self.image = DeviceImage(regions)
         self.ack_fifos = {self.profile.fifo(name).ack_address: ch.fifo for name, ch in self.channels.items()}
-        self.silence = SilenceWindows()  # set by DeviceFleet.set_silences (fault device_silent)
+        # set by DeviceFleet.set_silences (faults device_silent, modbus_busy, modbus_slow)
+        self.silence = SilenceWindows()
         self.ignored_requests = 0  # requests left unanswered while silent
+        self.busy_replies = 0  # requests answered with exception 06 (modbus_busy)
+        self.slow_replies = 0  # replies delayed (modbus_slow)
 
     @property
     def where(self) -> str:
@@ -229,6 +233,13 @@ class FieldDevice:
         if self.silent_now():
             self.ignored_requests += 1
             raise DeviceSilent(f"{self.where} is silent ({self.silent_reason()})")
+        mode, delay = self.silence.mode_at(self.clock.now) if self.silence else (None, 0.0)
+        if mode == "busy":
+            self.busy_replies += 1
+            return ExcCodes.DEVICE_BUSY
+        if mode == "slow":
+            self.slow_replies += 1
+            await asyncio.sleep(delay)
         if set_values is not None:
             if func_code not in WRITE_FCS:
                 return ExcCodes.ILLEGAL_FUNCTION

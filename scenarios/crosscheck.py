@@ -221,17 +221,39 @@ def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
                     str(cond["tank"]))
 
 
+# fault kinds that act on the whole fleet (no station), and those that may name a device
+# (acceptance/faults/ describes every kind; a test checks the two agree)
+FLEET_FAULTS = ("broker_restart", "platform_crash", "platform_restart", "platform_stall")
+DEVICE_FAULTS = ("device_silent", "device_power_loss", "modbus_busy", "modbus_slow")
+
+
 def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
     for i, fault in enumerate(data["faults"]):
         base = ("faults", i)
+        kind = fault["kind"]
         at = _instant(fault["at"], (*base, "at"), start, rep)
         _in_run(at, (*base, "at"), start, end, rep)
         if parse_duration(fault["duration"]) <= 0:
             rep.add((*base, "duration"), "a duration above zero", show(fault["duration"]))
         device = fault["device"]
-        if device is not None and fault["kind"] != "device_silent":
-            rep.add((*base, "device"), f"no device for kind {fault['kind']} (it acts on the "
-                    "whole station)", show(device))
+        if device is not None and kind not in DEVICE_FAULTS:
+            rep.add((*base, "device"), f"no device for kind {kind} (it acts on the "
+                    f"{'fleet' if kind in FLEET_FAULTS else 'whole station'})", show(device))
+        if kind == "device_power_loss" and (device is None or device == "G"):
+            rep.add((*base, "device"), "a dispenser 'D<n>' (a power loss of the tank gauge or "
+                    "of a whole station is not modelled)", show(device))
+        if "delay_ms" in fault and kind != "modbus_slow":
+            rep.add((*base, "delay_ms"), "no delay_ms for kind " + kind + " (modbus_slow only)",
+                    show(fault["delay_ms"]))
+        if kind in FLEET_FAULTS:
+            if fault["station"] is not None:
+                rep.add((*base, "station"), f"no station for kind {kind} (it acts on the "
+                        "whole fleet)", show(fault["station"]))
+            continue
+        if fault["station"] is None:
+            rep.add((*base, "station"), f"a station id (kind {kind} acts on one station)",
+                    "nothing")
+            continue
         if by_id is None:
             continue
         station = _station(fault["station"], (*base, "station"), by_id, selected_ids, rep)

@@ -78,6 +78,24 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
+class PowerCut:
+    """An honest power loss of one dispenser (fault `device_power_loss`, docs/faults.md): no
+    new fill from `at`, the fills in progress finish, event 2 power_down, silent and selling
+    nothing for `duration_s`, then event 1 power_up; its clock, totalizers and FIFO content
+    survive (docs/register-map.md §6, §10)."""
+
+    station_id: str
+    dispenser: int
+    at: float  # epoch s
+    duration_s: float
+
+    def __post_init__(self) -> None:
+        if not (self.dispenser >= 1 and self.duration_s > 0):
+            raise ValueError(f"power cut at {self.station_id}/D{self.dispenser}: expected a "
+                             f"dispenser ≥ 1 and a duration > 0, found {self.duration_s!r} s")
+
+
+@dataclass(frozen=True)
 class CheatConfig:
     """A cheat of the catalogue (docs/cheats.md) acting from `start` (to `end`, if given) on
     its target: a nozzle (dispenser, nozzle), a dispenser (dispenser; nozzle 0 = all of its
@@ -116,6 +134,7 @@ class WorldConfig:
     prices: tuple[PriceChange, ...] = ()  # must hold a price for every grade at or before start
     deliveries: DeliveryPolicy = DeliveryPolicy()
     cheats: tuple[CheatConfig, ...] = ()
+    power_cuts: tuple[PowerCut, ...] = ()  # honest outages (a fault of the scenario)
     inspections: InspectionPolicy = InspectionPolicy()
     # Honest imperfections (docs/noise-budget.md): "realistic" (default) or "ideal" (exact
     # capacity table, no probe offsets, nominal densities, constant meter errors).

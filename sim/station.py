@@ -25,7 +25,7 @@ import copy
 import math
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,7 +39,7 @@ from sim.capacity import CapacityTable
 from sim.cheats import Cheat, DeviceState, Inspection
 from sim.cheats.inspections import draw_inspections
 from sim.cheats.taps import NozzleHook
-from sim.config import GRADES, StationConfig, TankConfig, WorldConfig
+from sim.config import GRADES, PowerCut, StationConfig, TankConfig, WorldConfig
 from sim.deliveries import DeliveryManager
 from sim.demand import Customers, generate_customers
 from sim.imperfections import MODES, STRAT_SD, TankImperfections, draw_meter, draw_tank
@@ -63,6 +63,7 @@ DEAD_STOCK_FRACTION = 0.02  # product below this share of capacity is not pumpab
 BALK_PER_NOZZLE = 3
 
 EVENT_POWER_UP = 1
+EVENT_POWER_DOWN = 2
 EVENT_PRICE_CHANGE = 10
 
 # Gauge alarm thresholds (fractions of capacity; water in mm).
@@ -627,6 +628,25 @@ class Station:
                 self._at(lane.customers.arrival[0], self._arrival, lane)
         for cheat in cheats:
             self.env.process(cheat.process())
+        for cut in world.power_cuts:
+            if cut.station_id == self.station_id:
+                self.env.process(self._power_cut(cut))
+
+    def _power_cut(self, cut: PowerCut) -> Generator[simpy.Event, Any, None]:
+        """An honest power loss of a dispenser (sim.config.PowerCut): like the power cut of a
+        totalizer reset, but everything survives it."""
+        yield self.env.timeout(max(0.0, cut.at - self.env.now))
+        disp = self.dispenser_of(cut.dispenser)
+        idle_at = self.hold_dispenser(cut.dispenser, True)  # fills in progress finish
+        yield self.env.timeout(max(0.0, idle_at - self.env.now))
+        self.dispenser_event(cut.dispenser, EVENT_POWER_DOWN, "power_down", 0, 0.0, 0.0)
+        disp.offline = True
+        self.record_device_state(disp.device)
+        yield self.env.timeout(cut.duration_s)
+        disp.offline = False
+        self.dispenser_event(cut.dispenser, EVENT_POWER_UP, "power_up", 0, 0.0, 0.0)
+        self.record_device_state(disp.device)
+        self.hold_dispenser(cut.dispenser, False)
 
     # -- records -------------------------------------------------------------------------
 

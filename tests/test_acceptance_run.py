@@ -99,6 +99,8 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
     ("word-order", {"DAT-2", "STB-1"}),
     # the smoke scenario crashes UMB25's collector inside a network cut: its spool is lost
     ("no-spool", {"DAT-1", "DAT-3", "STB-1"}),
+    # the smoke scenario silences UMB25's dispenser 1 for an hour: it must show off line
+    ("always-online", {"DAT-6"}),
 ])
 def test_smoke_refuses_each_collector_mutant_with_exactly_its_requirements(tmp_path, mutant,
                                                                            expected):
@@ -119,13 +121,25 @@ def test_harness_errors_exit_2_with_the_reason(tmp_path):
     (occupied / "something").write_text("x")
     res = forecourt("run", str(SMOKE), "--out", str(occupied))
     assert res.returncode == 2 and "not empty" in res.stderr
+    # a misspelt threshold is refused before anything starts, by validate and by run alike
+    text = SMOKE.read_text(encoding="utf-8").replace(
+        "criteria: {stability_days: run}", "criteria: {stability_dayz: run}")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("fleet: fleets/", f"fleet: {SMOKE.parent}/fleets/"),
+                    encoding="utf-8")
+    for cmd in (("validate", str(typo)), ("run", str(typo), "--out", str(tmp_path / "t"))):
+        res = forecourt(*cmd)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "typo.yaml: criteria.stability_dayz: unknown criterion (did you mean " \
+               "'stability_days'?)" in res.stderr
+    assert not (tmp_path / "t").exists()
 
 
 def test_pytest_plugin_runs_a_scenario_as_one_test_per_requirement(pytester):
     res = pytester.runpytest_subprocess("--scenario", str(SMOKE),
                                         "--scenario-days", DAYS, "--scenario-out",
                                         str(pytester.path / "runs"), timeout=300)
-    res.assert_outcomes(passed=15, skipped=3)  # TAX-1, MET-1, SEC-1: no checker yet
+    res.assert_outcomes(passed=16, skipped=3)  # TAX-1, MET-1, SEC-1: no checker yet
 
 
 def _descendants(pid: int) -> set[int]:
@@ -189,3 +203,28 @@ def test_stopping_the_harness_leaves_no_process_of_the_run(tmp_path, sig):
         record = json.loads((out / "record.json").read_text(encoding="utf-8"))
         assert record["verdict"] != "accepted" and record["complete"] is False
         assert any("interrupted by SIGTERM" in n for n in record["notes"])
+
+
+def test_every_fault_kind_leaves_the_reference_whole_and_the_timeline_says_when(tmp_path):
+    """scenarios/faults.yaml: one fault of each kind of docs/faults.md over two days. The
+    reference loses, duplicates and alters nothing, shows each dead device off line (DAT-6),
+    and timeline.json has each fault's observed start and end and the platform's recovery."""
+    from acceptance.faults import KINDS
+
+    run = tmp_path / "faults"
+    res = forecourt("run", str(ROOT / "scenarios" / "faults.yaml"), "--out", str(run),
+                    timeout=900)
+    assert res.returncode == INCOMPLETE, res.stdout + res.stderr
+    record = json.loads((run / "record.json").read_text(encoding="utf-8"))
+    assert {r["id"] for r in record["requirements"] if r["outcome"] != "pass"} == NOT_YET_CHECKED
+    shown = [m for m in record["measurements"] if m["name"] == "device.offline_shown_after_s"]
+    assert len(shown) >= 3 and all(m["passed"] for m in shown)
+    timeline = json.loads((run / "timeline.json").read_text(encoding="utf-8"))
+    faults = [e for e in timeline if e["kind"] in KINDS]
+    assert {e["kind"] for e in faults} == set(KINDS)
+    for e in faults:
+        assert e["sim_start"] is not None and e["sim_end"] > e["sim_start"], e
+        assert e["detail"]["recovered"] is True, e
+        if KINDS[e["kind"]].served_by == "harness":
+            assert e["wall_end"] >= e["wall_start"] and e["detail"]["ended"] == "end", e
+            assert e["detail"]["recovery_wall_s"] >= 0, e

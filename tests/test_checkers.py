@@ -59,7 +59,7 @@ FAULTS = [  # kind, station, device, sim start (h from start), duration (h)
     ("network_cut", "UMB44", None, 20.0, 2.0),
     ("device_silent", "UMB25", "D1", 34.0, 1.0),
 ]
-REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "STB-1",
+REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "DAT-6", "STB-1",
             "ALM-PULSE", "ALM-PART", "ALM-DATA", "ALM-PRICE", "ALM-STOCK", "ALM-DELIV",
             "ALM-FP")
 # one cheat (a 3 % skim on UMB25 D1 nozzle 2 from day 2) and the platform's alert for it
@@ -369,7 +369,7 @@ def test_correct_run_passes_everything_it_can_check(good):
         {"station_id": "UMB25", "tank": 1, "day": "2026-04-01", "variance_l": -1.2,
          "cumulative_pct": -0.05}]
     assert record.criteria == resolve_criteria({"stability_days": "run"}, run_days=DAYS)
-    assert record.criteria["stability_days"] == 2 and defaults(DAYS)["stability_days"] == 180
+    assert record.criteria["stability_days"] == 2 and defaults()["stability_days"] == 180
     assert [s["station_id"] for s in record.stations] == ["UMB25", "UMB44"]
     assert record.stations[1] == {"station_id": "UMB44", "name": "新忽热苏木加油站",
                                   "town": "新忽热苏木", "ownership": "state",
@@ -770,11 +770,11 @@ def test_a_missing_file_errors_the_checkers_that_need_it(tmp_path):
     (root / "observed" / "availability.parquet").unlink()
     record = check_run(root)
     assert {r.id for r in record.requirements if r.outcome == "error"} == {
-        "COV-1", "COV-2", "STB-1"}
+        "COV-1", "COV-2", "DAT-6", "STB-1"}
     for r in record.requirements:
         if r.outcome == "error":
             assert "missing observed/availability.parquet" in r.error
-    assert failed(record) == {"COV-1", "COV-2", "STB-1"}
+    assert failed(record) == {"COV-1", "COV-2", "DAT-6", "STB-1"}
     assert record.tables["daily"] == [] and any("table daily" in n for n in record.notes)
 
 
@@ -827,7 +827,7 @@ def test_criteria_defaults_and_overrides():
     assert resolve_criteria(None, run_days=0.5)["stability_days"] == 180
     assert resolve_criteria({"stability_days": "run"}, run_days=0.5)["stability_days"] == 1
     assert resolve_criteria({"stability_days": "run"}, run_days=2.2)["stability_days"] == 3
-    assert set(defaults(2)) == {k.key for k in CRITERIA}
+    assert set(defaults()) == {k.key for k in CRITERIA}
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -925,3 +925,30 @@ def test_on_line_time_is_split_over_the_days_without_loss(samples):
         assert sum(day[k] for day in got) == pytest.approx(float(clip[state == want].sum()),
                                                            abs=1e-6)
     assert all(sum(day) <= 86400 + 1e-6 for day in got)
+
+
+def test_a_dead_device_reported_on_line_fails_dat6(tmp_path):
+    """The collector mutant always-online: UMB25's D1 is silent 10:00-11:00 on day 2, yet the
+    platform shows it on line throughout."""
+    run = make_run()
+    av = run.availability
+    run.availability = av.assign(online=av["online"] | (av["device"] == "D1"))
+    record = _check(tmp_path, run)
+    assert "DAT-6" in failed(record) and record.verdict == "not_accepted"
+    (m,) = [m for m in measurements(record, "DAT-6") if not m.passed]
+    assert (m.name, m.station_id, m.value, m.scope) == (
+        "device.offline_shown_after_s", "UMB25", None, False)
+    assert "on line throughout the window" in m.evidence["reason"]
+
+
+def test_dat6_judges_the_wall_time_to_show_a_device_off_line(tmp_path):
+    run = make_run()
+    good = _check(tmp_path / "good", run)
+    (m,) = measurements(good, "DAT-6")
+    assert m.passed and m.value == 0.0 and m.evidence["device"] == "D1"
+    # a window shorter in wall time than the limit: not judged, DAT-6 incomplete
+    run.criteria = {"stability_days": "run", "device_offline_shown_s": 1e6}
+    av = run.availability
+    run.availability = av.assign(online=av["online"] | (av["device"] == "D1"))
+    record = _check(tmp_path / "short", run)
+    assert outcome(record, "DAT-6") == "incomplete" and "DAT-6" in record.unproven_must()

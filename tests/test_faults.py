@@ -1,0 +1,252 @@
+"""The fault catalogue (acceptance/faults/, docs/faults.md): registry, scenario format, and the
+kinds served below the harness — Modbus busy/slow replies (devices/silence.py) and an honest
+dispenser power loss in the world (sim.config.PowerCut)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from pymodbus.client import AsyncModbusTcpClient
+
+from acceptance.faults import KINDS, markdown
+from devices.fleet import DeviceFleet, WorldClock
+from devices.server import StationServer
+from devices.silence import Silence, SilenceWindows
+from scenarios.crosscheck import DEVICE_FAULTS, FLEET_FAULTS
+from scenarios.loader import validate_file
+from sim.config import (
+    DispenserConfig,
+    PowerCut,
+    PriceChange,
+    StationConfig,
+    TankConfig,
+    WorldConfig,
+)
+from sim.world import World
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "scenarios" / "smoke.yaml"
+START = 1774972800.0  # 2026-04-01T00:00:00+08:00
+
+
+def test_registry_schema_and_scenario_rules_agree():
+    schema = json.loads((ROOT / "scenarios" / "scenario.schema.json").read_text())
+    assert schema["$defs"]["fault"]["properties"]["kind"]["enum"] == list(KINDS)
+    assert len(KINDS) >= 10
+    assert set(FLEET_FAULTS) == {k.name for k in KINDS.values() if k.scope == "fleet"}
+    assert set(DEVICE_FAULTS) == {k.name for k in KINDS.values() if k.scope == "device"}
+    for k in KINDS.values():
+        assert (k.start is not None) == (k.served_by == "harness"), k.name
+        assert k.summary and k.expected and k.shows, k.name
+
+
+def test_docs_list_every_kind_as_the_registry_says():
+    doc = (ROOT / "docs" / "faults.md").read_text(encoding="utf-8")
+    assert markdown() in doc, "docs/faults.md is stale: paste `forecourt faults --markdown`"
+
+
+def test_forecourt_faults_lists_every_kind():
+    res = subprocess.run([sys.executable, "-m", "acceptance.cli", "faults"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    listed = [line.split()[0] for line in res.stdout.splitlines() if not line.startswith(" ")]
+    assert listed == list(KINDS)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ({"kind": "broker_restart", "station": "UMB25", "at": "+1h", "duration": "5min"},
+     "faults[0].station: expected no station for kind broker_restart"),
+    ({"kind": "network_cut", "at": "+1h", "duration": "5min"},
+     "faults[0].station: expected a station id (kind network_cut acts on one station)"),
+    ({"kind": "device_power_loss", "station": "UMB25", "at": "+1h", "duration": "5min"},
+     "faults[0].device: expected a dispenser 'D<n>'"),
+    ({"kind": "device_power_loss", "station": "UMB25", "device": "G", "at": "+1h",
+      "duration": "5min"}, "faults[0].device: expected a dispenser 'D<n>'"),
+    ({"kind": "modbus_busy", "station": "UMB25", "device": "D1", "at": "+1h", "duration": "5min",
+      "delay_ms": 300}, "faults[0].delay_ms: expected no delay_ms for kind modbus_busy"),
+    ({"kind": "platform_stall", "at": "+1h", "duration": "5min", "device": "D1"},
+     "faults[0].device: expected no device for kind platform_stall (it acts on the fleet)"),
+])
+def test_bad_faults_are_refused_naming_the_field(tmp_path, fault, message):
+    data = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    data["fleet"] = str(ROOT / "scenarios" / data["fleet"])
+    data["faults"] = [fault]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    problems = validate_file(path)
+    assert any(message in p for p in problems), problems
+
+
+def small_world(power_cuts=()) -> World:
+    station = StationConfig(
+        station_id="S01", name="fault test", town="Haliut", ownership="private",
+        dialect="int_be", transport="tcp", tanks=(TankConfig(1, "92", 30),),
+        dispensers=(DispenserConfig(1, (1,)), DispenserConfig(2, (1,))),
+        throughput_l_per_day={"92": 20000.0})
+    return World(WorldConfig(seed=5, start=START, days=1.0, timezone="Asia/Shanghai",
+                             stations=(station,), power_cuts=tuple(power_cuts),
+                             prices=(PriceChange(START - 86400, "92", 703),)))
+
+
+def test_windows_say_which_misbehaviour_holds_and_silence_wins():
+    w = SilenceWindows([(0.0, 10.0, "busy", 0.0), (5.0, 8.0, "silent", 0.0),
+                        (20.0, 30.0, "slow", 0.5)])
+    assert [w.mode_at(t) for t in (1, 6, 9, 25, 30)] == [
+        ("busy", 0.0), ("silent", 0.0), ("busy", 0.0), ("slow", 0.5), (None, 0.0)]
+    with pytest.raises(ValueError, match="mode slow needs 0 < delay_s"):
+        Silence("S01", "D1", 0.0, 1.0, "slow", 0.0)
+    with pytest.raises(ValueError, match="mode 'garbled' is not one of"):
+        Silence("S01", "D1", 0.0, 1.0, "garbled")
+
+
+def test_busy_device_answers_exception_06_and_slow_one_answers_late():
+    world = small_world()
+    fleet = DeviceFleet(world, {"S01": "int_be"}, clock=WorldClock(world),
+                        timezone="Asia/Shanghai")
+    fleet.attach()
+    fleet.set_silences([Silence("S01", "D1", START + 3600, START + 7200, "busy"),
+                        Silence("S01", "D2", START + 3600, START + 7200, "slow", 0.4)])
+    d1, d2 = fleet.devices[("S01", "D1")], fleet.devices[("S01", "D2")]
+
+    async def scenario():
+        server = StationServer("S01", fleet.by_station["S01"])
+        port = await server.start_tcp("127.0.0.1", 0)
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2.0, retries=0)
+        try:
+            assert await client.connect()
+            world.run_until(START + 3700)  # inside both windows
+            busy = await client.read_holding_registers(0, count=4, device_id=d1.unit_id)
+            assert busy.isError() and busy.exception_code == 6
+            t0 = time.monotonic()
+            slow = await client.read_holding_registers(0, count=4, device_id=d2.unit_id)
+            assert not slow.isError() and time.monotonic() - t0 >= 0.4
+            world.run_until(START + 7300)  # after: both answer normally
+            for dev in (d1, d2):
+                ok = await client.read_holding_registers(0, count=4, device_id=dev.unit_id)
+                assert not ok.isError()
+        finally:
+            client.close()
+            await server.stop()
+
+    asyncio.run(scenario())
+    assert (d1.busy_replies, d2.slow_replies) == (1, 1)
+
+
+def test_an_honest_power_cut_logs_its_events_sells_nothing_and_keeps_the_totalizers():
+    cut = PowerCut("S01", 1, START + 10 * 3600, 2 * 3600.0)
+    records: list[tuple[str, str, object]] = []
+    world = small_world([cut])
+    world.add_listener(lambda sid, dev, stream, rec: records.append((dev, stream, rec)))
+    states = []
+    world.add_truth_listener(lambda sid, kind, rec: states.append(rec)
+                             if kind == "device_state" else None)
+    world.run_until(START + 86400)
+    events = [(r.code, r.time) for dev, s, r in records if dev == "D1" and s == "events"]
+    (down,) = [t for c, t in events if c == 2]
+    (up,) = [t for c, t in events if c == 1 and t > START]
+    assert cut.at <= down < cut.at + 600 and up == pytest.approx(down + cut.duration_s)
+    fills = [r for dev, s, r in records if dev == "D1" and s == "transactions"]
+    assert fills and not [f for f in fills if down < f.end_time <= up]  # nothing sold meanwhile
+    # the totalizer goes on from where it was: each fill starts at the previous one's total
+    for before, after in zip(fills, fills[1:], strict=False):
+        assert after.volume_total_before_ml == before.volume_total_after_ml
+    assert [s.offline for s in states if s.device == "D1"][-2:] == [True, False]
+    # same scenario and seed, same ground truth
+    again: list = []
+    twin = small_world([cut])
+    twin.add_listener(lambda sid, dev, stream, rec: again.append((dev, stream, rec)))
+    twin.run_until(START + 86400)
+    assert again == records
+
+
+def test_recovery_is_the_first_sample_showing_the_stations_whole_after_the_end():
+    from acceptance.recovery import add_recoveries
+
+    rows = []
+    for i, wall in enumerate((100.0, 110.0, 120.0, 130.0)):
+        sim = 1000.0 + 60 * i
+        rows += [{"station_id": "A", "device": "", "wall_time": wall, "sim_time": sim,
+                  "online": wall != 110.0},
+                 {"station_id": "A", "device": "D1", "wall_time": wall, "sim_time": sim,
+                  "online": wall not in (110.0, 120.0)},
+                 {"station_id": "B", "device": "", "wall_time": wall, "sim_time": sim,
+                  "online": True}]
+    timeline = [
+        {"kind": "network_cut", "station_id": "A", "device": None, "sim_start": 1000.0,
+         "sim_end": 1050.0, "wall_start": 101.0, "wall_end": 105.0, "detail": {}},
+        {"kind": "broker_restart", "station_id": None, "device": None, "sim_start": 1000.0,
+         "sim_end": 1050.0, "wall_start": 101.0, "wall_end": 131.0, "detail": {}},
+        {"kind": "device_power_loss", "station_id": "A", "device": "D1", "sim_start": 1000.0,
+         "sim_end": 1030.0, "wall_start": None, "wall_end": None, "detail": {}},
+        {"kind": "real_time_segment", "station_id": None, "device": None, "sim_start": 0.0,
+         "sim_end": 1.0, "wall_start": None, "wall_end": None, "detail": {}}]
+    out = add_recoveries(timeline, pd.DataFrame(rows), ["A", "B"])
+    cut, restart, power, segment = (r["detail"] for r in out)
+    assert (cut["recovered_wall"], cut["recovery_wall_s"]) == (130.0, 25.0)  # A whole at 130
+    assert restart == {"recovered": False}  # no sample after its end
+    assert (power["recovered_sim"], "recovery_wall_s" in power) == (1180.0, False)
+    assert segment == {}
+
+
+def _minutes(text: str) -> int:
+    return int(text.strip("+min"))
+
+
+def test_fuzz_finds_a_failing_schedule_and_shrinks_it_to_its_core():
+    """A stand-in SUT that, like the no-spool collector, loses data only when its collector
+    crashes while its network is cut: the search finds such a schedule among random ones and
+    shrinks it to those two faults."""
+    from acceptance.fuzz import Outcome, schedules, search
+
+    def loses_data(schedule):
+        cuts = [(f["station"], _minutes(f["at"]), _minutes(f["at"]) + _minutes(f["duration"]))
+                for f in schedule if f["kind"] == "network_cut"]
+        crashed_in_cut = any(f["kind"] == "collector_crash" and any(
+            s == f["station"] and a <= _minutes(f["at"]) < b for s, a, b in cuts)
+            for f in schedule)
+        return Outcome(1 if crashed_in_cut else 3, ("DAT-1",) if crashed_in_cut else ())
+
+    kinds = ["collector_crash", "network_cut", "broker_restart", "device_silent"]
+    found, campaign = search(loses_data, schedules(["UMB25", "UMB44"], 864, kinds), budget=300,
+                             max_runs=2000, seed=3)
+    assert found is not None and len(found) == 2, found
+    assert sorted(f["kind"] for f in found) == ["collector_crash", "network_cut"]
+    assert campaign.runs[-1]["exit_code"] in (1, 3) and len(campaign.runs) <= 2000
+    # and a SUT that never fails gives no schedule, within the budget
+    none, quiet = search(lambda s: Outcome(3), schedules(["UMB25"], 864, kinds), budget=20,
+                         max_runs=100, seed=3)
+    assert none is None and len(quiet.runs) == 20
+
+
+def test_device_faults_are_paced_to_give_the_platform_its_time():
+    """pace_windows: every device fault that must show off line (DAT-6) lasts at least
+    1.5 × device_offline_shown_s of wall time; the windows do not overlap; the rest of a
+    fault's window keeps the usual pace."""
+    from acceptance.chain import scenario_faults
+    from acceptance.checkers.device_state import SHOWN_OFF_LINE
+    from acceptance.run import RunOptions, pace_windows
+    from scenarios.loader import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "faults.yaml")
+    opts = RunOptions(scenario=scenario.path, out=Path("unused"))
+    windows = sorted(pace_windows(opts, scenario), key=lambda w: w.start)
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a.end <= b.start
+    faults = scenario_faults(scenario)
+    device = [f for f in faults if f.kind in SHOWN_OFF_LINE]
+    for f in faults:
+        covering = [w for w in windows if w.start < f.end and w.end > f.at]
+        assert covering, f
+        wall = sum((min(w.end, f.end) - max(w.start, f.at)) / w.compression for w in covering)
+        if f.kind in SHOWN_OFF_LINE:
+            assert wall >= 1.5 * 20.0 - 1e-6, (f, wall)
+        elif not any(d.at < f.end and d.end > f.at for d in device):
+            assert wall <= opts.fault_wall_s + 1e-6, (f, wall)  # no slower than it was
