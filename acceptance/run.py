@@ -411,6 +411,14 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                          source=f"{scenario.path}: criteria")
     except CriteriaError as exc:
         raise HarnessError(str(exc)) from None
+    for i, f in enumerate(scenario.data.get("faults") or []):  # what the harness cannot do
+        external = ((f["kind"].startswith("platform_") and sut.platform.kind != "reference")
+                    or (f["kind"] == "broker_restart" and (sut.platform.kind != "reference"
+                                                          or opts.broker.startswith("mqtt://"))))
+        if external:
+            raise HarnessError(f"{scenario.path}: faults[{i}].kind: {f['kind']} needs a "
+                               f"{'platform' if f['kind'] != 'broker_restart' else 'broker'} "
+                               f"the harness started; this run's is external")
     if opts.platform_mutant and sut.platform.kind != "reference":
         raise HarnessError(f"--platform-mutant {opts.platform_mutant}: only the reference "
                            f"platform has mutants; this scenario's platform is external")

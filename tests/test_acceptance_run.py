@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +134,19 @@ def test_harness_errors_exit_2_with_the_reason(tmp_path):
         assert "typo.yaml: criteria.stability_dayz: unknown criterion (did you mean " \
                "'stability_days'?)" in res.stderr
     assert not (tmp_path / "t").exists()
+    # a fault the harness cannot serve on an external platform is refused before starting
+    data = yaml.safe_load(typo.read_text(encoding="utf-8").replace("stability_dayz",
+                                                                   "stability_days"))
+    data["faults"] = [{"kind": "platform_crash", "at": "+1h", "duration": "5min"}]
+    data["sut"] = {"platform": {"kind": "external", "base_url": "http://127.0.0.1:9",
+                                "token": "t", "broker": "mqtt://127.0.0.1:9",
+                                "keys": str(tmp_path / "keys.json")}}
+    (tmp_path / "keys.json").write_text("{}", encoding="utf-8")
+    vendor = tmp_path / "vendor.yaml"
+    vendor.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    res = forecourt("run", str(vendor), "--out", str(tmp_path / "v"))
+    assert res.returncode == 2 and "faults[0].kind: platform_crash needs a platform the " \
+        "harness started" in res.stderr, res.stderr
 
 
 def test_pytest_plugin_runs_a_scenario_as_one_test_per_requirement(pytester):
