@@ -25,6 +25,7 @@ from acceptance.campaign.spec import CampaignSpec, SpecError, load_spec
 from acceptance.campaign.stats import summarise
 from acceptance.campaign.tasks import Task, make_tasks, write_tasks
 from acceptance.campaign.world import WorldResult, direct_world, judge, truth_of_run
+from acceptance.record import VERDICTS
 from acceptance.run import harness_version
 
 EXIT_OK, EXIT_HARNESS = 0, 2
@@ -57,7 +58,7 @@ def _run_full(task: Task, out: Path, mutant: str | None) -> dict[str, Any]:
         cmd += ["--platform-mutant", mutant]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in VERDICTS.values():  # a verdict, whichever: the alerts count
         raise RuntimeError(f"world {task.id}: forecourt run exited {proc.returncode}:\n"
                            f"{proc.stderr[-2000:]}")
     instances, alerts, end, station_days, tanks = truth_of_run(run_dir)
