@@ -33,6 +33,7 @@ from hypothesis.errors import NoSuchExample
 
 from acceptance.chain import write_scenario_variant
 from acceptance.faults import KINDS
+from scenarios.crosscheck import FAULT_PARTS
 from scenarios.loader import ScenarioError, load_scenario
 
 DURATIONS_MIN = (10, 30, 60, 120, 240)  # shrinks towards the first
@@ -93,7 +94,22 @@ def schedules(station_ids: list[str], run_minutes: int, kinds: list[str],
         fault["duration"] = f"{duration}min"
         return {key: v for key, v in fault.items() if v is not None}
 
-    return st.lists(one(), min_size=1, max_size=max_faults)
+    return st.lists(one(), min_size=1, max_size=max_faults).filter(conflict_free)
+
+
+def conflict_free(schedule: Schedule) -> bool:
+    """No two faults on one part at once (the scenario rule of scenarios/crosscheck.py)."""
+    def minutes(text: str) -> int:
+        return int(text.strip("+min"))
+
+    windows = []
+    for f in schedule:
+        if f["kind"] in FAULT_PARTS:
+            at = minutes(f["at"])
+            windows.append(((FAULT_PARTS[f["kind"]], f.get("station")), at,
+                            at + minutes(f["duration"])))
+    return not any(p == q and a < d and c < b
+                   for i, (p, a, b) in enumerate(windows) for q, c, d in windows[i + 1:])
 
 
 def search(runner: Runner, strategy: st.SearchStrategy[Schedule], budget: int,

@@ -225,16 +225,32 @@ def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
 # (acceptance/faults/ describes every kind; a test checks the two agree)
 FLEET_FAULTS = ("broker_restart", "platform_crash", "platform_restart", "platform_stall")
 DEVICE_FAULTS = ("device_silent", "device_power_loss", "modbus_busy", "modbus_slow")
+# the part each fault the harness serves acts on: two of them on one part may not overlap
+# (a second crash of a collector that is down, a broker started twice)
+FAULT_PARTS = {"collector_crash": "collector", "collector_stall": "collector",
+               "network_cut": "network", "broker_restart": "broker",
+               "platform_crash": "platform", "platform_restart": "platform",
+               "platform_stall": "platform"}
 
 
 def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
+    busy: dict[tuple, list[tuple[float, float, int]]] = {}  # part → windows (start, end, index)
     for i, fault in enumerate(data["faults"]):
         base = ("faults", i)
         kind = fault["kind"]
         at = _instant(fault["at"], (*base, "at"), start, rep)
         _in_run(at, (*base, "at"), start, end, rep)
-        if parse_duration(fault["duration"]) <= 0:
+        duration = parse_duration(fault["duration"])
+        if duration <= 0:
             rep.add((*base, "duration"), "a duration above zero", show(fault["duration"]))
+        if at is not None and kind in FAULT_PARTS:
+            part = (FAULT_PARTS[kind], None if kind in FLEET_FAULTS else fault["station"])
+            for a, b, j in busy.get(part, []):
+                if at < b and a < at + duration:
+                    rep.add((*base, "at"), f"no overlap with faults[{j}] (both act on the "
+                            f"{part[0]}{' of ' + part[1] if part[1] else ''})",
+                            show(fault["at"]))
+            busy.setdefault(part, []).append((at, at + duration, i))
         device = fault["device"]
         if device is not None and kind not in DEVICE_FAULTS:
             rep.add((*base, "device"), f"no device for kind {kind} (it acts on the "

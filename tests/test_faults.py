@@ -20,7 +20,7 @@ from acceptance.faults import KINDS, markdown
 from devices.fleet import DeviceFleet, WorldClock
 from devices.server import StationServer
 from devices.silence import Silence, SilenceWindows
-from scenarios.crosscheck import DEVICE_FAULTS, FLEET_FAULTS
+from scenarios.crosscheck import DEVICE_FAULTS, FAULT_PARTS, FLEET_FAULTS
 from scenarios.loader import validate_file
 from sim.config import (
     DispenserConfig,
@@ -43,6 +43,7 @@ def test_registry_schema_and_scenario_rules_agree():
     assert len(KINDS) >= 10
     assert set(FLEET_FAULTS) == {k.name for k in KINDS.values() if k.scope == "fleet"}
     assert set(DEVICE_FAULTS) == {k.name for k in KINDS.values() if k.scope == "device"}
+    assert set(FAULT_PARTS) == {k.name for k in KINDS.values() if k.served_by == "harness"}
     for k in KINDS.values():
         assert (k.start is not None) == (k.served_by == "harness"), k.name
         assert k.summary and k.expected and k.shows, k.name
@@ -74,11 +75,19 @@ def test_forecourt_faults_lists_every_kind():
       "delay_ms": 300}, "faults[0].delay_ms: expected no delay_ms for kind modbus_busy"),
     ({"kind": "platform_stall", "at": "+1h", "duration": "5min", "device": "D1"},
      "faults[0].device: expected no device for kind platform_stall (it acts on the fleet)"),
+    # two faults on one part at once (what `forecourt fuzz` first drew: a broker restarted
+    # while down, then started twice)
+    ([{"kind": "broker_restart", "at": "+12h", "duration": "2h"},
+      {"kind": "broker_restart", "at": "+12h30min", "duration": "10min"}],
+     "faults[1].at: expected no overlap with faults[0] (both act on the broker)"),
+    ([{"kind": "collector_crash", "station": "UMB25", "at": "+1h", "duration": "1h"},
+      {"kind": "collector_stall", "station": "UMB25", "at": "+90min", "duration": "1h"}],
+     "faults[1].at: expected no overlap with faults[0] (both act on the collector of UMB25)"),
 ])
 def test_bad_faults_are_refused_naming_the_field(tmp_path, fault, message):
     data = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
     data["fleet"] = str(ROOT / "scenarios" / data["fleet"])
-    data["faults"] = [fault]
+    data["faults"] = fault if isinstance(fault, list) else [fault]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     problems = validate_file(path)
@@ -204,7 +213,7 @@ def test_fuzz_finds_a_failing_schedule_and_shrinks_it_to_its_core():
     """A stand-in SUT that, like the no-spool collector, loses data only when its collector
     crashes while its network is cut: the search finds such a schedule among random ones and
     shrinks it to those two faults."""
-    from acceptance.fuzz import Outcome, schedules, search
+    from acceptance.fuzz import Outcome, conflict_free, schedules, search
 
     def loses_data(schedule):
         cuts = [(f["station"], _minutes(f["at"]), _minutes(f["at"]) + _minutes(f["duration"]))
@@ -219,6 +228,7 @@ def test_fuzz_finds_a_failing_schedule_and_shrinks_it_to_its_core():
                              max_runs=2000, seed=3)
     assert found is not None and len(found) == 2, found
     assert sorted(f["kind"] for f in found) == ["collector_crash", "network_cut"]
+    assert all(conflict_free(r["faults"]) for r in campaign.runs)
     assert campaign.runs[-1]["exit_code"] in (1, 3) and len(campaign.runs) <= 2000
     # and a SUT that never fails gives no schedule, within the budget
     none, quiet = search(lambda s: Outcome(3), schedules(["UMB25"], 864, kinds), budget=20,
