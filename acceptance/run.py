@@ -290,23 +290,24 @@ def _timeline(scenario: Scenario, actions: list[FaultAction], end: float
 
 
 def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
-    """Each fault served slowly enough to act on it (`fault_wall_s`) — a device fault slowly
-    enough for the platform to show the device off line within `device_offline_shown_s`
-    (DAT-6) and the harness to see it — and a near-real-time segment for latency (DAT-5) in
-    the last quiet stretch of the run."""
+    """Each fault served slowly enough to act on it (`fault_wall_s` of wall time, also when it
+    lies inside a longer one) — a device fault slowly enough for the platform to show the
+    device off line within `device_offline_shown_s` (DAT-6) and the harness to see it — and
+    a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run."""
     start = scenario.start_epoch
     end = start + 86400.0 * (opts.days if opts.days is not None else scenario.data["days"])
     criteria = resolve_criteria(scenario.data.get("criteria"), run_days=(end - start) / 86400.0)
     device_wall_s = max(opts.fault_wall_s, 1.5 * criteria["device_offline_shown_s"])
     spans: list[tuple[float, float]] = []
-    slow: list[tuple[float, float, float]] = []  # device faults: start, end, compression cap
+    slow: list[tuple[float, float, float]] = []  # each fault: start, end, compression cap
     for f in scenario_faults(scenario):
         if f.at >= end:
             continue
         tail = max(600.0, 0.25 * f.duration)  # recovery after the fault, at the same pace
         spans.append((max(start, f.at - 60.0), min(end, f.end + tail)))
-        if f.kind in SHOWN_OFF_LINE:
-            slow.append((f.at, min(end, f.end), f.duration / device_wall_s))
+        # every fault gets its own wall time, even inside a longer one (a crash in a cut)
+        wall = device_wall_s if f.kind in SHOWN_OFF_LINE else opts.fault_wall_s
+        slow.append((f.at, min(end, f.end), f.duration / wall))
     spans.sort()
     merged: list[list[float]] = []
     for a, b in spans:
@@ -328,8 +329,8 @@ def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
 
 def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float]]
            ) -> list[PaceWindow]:
-    """[a, b) at `comp`, slower where a device fault needs its wall time (consecutive
-    windows of equal pace joined; pace windows may not overlap)."""
+    """[a, b) at `comp`, slower where a fault needs its own wall time (consecutive windows of
+    equal pace joined; pace windows may not overlap)."""
     cuts = sorted({a, b, *(t for s, e, _ in slow for t in (s, e) if a < t < b)})
     out: list[PaceWindow] = []
     for lo, hi in zip(cuts, cuts[1:], strict=False):

@@ -238,8 +238,8 @@ def test_fuzz_finds_a_failing_schedule_and_shrinks_it_to_its_core():
 
 def test_device_faults_are_paced_to_give_the_platform_its_time():
     """pace_windows: every device fault that must show off line (DAT-6) lasts at least
-    1.5 × device_offline_shown_s of wall time; the windows do not overlap; the rest of a
-    fault's window keeps the usual pace."""
+    1.5 × device_offline_shown_s of wall time, every other fault at least fault_wall_s,
+    also inside a longer one; the windows do not overlap."""
     from acceptance.chain import scenario_faults
     from acceptance.checkers.device_state import SHOWN_OFF_LINE
     from acceptance.run import RunOptions, pace_windows
@@ -250,13 +250,11 @@ def test_device_faults_are_paced_to_give_the_platform_its_time():
     windows = sorted(pace_windows(opts, scenario), key=lambda w: w.start)
     for a, b in zip(windows, windows[1:], strict=False):
         assert a.end <= b.start
-    faults = scenario_faults(scenario)
-    device = [f for f in faults if f.kind in SHOWN_OFF_LINE]
-    for f in faults:
+    for f in scenario_faults(scenario):
         covering = [w for w in windows if w.start < f.end and w.end > f.at]
         assert covering, f
         wall = sum((min(w.end, f.end) - max(w.start, f.at)) / w.compression for w in covering)
         if f.kind in SHOWN_OFF_LINE:
             assert wall >= 1.5 * 20.0 - 1e-6, (f, wall)
-        elif not any(d.at < f.end and d.end > f.at for d in device):
-            assert wall <= opts.fault_wall_s + 1e-6, (f, wall)  # no slower than it was
+        else:  # its own time even inside a longer fault (the crash inside the cut)
+            assert wall >= opts.fault_wall_s - 1e-6, (f, wall)
