@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -377,8 +378,11 @@ def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
     rows = pd.DataFrame(columns=cols)
     if emitted_path.exists():
         em = pd.read_parquet(emitted_path)
-        em["key"] = [f"{s}/{d}/{st}/{q}/{int(t // 1)}" for s, d, st, q, t in
-                     zip(em.station_id, em.device, em.stream, em.seq, em.time, strict=True)]
+        # object dtype also when the segment emitted nothing (an empty list would be float64
+        # and the merge below would refuse it: found by forecourt fuzz)
+        em["key"] = pd.Series([f"{s}/{d}/{st}/{q}/{int(t // 1)}" for s, d, st, q, t in
+                               zip(em.station_id, em.device, em.stream, em.seq, em.time,
+                                   strict=True)], index=em.index, dtype=object)
         seen = []
         for stream in em["stream"].unique():
             p = out / "observed" / f"{stream}.parquet"
@@ -609,18 +613,22 @@ def run(opts: RunOptions) -> int:
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         info, out = execute(opts)
+        if info.get("interrupted"):
+            print(f"forecourt run: {info['exit_reason']}; everything it started is stopped",
+                  file=sys.stderr)
+        record = check_run(out)
+        write_junit(record, out / "junit.xml")
+        paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
     except HarnessError as exc:
         print(f"forecourt run: the harness could not run: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    except Exception:  # a harness defect must never read as a verdict (exit 1 = not accepted)
+        print("forecourt run: the harness failed (a defect of the harness, not a verdict on "
+              f"the SUT):\n{traceback.format_exc()}", file=sys.stderr)
         return EXIT_HARNESS
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if info.get("interrupted"):
-        print(f"forecourt run: {info['exit_reason']}; everything it started is stopped",
-              file=sys.stderr)
-    record = check_run(out)
-    write_junit(record, out / "junit.xml")
-    paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
     print(record.verdict_line())
     print(f"report: {paths[0]}")
     return record.exit_code
