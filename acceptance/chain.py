@@ -208,9 +208,11 @@ class Part:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def failure(self) -> ChainError:
+    def failure(self, sut_running: bool = False) -> ChainError:
+        """Why it died. Once the chain runs, a SUT part (collector, platform) that exits is a
+        finding about the SUT; one that cannot start is the run's failure to start."""
         code = self.proc.poll() if self.proc else None
-        if self.name == "platform" or self.name.startswith("collector"):
+        if sut_running and (self.name == "platform" or self.name.startswith("collector")):
             return SutExited(self.name, self.pid, code, self.log_path, self.tail())
         return ChainError(f"{self.name} (pid {self.pid}) exited with code {code}; "
                           f"log {self.log_path}:\n{self.tail()}")
@@ -579,7 +581,7 @@ class Chain:
         self.broker.check()
         for part in (self.devices, self.platform, *self.collectors.values()):
             if part.died():
-                raise part.failure()
+                raise part.failure(sut_running=self.started)
 
     def pids(self) -> dict[str, int]:
         """Live processes of the chain by part name; "harness" is this process (proxies)."""

@@ -7,10 +7,8 @@ once at the end."""
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
-import numpy as np
 import pytest
 from detectors_synth import DAY, M0, NozzleSpec, Spec, Synth, TankSpec, add_rows, generate
 from hypothesis import HealthCheck, given, settings
@@ -85,18 +83,20 @@ def test_day_by_day_equals_once_at_the_end() -> None:
     assert raised == at_end
 
 
-def test_evaluating_180_days_takes_well_under_a_second() -> None:
+def test_a_busy_station_over_180_days_is_evaluated_alike_each_time() -> None:
+    """The 180-day busy station of benchmarks/bench_detectors.py (its speed is measured
+    there, not here: tests do not depend on the machine's speed)."""
+    s = half_year_station()
+    assert 850 < len(s.data.transactions) / 180 < 950 and len(s.data.inventory) / 180 > 280
+    first = detect(s.data.cut(s.end), Context())
+    assert first == detect(s.data.cut(s.end), Context())  # a fresh snapshot, the same alerts
+
+
+def half_year_station() -> Synth:
+    """Four dispensers, three tanks, ≈ 900 fills and ≈ 290 gauge readings a day, 180 days."""
     nozzles = tuple(NozzleSpec(f"D{d}", n, t, daily_l=4500.0)
                     for d in (1, 2, 3, 4)
                     for n, t in (((1, 1), (2, 2)) if d < 3 else ((1, 3), (2, 3))))
-    s = generate(Spec(days=180, seed=5, nozzles=nozzles, tanks={
+    return generate(Spec(days=180, seed=5, nozzles=nozzles, tanks={
         1: TankSpec("92", 50000, 40000, 23), 2: TankSpec("95", 50000, 40000, 23),
         3: TankSpec("0", 50000, 40000, 23)}))
-    assert 850 < len(s.data.transactions) / 180 < 950 and len(s.data.inventory) / 180 > 280
-    times = []
-    for _ in range(3):
-        data = s.data.cut(s.end)  # fresh snapshot: nothing cached
-        t0 = time.perf_counter()
-        detect(data, Context())
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 0.8, times
