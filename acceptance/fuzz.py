@@ -3,9 +3,8 @@
 Draws fault schedules with hypothesis (kinds of docs/faults.md at the scenario's stations,
 at times inside the run), runs each through the whole chain (`forecourt run`, the scenario's
 world and SUT with the drawn faults instead of its own), and on the first schedule the SUT
-is refused for (exit 1: a MUST requirement failed) shrinks it — fewer faults, earlier and
-shorter ones, simpler kinds — to a minimal schedule that still fails, written as a scenario
-file that reproduces it (`forecourt run DIR/minimal.yaml --days D`, with the same mutant
+is refused for (exit 1: a MUST requirement failed) shrinks it — fewer faults, then shorter
+ones — to a minimal schedule that still fails, written as a scenario file that reproduces it (`forecourt run DIR/minimal.yaml --days D`, with the same mutant
 options). Every run is kept in DIR/runs/NNN and listed in DIR/fuzz.json with its faults, exit
 code and failed requirements.
 
@@ -114,17 +113,41 @@ def conflict_free(schedule: Schedule) -> bool:
 
 def search(runner: Runner, strategy: st.SearchStrategy[Schedule], budget: int,
            max_runs: int, seed: int) -> tuple[Schedule | None, Campaign]:
-    """The minimal failing schedule hypothesis finds within the budget, or None."""
+    """The first failing schedule hypothesis draws within the budget, shrunk (below), or
+    None. Hypothesis only generates: its own shrinker stops after five minutes of wall time,
+    a few runs of the chain, so the shrinking here is ours and bounded by runs instead."""
     campaign = Campaign(budget, max_runs)
     try:
         found = find(strategy, lambda s: campaign.judge(runner, s),
                      settings=settings(max_examples=budget, database=None, deadline=None,
-                                       derandomize=False, phases=[Phase.generate, Phase.shrink],
+                                       phases=[Phase.generate],
                                        suppress_health_check=list(HealthCheck)),
                      random=random.Random(seed))
     except NoSuchExample:
         return None, campaign
-    return found, campaign
+    return shrink(found, lambda s: campaign.judge(runner, s)), campaign
+
+
+def shrink(schedule: Schedule, fails: Callable[[Schedule], bool]) -> Schedule:
+    """Greedy delta debugging: drop faults one at a time while it still fails, then make each
+    remaining one as short as DURATIONS_MIN allows. Each try is one run."""
+    changed = True
+    while changed and len(schedule) > 1:
+        changed = False
+        for i in range(len(schedule)):
+            candidate = schedule[:i] + schedule[i + 1:]
+            if fails(candidate):
+                schedule, changed = candidate, True
+                break
+    for i, fault in enumerate(schedule):
+        for minutes in DURATIONS_MIN:
+            if minutes >= int(fault["duration"].strip("min")):
+                break
+            candidate = [*schedule[:i], dict(fault, duration=f"{minutes}min"), *schedule[i + 1:]]
+            if fails(candidate):
+                schedule = candidate
+                break
+    return schedule
 
 
 def subprocess_runner(scenario: Path, out: Path, days: float, extra: list[str]) -> Runner:
