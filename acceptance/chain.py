@@ -438,6 +438,7 @@ class Chain:
         self.collectors: dict[str, Part] = {}  # station id, or "*" for the fleet
         self.endpoints: dict[str, Any] = {}
         self.started = False
+        self.running = False
         self.stopped = False
 
     # -- argv --------------------------------------------------------------------------
@@ -525,6 +526,7 @@ class Chain:
         except BaseException:
             self.stop()
             raise
+        self.running = True  # from now on a SUT part that exits is a finding (check)
         return self
 
     def stop_field(self) -> dict[str, int | None]:
@@ -581,7 +583,7 @@ class Chain:
         self.broker.check()
         for part in (self.devices, self.platform, *self.collectors.values()):
             if part.died():
-                raise part.failure(sut_running=self.started)
+                raise part.failure(sut_running=self.running)
 
     def pids(self) -> dict[str, int]:
         """Live processes of the chain by part name; "harness" is this process (proxies)."""
@@ -881,18 +883,26 @@ class Chain:
                 if sim != last_sim:
                     last_sim, moved_at = sim, time.monotonic()
                 stalled = st.get("paused") and time.monotonic() - moved_at >= stall_s
-                for f in [f for f in active if sim >= f.end or done]:
-                    active.remove(f)
-                    act(f, "end", sim)
+                # every start and end the world has passed, in their planned order (a status
+                # read may jump over several: a crash inside a cut still starts before the
+                # cut ends, and ends within the same read if the world passed its end too)
+                due = [(f.at, 1, f) for f in pending if sim >= f.at and not done]
+                due += [(f.end, 0, f) for f in active if sim >= f.end or done]
+                pending = [f for f in pending if sim < f.at and not done]
+                while due:
+                    due.sort(key=lambda e: (e[0], e[1]))
+                    _, starting, f = due.pop(0)
+                    if starting:
+                        act(f, "start", sim)
+                        active.append(f)
+                        if sim >= f.end:
+                            due.append((f.end, 0, f))
+                    else:
+                        active.remove(f)
+                        act(f, "end", sim)
                 for f in [f for f in active if stalled]:
                     active.remove(f)
                     act(f, "end-early", sim)
-                for f in [f for f in pending if sim >= f.at or done]:
-                    pending.remove(f)
-                    if done:  # the run ended before the fault's start: nothing to do
-                        continue
-                    act(f, "start", sim)
-                    active.append(f)
             if time.monotonic() >= deadline:
                 for f in active:
                     act(f, "end-early", st["sim_time"] if st else float("nan"))
