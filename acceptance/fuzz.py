@@ -57,17 +57,31 @@ class Campaign:
     budget: int  # schedules to draw
     max_runs: int  # runs in all, shrinking included
     runs: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, bool] = field(default_factory=dict)  # schedule → refused
 
     def judge(self, runner: Runner, schedule: Schedule) -> bool:
-        """True when the SUT is refused under `schedule` (the property hypothesis looks for)."""
+        """True when the SUT is refused under `schedule` (the property hypothesis looks for).
+        A schedule is run once: hypothesis replays a failing example to confirm it, and a
+        SUT that fails only sometimes would make it give up (`confirm` measures that)."""
+        key = json.dumps(schedule, sort_keys=True)
+        if key in self.seen:
+            return self.seen[key]
         if len(self.runs) >= self.max_runs:
             return False  # out of runs: shrinking stops where it is
+        self.seen[key] = refused = self.run(runner, schedule)
+        return refused
+
+    def run(self, runner: Runner, schedule: Schedule) -> bool:
         t0 = time.monotonic()
         out = runner(schedule)
         self.runs.append({"n": len(self.runs) + 1, "faults": schedule,
                           "exit_code": out.exit_code, "failed": list(out.failed),
                           "run_dir": out.run_dir, "wall_s": round(time.monotonic() - t0, 1)})
         return out.exit_code == 1
+
+    def confirm(self, runner: Runner, schedule: Schedule, times: int) -> int:
+        """Run `schedule` again `times` times; how often the SUT was refused."""
+        return sum(self.run(runner, schedule) for _ in range(times))
 
 
 def schedules(station_ids: list[str], run_minutes: int, kinds: list[str],
@@ -188,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default=None,
                    help="comma-separated fault kinds to draw (default: every kind)")
     p.add_argument("--max-faults", type=int, default=4)
+    p.add_argument("--confirm", type=int, default=2,
+                   help="runs of the minimal schedule afterwards, to say how reliably it "
+                        "fails (default 2)")
     p.add_argument("--sut-mutant", default=None)
     p.add_argument("--platform-mutant", default=None)
     args = p.parse_args(argv)
@@ -210,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
              *(["--platform-mutant", args.platform_mutant] if args.platform_mutant else [])]
     strategy = schedules(list(scenario.station_ids), int(args.days * 1440), kinds,
                          args.max_faults)
-    found, campaign = search(subprocess_runner(args.scenario, args.out, args.days, extra),
-                             strategy, args.budget, args.max_runs or 3 * args.budget, args.seed)
+    runner = subprocess_runner(args.scenario, args.out, args.days, extra)
+    found, campaign = search(runner, strategy, args.budget, args.max_runs or 3 * args.budget,
+                             args.seed)
     summary = {"scenario": str(args.scenario), "days": args.days, "seed": args.seed,
                "options": extra, "budget": args.budget, "runs": campaign.runs,
                "minimal": found}
@@ -221,9 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fuzz: no failing schedule in {len(campaign.runs)} runs")
         return EXIT_NONE
     minimal = write_scenario_variant(args.scenario, args.out / "minimal.yaml", faults=found)
-    failing = next(r for r in reversed(campaign.runs) if r["faults"] == found)
+    failing = next(r for r in campaign.runs if r["faults"] == found and r["exit_code"] == 1)
+    again = campaign.confirm(runner, found, args.confirm)
+    summary.update(runs=campaign.runs, confirmed=f"{again}/{args.confirm}")
+    (args.out / "fuzz.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False),
+                                        encoding="utf-8")
     print(f"fuzz: minimal failing schedule ({len(found)} fault(s), failed "
-          f"{', '.join(failing['failed'])}) after {len(campaign.runs)} runs: {minimal}\n"
+          f"{', '.join(failing['failed'])}) after {len(campaign.runs)} runs, refused again in "
+          f"{again} of {args.confirm} more runs: {minimal}\n"
           f"reproduce: forecourt run {minimal} --out RUN --days {args.days} {' '.join(extra)}")
     return EXIT_FOUND
 

@@ -258,3 +258,26 @@ def test_device_faults_are_paced_to_give_the_platform_its_time():
             assert wall >= 1.5 * 20.0 - 1e-6, (f, wall)
         else:  # its own time even inside a longer fault (the crash inside the cut)
             assert wall >= opts.fault_wall_s - 1e-6, (f, wall)
+
+
+def test_fuzz_runs_each_schedule_once_so_a_flaky_sut_does_not_derail_the_search():
+    """A SUT that fails a schedule only every other time (as the no-spool collector did with
+    a broker restart and a platform stall): the search still ends with a minimal schedule,
+    and confirming it says how often it fails."""
+    from acceptance.fuzz import Campaign, Outcome, schedules, search
+
+    calls = {"n": 0}
+
+    def sometimes(schedule):
+        if any(f["kind"] == "broker_restart" for f in schedule):
+            calls["n"] += 1
+            return Outcome(1 if calls["n"] % 2 else 3)
+        return Outcome(3)
+
+    found, campaign = search(sometimes, schedules(["UMB25"], 864, ["broker_restart",
+                                                                   "collector_crash"]),
+                             budget=50, max_runs=200, seed=1)
+    assert found is not None and [f["kind"] for f in found] == ["broker_restart"]
+    keys = [json.dumps(r["faults"], sort_keys=True) for r in campaign.runs]
+    assert len(keys) == len(set(keys))  # nothing run twice during the search
+    assert isinstance(Campaign(1, 5).confirm(sometimes, found, 2), int)
