@@ -81,7 +81,13 @@ def test_broker_restart(tmp_path, broker):
         t0 = chain.scenario.start_epoch
         for at in (12 * H, 30 * H):
             chain.wait_sim_time(t0 + at, timeout=60)
+            before = {sid: proxy.connections_total for sid, proxy in chain.proxies.items()}
             chain.restart_broker(down_s=1.0)
+            # the next restart only once every collector is back (on a loaded machine they
+            # may take longer than the world takes to reach it)
+            wait_for(lambda b=before: all(proxy.connections_total > b[sid]
+                                          for sid, proxy in chain.proxies.items()),
+                     120, "every collector reconnected")
         drain_and_compare(chain)
         assert chain.broker.part is None or chain.broker.part.starts == 3
         # every collector lost its connection twice and came back
