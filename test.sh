@@ -16,4 +16,5 @@ else
   echo "test: no PostgreSQL server could be started ($(tail -n 1 "$pgdir/start.err")); PostgreSQL tests are skipped" >&2
 fi
 ruff check .
+mypy  # the packages of pyproject.toml [tool.mypy]: zero errors
 python3 -m pytest "$@"

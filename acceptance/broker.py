@@ -16,9 +16,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from acceptance.guard import guarded
+
+if TYPE_CHECKING:
+    from amqtt.broker import Broker
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class EmbeddedBroker:
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._broker = None
+        self._broker: Broker | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
 

@@ -104,10 +104,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from acceptance.chain import scenario_faults
     from acceptance.progress import ProgressBar
+    from acceptance.schedule import scenario_faults
     from devices.runner import serve
-    from devices.silence import Silence
+    from devices.silence import DEFAULT_RATE, Silence
     from sim.world import World
 
     scenario, config = _world_config(args)
@@ -117,9 +117,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
     rtu = args.rtu_station if args.rtu_station is not None else [
         s.station_id for s in config.stations if s.transport == "rtu"]
     # the scenario's Modbus faults are carried out by the devices themselves
-    modes = {"device_silent": "silent", "modbus_busy": "busy", "modbus_slow": "slow"}
+    modes = {"device_silent": "silent", "modbus_busy": "busy", "modbus_slow": "slow",
+             "rtu_line_noise": "noise", "modbus_garbled": "garbled"}
+    # a wire fault's `rate`, from the scenario's entry (the chain's Fault does not carry it)
+    rates = {(f["kind"], f.get("station"), f.get("device"), scenario.instant(f["at"])):
+             f.get("rate", DEFAULT_RATE) for f in scenario.data.get("faults") or []}
     silences = [] if args.no_faults else [
-        Silence(f.station, f.device, f.at, f.end, modes[f.kind], f.delay_s)
+        Silence(f.station or "", f.device, f.at, f.end, modes[f.kind], f.delay_s,
+                rates[f.kind, f.station, f.device, f.at] if modes[f.kind] in ("noise", "garbled")
+                else 0.0, config.seed)
         for f in scenario_faults(scenario) if f.kind in modes]
     # SIGTERM (how a harness stops us) ends the run like Ctrl-C: ground truth closed
     stop = threading.Event()
@@ -131,7 +137,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
               rtu_station_ids=rtu, fifo_depth=scenario.fifo_depth,
               timezone=config.timezone, scenario_name=scenario.name, linger=args.linger,
               progress=bar, silences=silences, stop_event=stop, pace=args.pace,
-              max_compression=args.max_compression)
+              max_compression=args.max_compression, controlled=args.controlled)
     finally:
         bar.close()
     return EXIT_OK
@@ -208,7 +214,8 @@ def _delegate(module: str, func: str, argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from acceptance.sut import MUTANTS, PLATFORM_MUTANTS
+    from mutants.collector import MUTANTS
+    from mutants.platform import MUTANTS as PLATFORM_MUTANTS
 
     p = argparse.ArgumentParser(prog="forecourt", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING")
@@ -245,9 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "':latency' logs when records appear (repeatable)")
             s.add_argument("--max-compression", type=float,
                            help="ceiling of the compression outside pace windows at 'max'")
+            s.add_argument("--controlled", action="store_true",
+                           help="hold the world at its start until a harness advances it over "
+                                "the control channel (devices/control.py; port in "
+                                "endpoints.json)")
             s.add_argument("--no-faults", action="store_true",
                            help="ignore the scenario's Modbus faults (device_silent, modbus_busy, "
-                                "modbus_slow)")
+                                "modbus_slow, rtu_line_noise, modbus_garbled)")
             s.set_defaults(func=cmd_devices)
 
     s = sub.add_parser("run", help="acceptance run: scenario → verdict, evidence and reports")
@@ -323,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "delegate", None):
-        return _delegate(*args.delegate, rest)
+        module, func = args.delegate
+        return _delegate(module, func, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     try:

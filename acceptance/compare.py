@@ -15,7 +15,7 @@ and every platform record without a ground-truth record is ``unexpected``.
 
 Expected values are what the device shows, in the uplink's integer units: the ground
 truth's value (mL, fen, mm, °C, L …) at the register resolution of its profile field
-(devices/profiles/*.yaml), through the station's dialect — scaled int32/uint64, or
+(contracts/register_profiles/*.yaml), through the station's dialect — scaled int32/uint64, or
 float32/float64 rounded back to the resolution (docs/uplink.md §3, decoding rule) — then
 converted exactly to µm, m°C, mL, fen or value × 10⁴. Device times are the device clock's
 whole seconds (floor of the simulated time).
@@ -324,7 +324,7 @@ class Comparison:
     def problems(self, limit: int = 20) -> list[str]:
         bad = self.records[self.records["status"] != "received_once"]
         lines = [f"{r.stream} {r.station_id}/{r.device} seq {r.seq} @{r.device_time}: "
-                 f"{r.status}" + (f" ({r.detail})" if r.detail else "")
+                 f"{r.status}" + (f" ({r.detail!s})" if r.detail else "")
                  + (" [dropped at the device]" if r.dropped_at_device else "")
                  for r in bad.head(limit).itertuples()]
         if len(bad) > limit:
@@ -365,7 +365,7 @@ def _differences(fields: list[str], merged: pd.DataFrame) -> dict[int, list[tupl
             equal = num == exp.to_numpy(np.float64)
         for i in np.flatnonzero(~equal & matched):
             out.setdefault(int(i), []).append(
-                (col, f"{col}: truth {exp.iat[i]}, platform {got.iat[i]}"))
+                (col, f"{col}: truth {exp.iat[int(i)]}, platform {got.iat[int(i)]}"))
     return out
 
 
@@ -400,13 +400,13 @@ def _compare_stream(stream: str, exp: pd.DataFrame, got: pd.DataFrame,
     status = np.where(copies == 0, "lost", np.where(copies > 1, "duplicated", "received_once"))
     names = np.full(len(exp), "", dtype=object)
     detail = np.full(len(exp), "", dtype=object)
-    for tid, diffs in altered.items():
-        names[tid] = ",".join(sorted(diffs))
-        detail[tid] = "; ".join(diffs[n] for n in sorted(diffs))
+    for tid, texts in altered.items():
+        names[tid] = ",".join(sorted(texts))
+        detail[tid] = "; ".join(texts[n] for n in sorted(texts))
         if status[tid] == "received_once":
             status[tid] = "altered"
-    for tid in np.flatnonzero(copies > 1):
-        detail[tid] = f"{copies[tid]} copies" + (f"; {detail[tid]}" if detail[tid] else "")
+    for dup in np.flatnonzero(copies > 1):
+        detail[dup] = f"{copies[dup]} copies" + (f"; {detail[dup]}" if detail[dup] else "")
     out = pd.DataFrame({
         "stream": stream, "station_id": exp["station_id"], "device": exp["device"],
         "seq": exp["seq"].astype(np.int64), "device_time": exp["device_time"].astype(np.int64),

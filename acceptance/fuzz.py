@@ -3,8 +3,8 @@
 Draws fault schedules with hypothesis (kinds of docs/faults.md at the scenario's stations,
 at times inside the run), runs each through the whole chain (`forecourt run`, the scenario's
 world and SUT with the drawn faults instead of its own), and on the first schedule the SUT
-is refused for (exit 1: a MUST requirement failed) shrinks it — fewer faults, then shorter
-ones — to a minimal schedule that still fails, written as a scenario file that reproduces it (`forecourt run DIR/minimal.yaml --days D`, with the same mutant
+is refused for (exit 1: a MUST requirement failed) shrinks it — fewer faults, faults moved
+together, then shorter ones — to a minimal schedule that still fails, written as a scenario file that reproduces it (`forecourt run DIR/minimal.yaml --days D`, with the same mutant
 options). Every run is kept in DIR/runs/NNN and listed in DIR/fuzz.json with its faults, exit
 code and failed requirements.
 
@@ -21,7 +21,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,13 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from acceptance.chain import write_scenario_variant
 from acceptance.faults import KINDS
-from scenarios.crosscheck import FAULT_PARTS
+from scenarios.crosscheck import FAULT_PARTS, WIRE_FAULTS
 from scenarios.loader import ScenarioError, load_scenario
+from scenarios.variant import write_scenario_variant
 
 DURATIONS_MIN = (10, 30, 60, 120, 240)  # shrinks towards the first
+ALIGN_MIN = 10  # shrinking moves a fault to start this long after another
 STEP_MIN = 30  # fault start times on a half-hour grid (shrinks towards the run's start)
 EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 1, 0, 2
 
@@ -85,9 +86,14 @@ class Campaign:
 
 
 def schedules(station_ids: list[str], run_minutes: int, kinds: list[str],
-              max_faults: int = 4) -> st.SearchStrategy[Schedule]:
-    """Fault schedules inside the run, in the scenario format (docs/faults.md)."""
+              max_faults: int = 4, rtu_ids: Sequence[str] = ()) -> st.SearchStrategy[Schedule]:
+    """Fault schedules inside the run, in the scenario format (docs/faults.md). `rtu_ids`:
+    the stations served over Modbus RTU (rtu_line_noise fits only them, modbus_garbled only
+    the others)."""
     slots = max(1, (run_minutes - 60) // STEP_MIN)
+    fitting = {k: [s for s in station_ids if (s in rtu_ids) == (line == "rtu")]
+               for k, line in WIRE_FAULTS.items()}
+    kinds = [k for k in kinds if fitting.get(k, station_ids)]
 
     @st.composite
     def one(draw: st.DrawFn) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def schedules(station_ids: list[str], run_minutes: int, kinds: list[str],
         k = KINDS[kind]
         fault: dict[str, Any] = {"kind": kind}
         if k.scope != "fleet":
-            fault["station"] = draw(st.sampled_from(station_ids))
+            fault["station"] = draw(st.sampled_from(fitting.get(kind, station_ids)))
         if kind == "device_power_loss":
             fault["device"] = draw(st.sampled_from(["D1", "D2"]))
         elif k.scope == "device":
@@ -117,10 +123,11 @@ def conflict_free(schedule: Schedule) -> bool:
 
     windows = []
     for f in schedule:
-        if f["kind"] in FAULT_PARTS:
+        # two wire faults at one station: refused if on one device, kept apart here for all
+        part = FAULT_PARTS.get(f["kind"]) or ("wire" if f["kind"] in WIRE_FAULTS else None)
+        if part is not None:
             at = minutes(f["at"])
-            windows.append(((FAULT_PARTS[f["kind"]], f.get("station")), at,
-                            at + minutes(f["duration"])))
+            windows.append(((part, f.get("station")), at, at + minutes(f["duration"])))
     return not any(p == q and a < d and c < b
                    for i, (p, a, b) in enumerate(windows) for q, c, d in windows[i + 1:])
 
@@ -143,16 +150,13 @@ def search(runner: Runner, strategy: st.SearchStrategy[Schedule], budget: int,
 
 
 def shrink(schedule: Schedule, fails: Callable[[Schedule], bool]) -> Schedule:
-    """Greedy delta debugging: drop faults one at a time while it still fails, then make each
-    remaining one as short as DURATIONS_MIN allows. Each try is one run."""
-    changed = True
-    while changed and len(schedule) > 1:
-        changed = False
-        for i in range(len(schedule)):
-            candidate = schedule[:i] + schedule[i + 1:]
-            if fails(candidate):
-                schedule, changed = candidate, True
-                break
+    """Greedy delta debugging: drop faults one at a time while it still fails; when none can
+    go, move one fault to start just after another (faults that break a SUT together often
+    need only to overlap; a third may have mattered only by its timing) and drop again; then
+    make each remaining fault as short as DURATIONS_MIN allows. Each try is one run."""
+    schedule = _drop(schedule, fails)
+    while len(schedule) > 1 and (moved := _align(schedule, fails)) is not None:
+        schedule = _drop(moved, fails)
     for i, fault in enumerate(schedule):
         for minutes in DURATIONS_MIN:
             if minutes >= int(fault["duration"].strip("min")):
@@ -162,6 +166,33 @@ def shrink(schedule: Schedule, fails: Callable[[Schedule], bool]) -> Schedule:
                 schedule = candidate
                 break
     return schedule
+
+
+def _drop(schedule: Schedule, fails: Callable[[Schedule], bool]) -> Schedule:
+    changed = True
+    while changed and len(schedule) > 1:
+        changed = False
+        for i in range(len(schedule)):
+            candidate = schedule[:i] + schedule[i + 1:]
+            if fails(candidate):
+                schedule, changed = candidate, True
+                break
+    return schedule
+
+
+def _align(schedule: Schedule, fails: Callable[[Schedule], bool]) -> Schedule | None:
+    """A still-failing schedule with one fault moved to ALIGN_MIN after another's start,
+    after which some fault can be dropped; None if there is none."""
+    for i, f in enumerate(schedule):
+        for g in schedule:
+            at = f"+{int(g['at'].strip('+min')) + ALIGN_MIN}min"
+            candidate = [*schedule[:i], dict(f, at=at), *schedule[i + 1:]]
+            if (g is f or at == f["at"] or not conflict_free(candidate)
+                    or not fails(candidate)):
+                continue
+            if _drop(candidate, fails) != candidate:
+                return candidate
+    return None
 
 
 def subprocess_runner(scenario: Path, out: Path, days: float, extra: list[str]) -> Runner:
@@ -226,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = [*(["--sut-mutant", args.sut_mutant] if args.sut_mutant else []),
              *(["--platform-mutant", args.platform_mutant] if args.platform_mutant else [])]
     strategy = schedules(list(scenario.station_ids), int(args.days * 1440), kinds,
-                         args.max_faults)
+                         args.max_faults, scenario.rtu_station_ids)
     runner = subprocess_runner(args.scenario, args.out, args.days, extra)
     found, campaign = search(runner, strategy, args.budget, args.max_runs or 3 * args.budget,
                              args.seed)

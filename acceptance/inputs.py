@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from acceptance.observe import API_PREFIX, ApiError, PlatformClient
@@ -74,6 +74,7 @@ class InputPoster:
     def _post(self, kind: str, what: str, body: dict[str, Any], source: str,
               produced_at: float | None = None) -> Posted:
         path = f"{API_PREFIX}/{'posted-prices' if kind == 'posted_price' else 'verification-records'}"
+        status: int | None
         try:
             status, answer = self.client.post(path, body)
             error = None if status in (200, 201, 409) else _message(answer)
@@ -144,7 +145,8 @@ class InputPoster:
         import pandas as pd
 
         frame = pd.read_parquet(path)
-        return self.post_verification_rows(frame.to_dict("records"), "truth")
+        rows = cast(list[dict[str, Any]], frame.to_dict("records"))  # parquet: text column names
+        return self.post_verification_rows(rows, "truth")
 
     def summary(self) -> dict[str, Any]:
         """run.json `inputs_posted`."""

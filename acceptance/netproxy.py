@@ -110,7 +110,8 @@ class TcpProxy:
         self._call(apply)
 
     def stop(self) -> None:
-        if not self._loop:
+        loop = self._loop
+        if not loop:
             return
 
         def shutdown() -> None:
@@ -118,9 +119,9 @@ class TcpProxy:
                 w.close()
             if self._server:
                 self._server.close()
-            self._loop.stop()
+            loop.stop()
 
-        self._loop.call_soon_threadsafe(shutdown)
+        loop.call_soon_threadsafe(shutdown)
         if self._thread:
             self._thread.join(5)
         self._loop = None

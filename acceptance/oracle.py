@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,37 @@ ALERT_COLUMNS = ("id", "station_id", "kind", "as_of", "device", "nozzle", "tank"
 
 class OracleError(ValueError):
     """A table the oracle needs lacks a column or holds a value it cannot use."""
+
+
+class InstanceRow(Protocol):
+    """A row of cheat_instances (INSTANCE_COLUMNS, "class" renamed "cls") from itertuples."""
+
+    station_id: str
+    cheat: int
+    kind: str
+    cls: str
+    lookalike: bool
+    device: str | None
+    nozzle: float  # NaN: no nozzle
+    tank: float  # NaN: no tank
+    first_start: float  # NaN: never active inside the run
+    last_end: float  # NaN: still active at the end
+    expected_alerts: Any  # a JSON list as text, or a list
+    attribution: str
+
+
+class _AlertRow(Protocol):
+    """The column score reads itself from a row of normalise_alerts' table."""
+
+    as_of: float
+
+
+class _IncidentRow(Protocol):
+    """A row of the `incidents` table of score."""
+
+    station_id: str
+    start: float
+    end: float
 
 
 @dataclass
@@ -192,7 +223,9 @@ def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float,
     al = normalise_alerts(alerts)
     judged = al[al["kind"].isin(list(CHEAT_ALERT_KINDS))]
     explained = np.zeros(len(al), dtype=bool)
-    for inc in (incidents if incidents is not None else pd.DataFrame()).itertuples(index=False):
+    spans = cast(Iterable[_IncidentRow],
+                 (incidents if incidents is not None else pd.DataFrame()).itertuples(index=False))
+    for inc in spans:
         explained |= ((al["station_id"] == str(inc.station_id))
                       & (al["as_of"] >= float(inc.start) - MATCH_BEFORE_S)
                       & (al["as_of"] <= float(inc.end) + MATCH_AFTER_S)).to_numpy()
@@ -200,7 +233,9 @@ def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float,
     results: list[InstanceScore] = []
     lookalike_hits: list[dict[str, Any]] = []
     # ("class" is a keyword: itertuples would rename the column)
-    for row in instances.rename(columns={"class": "cls"}).itertuples(index=False):
+    rows = cast(Iterable[InstanceRow],
+                instances.rename(columns={"class": "cls"}).itertuples(index=False))
+    for row in rows:
         start = _num(row.first_start)
         if math.isnan(start):  # never active inside the run: nothing to detect
             continue
@@ -226,7 +261,7 @@ def score(instances: pd.DataFrame, alerts: pd.DataFrame, run_end: float,
         if not matches.any():
             continue
         found = al[matches].sort_values(["as_of", "id"])
-        first = next(found.itertuples(index=False))
+        first = next(cast(Iterator[_AlertRow], found.itertuples(index=False)))
         s.detected = True
         s.days_to_detect = max(0.0, (float(first.as_of) - start) / DAY_S)
         s.first_alert = _alert_summary(first)

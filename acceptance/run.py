@@ -30,17 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from acceptance.chain import (
-    Chain,
-    ChainError,
-    ChainSettings,
-    DetectionReport,
-    FaultAction,
-    SutExited,
-    scenario_faults,
-)
+from acceptance.chain import Chain, ChainSettings
 from acceptance.checkers.device_state import SHOWN_OFF_LINE
 from acceptance.criteria import CriteriaError, resolve_criteria
+from acceptance.drain import DetectionReport
 from acceptance.faults import KINDS as FAULT_KINDS
 from acceptance.inputs import InputPoster, InputPump
 from acceptance.observe import (
@@ -50,11 +43,14 @@ from acceptance.observe import (
     observe_states,
     station_status,
 )
+from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
 from acceptance.rundir import CHEAT_OFF_LINE
+from acceptance.schedule import FaultAction, run_schedule, scenario_faults
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
+from mutants.platform import platform_args
 from scenarios.loader import Scenario, ScenarioError, load_scenario
 
 log = logging.getLogger(__name__)
@@ -263,30 +259,27 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
         pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
 
 
-def _timeline(scenario: Scenario, actions: list[FaultAction], end: float
-              ) -> list[dict[str, Any]]:
-    """Faults as carried out by the harness (observed times), and as served by the devices or
-    the world (their planned windows, cut at the run's `end`; a fault after a shortened run's
-    end never happened and is left out)."""
+def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
+    """Each fault as observed by the schedule (acceptance/schedule.py): the simulated and wall
+    times at which its start and its end were carried out (the harness's kinds) or reached
+    (the devices' and the world's kinds act on their own at that simulated time). A fault
+    the run never reached (a shortened run) is not there; one it did not see end has
+    sim_end null."""
     rows: dict[tuple, dict[str, Any]] = {}
     for a in actions:
         f = a.fault
-        row = rows.setdefault((f.kind, f.station, f.at), {
+        row = rows.setdefault((f.kind, f.station, f.device, f.at), {
             "kind": f.kind, "station_id": f.station, "device": f.device, "sim_start": None,
             "sim_end": None, "wall_start": None, "wall_end": None,
-            "detail": {"planned_start": f.at, "planned_end": f.end}})
+            "detail": {"planned_start": f.at, "planned_end": f.end,
+                       "served_by": FAULT_KINDS[f.kind].served_by}})
         if a.action == "start":
             row["sim_start"], row["wall_start"] = a.sim_time, a.wall
+            row["detail"]["start_done_wall"] = a.wall_done
         else:
             row["sim_end"], row["wall_end"] = a.sim_time, a.wall
+            row["detail"]["end_done_wall"] = a.wall_done
             row["detail"]["ended"] = a.action
-    for f in scenario_faults(scenario):
-        served_by = FAULT_KINDS[f.kind].served_by
-        if served_by != "harness" and f.at < end:
-            rows[(f.kind, f.station, f.at)] = {
-                "kind": f.kind, "station_id": f.station, "device": f.device, "sim_start": f.at,
-                "sim_end": min(f.end, end), "wall_start": None, "wall_end": None,
-                "detail": {"served_by": served_by}}
     return sorted(rows.values(), key=lambda r: (r["sim_start"] or 0, r["kind"]))
 
 
@@ -346,8 +339,6 @@ def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float
 def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
               windows: list[PaceWindow]) -> ChainSettings:
     collector_args = list(opts.collector_args)
-    if sut.collector.mutant:
-        collector_args += ["--mutant", sut.collector.mutant]
     devices_args: list[str] = []
     if opts.paced and opts.compression is None:
         days = opts.days if opts.days is not None else scenario.data["days"]
@@ -360,13 +351,15 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
     return ChainSettings(
         scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
         compression=opts.compression,
-        broker=p.broker if p.kind == "external" else opts.broker,
+        broker=str(p.broker) if p.kind == "external" else opts.broker,
         collectors="fleet" if external_collector and not c.per_station else opts.collectors,
-        collector_args=tuple(collector_args), devices_args=tuple(devices_args),
+        collector_args=tuple(collector_args), collector_mutant=sut.collector.mutant,
+        devices_args=tuple(devices_args),
         collector_command=c.command if external_collector else (),
         platform_url=p.base_url if p.kind == "external" else None,
         platform_token=p.token, keys_file=p.keys,
-        platform_args=("--mutant", opts.platform_mutant) if opts.platform_mutant else ())
+        platform_args=platform_args(opts.platform_mutant),
+        controlled=True)
 
 
 def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
@@ -453,6 +446,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
+    end = scenario.start_epoch + 86400.0 * float(info["days"])
     latency_timeline: list[dict[str, Any]] = []
     # The harness plays the other departments: posted prices before the devices produce,
     # verification records as the world makes them (acceptance/inputs.py).
@@ -477,8 +471,8 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             actions.append(a)
             progress.fault(a)
 
-        chain.carry_out_faults(scenario_faults(scenario), timeout=opts.fault_timeout_s,
-                               on_action=on_action)
+        run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
+                     on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
         pump.stop()
         stop_progress.set()
@@ -487,7 +481,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                          "waited_s": round(drain.waited_s, 3)}
         if not drain.drained:
             info["notes"].append(f"data did not drain: {drain.reason}")
-        end = scenario.start_epoch + 86400.0 * float(info["days"])
         detection = chain.wait_detection(end, timeout=opts.detection_timeout_s)
         info["detection"] = {"done": detection.done, "supported": detection.supported,
                              "reason": detection.reason, "through": detection.through,
@@ -529,7 +522,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["wall_end"] = time.time()
         info.setdefault("exit_reason", "completed")
         timeline = add_recoveries(
-            _timeline(scenario, actions, scenario.start_epoch + 86400.0 * float(info["days"])),
+            _timeline(actions),
             pd.DataFrame(sampler.samples.availability,
                          columns=["station_id", "device", "wall_time", "sim_time", "online"]),
             chain.station_ids) + latency_timeline
@@ -560,7 +553,7 @@ def _add_cheat_outages(out: Path) -> None:
     if not path.exists():
         return
     states = pd.read_parquet(path).sort_values(["station_id", "device", "time"], kind="stable")
-    rows = []
+    rows: list[tuple[Any, Any, float, float | None]] = []
     for (sid, device), part in states.groupby(["station_id", "device"], sort=True):
         since = None
         for t, off in zip(part["time"], part["offline"], strict=True):

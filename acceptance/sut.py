@@ -25,14 +25,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
+from mutants.collector import MUTANTS
+
 PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python")
-MUTANTS = ("drop", "duplicate", "round-volume", "no-spool", "word-order", "always-online")
-# reference platform mutants (forecourt platform --mutant; central/detectors/base.py)
-PLATFORM_MUTANTS = ("blind", "jumpy")
 
 
 class SutError(ValueError):
@@ -82,7 +81,7 @@ class Sut:
         }
 
 
-def _expect(cond: bool, where: str, expected: str, found: Any) -> None:
+def _expect(cond: object, where: str, expected: str, found: Any) -> None:
     if not cond:
         raise SutError(f"{where}: expected {expected}, found {found!r}")
 
@@ -153,7 +152,7 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
         keys = p.get("keys")
         _expect(isinstance(keys, str) and keys, f"{pw}.keys",
                 "the path of the key file the platform verifies with (docs/uplink.md §2)", keys)
-        keys_path = (base_dir or Path.cwd()) / keys
+        keys_path = (base_dir or Path.cwd()) / cast(str, keys)  # a text, checked just above
         _expect(keys_path.is_file(), f"{pw}.keys", "an existing file", str(keys_path))
     platform = PlatformSut(pkind, p.get("base_url"), token, p.get("broker"),
                            str((base_dir or Path.cwd()) / p["keys"]) if p.get("keys") else None)

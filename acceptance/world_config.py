@@ -9,7 +9,7 @@ criteria and the FIFO depth are not the world's business: they stay in `scenario
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from scenarios.loader import Scenario
 from scenarios.timespec import parse_duration
@@ -127,5 +127,7 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         imperfections=data.get("imperfections", "realistic"),
         inspections=InspectionPolicy(
             mean_interval_days=float(inspections.get("mean_interval_days", 30.0)),
-            duration_h=tuple(float(h) for h in inspections.get("duration_h", (1.0, 2.0)))),
+            # the schema asks for exactly two hours (min, max)
+            duration_h=cast(tuple[float, float],
+                            tuple(float(h) for h in inspections.get("duration_h", (1.0, 2.0))))),
     )

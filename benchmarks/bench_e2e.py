@@ -43,7 +43,8 @@ from pathlib import Path
 
 import yaml
 
-from acceptance.chain import Chain, ChainSettings, write_scenario_variant
+from acceptance.chain import Chain, ChainSettings
+from scenarios.variant import write_scenario_variant
 
 REPO = Path(__file__).resolve().parent.parent
 BANNER = REPO / "scenarios" / "urad-middle-banner.yaml"

@@ -6,8 +6,8 @@
 
 At start it applies pending schema migrations, imports the station registry, subscribes
 to the uplink, serves the HTTP API and starts the detection service (central/detectors/:
-cheat alerts on each station's data up to its watermark, every --detect-interval s; QA
-mutants --mutant blind|jumpy); then prints one JSON line to stdout
+cheat alerts on each station's data up to its watermark, every --detect-interval s; limits
+scaled by --limit-scale, none raised with --no-detect); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
 """
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.auth import TokenError, load_tokens
 from central.db import Database, DatabaseError, redact_url
-from central.detectors.base import MUTANTS, Settings
+from central.detectors.base import Settings
 from central.detectors.service import DetectionService
 from central.http_api import Api, ApiServer
 from central.ingest import IngestService, parse_broker_url
@@ -86,10 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-interval", type=_positive, default=1.0,
                    help="wall seconds between detection passes (1.0); each pass evaluates "
                         "every station whose watermark reached a new checkpoint")
-    p.add_argument("--mutant", choices=MUTANTS,
-                   help="QA only: run a deliberately broken platform — blind (detectors "
-                        "off; detection progress still advances) or jumpy (statistical "
-                        "limits 20x too tight)")
+    p.add_argument("--limit-scale", type=_positive, default=1.0,
+                   help="multiply every statistical detection limit (CUSUM, t and k-sigma "
+                        "limits, minimum litres) by this factor (1.0; docs/detectors.md)")
+    p.add_argument("--no-detect", action="store_true",
+                   help="collection only: detection progress advances but no alert is "
+                        "raised (a platform before go-live)")
     p.add_argument("--migrate-only", action="store_true",
                    help="apply schema migrations and exit")
     p.add_argument("--log-level", default="INFO",
@@ -157,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                 "batches": ingest.batches, "messages": ingest.messages,
                 "last_error": ingest.last_error}
 
-    settings = Settings.for_mutant(args.mutant, zone=args.timezone,
-                                   densities=parse_densities(args.densities))
+    settings = Settings(limit_scale=args.limit_scale, detect=not args.no_detect,
+                        zone=args.timezone, densities=parse_densities(args.densities))
     detection = DetectionService(db, settings, interval_s=args.detect_interval)
-    if args.mutant:
-        log.warning("MUTANT platform (%s): for harness self-tests only", args.mutant)
+    if args.no_detect or args.limit_scale != 1.0:
+        log.warning("detection %s", "off (collection only)" if args.no_detect
+                    else f"limits scaled by {args.limit_scale:g}")
 
     ctx = Context(zone, vcf, args.heartbeat_timeout, time.time)
     try:
@@ -177,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     detection.start()
     ready = {"event": "ready", "http": server.url, "db": redact_url(args.db),
              "broker": args.broker, "stations": len(registry)}
-    if args.mutant:
-        ready["mutant"] = args.mutant
     if generated:
         ready["tokens"] = generated
     print(json.dumps(ready), flush=True)

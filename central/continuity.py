@@ -26,7 +26,8 @@ STREAM_TIME = {"transactions": "end_time", "inventory": "device_time",
 
 def _where(station_id: str, device: str | None, time_col: str, t_from: float | None,
            t_to: float | None) -> tuple[str, list[Any]]:
-    clauses, params = ["station_id = ?"], [station_id]
+    clauses = ["station_id = ?"]
+    params: list[Any] = [station_id]
     if device is not None:
         clauses.append("device = ?")
         params.append(device)

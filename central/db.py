@@ -46,6 +46,11 @@ def operational_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """`operational_errors()` and a failed (re)connect: what a caller retries later."""
+    return (DatabaseError, *operational_errors())
+
+
 class Conn:
     """A connection in explicit-transaction mode: use `transaction()` for writes."""
 
@@ -114,11 +119,12 @@ class Conn:
             self.raw.close()
 
 
-def _open_sqlite(path: str) -> Any:
-    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+def _open_sqlite(path: str, busy_timeout_s: float = 30.0) -> Any:
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                          timeout=busy_timeout_s)
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=NORMAL")
-    raw.execute("PRAGMA busy_timeout=30000")
+    raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     return raw
 
 
@@ -138,9 +144,10 @@ def _open_postgresql(url: str) -> Any:
 
 
 class Database:
-    """A database URL plus a small pool of connections."""
+    """A database URL plus a small pool of connections. `busy_timeout_s` (SQLite): how long
+    a write waits for a lock another connection holds before it fails "database is locked"."""
 
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    def __init__(self, url: str, pool_size: int = 4, busy_timeout_s: float = 30.0) -> None:
         parsed = urlparse(url)
         if parsed.scheme == "sqlite":
             # sqlite:///relative/or/absolute ; sqlite:///:memory: is refused (not shareable)
@@ -157,6 +164,7 @@ class Database:
             raise DatabaseError(f"--db {redact_url(url)!r}: expected sqlite:///path or "
                                 "postgresql://user@host:port/dbname")
         self.url = url
+        self.busy_timeout_s = busy_timeout_s
         self._pool: queue.LifoQueue[Conn] = queue.LifoQueue()
         self._pool_size = pool_size
         self._closed = False
@@ -165,7 +173,7 @@ class Database:
         """A new connection owned by the caller (close it when done)."""
         if self.dialect == SQLITE:
             try:
-                return Conn(_open_sqlite(self._target), SQLITE)
+                return Conn(_open_sqlite(self._target, self.busy_timeout_s), SQLITE)
             except sqlite3.Error as exc:
                 raise DatabaseError(f"cannot open SQLite database {self._target}: {exc}") from exc
         return Conn(_open_postgresql(self._target), POSTGRESQL)

@@ -15,12 +15,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from central import alerts, stations
 from central.auth import Principal, TokenStore
-from central.db import Conn, Database
+from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
 from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
 from central.params import ParamError
 from central.prices import store_posted_price
-from central.resources import ALERTS, COMPUTED_RESOURCES, TABLE_RESOURCES, Context
+from central.resources import (
+    ALERTS,
+    COMPUTED_RESOURCES,
+    TABLE_RESOURCES,
+    ComputedResource,
+    Context,
+    TableResource,
+)
 from central.schemas import StrictValidator, json_path
 
 log = logging.getLogger(__name__)
@@ -58,8 +65,9 @@ class Api:
                                                      "ingest": self.health()},
         }
         for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
-            self.get_routes[f"{PREFIX}/{res.name}"] = (
-                lambda c, q, r=res: r.list(c, q, self.ctx))
+            def list_route(c: Any, q: dict, r: TableResource | ComputedResource = res) -> Any:
+                return r.list(c, q, self.ctx)
+            self.get_routes[f"{PREFIX}/{res.name}"] = list_route
         self.post_routes: dict[str, Callable[[Any, Any, Principal], Any]] = {
             f"{PREFIX}/tax-declarations":
                 lambda c, b, p: store_tax_declaration(c, b, self.ctx.zone, p.name),
@@ -126,6 +134,11 @@ class Api:
         except InputError as exc:
             code = "conflict" if exc.status == 409 else "bad_body"
             return error(exc.status, code, exc.message, exc.field)
+        except unavailable_errors() as exc:
+            # locked, busy or unreachable: the client may retry; not a platform bug
+            log.warning("%s %s: database unavailable: %s", method, target, exc)
+            return error(503, "unavailable", "the database is unavailable now; retry later",
+                         headers={"Retry-After": "5"})
         except Exception:
             log.exception("%s %s failed", method, target)
             return error(500, "internal_error", "the platform failed; see its log")

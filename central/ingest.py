@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import paho.mqtt.client as mqtt
 
 from central.checks import Inbound
-from central.db import Conn, Database, operational_errors
+from central.db import Conn, Database, operational_errors, unavailable_errors
 from central.keys import KeyFile
 from central.registry import Station
 from central.store import Ingestor, Outcome
@@ -215,7 +215,9 @@ class IngestService:
                 self.messages += len(inbound)
                 self.last_error = None
                 return conn, outcomes
-            except operational_errors() as exc:
+            except unavailable_errors() as exc:
+                # Locked, busy, gone or refusing connections (a failed reconnect too): no
+                # ack before a commit, and the same batch is tried again, not dropped.
                 self.last_error = f"database unavailable: {exc}"
                 log.error("%s; retrying in %.1f s", self.last_error, delay)
                 if conn is not None:

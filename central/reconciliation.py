@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -188,7 +189,7 @@ def tank_days(station_id: str, inp: TankInputs, zone: ZoneInfo,
     return out
 
 
-def _i64(values: list) -> np.ndarray:
+def _i64(values: Sequence[Any]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
@@ -216,8 +217,8 @@ def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> 
     rows: list[dict] = []
     for tank in sorted(readings):
         r = list(zip(*readings[tank], strict=True))
-        tx = list(zip(*txs.get(tank, []), strict=True)) or [[], [], []]
-        d = list(zip(*drops.get(tank, []), strict=True)) or [[]] * 6
+        tx: list[Sequence[Any]] = list(zip(*txs.get(tank, []), strict=True)) or [[], [], []]
+        d: list[Sequence[Any]] = list(zip(*drops.get(tank, []), strict=True)) or [[]] * 6
         r_time = _i64(r[0])
         tx_end, tx_grade = _i64(tx[0]), np.asarray(tx[2], dtype=str)
         grade = grades.get(tank)

@@ -1,4 +1,4 @@
-"""Validation against the published uplink JSON Schemas (central/uplink_schemas/).
+"""Validation against the published uplink JSON Schemas (contracts/uplink_schemas/).
 
 JSON Schema's "integer" admits 1.0; the uplink carries exact integers, so here an
 integer must be a JSON integer literal (and never a boolean).
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
 from central.fastcheck import compile_schema
+from contracts import UPLINK_SCHEMAS
 
-SCHEMA_DIR = Path(__file__).with_name("uplink_schemas")
+SCHEMA_DIR = UPLINK_SCHEMAS
 KINDS = ("transaction", "inventory", "delivery", "event", "state", "heartbeat", "online",
          "ack")
 

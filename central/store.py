@@ -163,7 +163,7 @@ class Ingestor:
             "SELECT digest, sent_at FROM ingest_messages WHERE station_id = ? AND msg_seq = ?",
             (sid, p["msg_seq"]))
         redelivery = seen is not None
-        if redelivery:
+        if seen is not None:
             digest, sent_at = seen
             if msg.retained and digest == v.digest:
                 tally.add(sid, "ignored:retained_redelivery")
@@ -270,10 +270,13 @@ class Ingestor:
         if active is None:  # verified with this station's key, so it has one
             return None
         kid, key = active
-        (seq,) = self.conn.query_one(
+        row = self.conn.query_one(
             "INSERT INTO ack_counters (station_id, msg_seq) VALUES (?, 1) "
             "ON CONFLICT (station_id) DO UPDATE SET msg_seq = ack_counters.msg_seq + 1 "
             "RETURNING msg_seq", (sid,))
+        if row is None:  # RETURNING always gives the row; a database that does not is broken
+            raise RuntimeError(f"ack counter of {sid}: the database returned no row")
+        (seq,) = row
         topic = ack_topic(sid)
         body = {"v": 1, "type": "ack", "station_id": sid, "msg_seq": int(seq), "sent_at": now,
                 "acked_msg_seq": acked, "accepted": out.accepted,
@@ -322,7 +325,7 @@ class Ingestor:
                                  boot)])
 
     def _collector_state(self, sid: str, seq: int, sent_at: float, now: float, *, online: bool,
-                         boot_id: str, version: str | None, backlog: int | None,
+                         boot_id: str | None, version: str | None, backlog: int | None,
                          heartbeat: bool, force: bool) -> None:
         row = self.conn.query_one(
             "SELECT online, status_msg_seq FROM collector_status WHERE station_id = ?", (sid,))

@@ -24,7 +24,6 @@ from urllib.parse import urlparse
 
 from collector.endpoints import EndpointError, StationEndpoint, load_endpoints
 from collector.keys import KeyFileError, StationKeys, load_key_file, station_keys
-from collector.mutants import MUTANTS
 from collector.poller import PollSettings
 from collector.profile import DEFAULT_PROFILES_DIR, Profile, ProfileError, load_profiles
 from collector.spool import SpoolError
@@ -75,8 +74,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="data messages awaiting the platform's ack (default 16)")
     parser.add_argument("--spool-sync", choices=("FULL", "NORMAL"), default="FULL",
                         help="SQLite synchronous mode of the spool (default FULL: power-safe)")
-    parser.add_argument("--mutant", choices=MUTANTS,
-                        help="QA only: run a deliberately broken collector (docs/sut.md)")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -89,8 +86,7 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
         poll=PollSettings(poll_interval=args.poll_interval, live_interval=args.live_interval,
                           timeout=args.modbus_timeout, offline_after=args.offline_after,
                           backoff_max=args.backoff_max),
-        uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout),
-        mutant=args.mutant)
+        uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout))
 
 
 def _logging(level: str) -> None:

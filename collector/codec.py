@@ -66,6 +66,8 @@ def decode_u32(words: Sequence[int], dialect: Dialect) -> int:
 def _to_count(value: float, field: Field) -> int:
     if not math.isfinite(value):
         raise DecodeError(f"field {field.name!r}: not a finite number ({value})")
+    if field.scale is None:  # profile.py gives every measure and counter a scale
+        raise DecodeError(f"field {field.name!r}: a {field.type} without a scale")
     return round(value / float(field.scale))
 
 

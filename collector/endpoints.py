@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 FORMAT = "forecourt-endpoints/1"
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -58,9 +59,14 @@ class EndpointMap:
     source: str
 
 
-def _get(obj: object, key: str, where: str, kind: type | tuple[type, ...]):
+def _object(obj: object, where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise EndpointError(f"{where}: expected an object, found {type(obj).__name__}")
+    return obj
+
+
+def _get(obj: object, key: str, where: str, kind: type | tuple[type, ...]):
+    obj = _object(obj, where)
     if key not in obj:
         raise EndpointError(f"{where}: missing field {key!r}")
     value = obj[key]
@@ -93,6 +99,7 @@ def _station(station_id: str, raw: object, where: str) -> StationEndpoint:
     if not STATION_ID.match(station_id):
         raise EndpointError(f"{where}: station id {station_id!r} does not match "
                             f"{STATION_ID.pattern}")
+    raw = _object(raw, where)
     transport = _get(raw, "transport", where, str)
     dialect = _get(raw, "dialect", where, str)
     devices_raw = _get(raw, "devices", where, list)
@@ -121,6 +128,7 @@ def _station(station_id: str, raw: object, where: str) -> StationEndpoint:
 
 
 def parse_endpoints(doc: object, source: str) -> EndpointMap:
+    doc = _object(doc, source)
     fmt = _get(doc, "format", source, str)
     if fmt != FORMAT:
         raise EndpointError(f"{source}: format: expected {FORMAT!r}, found {fmt!r}")

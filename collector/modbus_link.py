@@ -36,6 +36,7 @@ class ModbusLink:
     def __init__(self, endpoint: StationEndpoint, timeout: float = 1.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient
         if endpoint.transport == "tcp":
             self.client = AsyncModbusTcpClient(endpoint.host, port=endpoint.port, timeout=timeout,
                                                retries=0, reconnect_delay=0)

@@ -13,6 +13,9 @@ line after `offline_after` consecutive failures, then back on line at its next g
 A record failing its CRC is not acknowledged and is read again; after `crc_retries` bad reads
 of the same record it is quarantined in the spool's dead-letter table with its raw registers,
 reported as the device's error, logged, and acknowledged so the stream can go on.
+A round the spool cannot store (disk full, I/O error) acknowledges nothing: the records stay
+in the devices, every device reports the failure as its error, and polling pauses with
+back-off (at most `spool_retry_max`) before reading them again.
 
 Each header read also feeds the device's state reports (collector/states.py: identity and
 status, spooled with the round's records when they changed) and its `drained_through`
@@ -26,6 +29,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from collector.aio import sleep_or_stop
 from collector.codec import DecodeError, decode_fields, is_empty_slot, record_crc_ok
@@ -49,6 +53,7 @@ class PollSettings:
     backoff_base: float = 0.25  # s, first retry delay; doubles per consecutive failure
     backoff_max: float = 10.0  # s, cap of the retry delay
     crc_retries: int = 5  # bad-CRC reads of one record before it is quarantined
+    spool_retry_max: float = 5.0  # s, cap of the pause after a failed spool write
 
 
 def backoff_delay(failures: int, settings: PollSettings) -> float:
@@ -125,7 +130,9 @@ class StationPoller:
                  builder: RecordBuilder, spool: Spool, settings: PollSettings | None = None,
                  on_spooled=None, link: ModbusLink | None = None, mutate=None) -> None:
         self.endpoint = endpoint
-        self.mutate = mutate  # QA only: a deliberately broken collector (collector/mutants.py)
+        # a hook that may replace each record before it is spooled (None in the reference;
+        # QA's broken variants set it: mutants/collector.py)
+        self.mutate = mutate
         self.settings = settings or PollSettings()
         self.builder = builder
         self.spool = spool
@@ -147,6 +154,9 @@ class StationPoller:
         self._states: list[PendingState] = []  # state reports of the round in progress
         self.records_spooled = 0
         self.rounds = 0
+        self.spool_failures = 0  # consecutive failed spool writes (disk full, I/O error)
+        self.spool_failures_total = 0
+        self._spool_retry_at = 0.0  # monotonic: no poll round before (back-off)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -159,6 +169,11 @@ class StationPoller:
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                if now < self._spool_retry_at:
+                    # The spool refused the last round: what the devices hold stays there;
+                    # reading it again at once would only spin against a full disk.
+                    await sleep_or_stop(stop, self._spool_retry_at - now)
+                    continue
                 sweep = now >= next_sweep
                 if sweep:
                     next_sweep = now + s.poll_interval
@@ -204,13 +219,12 @@ class StationPoller:
                 if batch else 0
         except sqlite3.Error as exc:
             # Disk full, I/O error…: acknowledge nothing; the records stay in the devices.
-            log.error("%s: spool write failed (%s); %d records not acknowledged, retrying",
-                      self.endpoint.station_id, exc, len(batch))
-            for dev in self.devices:
-                for cursor in dev.fifos.values():
-                    cursor.more = True
-                dev.drain.end_round(None)
+            self._spool_failed(exc, len(batch))
             return 0
+        if self.spool_failures:
+            log.warning("%s: spool writable again after %d failed writes",
+                        self.endpoint.station_id, self.spool_failures)
+            self.spool_failures = 0
         self.states.committed(states)
         for dev in self.devices:
             dev.drain.end_round(self.spool.last_id)
@@ -221,6 +235,24 @@ class StationPoller:
         for item in drained:
             await self._ack(item)
         return added
+
+    def _spool_failed(self, exc: sqlite3.Error, records: int) -> None:
+        """A round's records could not be stored: none is acknowledged (the devices keep them
+        and serve them again), every device reports it, and polling pauses with back-off."""
+        self.spool_failures += 1
+        self.spool_failures_total += 1
+        delay = min(self.settings.backoff_base * 2 ** (self.spool_failures - 1),
+                    self.settings.spool_retry_max)
+        self._spool_retry_at = time.monotonic() + delay
+        message = f"spool write failed ({exc}); records left unacknowledged in the device"
+        for dev in self.devices:
+            for cursor in dev.fifos.values():
+                cursor.more = True
+            dev.drain.end_round(None)
+            # the heartbeat's only place for it (docs/uplink.md §4): each device's error
+            dev.set_error(message)
+        log.error("%s: %s (%d records; failure %d, next try in %.2f s)",
+                  self.endpoint.station_id, message, records, self.spool_failures, delay)
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -315,7 +347,7 @@ class StationPoller:
             dev.blocked = None
             dev.error = None
         dev.device_time = int(values["rtc_epoch"])
-        dev.version = version
+        dev.version = cast(int, version)  # an int in 1..profile.version: checked above
         dev.drain.header(dev.device_time)
         report = self.states.check(dev.device, values, dev.device_time, time.time())
         if report is not None:

@@ -1,6 +1,6 @@
 """Register profiles (寄存器表) as the collector reads them: the published YAML files.
 
-The collector stands in for a vendor's product, so it reads `devices/profiles/*.yaml` as plain
+The collector stands in for a vendor's product, so it reads `contracts/register_profiles/*.yaml` as plain
 files (never `import devices`) and builds its own typed view of them. Only what a collector
 needs is kept: block and FIFO layouts, field types and scales, dialect codes, event names.
 """
@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 import yaml
 
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[1] / "devices" / "profiles"
+from contracts import REGISTER_PROFILES
+
+DEFAULT_PROFILES_DIR = REGISTER_PROFILES
 
 # Register count of each field type; `ascii` takes its size from the field.
 TYPE_SIZES = {"u16": 1, "u32": 2, "measure": 2, "counter": 4}
@@ -97,9 +100,21 @@ class Profile:
     source: str  # file it came from, for error messages
 
 
+_T = TypeVar("_T")
+
+
+def _mapping(value: object, where: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}: expected a mapping, found {type(value).__name__}")
+    return value
+
+
+@overload
+def _need(mapping: object, key: str, where: str, kind: type[_T]) -> _T: ...
+@overload
+def _need(mapping: object, key: str, where: str, kind: tuple[type, ...]) -> object: ...
 def _need(mapping: object, key: str, where: str, kind: type | tuple[type, ...]) -> object:
-    if not isinstance(mapping, dict):
-        raise ProfileError(f"{where}: expected a mapping, found {type(mapping).__name__}")
+    mapping = _mapping(mapping, where)
     if key not in mapping:
         raise ProfileError(f"{where}: missing key {key!r}")
     value = mapping[key]
@@ -110,6 +125,7 @@ def _need(mapping: object, key: str, where: str, kind: type | tuple[type, ...]) 
 
 
 def _field(raw: object, where: str) -> Field:
+    raw = _mapping(raw, where)
     name = _need(raw, "name", where, str)
     where = f"{where}({name})"
     offset = _need(raw, "offset", where, int)
@@ -153,6 +169,7 @@ def _fields(raw: object, where: str, limit: int | None) -> dict[str, Field]:
 
 
 def _fifo(raw: object, where: str, max_read: int) -> Fifo:
+    raw = _mapping(raw, where)
     name = _need(raw, "name", where, str)
     where = f"{where}({name})"
     window_offset = _need(raw, "window_offset", where, int)
@@ -194,6 +211,7 @@ def _dialect(name: str, raw: object, where: str) -> Dialect:
 
 def parse_profile(doc: object, source: str) -> Profile:
     where = source
+    doc = _mapping(doc, where)
     name = _need(doc, "profile", where, str)
     max_read = _need(doc, "max_read_registers", where, int)
     dialects_raw = _need(doc, "dialects", where, dict)
@@ -234,7 +252,7 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise ProfileError(f"{directory}: no register profiles (*.yaml) found; "
-                           f"point --profiles at the devices/profiles directory")
+                           f"point --profiles at the contracts/register_profiles directory")
     profiles = {}
     for path in files:
         profile = load_profile(path)

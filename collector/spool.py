@@ -13,6 +13,11 @@ could lose the last commits on power loss.) Measured here: ~0.3 ms per FULL comm
 
 One spool belongs to one station; opening it for another station is an error.
 
+A write that fails (disk full, a file size limit, an I/O error: sqlite3.OperationalError,
+e.g. "disk I/O error" for EFBIG) raises and leaves the spool as it was; the same
+connections work again once writing does. Callers decide what was not stored: the poller
+then acknowledges nothing at the devices, the uplink retries its deletes.
+
 Threading: the record operations have `*_async` twins that run on the spool's own worker
 thread, so an fsync waits there (SQLite releases the GIL) instead of stalling the event loop
 that every station of a `collectors` process shares. msg_seq reservations use a second
@@ -22,6 +27,7 @@ connection from the caller's thread (a write every MSG_SEQ_BLOCK messages).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -144,7 +150,21 @@ class Spool:
             return self.db
 
         def __exit__(self, exc_type, *_: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except sqlite3.Error:
+                    self._rollback()
+                    raise
+            self._rollback()
+
+        def _rollback(self) -> None:
+            # A failed write (disk full, I/O error) may already have rolled the transaction
+            # back; a ROLLBACK then fails and would hide the error that matters.
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
 
     def _tx(self, db: sqlite3.Connection | None = None) -> Spool._Tx:
         return Spool._Tx(db or self._db)

@@ -17,7 +17,6 @@ from collector import __version__
 from collector.aio import sleep_or_stop
 from collector.endpoints import StationEndpoint
 from collector.keys import StationKeys
-from collector.mutants import forget_spool, heartbeat_devices, record_mutator
 from collector.poller import PollSettings, StationPoller
 from collector.profile import Profile
 from collector.spool import Spool
@@ -33,7 +32,6 @@ class CollectorSettings:
     spool_synchronous: str = "FULL"
     poll: PollSettings = PollSettings()
     uplink: UplinkSettings = UplinkSettings()
-    mutant: str | None = None  # QA only: a deliberately broken collector (collector/mutants.py)
 
 
 class StationCollector:
@@ -45,24 +43,19 @@ class StationCollector:
         self.spool = Spool(spool_dir, self.station_id,
                            synchronous=self.settings.spool_synchronous)
         try:
-            mutate = record_mutator(self.settings.mutant, endpoint.dialect)
-            if self.settings.mutant == "no-spool":
-                forget_spool(self.spool)
             builder = RecordBuilder(self.station_id, profiles)
             self.uplink = Uplink(self.station_id, broker[0], broker[1], keys, self.spool,
                                  self.spool.boot_id, self.settings.uplink)
             self.poller = StationPoller(endpoint, profiles, builder, self.spool,
                                         self.settings.poll,
-                                        on_spooled=lambda n: self.uplink.wake.set(),
-                                        mutate=mutate)
+                                        on_spooled=lambda n: self.uplink.wake.set())
         except Exception:
             self.spool.close()
             raise
 
     def heartbeat_fields(self) -> dict:
         return {"boot_id": self.spool.boot_id, "collector_version": __version__,
-                "backlog": self.spool.backlog, "devices": heartbeat_devices(self.settings.mutant,
-                                             self.poller.heartbeat_devices())}
+                "backlog": self.spool.backlog, "devices": self.poller.heartbeat_devices()}
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         interval = self.settings.heartbeat_interval
@@ -89,8 +82,8 @@ class StationCollector:
             done, _ = await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             stop_waiter.cancel()
             for task in done:
-                if task is not stop_waiter and task.exception():
-                    raise task.exception()
+                if task is not stop_waiter and (exc := task.exception()) is not None:
+                    raise exc
         finally:
             stop_polling.set()
             await asyncio.gather(poll_task, return_exceptions=True)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -185,7 +186,15 @@ class Uplink:
         s = self.settings
         delay = s.reconnect_min
         while not stop.is_set():
-            self._set_will()
+            try:
+                self._set_will()
+            except sqlite3.Error as exc:  # no durable msg_seq for the will (disk full)
+                log.error("%s: cannot sign a last will (spool: %s); retry in %.1f s",
+                          self.station_id, exc, delay)
+                if await sleep_or_stop(stop, delay):
+                    return
+                delay = min(delay * 2, s.reconnect_max)
+                continue
             self._session_ended.clear()
             try:
                 await asyncio.to_thread(self.client.connect, self.host, self.port, s.keepalive)
@@ -268,7 +277,13 @@ class Uplink:
 
     def _publish_batch(self, b: _Batch) -> bool:
         topic = data_topic(self.station_id, b.device, b.kind)
-        payload = self._envelope(b.kind)
+        try:
+            payload = self._envelope(b.kind)
+        except sqlite3.Error as exc:
+            # msg_seq blocks are reserved durably; without one nothing may be sent (a reused
+            # msg_seq would be a replay). The records wait in the spool.
+            log.error("%s: no msg_seq (spool: %s); sending later", self.station_id, exc)
+            return False
         payload["device"] = b.device
         payload["records"] = [json.loads(r.payload) for r in b.rows]
         data = sign(topic, payload, self.keys)
@@ -302,6 +317,8 @@ class Uplink:
         expired = [s for s, m in self._inflight.items() if m.deadline <= now]
         for msg_seq in expired:
             msg = self._forget(msg_seq)
+            if msg is None:  # no longer in flight: nothing to send again
+                continue
             log.info("%s: no ack for msg_seq %d within %.0f s; its %d records go again",
                      self.station_id, msg_seq, self._ack_timeout, len(msg.ids))
             self._resend_later(msg.ids)
@@ -313,7 +330,9 @@ class Uplink:
             log.info("%s: %s; resending %d messages' records", self.station_id, why,
                      len(self._inflight))
         for msg_seq in list(self._inflight):
-            self._resend_later(self._forget(msg_seq).ids)
+            msg = self._forget(msg_seq)
+            if msg is not None:
+                self._resend_later(msg.ids)
 
     # -- acknowledgements -----------------------------------------------------------------------
 
@@ -376,6 +395,7 @@ class Uplink:
         return await future
 
     async def _settle_all(self) -> None:
+        failures = 0
         try:
             while self._settle_queue:
                 batch, self._settle_queue = self._settle_queue, []
@@ -383,11 +403,27 @@ class Uplink:
                 rejected = [r for _, rj, _ in batch for r in rj]
                 try:
                     deleted, moved = await self.spool.settle_async(done, rejected)
+                except sqlite3.Error as exc:
+                    if self._closed:
+                        for _, _, fut in batch:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                        continue
+                    # The spool cannot delete now (disk full): the acked records stay in it,
+                    # in flight, and the deletes are tried again (they are idempotent).
+                    failures += 1
+                    retry = min(0.25 * 2 ** (failures - 1), 5.0)
+                    log.error("%s: cannot apply a platform ack to the spool (%s); retry in "
+                              "%.2f s", self.station_id, exc, retry)
+                    self._settle_queue = batch + self._settle_queue
+                    await asyncio.sleep(retry)
+                    continue
                 except Exception as exc:
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
+                failures = 0
                 # Figures are per commit; attribute them to the first ack of the batch.
                 for i, (_, _, fut) in enumerate(batch):
                     if not fut.done():
@@ -401,7 +437,11 @@ class Uplink:
         """Publish a heartbeat/online message if connected; returns paho's info or None."""
         if not self.connected.is_set():
             return None
-        payload = self._envelope(kind)
+        try:
+            payload = self._envelope(kind)
+        except sqlite3.Error as exc:  # no durable msg_seq (disk full): skip this one
+            log.error("%s: %s not sent: no msg_seq (spool: %s)", self.station_id, kind, exc)
+            return None
         payload.update(fields)
         topic = status_topic(self.station_id, kind)
         info = self.client.publish(topic, sign(topic, payload, self.keys), qos=1, retain=retain)

@@ -163,6 +163,9 @@ class RecordBuilder:
             if factor is None:
                 record[out] = value
                 continue
+            if isinstance(value, str):  # a scale belongs to measures and counters: numbers
+                raise MappingError(f"{device} {stream} seq {seq}: field {src!r} = {value!r} "
+                                   f"is text, {out!r} needs a number")
             if factor.denominator == 1:  # the usual case: a whole multiple, integer maths
                 record[out] = value * factor.numerator
                 continue

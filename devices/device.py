@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -21,6 +22,7 @@ from devices.profile import Profile
 from devices.silence import DeviceSilent, SilenceWindows
 from devices.streams import (
     RECORD_VALUES,
+    Values,
     dispenser_header_values,
     gauge_header_values,
     nozzle_values,
@@ -112,11 +114,13 @@ class FieldDevice:
         regions += self._live_regions()
         self.image = DeviceImage(regions)
         self.ack_fifos = {self.profile.fifo(name).ack_address: ch.fifo for name, ch in self.channels.items()}
-        # set by DeviceFleet.set_silences (faults device_silent, modbus_busy, modbus_slow)
+        # set by DeviceFleet.set_silences (faults device_silent, modbus_busy, modbus_slow,
+        # rtu_line_noise, modbus_garbled)
         self.silence = SilenceWindows()
         self.ignored_requests = 0  # requests left unanswered while silent
         self.busy_replies = 0  # requests answered with exception 06 (modbus_busy)
         self.slow_replies = 0  # replies delayed (modbus_slow)
+        self.garbled_replies = 0  # replies corrupted on the wire (rtu_line_noise, modbus_garbled)
 
     @property
     def where(self) -> str:
@@ -131,37 +135,35 @@ class FieldDevice:
         block = instanced[0]
         constants = {"profile_id": self.profile.profile_id, "profile_version": self.profile.version,
                      "dialect_code": self.dialect.code}
+        # the header's values, and each unit's (nozzle or tank), read from the view on demand
+        head: Callable[[], Values]
+        unit_values: list[Callable[[], Values]]
         if self.kind == "dispenser":
             view: DispenserView = self.view  # type: ignore[assignment]
-            units = view.nozzles
-            head = dispenser_header_values
-            unit_values = nozzle_values
-            numbers = [n.nozzle for n in units]
+            head = partial(dispenser_header_values, view)
+            unit_values = [partial(nozzle_values, n) for n in view.nozzles]
+            numbers = [n.nozzle for n in view.nozzles]
         else:
             gview: GaugeView = self.view  # type: ignore[assignment]
-            units = gview.tanks
-            head = gauge_header_values
-            unit_values = tank_values
-            numbers = [t.tank for t in units]
+            head = partial(gauge_header_values, gview)
+            unit_values = [partial(tank_values, t) for t in gview.tanks]
+            numbers = [t.tank for t in gview.tanks]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"{self.where}: {block.name} numbers must be 1..n in order, found {numbers}")
         if len(numbers) > self.profile.max_instances(block):
             raise ValueError(f"{self.where}: {len(numbers)} {block.name}s, but the profile has room "
                              f"for {self.profile.max_instances(block)}")
-        view_ = self.view
         clock, civil = self.clock, self.civil
 
         def header_values() -> dict:
             epoch = int(clock.now // 1)
-            return {**constants, **head(view_), **rtc_values(epoch, civil.civil(epoch))}  # type: ignore[arg-type]
+            return {**constants, **head(), **rtc_values(epoch, civil.civil(epoch))}
 
         header_block = FieldBlock(header.fields, header.size, self.codec, f"{self.where} {header.name}")
         header_block.check_names(header_values().keys())
         regions = [live_region(header.base, header_block, header_values, clock)]
         unit_block = FieldBlock(block.fields, block.size, self.codec, f"{self.where} {block.name}")
-        for n, unit in enumerate(units, start=1):
-            def values(unit=unit) -> dict:
-                return unit_values(unit)  # type: ignore[arg-type]
+        for n, values in enumerate(unit_values, start=1):
             if n == 1:
                 unit_block.check_names(values().keys())
             regions.append(live_region(block.instance_base(n), unit_block, values, clock))

@@ -173,7 +173,8 @@ class DeviceFleet:
         return sum(ch.fifo.pending for dev in self.devices.values() for ch in dev.channels.values())
 
     def summary(self) -> dict:
-        """Per device and stream: records pushed, released by ack, dropped, still pending."""
+        """Per device and stream: records pushed, released by ack, dropped, still pending;
+        per device: requests left unanswered and replies answered busy, late or garbled."""
         out: dict[str, dict] = {}
         for (sid, key), dev in self.devices.items():
             st = out.setdefault(sid, {})
@@ -183,5 +184,8 @@ class DeviceFleet:
                                    "dropped": ch.fifo.dropped, "pending": ch.fifo.pending,
                                    "last_ack": ch.fifo.last_ack}
                             for name, ch in dev.channels.items()},
+                # what the scenario's Modbus faults did to its replies (evidence that they did)
+                "modbus_faults": {"ignored": dev.ignored_requests, "busy": dev.busy_replies,
+                                  "slow": dev.slow_replies, "garbled": dev.garbled_replies},
             }
         return out

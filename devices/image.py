@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -64,7 +65,7 @@ class FieldBlock:
         self.names = frozenset(f.name for f in fields)
         self._encoders = [(f.offset, f.end, f.name, codec.encoder(f)) for f in fields]
 
-    def check_names(self, provided: set[str] | frozenset[str]) -> None:
+    def check_names(self, provided: AbstractSet[str]) -> None:
         missing = self.names - set(provided)
         extra = set(provided) - self.names
         if missing or extra:

@@ -61,6 +61,10 @@ class Pacer:
         self.default, self.ceiling = default, ceiling
         self._anchor: tuple[float, float, object] | None = None  # (wall, sim, regime)
 
+    def reset(self) -> None:
+        """Start the regime's clock afresh (after the world was held)."""
+        self._anchor = None
+
     def window(self, sim: float) -> PaceWindow | None:
         for w in self.windows:
             if w.start <= sim < w.end:

@@ -1,6 +1,6 @@
 """Register profiles (寄存器表): load a profile YAML into typed, validated objects.
 
-The YAML files in devices/profiles/ are the published contract that a station
+The YAML files in contracts/register_profiles/ are the published contract that a station
 collector reads; this module only parses and checks them. Every error names the file
 and the path of the offending entry (e.g. ``blocks[1].fields[3] (live_volume)``).
 """
@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+from contracts import REGISTER_PROFILES
+
+PROFILE_DIR = REGISTER_PROFILES
 
 # Register count of each field type; ascii takes its size from the entry.
 TYPE_SIZES = {"u16": 1, "u32": 2, "measure": 2, "counter": 4}
@@ -141,7 +143,7 @@ class Profile:
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """Load ``dispenser``/``tank_gauge`` (from devices/profiles/) or a YAML path."""
+    """Load ``dispenser``/``tank_gauge`` (from contracts/register_profiles/) or a YAML path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILE_DIR / f"{name_or_path}.yaml"

@@ -40,6 +40,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from devices.control import ClockControl
 from devices.fleet import DeviceFleet, DropRow, WorldClock
 from devices.pace import Pacer, PaceWindow
 from devices.rtu import PtyPair
@@ -142,6 +143,7 @@ class DeviceRun:
         silences: list[Silence] | tuple[Silence, ...] = (),
         pace: list[PaceWindow] | tuple[PaceWindow, ...] = (),
         max_compression: float | None = None,
+        controlled: bool = False,
     ) -> None:
         if compression is not None and not compression > 0:
             raise ValueError(f"compression must be > 0 or None (max), got {compression!r}")
@@ -193,6 +195,9 @@ class DeviceRun:
         self.fleet.set_silences(tuple(silences))
         self.paused = False  # max compression: held at the high-water mark
         self.pacer = Pacer(pace, default=compression, ceiling=max_compression)
+        # controlled: the world holds at its start until the harness advances it (devices.control)
+        self.control = ClockControl(world.now, controlled, self._clock_status)
+        self.controlled = controlled
         self.emitted: list[tuple] = []  # records that appeared inside a latency window
         self._ledger_arg = ledger
         self.truth: Any = None
@@ -217,6 +222,9 @@ class DeviceRun:
         reason = "interrupted"
         try:
             self.endpoints = await self._start_servers()
+            if self.controlled:
+                port = await self.control.start(self.host)
+                self.endpoints["control"] = {"host": self.host, "port": port}
             _write_json(self.out / "endpoints.json", self.endpoints)
             self._write_status("running")
             if self.echo:
@@ -229,6 +237,7 @@ class DeviceRun:
             await self._shutdown(reason)
 
     async def _shutdown(self, reason: str) -> None:
+        await self.control.stop()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.stop()
@@ -289,6 +298,10 @@ class DeviceRun:
                 await asyncio.sleep(self.tick_s)
                 continue
             target, flow = self.pacer.target(world.now, loop.time(), self.max_step_s)
+            if self.control.holding(world.now):
+                self.pacer.reset()  # wall time spent held is not owed to the world afterwards
+                target, flow = world.now, False
+            target = self.control.limit(target)
             if flow:
                 below = fleet.below_high_water(self.high_water)
                 self.paused = not below
@@ -327,7 +340,7 @@ class DeviceRun:
 
     def _save_emitted(self) -> None:
         """emitted.parquet: when each record of a latency window appeared (wall clock)."""
-        cols = list(zip(*self.emitted, strict=True)) if self.emitted else [[]] * 6
+        cols: list[Any] = list(zip(*self.emitted, strict=True)) if self.emitted else [[]] * 6
         table = pa.table({"station_id": pa.array(cols[0], pa.string()),
                           "device": pa.array(cols[1], pa.string()),
                           "stream": pa.array(cols[2], pa.string()),
@@ -377,9 +390,15 @@ class DeviceRun:
             "updated_at": time.time(), "sim_time": world.now,
             "start": getattr(world, "start", None), "end": world.end, "finished": bool(world.finished), "paused": self.paused,
             "compression": "max" if self.compression is None else self.compression,
+            "horizon": self.control.horizon,
             "backlog": sum(st["pending"] for st in stations.values()),
             "drops": len(self.fleet.drops), "silent": self.fleet.silent_now(),
             "stations": stations})
+
+    def _clock_status(self) -> dict[str, Any]:
+        world = self.world
+        return {"sim_time": world.now, "end": world.end, "finished": bool(world.finished),
+                "paused": self.paused, "backlog": self.fleet.backlog()}
 
     def _report(self, sim0: float, total: float) -> None:
         if self.progress is not None:

@@ -6,12 +6,15 @@ RTU: the same devices on one serial line (a pty from devices.rtu); an unknown un
 gets no answer, as on a real RS-485 bus.
 Both: a silent device (devices.silence) gets no answer: the servers run with
 `ignore_missing_devices`, so its hook's NoSuchIdException means "send nothing", and on TCP
-the catch-all answers 0x0B itself.
+the catch-all answers 0x0B itself. A device in a noise (RTU) or garbled (TCP) window has
+some of its reply frames corrupted on their way out (pymodbus's `trace_packet` hook sees
+every frame just before it is written).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -19,8 +22,9 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.device import FieldDevice
+from devices.silence import WIRE_MODES, garble
 
-RTU_SERIAL = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
+RTU_SERIAL: dict[str, Any] = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
 
 
 async def _no_such_device(func_code, start_address, address, count, registers, set_values):
@@ -57,25 +61,59 @@ class StationServer:
         self.host: str | None = None
         self.port: int | None = None
         self.serial_port: str | None = None
+        self._by_unit = {d.unit_id: d for d in self.devices}
+        self._transport = ""
+        self._replies: dict[tuple[str, float], int] = {}  # (device, window start) → frames sent
+
+    def _serve_as(self, transport: str) -> None:
+        """Refuse a wire fault that does not fit the line (bit noise on TCP would change
+        register values no check could see; there is no MBAP header on RTU)."""
+        for d in self.devices:
+            for w in d.silence.wire:
+                if WIRE_MODES[w.mode] != transport:
+                    raise ValueError(f"station {self.station_id}: mode {w.mode} of "
+                                     f"{w.where} needs Modbus {WIRE_MODES[w.mode].upper()}, "
+                                     f"the station is served over {transport.upper()}")
+        self._transport = transport
+
+    def _on_the_wire(self, sending: bool, frame: bytes) -> bytes:
+        """pymodbus `trace_packet` hook: a reply frame leaves corrupted if its device is in a
+        noise/garbled window and the window's draw for this frame says so."""
+        if not sending or len(frame) < 5:  # 5: an RTU exception reply, the shortest frame
+            return frame
+        dev = self._by_unit.get(frame[0] if self._transport == "rtu" else frame[6])
+        window = dev.silence.wire_at(dev.clock.now) if dev is not None else None
+        if dev is None or window is None:
+            return frame
+        key = (dev.device, window.start)
+        n = self._replies[key] = self._replies.get(key, -1) + 1
+        out = garble(frame, window, dev.device, n)
+        dev.garbled_replies += out != frame
+        return out
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on host:port (0 = a free port); returns the port."""
+        self._serve_as("tcp")
         server = ModbusTcpServer(_sim_devices(self.devices, "tcp"), address=(host, port),
-                                 ignore_missing_devices=True)
+                                 ignore_missing_devices=True, trace_packet=self._on_the_wire)
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
             raise OSError(f"station {self.station_id}: cannot listen on {host}:{port} ({exc})") from None
         self._server = server
         self.host = host
-        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(server.transport, "sockets", None)
+        if not sockets:
+            raise OSError(f"station {self.station_id}: the server on {host}:{port} has no socket")
+        self.port = int(sockets[0].getsockname()[1])
         return self.port
 
     async def start_rtu(self, serial_port: str) -> None:
         """Serve on a serial device (the device end of a pty pair), 38400 8N1."""
+        self._serve_as("rtu")
         server = ModbusSerialServer(
             _sim_devices(self.devices, "rtu"), port=serial_port, ignore_missing_devices=True,
-            reconnect_delay=0.5, **RTU_SERIAL)
+            reconnect_delay=0.5, trace_packet=self._on_the_wire, **RTU_SERIAL)
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:

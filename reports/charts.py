@@ -23,7 +23,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reports.svg import el, num, svg, text, title
 from reports.text import target_text
@@ -50,7 +50,13 @@ JUDGEMENT_COLOURS = {"explained": "#1a7f37", "false": "#d92d20", "operational": 
 DEADLINE = "#101828"
 DAY_S = 86400.0
 
-Label = Callable[..., str]
+class Label(Protocol):
+    """The label table charts draw with (reports.i18n.Labels): `t(key, **fields)` and
+    `t.get(key, default)`."""
+
+    def __call__(self, key: str, **fields: object) -> str: ...
+
+    def get(self, key: str, default: str) -> str: ...
 
 
 @dataclass(frozen=True)

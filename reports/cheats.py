@@ -201,9 +201,10 @@ def run_span(record: RunRecord) -> tuple[dt.tzinfo, bool, float | None, float | 
     if begin is None or begin.tzinfo is None:
         return dt.UTC, False, None, None
     days = record.scenario.get("days")
-    ok = isinstance(days, int | float) and not isinstance(days, bool) and days > 0
-    return (begin.tzinfo, True, begin.timestamp(),
-            begin.timestamp() + float(days) * DAY_S if ok else None)
+    end: float | None = None
+    if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
+        end = begin.timestamp() + float(days) * DAY_S
+    return begin.tzinfo, True, begin.timestamp(), end
 
 
 def _detection_measurements(record: RunRecord) -> dict[tuple[str, str | None, Any], Measurement]:

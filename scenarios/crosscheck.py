@@ -223,18 +223,57 @@ def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
 
 # fault kinds that act on the whole fleet (no station), and those that may name a device
 # (acceptance/faults/ describes every kind; a test checks the two agree)
-FLEET_FAULTS = ("broker_restart", "platform_crash", "platform_restart", "platform_stall")
-DEVICE_FAULTS = ("device_silent", "device_power_loss", "modbus_busy", "modbus_slow")
+FLEET_FAULTS = ("broker_restart", "platform_crash", "platform_restart", "platform_stall",
+                "platform_db_unavailable")
+DEVICE_FAULTS = ("device_silent", "device_power_loss", "modbus_busy", "modbus_slow",
+                 "rtu_line_noise", "modbus_garbled")
+# faults that corrupt reply frames on the wire, and the Modbus transport each one fits
+WIRE_FAULTS = {"rtu_line_noise": "rtu", "modbus_garbled": "tcp"}
 # the part each fault the harness serves acts on: two of them on one part may not overlap
-# (a second crash of a collector that is down, a broker started twice)
+# (a second crash of a collector that is down, a broker started twice; a platform restarted
+# while its database is locked cannot start)
 FAULT_PARTS = {"collector_crash": "collector", "collector_stall": "collector",
+               "collector_disk_full": "collector",
                "network_cut": "network", "broker_restart": "broker",
                "platform_crash": "platform", "platform_restart": "platform",
-               "platform_stall": "platform"}
+               "platform_stall": "platform", "platform_db_unavailable": "platform"}
+
+
+def _transport(data: dict[str, Any], station: dict[str, Any]) -> str:
+    """How the run serves a station: `rtu_stations` if given, else the ledger's transport
+    (Scenario.rtu_station_ids)."""
+    if data["rtu_stations"] is not None:
+        return "rtu" if station["station_id"] in data["rtu_stations"] else "tcp"
+    return station["transport"]
+
+
+def _check_wire_fault(data, fault: dict[str, Any], base: tuple, station: dict[str, Any] | None,
+                      at: float | None, duration: float, wire: list, rep: _Report) -> None:
+    """rtu_line_noise only on an RTU station, modbus_garbled only on a TCP one; and one such
+    window at a time per device (each draws its own corruption pattern)."""
+    kind = fault["kind"]
+    need = WIRE_FAULTS[kind]
+    if station is not None and _transport(data, station) != need:
+        rtu = data["rtu_stations"]
+        how = ("rtu_stations: " + (", ".join(rtu) or "none") if rtu is not None
+               else "the ledger's transport")
+        rep.add((*base, "station"), f"a station served over Modbus {need.upper()} for kind "
+                f"{kind} ({how})", f"{show(fault['station'])}, served over Modbus "
+                f"{_transport(data, station).upper()}")
+    if at is None:
+        return
+    sid, device = fault["station"], fault["device"]
+    for a, b, j, other_sid, other in wire:
+        same = other_sid == sid and (None in (device, other) or device == other)
+        if same and at < b and a < at + duration:
+            rep.add((*base, "at"), f"no overlap with faults[{j}] (both corrupt the replies of "
+                    f"{sid}/{device or other or '*'})", show(fault["at"]))
+    wire.append((at, at + duration, base[1], sid, device))
 
 
 def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
     busy: dict[tuple, list[tuple[float, float, int]]] = {}  # part → windows (start, end, index)
+    wire: list[tuple[float, float, int, str, str | None]] = []  # WIRE_FAULTS windows so far
     for i, fault in enumerate(data["faults"]):
         base = ("faults", i)
         kind = fault["kind"]
@@ -261,6 +300,9 @@ def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
         if "delay_ms" in fault and kind != "modbus_slow":
             rep.add((*base, "delay_ms"), "no delay_ms for kind " + kind + " (modbus_slow only)",
                     show(fault["delay_ms"]))
+        if "rate" in fault and kind not in WIRE_FAULTS:
+            rep.add((*base, "rate"), f"no rate for kind {kind} (rtu_line_noise and "
+                    "modbus_garbled only)", show(fault["rate"]))
         if kind in FLEET_FAULTS:
             if fault["station"] is not None:
                 rep.add((*base, "station"), f"no station for kind {kind} (it acts on the "
@@ -275,6 +317,8 @@ def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
         station = _station(fault["station"], (*base, "station"), by_id, selected_ids, rep)
         if station is not None and device is not None and device != "G":
             _dispenser(station, int(device[1:]), (*base, "device"), rep, written=device)
+        if kind in WIRE_FAULTS:
+            _check_wire_fault(data, fault, base, station, at, duration, wire, rep)
 
 
 def _check_lists(data, by_id, selected_ids, rep: _Report) -> None:
@@ -306,7 +350,7 @@ def cross_check(data: dict[str, Any], file: str, positions: Positions,
     selected_ids: list[str] = []
     if by_id is not None:
         wanted = set(data["stations"] or by_id)
-        selected_ids = [s["station_id"] for s in fleet if s["station_id"] in wanted]
+        selected_ids = [sid for sid in by_id if sid in wanted]
         _check_lists(data, by_id, selected_ids, rep)
     if start is None or end is None:
         return rep.problems

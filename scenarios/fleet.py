@@ -86,10 +86,12 @@ def _parse_tanks(cell: str, row: _Row, out: list[Problem]) -> list[dict[str, Any
     tanks: list[dict[str, Any]] = []
     for entry in _entries(cell) or [[""]]:
         text = ":".join(entry)
-        if len(entry) != 3 or _int(entry[0]) is None or _int(entry[2]) is None:
+        number = _int(entry[0]) if len(entry) == 3 else None
+        nominal = _int(entry[2]) if len(entry) == 3 else None
+        if number is None or nominal is None:
             out.append(row.problem("tanks", fmt, show(text or cell)))
             continue
-        number, grade, nominal = _int(entry[0]), entry[1], _int(entry[2])
+        grade = entry[1]
         if not 1 <= number <= MAX_TANKS:
             out.append(row.problem("tanks", f"a tank number 1..{MAX_TANKS}", f"{number} in {text!r}"))
         elif any(t["tank"] == number for t in tanks):
@@ -111,10 +113,10 @@ def _parse_dispensers(cell: str, row: _Row, tanks: list[dict[str, Any]],
     dispensers: list[dict[str, Any]] = []
     for entry in _entries(cell) or [[""]]:
         text = ":".join(entry)
-        if len(entry) != 2 or _int(entry[0]) is None:
+        number = _int(entry[0]) if len(entry) == 2 else None
+        if number is None:
             out.append(row.problem("dispensers", fmt, show(text or cell)))
             continue
-        number = _int(entry[0])
         nozzles = [_int(part.strip()) for part in entry[1].split("+")]
         if any(n is None for n in nozzles):
             out.append(row.problem("dispensers", fmt, show(text)))

@@ -162,6 +162,8 @@ def load_scenario(path: str | Path) -> Scenario:
     problems += fleet_problems
     if problems:
         raise ScenarioError.from_problems(problems)
+    if fleet is None:  # _load_fleet gives None only with a problem (its own or the schema's)
+        raise ScenarioError([f"{file}: fleet: no fleet ledger was loaded"])
     return Scenario(path=path, name=data["name"], data=data, fleet=fleet,
                     digest=scenario_digest(raw, fleet_raw))
 

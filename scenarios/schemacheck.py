@@ -13,7 +13,7 @@ import json
 import math
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -49,10 +49,13 @@ def _first_repeat(items: list[Any]) -> Any:
 
 def _expected(error: ValidationError) -> tuple[str, str | None]:
     """(expected, override of `found` or None) for one schema error."""
-    kind, value, schema = error.validator, error.validator_value, error.schema
+    # Errors from iter_errors carry the failed keyword's value and the instance (JSON values).
+    kind, schema = error.validator, error.schema
+    value: Any = error.validator_value
+    instance: Any = error.instance
     phrase = schema.get("x-expected") if isinstance(schema, dict) else None
     if kind == "type":
-        types = value if isinstance(value, list) else [value]
+        types: list[str] = value if isinstance(value, list) else [value]
         return phrase or " or ".join(_TYPE_WORDS.get(t, t) for t in types), None
     if kind == "enum":
         return phrase or "one of " + ", ".join(json.dumps(v) for v in value), None
@@ -71,7 +74,7 @@ def _expected(error: ValidationError) -> tuple[str, str | None]:
     if kind == "maxItems":
         return phrase or f"at most {value} item(s)", None
     if kind == "uniqueItems":
-        return "each item once", f"{show(_first_repeat(error.instance))} more than once"
+        return "each item once", f"{show(_first_repeat(instance))} more than once"
     if kind == "minLength":
         return phrase or "a non-empty text", None
     if kind == "pattern":
@@ -81,27 +84,31 @@ def _expected(error: ValidationError) -> tuple[str, str | None]:
 
 def _problem(error: ValidationError, file: str, positions: Positions) -> list[Problem]:
     path = tuple(error.absolute_path)
+    # Errors from iter_errors carry the failed keyword's value and the instance (JSON values).
+    value: Any = error.validator_value
+    instance: Any = error.instance
     if error.validator == "required":
-        missing = [f for f in error.validator_value
-                   if isinstance(error.instance, dict) and f not in error.instance]
+        missing = [f for f in value if isinstance(instance, dict) and f not in instance]
         line, col = locate(positions, path)
         return [Problem(file, format_path((*path, f)), "a value (required field)", "nothing",
                         line, col) for f in missing]
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
+        # an object schema: a boolean schema never fails on additionalProperties
+        schema = cast(dict[str, Any], error.schema)
+        allowed = list(schema.get("properties", {}))
         problems = []
-        for key in error.instance:
+        for key in instance:
             if key in allowed:
                 continue
             hint = difflib.get_close_matches(str(key), allowed, n=1)
-            found = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            unknown = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
             line, col = locate(positions, (*path, key))
             problems.append(Problem(file, format_path((*path, key)),
-                                    "one of the fields " + ", ".join(allowed), found, line, col))
+                                    "one of the fields " + ", ".join(allowed), unknown, line, col))
         return problems
     expected, found = _expected(error)
     line, col = locate(positions, path)
-    return [Problem(file, format_path(path), expected, found or show(error.instance), line, col)]
+    return [Problem(file, format_path(path), expected, found or show(instance), line, col)]
 
 
 def _non_finite(value: Any, path: tuple, out: list[tuple]) -> None:

@@ -349,7 +349,7 @@ def manifest(config: WorldConfig, *, stations: Sequence[str], complete: bool,
     if segments is not None:
         for table in TABLES:
             counts.setdefault(table, 0)
-    data = {
+    data: dict[str, Any] = {
         "format": FORMAT,
         "layout": "tables" if segments is None else "segments",
         "complete": complete,

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -376,8 +376,18 @@ def _strings(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def daily_variance(states: Mapping[str, Any], transactions: Mapping[str, Any],
-                   deliveries: Mapping[str, Any], timezone: str = "Asia/Shanghai"
+class Columns(Protocol):
+    """Ground-truth columns by name: a dict of arrays, or a pandas DataFrame."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+    def __contains__(self, name: str, /) -> bool: ...
+
+    def get(self, name: str, default: Any, /) -> Any: ...
+
+
+def daily_variance(states: Columns, transactions: Columns,
+                   deliveries: Columns, timezone: str = "Asia/Shanghai"
                    ) -> dict[tuple[str, int], DailyVariance]:
     """Daily variance per (station, tank) from ground-truth columns (docs/platform-api.md §5.4).
 
@@ -509,8 +519,8 @@ def variance_stats(series: DailyVariance, skip_days: int = 0) -> VarianceStats:
     return VarianceStats(n, mean_sales, float(np.mean(v)), sd, pct, month)
 
 
-def honest_tanks(tanks: Mapping[str, Any], nozzles: Mapping[str, Any],
-                 cheats: Mapping[str, Any] | None = None) -> set[tuple[str, int]]:
+def honest_tanks(tanks: Columns, nozzles: Columns,
+                 cheats: Columns | None = None) -> set[tuple[str, int]]:
     """(station, tank) pairs with no leak configured and no cheat acting on them (a cheat
     names its tank, or its dispenser and nozzle, which nozzles maps to a tank)."""
     all_tanks = {(str(s), int(t)) for s, t in zip(tanks["station_id"], tanks["tank"],

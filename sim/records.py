@@ -13,6 +13,7 @@ value drawn from the seed and wrap at 16 bits, so the ground truth knows them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -115,16 +116,27 @@ class DeliveryRecord:
 
 
 class NozzleView(Protocol):
-    nozzle: int
-    grade: str
-    tank: int
-    state: int  # 0 idle, 1 lifted, 2 authorised, 4 filling, 5 completed
-    unit_price_fen: int
-    live_volume_ml: int
-    live_amount_fen: int
-    volume_total_ml: int
-    amount_total_fen: int
-    last_seq: int
+    # read-only: a device shows these, the world sets them
+    @property
+    def nozzle(self) -> int: ...
+    @property
+    def grade(self) -> str: ...
+    @property
+    def tank(self) -> int: ...
+    @property
+    def state(self) -> int: ...  # 0 idle, 1 lifted, 2 authorised, 4 filling, 5 completed
+    @property
+    def unit_price_fen(self) -> int: ...
+    @property
+    def live_volume_ml(self) -> int: ...
+    @property
+    def live_amount_fen(self) -> int: ...
+    @property
+    def volume_total_ml(self) -> int: ...
+    @property
+    def amount_total_fen(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
 
 
 class DispenserView(Protocol):
@@ -137,15 +149,23 @@ class DispenserView(Protocol):
     seal_state: int
     device_status: int
     offline: bool  # taken off line: the device answers no request
-    nozzles: list[NozzleView]
+
+    @property
+    def nozzles(self) -> Sequence[NozzleView]: ...
 
 
 class TankView(Protocol):
-    tank: int
-    grade: str
-    status: int
-    alarms: int
-    capacity_l: float
+    # read-only: a device shows these, the world sets them
+    @property
+    def tank(self) -> int: ...
+    @property
+    def grade(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def alarms(self) -> int: ...
+    @property
+    def capacity_l(self) -> float: ...
 
     def live_reading(self) -> GaugeReading:
         """Current gauge display; draws noise from a stream separate from the ground truth."""
@@ -157,7 +177,9 @@ class GaugeView(Protocol):
     serial_number: str
     software_id: str
     inventory_interval_s: int
-    tanks: list[TankView]
+
+    @property
+    def tanks(self) -> Sequence[TankView]: ...
 
 
 class RecordListener(Protocol):

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sim.config import WorldConfig
 from sim.ledger import (
@@ -145,7 +145,7 @@ def _run_workers(config: WorldConfig, order: list[str], workers: int, writer: Tr
         finished: dict[str, StationColumns] = {}
         written = 0
         while written < len(order):
-            for conn in wait(list(busy), timeout=_POLL_S):
+            for conn in cast(list[Connection], wait(list(busy), timeout=_POLL_S)):
                 assert isinstance(conn, Connection)
                 try:
                     msg = conn.recv()

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -483,7 +483,8 @@ class Station:
         temp0 = ground_temperature_c(world.start, self.utc_offset_h)
         self.gauge = Gauge(cfg.station_id, (_identity(ident, "YW"), "ATG-4.2.1"),
                            world.inventory_interval_s,
-                           tuple(int(x) for x in ident.integers(0, SEQ_MOD, 3)))
+                           cast(tuple[int, int, int],  # three draws
+                                tuple(int(x) for x in ident.integers(0, SEQ_MOD, 3))))
         self.units: dict[int, GaugeTank] = {}
         for k, tc in enumerate(sorted(cfg.tanks, key=lambda t: t.tank)):
             table = _table(tc.nominal_m3)
@@ -540,11 +541,15 @@ class Station:
                 sales_per_tank[n.tank] = sales_per_tank.get(n.tank, 0.0) + litres / len(nozzles)
             if litres <= 0:
                 continue
+
+            def prices_at(t: np.ndarray, g: str = grade) -> np.ndarray:
+                return self.prices.prices_at(g, t)
+
             customers = generate_customers(
                 np.random.default_rng(demand_streams[GRADES.index(grade)]),
                 start=world.start, end=world.end, tz=tz, litres_per_day=litres,
                 truck_share=cfg.truck_share if grade == "0" else 0.0,
-                prices_at=lambda t, g=grade: self.prices.prices_at(g, t))
+                prices_at=prices_at)
             self.lanes[grade] = _Lane(grade, customers, nozzles)
 
         self.deliveries = DeliveryManager(self, world.deliveries, rngs[_RNG_DELIVERIES],

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 import jsonschema
 import paho.mqtt.client as mqtt
@@ -32,13 +31,14 @@ from collector.poller import PollSettings
 from collector.profile import load_profiles
 from collector.station import CollectorSettings, StationCollector
 from collector.uplink import UplinkSettings
+from contracts import UPLINK_SCHEMAS
 
 HAVE_MOSQUITTO = shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")
 pytestmark = [pytest.mark.mosquitto,
               pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto is not installed")]
 
 PROFILES = load_profiles()
-SCHEMAS = Path(__file__).resolve().parents[1] / "central" / "uplink_schemas"
+SCHEMAS = UPLINK_SCHEMAS
 KEY = bytes(range(32))
 KEYS = StationKeys("S01", "k1", {"k1": KEY})
 SETTINGS = CollectorSettings(

@@ -36,6 +36,8 @@ from central.keys import parse_key_file
 from central.resources import Context
 from central.store import Ingestor
 from central.vcf import Vcf
+from mutants.platform import platform_args
+from mutants.platform import settings as mutant_settings
 
 ZONE = ZoneInfo("Asia/Shanghai")
 M0 = 1774972800  # 2026-04-01 00:00 Asia/Shanghai
@@ -193,7 +195,7 @@ def test_service_raises_an_alert_served_with_as_of_and_detector(db: Database,
 def test_blind_mutant_raises_nothing_but_advances(db: Database) -> None:
     drained = M0 + 86400
     load_station(db, drained)
-    service = DetectionService(db, Settings.for_mutant("blind"), interval_s=0.05)
+    service = DetectionService(db, mutant_settings("blind"), interval_s=0.05)
     with db.borrow() as conn:
         service.run_once(conn)  # moving watermark: the grid checkpoint
         service.run_once(conn)  # still: the watermark itself
@@ -223,10 +225,11 @@ def test_platform_options() -> None:
     from central.cli import _parser
 
     base = ["--db", "sqlite:///x.db"]
-    args = _parser().parse_args(base + ["--mutant", "jumpy", "--detect-interval", "0.25"])
-    assert args.mutant == "jumpy" and args.detect_interval == 0.25
-    assert Settings.for_mutant(args.mutant).limit_scale == 0.05
-    assert _parser().parse_args(base).mutant is None
-    for bad in (["--mutant", "deaf"], ["--detect-interval", "0"]):
+    args = _parser().parse_args(base + [*platform_args("jumpy"), "--detect-interval", "0.25"])
+    assert args.limit_scale == 0.05 and args.detect_interval == 0.25 and not args.no_detect
+    assert _parser().parse_args(base + list(platform_args("blind"))).no_detect
+    default = _parser().parse_args(base)
+    assert default.limit_scale == 1.0 and not default.no_detect
+    for bad in (["--limit-scale", "0"], ["--detect-interval", "0"]):
         with pytest.raises(SystemExit):
             _parser().parse_args(base + bad)

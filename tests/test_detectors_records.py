@@ -17,6 +17,7 @@ from central.detectors.data import StationData
 from central.detectors.identity import IdentityDetector
 from central.detectors.monotonicity import MonotonicityDetector
 from central.detectors.price import PriceDetector
+from mutants.platform import settings as mutant_settings
 
 NOZZLES = (NozzleSpec("D1", 1, 1), NozzleSpec("D1", 2, 2), NozzleSpec("D2", 1, 1),
            NozzleSpec("D2", 2, 2))
@@ -47,7 +48,7 @@ def fresh(s: Synth) -> StationData:
                          ids=lambda d: d.name)
 def test_honest_station_raises_nothing(detector: object) -> None:
     assert run(detector, station().data) == []
-    assert run(detector, station().data, Context(settings=Settings.for_mutant("jumpy"))) == []
+    assert run(detector, station().data, Context(settings=mutant_settings("jumpy"))) == []
 
 
 # -- continuity -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from central.detectors.gauge_plausibility import GaugePlausibilityDetector
 from central.detectors.idle_loss import IdleLossDetector
 from central.detectors.nozzle_attribution import NozzleAttributionDetector
 from central.detectors.tank_variance import TankVarianceDetector
+from mutants.platform import settings as mutant_settings
 
 TANKS = {1: TankSpec("92"), 2: TankSpec("0", 50000.0, 30000.0, 23.0)}
 NOZZLES = (NozzleSpec("D1", 1, 1, error=0.001), NozzleSpec("D1", 2, 2, truck_share=0.1),
@@ -60,7 +61,7 @@ def test_honest_station_raises_nothing(detector: object, seed: int) -> None:
 
 
 def test_jumpy_mutant_fires_on_an_honest_station() -> None:
-    props = run(TankVarianceDetector(), station(60, 1), Settings.for_mutant("jumpy"))
+    props = run(TankVarianceDetector(), station(60, 1), mutant_settings("jumpy"))
     assert {"tank_gain", "tank_loss"} <= kinds(props)
 
 

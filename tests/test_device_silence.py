@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from acceptance.chain import scenario_faults
+from acceptance.schedule import scenario_faults
 from devices.fleet import DeviceFleet, WorldClock
 from devices.runner import serve_async
 from devices.server import StationServer

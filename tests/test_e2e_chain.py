@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from acceptance.chain import (
-    Chain,
-    ChainError,
-    ChainSettings,
-    SutExited,
-    write_scenario_variant,
-)
+from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform, load_truth
+from acceptance.processes import ChainError, SutExited
+from scenarios.variant import write_scenario_variant
 
 pytestmark = pytest.mark.e2e
 
@@ -177,12 +173,12 @@ def test_drain_logic_drains_settles_or_keeps_waiting(tmp_path, monkeypatch):
 
 
 def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):
-    from acceptance.chain import Part, _descendants
+    from acceptance.processes import Part, descendants
 
     part = Part("stubborn", ["bash", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"],
                 tmp_path / "stubborn.log", tmp_path).start()
     deadline = time.monotonic() + 10
-    while not (kids := _descendants(part.pid)):
+    while not (kids := descendants(part.pid)):
         assert time.monotonic() < deadline, "the child never started"
         time.sleep(0.05)
     assert part.stop(timeout=0.5) == -9 and part.exit_codes == [-9]

@@ -75,6 +75,22 @@ def test_forecourt_faults_lists_every_kind():
       "delay_ms": 300}, "faults[0].delay_ms: expected no delay_ms for kind modbus_busy"),
     ({"kind": "platform_stall", "at": "+1h", "duration": "5min", "device": "D1"},
      "faults[0].device: expected no device for kind platform_stall (it acts on the fleet)"),
+    # wire faults fit one transport each (smoke: UMB25 over TCP, UMB44 over RTU)
+    ({"kind": "rtu_line_noise", "station": "UMB25", "at": "+1h", "duration": "5min"},
+     "faults[0].station: expected a station served over Modbus RTU for kind rtu_line_noise "
+     "(rtu_stations: UMB44), found 'UMB25', served over Modbus TCP"),
+    ({"kind": "modbus_garbled", "station": "UMB44", "device": "G", "at": "+1h",
+      "duration": "5min"}, "faults[0].station: expected a station served over Modbus TCP"),
+    ({"kind": "rtu_line_noise", "station": "UMB44", "at": "+1h", "duration": "5min", "rate": 0},
+     "faults[0].rate: expected a value above 0"),
+    ({"kind": "rtu_line_noise", "station": "UMB44", "at": "+1h", "duration": "5min",
+      "rate": 1.5}, "faults[0].rate: expected a value of at most 1"),
+    ({"kind": "modbus_busy", "station": "UMB25", "at": "+1h", "duration": "5min", "rate": 0.5},
+     "faults[0].rate: expected no rate for kind modbus_busy"),
+    ([{"kind": "rtu_line_noise", "station": "UMB44", "at": "+1h", "duration": "1h"},
+      {"kind": "rtu_line_noise", "station": "UMB44", "device": "D1", "at": "+90min",
+       "duration": "1h", "rate": 0.9}],
+     "faults[1].at: expected no overlap with faults[0] (both corrupt the replies of UMB44/D1)"),
     # two faults on one part at once (what `forecourt fuzz` first drew: a broker restarted
     # while down, then started twice)
     ([{"kind": "broker_restart", "at": "+12h", "duration": "2h"},
@@ -112,8 +128,8 @@ def test_windows_say_which_misbehaviour_holds_and_silence_wins():
         ("busy", 0.0), ("silent", 0.0), ("busy", 0.0), ("slow", 0.5), (None, 0.0)]
     with pytest.raises(ValueError, match="mode slow needs 0 < delay_s"):
         Silence("S01", "D1", 0.0, 1.0, "slow", 0.0)
-    with pytest.raises(ValueError, match="mode 'garbled' is not one of"):
-        Silence("S01", "D1", 0.0, 1.0, "garbled")
+    with pytest.raises(ValueError, match="mode 'mangled' is not one of"):
+        Silence("S01", "D1", 0.0, 1.0, "mangled")
 
 
 def test_busy_device_answers_exception_06_and_slow_one_answers_late():
@@ -236,13 +252,40 @@ def test_fuzz_finds_a_failing_schedule_and_shrinks_it_to_its_core():
     assert none is None and len(quiet.runs) == 20
 
 
+def test_shrinking_moves_faults_together_when_no_single_one_can_go():
+    """As found against the no-spool collector: a broker restart, a platform stall and a
+    crash after it fail together, and no one of the three can be dropped; moved into the
+    stall, the crash needs nothing else (≤ 2 faults)."""
+    from acceptance.fuzz import shrink
+
+    def fails(schedule):
+        kinds = {f["kind"]: f for f in schedule}
+        stall, crash = kinds.get("platform_stall"), kinds.get("collector_crash")
+        if not (stall and crash):
+            return False
+        start = _minutes(stall["at"])
+        in_stall = start <= _minutes(crash["at"]) < start + _minutes(stall["duration"])
+        return in_stall or (len(schedule) == 3 and _minutes(crash["at"]) < start + 240)
+
+    original = [{"kind": "broker_restart", "at": "+480min", "duration": "30min"},
+                {"kind": "platform_stall", "at": "+480min", "duration": "60min"},
+                {"kind": "collector_crash", "station": "UMB44", "at": "+690min",
+                 "duration": "30min"}]
+    assert fails(original) and not any(
+        fails(original[:i] + original[i + 1:]) for i in range(3))
+    assert shrink(original, fails) == [
+        # 10 min would end the stall as the crash begins: the crash must fall inside it
+        {"kind": "platform_stall", "at": "+480min", "duration": "30min"},
+        {"kind": "collector_crash", "station": "UMB44", "at": "+490min", "duration": "10min"}]
+
+
 def test_device_faults_are_paced_to_give_the_platform_its_time():
     """pace_windows: every device fault that must show off line (DAT-6) lasts at least
     1.5 × device_offline_shown_s of wall time, every other fault at least fault_wall_s,
     also inside a longer one; the windows do not overlap."""
-    from acceptance.chain import scenario_faults
     from acceptance.checkers.device_state import SHOWN_OFF_LINE
     from acceptance.run import RunOptions, pace_windows
+    from acceptance.schedule import scenario_faults
     from scenarios.loader import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "faults.yaml")

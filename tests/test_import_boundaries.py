@@ -2,7 +2,7 @@
 stand in for vendors' products and share with the harness only the published contracts (the
 register profiles as data, the uplink schemas, the platform API), so they never import the
 world, the devices, the harness, the reports — nor each other. reports/ reads only the run
-record."""
+record. contracts/ holds the published contracts as data, importable by all."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("sim", "devices", "scenarios", "acceptance", "reports", "collector", "central")
+OURS = ("sim", "devices", "scenarios", "acceptance", "reports", "collector", "central",
+        "contracts", "mutants")
 ALLOWED = {
-    "collector": {"collector"},
-    "central": {"central"},
+    "collector": {"collector", "contracts"},
+    "central": {"central", "contracts"},
+    "contracts": set(),  # data and their locations only
+    # broken products for QA: they reach into the products, never the reverse
+    "mutants": {"mutants", "collector", "central", "contracts"},
     "sim": {"sim"},
-    "devices": {"devices", "sim"},
+    "devices": {"devices", "sim", "contracts"},
     "scenarios": {"scenarios"},
     "reports": {"reports", "acceptance.record"},
 }

@@ -175,11 +175,21 @@ def test_late_detection_fails_its_limit() -> None:
     assert days.value == pytest.approx(8.0) and not days.passed
 
 
-def test_run_too_short_is_not_a_pass() -> None:
+def test_run_too_short_is_neither_a_pass_nor_a_fail() -> None:
+    """No alert yet and the run ended before the limit: ALM-PULSE is incomplete."""
+    from acceptance.record import decide
+
+    def outcome_of(ms):
+        return decide(ms, [{"id": "ALM-PULSE", "level": "MUST", "checker": "pulse"}])[0][0].outcome
+
     ms = alarms.pulse(FakeRun(instances(SKIM), GOOD_ALERTS.iloc[0:0], days=5), CRITERIA)
     days = next(m for m in ms if m.name == "cheat.days_to_detect")
-    assert days.value is None and not days.passed
+    assert days.value is None and not days.passed and days.scope
     assert "run too short" in days.evidence["reason"]
+    assert outcome_of(ms) == "incomplete"
+    # once the run is past the limit, no alert is a failure
+    ms = alarms.pulse(FakeRun(instances(SKIM), GOOD_ALERTS.iloc[0:0], days=12), CRITERIA)
+    assert not any(m.scope for m in ms) and outcome_of(ms) == "fail"
 
 
 def test_class_without_cheat_says_detection_was_not_exercised() -> None:

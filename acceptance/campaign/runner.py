@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
@@ -27,6 +27,7 @@ from acceptance.campaign.tasks import Task, make_tasks, write_tasks
 from acceptance.campaign.world import WorldResult, direct_world, judge, truth_of_run
 from acceptance.record import VERDICTS
 from acceptance.run import harness_version
+from mutants.platform import MUTANTS as PLATFORM_MUTANTS
 
 EXIT_OK, EXIT_HARNESS = 0, 2
 TRANSPORTS = ("direct", "full")
@@ -132,10 +133,16 @@ def _plain(value: Any) -> str | None:
     return str(value)
 
 
+class _AlertRow(Protocol):
+    """A row of alerts.parquet: the target columns (ALERT_TARGET, read by name) and as_of."""
+
+    as_of: float
+
+
 def _alerts(path: Path) -> dict[tuple, list[float]]:
     """Alert target (kind, device, nozzle, tank) → the as_of of each such alert."""
     out: dict[tuple, list[float]] = {}
-    for r in pd.read_parquet(path).itertuples(index=False):
+    for r in cast(Iterable[_AlertRow], pd.read_parquet(path).itertuples(index=False)):
         key = tuple(_plain(getattr(r, c)) for c in ALERT_TARGET)
         out.setdefault(key, []).append(float(r.as_of))
     return {k: sorted(v) for k, v in out.items()}
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--transport", choices=TRANSPORTS, default="direct")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--platform-mutant", choices=("blind", "jumpy"), default=None)
+    p.add_argument("--platform-mutant", choices=PLATFORM_MUTANTS, default=None)
     args = p.parse_args(argv)
     try:
         spec = load_spec(args.spec)

@@ -97,7 +97,7 @@ def write_tasks(spec: CampaignSpec, tasks: list[Task]) -> None:
         task.scenario.parent.mkdir(parents=True, exist_ok=True)
         doc["name"] = f"{spec.name}-{task.id}"
         doc["description"] = (f"World {task.id} of campaign {spec.name} "
-                              f"({'honest' if task.honest else 'cheat ' + task.cheat['kind']}).")
+                              f"({'honest' if task.cheat is None else 'cheat ' + task.cheat['kind']}).")
         doc["seed"] = task.seed
         doc["days"] = task.days
         doc["stations"] = [task.station]

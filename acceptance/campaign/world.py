@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -82,8 +82,8 @@ class WorldResult:
 
 
 def _plain_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in df.to_dict("records"):
+    out: list[dict[str, Any]] = []
+    for row in cast(list[dict[str, Any]], df.to_dict("records")):  # text column names
         out.append({k: (None if v is None or (isinstance(v, float) and math.isnan(v))
                         else v.item() if hasattr(v, "item") else v) for k, v in row.items()})
     return out
@@ -261,7 +261,7 @@ def feed_platform(conn: Any, station: Any, frames: dict[str, pd.DataFrame],
     while h < end:
         h = min(h + FEED_STEP_S, end)
         feeder.now = h
-        batch = []
+        batch: list[Any] = []
         if h >= end or h - flushed >= FLUSH_S:
             for kind, device, times, recs in queues:
                 lo, hi = np.searchsorted(times, [flushed, h], side="left")
@@ -295,10 +295,10 @@ def direct_world(scenario_path: Path, *, platform_mutant: str | None = None,
     the reference platform's alerts on it (`keep_db`: leave the platform's SQLite database
     there, for a closer look)."""
     from central.db import Database
-    from central.detectors.base import Settings
     from central.detectors.runner import evaluate_station
     from central.migrate import migrate
     from central.registry import import_registry, load_registry
+    from mutants.platform import settings as detection_settings
 
     scenario = load_scenario(scenario_path)
     config = build_world_config(scenario)
@@ -325,7 +325,7 @@ def direct_world(scenario_path: Path, *, platform_mutant: str | None = None,
                     feed_platform(conn, station, frames, exp, config.start, config.end, zone,
                                   scenario_prices(scenario))
                     evaluate_station(conn, sid, int(config.end),
-                                     Settings.for_mutant(platform_mutant))
+                                     detection_settings(platform_mutant))
                     instances.append(frames["cheat_instances"])
                     tanks += noise_rows(frames, scenario.timezone)
                 alerts = alerts_frame(conn)

@@ -24,7 +24,8 @@ station-month of observed ground truth.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ from acceptance.checkers.common import EVIDENCE_LIMIT, first
 from acceptance.oracle import (
     CHEAT_ALERT_KINDS,
     DAY_S,
+    InstanceRow,
     Scores,
     normalise_alerts,
     score,
@@ -83,19 +85,22 @@ def _class_checker(cls: str):
                                   "first_activation": s.first_start, "matching_alerts":
                                   s.matching_alerts, "first_alert": s.first_alert}
             value = s.days_to_detect
+            # no alert yet, and the run ended before the limit: not proven either way, so
+            # the requirement is incomplete, not failed (scope measurements)
+            unjudged = not s.detected and s.observed_days < limit
             if not s.detected:
                 ev["reason"] = ("run too short to judge: it ended "
                                 f"{s.observed_days:.2f} days after the activation, before "
                                 f"the {limit:g}-day limit, with no alert yet"
-                                if s.observed_days < limit else
+                                if unjudged else
                                 "no matching alert (kinds expected: see docs/cheats.md)")
             out.append(Measurement(rid, "cheat.days_to_detect",
                                    None if value is None else round(value, 4), "<=", limit,
-                                   "days", s.station_id, evidence=ev))
+                                   "days", s.station_id, evidence=ev, scope=unjudged))
             out.append(Measurement(rid, "cheat.attributed", int(s.attributed), "==", 1, "",
                                    s.station_id, evidence={
                                        "cheat": s.cheat, "kind": s.kind, "target": s.target,
-                                       "attributed_by": s.attributed_alert}))
+                                       "attributed_by": s.attributed_alert}, scope=unjudged))
         kinds = sorted(k for k, c in CHEAT_ALERT_KINDS.items() if c == cls)
         false = scores.false_alerts[scores.false_alerts["kind"].isin(kinds)]
         ev = {"alert_kinds": kinds, "alerts": _alert_list(false)}
@@ -159,7 +164,8 @@ def cheat_table(data: RunData) -> pd.DataFrame:
     inst = data.truth_table("cheat_instances")
     by_key = {(s.station_id, s.cheat): s for s in scores.instances}
     rows = []
-    for r in inst.rename(columns={"class": "cls"}).itertuples(index=False):
+    for r in cast(Iterable[InstanceRow],
+                  inst.rename(columns={"class": "cls"}).itertuples(index=False)):
         s = by_key.get((str(r.station_id), int(r.cheat)))
         rows.append({
             "station_id": str(r.station_id), "cheat": int(r.cheat), "kind": str(r.kind),

@@ -20,7 +20,7 @@ little simulated time and a slow one is not hidden.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -97,8 +97,10 @@ def _recovering(samples: pd.DataFrame, candidates: np.ndarray, since: float,
     if not rows.any():
         return rows
     sub = samples.loc[rows, ["station_id", "device", "wall_time", "online"]]
-    back = sub[sub["online"]].groupby(["station_id", "device"], as_index=False)["wall_time"] \
-        .min().rename(columns={"wall_time": "_back"})
+    # as_index=False: the keys stay columns, so min() gives a frame (the stubs say a series)
+    firsts = cast(pd.DataFrame, sub[sub["online"]].groupby(["station_id", "device"],
+                                                             as_index=False)["wall_time"].min())
+    back = firsts.rename(columns={"wall_time": "_back"})
     first = sub.merge(back, on=["station_id", "device"], how="left")["_back"] \
         .fillna(INF).to_numpy(np.float64)
     out = np.zeros(len(samples), dtype=bool)

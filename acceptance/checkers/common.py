@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,19 @@ from acceptance.rundir import RunData
 EVIDENCE_LIMIT = 20  # records / stations named in one measurement's evidence
 
 
+class _RecordRow(Protocol):
+    """The columns record_keys reads from a row of a comparison table (compare.RECORD_COLUMNS)."""
+
+    stream: str
+    station_id: str
+    device: str
+    seq: float  # NaN: a record without one
+    device_time: float
+    detail: str
+
+
 def first(items: Iterable[Any], limit: int = EVIDENCE_LIMIT) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for item in items:
         if len(out) == limit:
             break
@@ -28,7 +39,8 @@ def record_keys(records: pd.DataFrame, limit: int = EVIDENCE_LIMIT,
     """Uplink-style keys `<station>/<device>/<stream>/<seq>/<device_time>` of the first
     `limit` rows of a comparison table (optionally with what differs)."""
     out = []
-    for r in records.head(limit).itertuples(index=False):
+    rows = cast(Iterable[_RecordRow], records.head(limit).itertuples(index=False))
+    for r in rows:
         seq = "?" if pd.isna(r.seq) else int(r.seq)
         t = "?" if pd.isna(r.device_time) else int(r.device_time)
         key = f"{r.station_id}/{r.device}/{r.stream}/{seq}/{t}"
@@ -57,7 +69,8 @@ def status_counts(records: pd.DataFrame, by: str = "station_id") -> pd.DataFrame
 
 
 def count(table: pd.DataFrame, station: str, status: str) -> int:
-    return int(table.at[station, status]) if station in table.index else 0
+    # a status_counts table: int64 cells
+    return int(cast(np.int64, table.at[station, status])) if station in table.index else 0
 
 
 def stream_records(data: RunData, stream: str) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ def inventory_complete(data: RunData, criteria: dict[str, Any]) -> list[Measurem
                       "records": record_keys(bad, with_detail=True)}
             | ({} if len(truth) else {"reason": "no inventory interval in the ground truth"})))
         lost = truth[truth["status"] == "lost"]
-        per_tank = {str(int(t)): int(n) for t, n in sorted(lost.groupby("tank").size().items())}
+        # tank: the float64 column _with_tank adds
+        per_tank = {str(int(cast(float, t))): int(n)
+                    for t, n in sorted(lost.groupby("tank").size().items())}
         out.append(Measurement(
             "DAT-3", "inventory.tanks_with_missing_intervals", len(per_tank), "==", 0, "tanks",
             sid, evidence={"missing_intervals_by_tank": per_tank,
@@ -65,7 +68,16 @@ def _with_tank(data: RunData, recs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+class _TankRecordRow(Protocol):
+    """The columns _missing reads from a row of _with_tank's table."""
+
+    tank: float  # NaN: no ground-truth reading matched
+    seq: float
+    device_time: float
+
+
 def _missing(lost: pd.DataFrame) -> list[str]:
+    rows = cast(Iterable[_TankRecordRow], lost.itertuples(index=False))
     return [f"tank {int(r.tank)} @{int(r.device_time)}" if not pd.isna(r.tank)
             else f"seq {int(r.seq)} @{int(r.device_time)}"
-            for r in lost.itertuples(index=False)]
+            for r in rows]

@@ -21,7 +21,7 @@ max(`rss_growth_mib_per_day`, `rss_growth_allowance_mib` / fitted days)) and its
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -105,11 +105,11 @@ def daily_table(data: RunData, criteria: dict[str, Any]) -> pd.DataFrame:
         for sid in data.station_ids:
             until = data.simulated_until(sid)
             for d, (_, d1) in enumerate(days):
-                exp, got = (int(v) for v in per_day.loc[(sid, d)]) \
+                exp, got = (int(v) for v in cast(pd.Series, per_day.loc[(sid, d)])) \
                     if (sid, d) in per_day.index else (0, 0)
                 covered = until is not None and until >= d1 - 1e-6
                 completeness = got / exp if covered and exp else None
-                av = online.loc[(sid, d)]
+                av = cast(pd.Series, online.loc[(sid, d)])  # one row: a full index key
                 reasons = []
                 if completeness is None:
                     reasons.append("ground truth does not cover the day" if not covered
@@ -139,7 +139,8 @@ def resource_measurements(data: RunData, criteria: dict[str, Any]) -> list[Measu
     res = res[res["rss_bytes"].notna()]
     growth_limit, peak_limit = criteria["rss_growth_mib_per_day"], criteria["rss_peak_mib"]
     if not len(res):
-        ev = {"reason": "not measured: resources.parquet has no sample of an SUT process"}
+        ev: dict[str, Any] = {
+            "reason": "not measured: resources.parquet has no sample of an SUT process"}
         return [Measurement("STB-1", "resources.rss_growth", None, "<=", growth_limit,
                             "MiB/day", None, evidence=ev),
                 Measurement("STB-1", "resources.rss_peak", None, "<=", peak_limit, "MiB",

@@ -13,21 +13,26 @@ from __future__ import annotations
 from acceptance.faults import (
     broker_restart,
     collector_crash,
+    collector_disk_full,
     collector_stall,
     device_power_loss,
     device_silent,
     modbus_busy,
+    modbus_garbled,
     modbus_slow,
     network_cut,
     platform_crash,
+    platform_db_unavailable,
     platform_restart,
     platform_stall,
+    rtu_line_noise,
 )
 from acceptance.faults.base import FaultKind
 
 _MODULES = (collector_crash, collector_stall, network_cut, broker_restart, platform_crash,
             platform_restart, platform_stall, device_silent, device_power_loss, modbus_busy,
-            modbus_slow)
+            modbus_slow, rtu_line_noise, modbus_garbled, collector_disk_full,
+            platform_db_unavailable)
 KINDS: dict[str, FaultKind] = {m.KIND.name: m.KIND for m in _MODULES}
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from acceptance.chain import Chain, Fault
+    from acceptance.chain import Chain
+    from acceptance.schedule import Fault
 
 Action = Callable[["Chain", "Fault"], None]
 

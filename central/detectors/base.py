@@ -14,18 +14,19 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from central.vcf import Vcf
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 DEFAULT_ZONE = "Asia/Shanghai"
 DAY_S = 86400
-MUTANTS = ("blind", "jumpy")
 FILL_ATTRIBUTIONS = ("end", "apportioned")
-JUMPY_LIMIT_SCALE = 0.05  # statistical limits 20× too tight
 
 # Published alert vocabulary (docs/platform-api.md §5.3, design §1.2).
 CHEAT_KINDS = ("tank_gain", "tank_loss", "meter_skim", "idle_loss", "sequence_gap",
@@ -67,12 +68,13 @@ class Settings:
     `limit_scale` multiplies every *statistical* limit (CUSUM h, t-statistic limits,
     k-sigma limits, minimum litres of the plausibility checks); arithmetic tolerances
     (price rounding, exact totalizer chains, sequence steps) are not scaled.
-    The jumpy mutant sets it to 0.05.
+    `detect` False: collection only — detection progress advances, no alert is raised (a
+    platform before go-live).
     """
 
     limit_scale: float = 1.0
     overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    mutant: str | None = None
+    detect: bool = True
     zone: str = DEFAULT_ZONE
     densities: Mapping[str, float] = field(default_factory=dict)
     max_device_lag_s: int = DAY_S
@@ -85,18 +87,11 @@ class Settings:
     fill_attribution: str = "end"
 
     def __post_init__(self) -> None:
-        if self.mutant is not None and self.mutant not in MUTANTS:
-            raise ValueError(f"mutant {self.mutant!r}: expected one of {MUTANTS}")
         if self.fill_attribution not in FILL_ATTRIBUTIONS:
             raise ValueError(f"fill_attribution {self.fill_attribution!r}: expected one of "
                              f"{FILL_ATTRIBUTIONS}")
         if not (math.isfinite(self.limit_scale) and self.limit_scale > 0):
             raise ValueError(f"limit_scale must be > 0, got {self.limit_scale!r}")
-
-    @classmethod
-    def for_mutant(cls, mutant: str | None, **kw: Any) -> Settings:
-        scale = JUMPY_LIMIT_SCALE if mutant == "jumpy" else 1.0
-        return cls(limit_scale=scale, mutant=mutant, **kw)
 
     def context(self) -> Context:
         return Context(ZoneInfo(self.zone), Vcf(self.densities), self)
@@ -107,7 +102,7 @@ class Settings:
         return dataclasses.replace(default, **over) if over else default
 
 
-L = TypeVar("L")
+L = TypeVar("L", bound="DataclassInstance")  # a detector's limits: a dataclass
 
 
 @dataclass

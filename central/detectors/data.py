@@ -124,7 +124,7 @@ class Stream:
     @classmethod
     def from_rows(cls, name: str, rows: Sequence[Sequence[Any]]) -> Stream:
         spec = SPECS[name]
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in spec]
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in spec]
         out: dict[str, Any] = {}
         for (col, kind), values in zip(spec.items(), cols, strict=True):
             if kind == F:  # None → NaN

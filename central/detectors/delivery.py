@@ -28,7 +28,7 @@ One alert per delivery.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -101,10 +101,11 @@ class DeliveryDetector:
         dl = data.deliveries
         bol = dl.bol_volume_20c_ml[i]
         start, end = int(dl.start_time[i]), int(dl.end_time[i])
-        ev = {"delivery_seq": int(dl.seq[i]), "start_time": start, "end_time": end,
-              "measured_20c_ml": round(measured), "booked_20c_ml": round(booked),
-              "gauge_rise_20c_ml": int(dl.end_volume_20c_ml[i] - dl.start_volume_20c_ml[i]),
-              "bol_volume_20c_ml": None if np.isnan(bol) else int(bol)}
+        ev: dict[str, Any] = {
+            "delivery_seq": int(dl.seq[i]), "start_time": start, "end_time": end,
+            "measured_20c_ml": round(measured), "booked_20c_ml": round(booked),
+            "gauge_rise_20c_ml": int(dl.end_volume_20c_ml[i] - dl.start_volume_20c_ml[i]),
+            "bol_volume_20c_ml": None if np.isnan(bol) else int(bol)}
         as_of = end + guard
         if np.isnan(bol):
             ctx.note(self.name, "bill of lading not reported (uplink 1.0): deliveries not "

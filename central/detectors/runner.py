@@ -52,7 +52,7 @@ def evaluate_station(conn: Conn, station_id: str, through: int, settings: Settin
     wm = watermark if watermark is not None else station_watermark(conn, station_id, settings)
     ctx = settings.context()
     proposals: list[tuple[str, AlertProposal]] = []
-    if settings.mutant != "blind":
+    if settings.detect:
         data = load_station_data(conn, station_id, through, wm.device_through)
         proposals = detect(data, ctx)
     raised_at = now()

@@ -190,9 +190,11 @@ class TankVarianceDetector:
         out: list[AlertProposal] = leaks
         if abs(beta) * 100 > lim.beta_limit_pct * ctx.scale:
             side = "loss" if beta > 0 else "gain"
-            out.append(self._alert(ctx, lim, tank, side, learn, learn, beta, sigma, sigma_g,
-                                   series, {**common, "reason": "baseline bias beyond limit",
-                                            "beta_limit_pct": lim.beta_limit_pct * ctx.scale}))
+            alert = self._alert(ctx, lim, tank, side, learn, learn, beta, sigma, sigma_g,
+                                series, {**common, "reason": "baseline bias beyond limit",
+                                         "beta_limit_pct": lim.beta_limit_pct * ctx.scale})
+            if alert is not None:  # None defers a leak, only ever with an alarm_since: not here
+                out.append(alert)
         s_pos = s_neg = 0.0
         start_pos = start_neg = 0
         quiet_pos = quiet_neg = -1
@@ -434,7 +436,7 @@ class TankVarianceDetector:
                          and fit.rate_l_per_h >= lim.leak_ratio * rate
                          and idle["stretches"] > 0
                          and idle["rate_l_per_h"] >= lim.leak_ratio * rate)
-            if (leak_like and fit.rate_l_per_h / fit.rate_se >= lim.classify_t
+            if (leak_like and fit is not None and fit.rate_l_per_h / fit.rate_se >= lim.classify_t
                     and _idle_agrees(idle, lim.leak_ratio * rate)):
                 kind = "leak_suspected"
             elif (leak_like and alarm_since is not None

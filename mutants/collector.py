@@ -1,5 +1,11 @@
 """Deliberately broken variants of the reference collector (for QA, never for production).
 
+    python -m mutants.collector --mutant NAME collector|collectors <reference collector args>
+
+runs the reference collector (`forecourt collector` / `forecourt collectors`) with one
+mutation installed at its seams (the poller's record hook, the heartbeat fields, the spool
+at start-up); the reference collector itself has no notion of mutants.
+
 Each mutant breaks exactly one promise of the contract, so that an acceptance run shows
 what that failure looks like and proves its checker can fail (docs/sut.md lists which
 requirements each one must fail):
@@ -19,12 +25,17 @@ requirements each one must fail):
 
 from __future__ import annotations
 
+import argparse
 import logging
 import struct
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
+from collector import cli
 from collector.spool import Spool, SpoolRecord
+from collector.station import StationCollector
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +128,41 @@ def forget_spool(spool: Spool) -> int:
     if lost:
         log.warning("mutant no-spool: %d spooled records forgotten at start-up", lost)
     return lost
+
+
+def install(name: str) -> None:
+    """Break every StationCollector created from now on in this process the way `name` says."""
+    if name not in MUTANTS:
+        raise ValueError(f"mutant {name!r}: expected one of {', '.join(MUTANTS)}")
+    reference_init = StationCollector.__init__
+    reference_fields = StationCollector.heartbeat_fields
+
+    def init(self: StationCollector, endpoint: Any, *args: Any, **kwargs: Any) -> None:
+        reference_init(self, endpoint, *args, **kwargs)
+        self.poller.mutate = record_mutator(name, endpoint.dialect)
+        if name == "no-spool":  # before run(): nothing of the old spool is sent
+            forget_spool(self.spool)
+
+    def heartbeat_fields(self: StationCollector) -> dict:
+        fields = reference_fields(self)
+        return dict(fields, devices=heartbeat_devices(name, fields["devices"]))
+
+    StationCollector.__init__ = init  # type: ignore[method-assign]
+    StationCollector.heartbeat_fields = heartbeat_fields  # type: ignore[method-assign]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mutants.collector",
+                                     description="A deliberately broken reference collector "
+                                                 "(QA only; docs/sut.md).")
+    parser.add_argument("--mutant", required=True, choices=MUTANTS)
+    parser.add_argument("command", choices=("collector", "collectors"))
+    args, rest = parser.parse_known_args(argv)
+    install(args.mutant)
+    log.warning("MUTANT collector (%s): for harness self-tests only", args.mutant)
+    run = cli.main_collector if args.command == "collector" else cli.main_collectors
+    return run(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

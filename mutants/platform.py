@@ -1,0 +1,37 @@
+"""Broken reference platforms: the reference platform started with options that break its
+cheat warning (docs/sut.md).
+
+- `blind`: detection off (`--no-detect`); detection progress still advances, so a harness
+  does not wait for ever — every ALM-<class> with a cheat in the run must fail;
+- `jumpy`: every statistical limit 20 × too tight (`--limit-scale 0.05`) — ALM-FP must fail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from central.detectors.base import Settings
+
+JUMPY_LIMIT_SCALE = 0.05
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "blind": ("--no-detect",),
+    "jumpy": ("--limit-scale", repr(JUMPY_LIMIT_SCALE)),
+}
+MUTANTS = tuple(_OPTIONS)
+
+
+def platform_args(mutant: str | None) -> tuple[str, ...]:
+    """The reference platform's command-line options that make `mutant` (() for None)."""
+    if mutant is None:
+        return ()
+    try:
+        return _OPTIONS[mutant]
+    except KeyError:
+        raise ValueError(f"platform mutant {mutant!r}: expected one of {list(MUTANTS)}") from None
+
+
+def settings(mutant: str | None, **kw: Any) -> Settings:
+    """The detection settings of `mutant`, for in-process use (direct campaign worlds)."""
+    platform_args(mutant)  # validates the name
+    return Settings(limit_scale=JUMPY_LIMIT_SCALE if mutant == "jumpy" else 1.0,
+                    detect=mutant != "blind", **kw)
