@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -35,6 +35,7 @@ from test_central_support import (
     verify_ack,
     write_key_file,
 )
+from waiting import wait_for
 
 from acceptance.broker import Mosquitto
 from central.db import Database
@@ -45,13 +46,7 @@ pytestmark = pytest.mark.mosquitto
 TIMEOUT = 15.0
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +125,6 @@ class Platform:
     def stop(self) -> None:
         self.service.stop()
         self.db.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    gen = fresh_database(request.param, tmp_path)
-    url = next(gen)
-    ready_database(url).close()
-    yield url
-    gen.close()
 
 
 @pytest.fixture

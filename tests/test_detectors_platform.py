@@ -5,9 +5,8 @@ by GET /api/v1/alerts with as_of and detector, and the blind mutant."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from test_central_support import (
     ready_database,
     txn,
 )
+from waiting import wait_for
 
 from central.alerts import raise_alert
 from central.auth import TokenStore
@@ -46,13 +46,7 @@ READ = "read-token-0123456789"
 NOW = 1.9e9
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        done.wait(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+
 
 
 # -- the watermark ------------------------------------------------------------------------------

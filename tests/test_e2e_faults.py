@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform
@@ -47,16 +47,6 @@ def drain_and_compare(chain: Chain, timeout: float = 120.0, min_records: int = 1
     assert comparison.ok, f"{comparison.summary()}\n" + "\n".join(comparison.problems())
     assert comparison.summary()["received_once"] > min_records
     return comparison
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(step)
 
 
 def test_collector_kill9_mid_run_and_restart(tmp_path):

@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from test_central_support import fresh_database
+from waiting import wait_for
 
 from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform
@@ -41,16 +39,6 @@ BROKEN = ["{python}", str(ROOT / "tests" / "data" / "collector_acks_unspooled.py
           "--station", "{station}", "--endpoints", "{endpoints}", "--broker", "{broker}",
           "--keys", "{keys}", "--spool", "{spool_dir}", "--profiles", "{profiles}",
           "--heartbeat", "1", "--log-level", "WARNING"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

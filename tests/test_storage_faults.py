@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +27,6 @@ from test_central_support import (
     STATIONS,
     T0,
     data_message,
-    fresh_database,
     ready_database,
     txn,
     verify_ack,
@@ -352,15 +350,6 @@ def test_the_reference_collector_under_a_full_disk_loses_and_duplicates_nothing(
 
 
 # -- platform_db_unavailable -----------------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    gen = fresh_database(request.param, tmp_path)
-    url = next(gen)
-    ready_database(url).close()
-    yield url
-    gen.close()
-
 
 def _quick_to_give_up(conn) -> None:  # type: ignore[no-untyped-def]
     if conn.dialect == "postgresql":  # the platform waits without limit; the test need not

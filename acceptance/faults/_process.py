@@ -14,34 +14,15 @@ Reads, sockets, pipes and memory-mapped pages (SQLite's -shm) are not affected.
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from acceptance.processes import descendants
+
 Limits = tuple[int, int]
-
-
-def descendants(pid: int) -> list[int]:
-    """Child processes of `pid`, recursively (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            # the command name in parentheses may hold spaces: fields follow the last ")"
-            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    found: list[int] = []
-    frontier = {pid}
-    while frontier:
-        kids = [p for p, parent in parents.items() if parent in frontier]
-        found += kids
-        frontier = set(kids)
-    return found
 
 
 def sigxfsz_disposition(pid: int) -> str:

@@ -1,0 +1,22 @@
+"""Waiting on a condition, never on the machine's speed: poll until it holds, bounded by a
+deadline that only a hang reaches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "",
+             step: float = 0.02) -> T:
+    """The first true value `predicate` returns; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what or predicate}: not within {timeout} s"
+        time.sleep(step)
