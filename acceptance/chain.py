@@ -328,7 +328,7 @@ class Chain:
         return self.external_platform or bool(health.get("mqtt_subscribed"))
 
     def freeze_collector(self, station: str | None, frozen: bool) -> None:
-        self._collector(station).freeze(frozen)
+        self.collector_part(station).freeze(frozen)
 
     def freeze_platform(self, frozen: bool) -> None:
         if self.external_platform:
@@ -366,7 +366,8 @@ class Chain:
         time.sleep(down_s)
         self.start_broker()
 
-    def _collector(self, station: str | None) -> Part:
+    def collector_part(self, station: str | None) -> Part:
+        """The collector process serving `station` (the fleet process in fleet mode)."""
         key = "*" if self.settings.collectors == "fleet" else station
         if key is None or key not in self.collectors:
             raise ChainError(f"no collector for station {station!r} (collectors: "
@@ -375,11 +376,11 @@ class Chain:
 
     def kill_collector(self, station: str | None = None) -> None:
         """kill -9 the collector of `station` (the fleet process in fleet mode)."""
-        self._collector(station).kill9()
+        self.collector_part(station).kill9()
 
     def start_collector(self, station: str | None = None) -> None:
         """Start the collector again, on the same spool (nothing to do if it runs)."""
-        part = self._collector(station)
+        part = self.collector_part(station)
         if not part.alive:
             part.start()
 

@@ -558,7 +558,7 @@ def test_in_fleet_mode_the_disk_stays_full_until_every_stations_fault_has_ended(
     part = SimpleNamespace(name="collectors", pid=proc.pid, alive=True)
 
     class FleetChain:  # what the fault uses of a Chain in fleet mode (weakly referenced)
-        def _collector(self, station: str | None) -> SimpleNamespace:
+        def collector_part(self, station: str | None) -> SimpleNamespace:
             return part
 
     chain = FleetChain()

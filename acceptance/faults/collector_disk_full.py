@@ -20,7 +20,7 @@ _FILLED: weakref.WeakKeyDictionary[Chain, dict[str, tuple[FilledDisk, int]]] = \
 
 
 def start(chain: Chain, fault: Fault) -> None:
-    part = chain._collector(fault.station)
+    part = chain.collector_part(fault.station)
     held = _FILLED.setdefault(chain, {})
     if part.name in held:
         filled, count = held[part.name]
@@ -35,7 +35,7 @@ def start(chain: Chain, fault: Fault) -> None:
 
 
 def end(chain: Chain, fault: Fault) -> None:
-    part = chain._collector(fault.station)
+    part = chain.collector_part(fault.station)
     held = _FILLED.get(chain, {})
     if part.name not in held:
         return
