@@ -22,7 +22,7 @@ ALM = ("ALM-PULSE", "ALM-PART", "ALM-DATA", "ALM-PRICE", "ALM-STOCK", "ALM-DELIV
 def run(tmp_path: Path, *extra: str) -> tuple[int, dict, str]:
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "acceptance.cli", "run", str(PULSE), "--out",
-                          str(out), *extra], capture_output=True, text=True, timeout=900,
+                          str(out), *extra], capture_output=True, text=True, timeout=1200,
                          cwd=ROOT)
     record = json.loads((out / "record.json").read_text(encoding="utf-8"))
     return res.returncode, record, res.stdout + res.stderr

@@ -37,7 +37,7 @@ def run_smoke_with(tmp_path: Path, sut: dict) -> subprocess.CompletedProcess:
     path.write_text(yaml.safe_dump(scenario, allow_unicode=True), encoding="utf-8")
     return subprocess.run([sys.executable, "-m", "acceptance.cli", "run", str(path), "--out",
                            str(tmp_path / "run"), "--days", "0.6"], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+                          text=True, timeout=1200, cwd=ROOT)
 
 
 @pytest.mark.e2e

@@ -879,7 +879,7 @@ def test_forecourt_simulate_runs_a_cheat_scenario(tmp_path: Path):
         [sys.executable, "-m", "acceptance.cli", "simulate",
          str(ROOT / "scenarios" / "cheats" / "price_tamper.yaml"), "--out", str(out),
          "--days", "17", "--workers", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout.strip().splitlines()[-1])["counts"]
     assert counts["cheat_instances"] == 1 and counts["cheats"] == 1

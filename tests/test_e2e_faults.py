@@ -199,7 +199,7 @@ def test_corrupted_replies_leave_the_reference_accepted_for_dat_1_to_3(tmp_path)
              "duration": "2h", "rate": 0.5}])
     run = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "acceptance.cli", "run", str(scenario),
-                          "--out", str(run)], capture_output=True, text=True, timeout=600,
+                          "--out", str(run)], capture_output=True, text=True, timeout=1200,
                          cwd=REPO)
     assert res.returncode in (0, 1, 3) and (run / "record.json").exists(), \
         res.stdout + res.stderr

@@ -104,7 +104,7 @@ def run(tmp_path: Path, sut: dict | None = None) -> tuple[subprocess.CompletedPr
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "acceptance.cli", "run", str(path), "--out",
                           str(out), "--days", "0.6"], capture_output=True, text=True,
-                         timeout=600, cwd=ROOT)
+                         timeout=1200, cwd=ROOT)
     return res, out
 
 
