@@ -47,7 +47,7 @@ from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
 from acceptance.rundir import CHEAT_OFF_LINE
-from acceptance.schedule import FaultAction, run_schedule, scenario_faults
+from acceptance.schedule import FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
 from mutants.platform import platform_args
@@ -471,6 +471,11 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             actions.append(a)
             progress.fault(a)
 
+        on_line, waited = wait_on_line(chain, timeout=2 * chain.settings.start_timeout_s)
+        info["start_up"] = {"all_on_line": on_line, "waited_s": round(waited, 3)}
+        if not on_line:
+            info["notes"].append(f"not every station was on line at the platform {waited:.0f} s "
+                                 f"after start; the world started anyway (off-line time counts)")
         run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
                      on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from acceptance.faults import KINDS
+from acceptance.observe import ApiError
 from scenarios.loader import Scenario
 from scenarios.timespec import parse_duration
 
@@ -130,6 +131,28 @@ def run_schedule(chain: Chain, faults: Iterable[Fault], end: float, timeout: flo
         act(op, op.action, float(st["sim_time"]))
     clock.release()
     return log
+
+
+def wait_on_line(chain: Chain, timeout: float) -> tuple[bool, float]:
+    """Hold the world at its start until the platform shows every station's collector and
+    devices on line, so that start-up (processes starting, first connections and polls) is
+    no simulated off-line time of the SUT whatever the machine's load. (reached, wall s
+    waited); not reached within `timeout`: the run goes on and the off-line time counts."""
+    t0 = time.monotonic()
+    while True:
+        chain.check()
+        try:
+            states = chain.station_states()
+        except ApiError:
+            states = {}
+        up = [sid for sid in chain.station_ids
+              if (states.get(sid, {}).get("collector") or {}).get("online")
+              and states[sid].get("devices")
+              and all(d.get("online") for d in states[sid]["devices"])]
+        waited = time.monotonic() - t0
+        if len(up) == len(chain.station_ids) or waited >= timeout:
+            return len(up) == len(chain.station_ids), waited
+        time.sleep(0.2)
 
 
 def _reach(chain: Chain, t: float, deadline: float, stall_s: float | None
