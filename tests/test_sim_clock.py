@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
+from waiting import wait_for
 
 from acceptance.clock import ClockError, SimClock
 from acceptance.schedule import Fault, plan
@@ -19,11 +19,10 @@ H = 3600.0
 
 
 def _wait_status(clock: SimClock, until, what: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while not until(st := clock.status()):
-        assert time.monotonic() < deadline, f"{what}: last status {st}"
-        time.sleep(0.01)
-    return st
+    def reached() -> dict | None:
+        st = clock.status()
+        return st if until(st) else None
+    return wait_for(reached, timeout, what)
 
 
 def test_the_world_holds_exactly_at_each_horizon_and_runs_on_when_released(tmp_path):
@@ -34,8 +33,7 @@ def test_the_world_holds_exactly_at_each_horizon_and_runs_on_when_released(tmp_p
     seen: dict = {}
 
     def harness() -> None:
-        while not run.endpoints.get("control"):
-            time.sleep(0.01)
+        wait_for(lambda: run.endpoints.get("control"), 30, "the control channel")
         clock = SimClock(**run.endpoints["control"])
         try:
             st = clock.status()
