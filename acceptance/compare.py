@@ -18,7 +18,8 @@ truth's value (mL, fen, mm, °C, L …) at the register resolution of its profil
 (contracts/register_profiles/*.yaml), through the station's dialect — scaled int32/uint64, or
 float32/float64 rounded back to the resolution (docs/uplink.md §3, decoding rule) — then
 converted exactly to µm, m°C, mL, fen or value × 10⁴. Device times are the device clock's
-whole seconds (floor of the simulated time).
+whole seconds: the floor of the simulated time, or what a wrong clock showed (a clock fault
+of the scenario, listed in the manifest).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import pandas as pd
 
 from acceptance.observe import RECORD_FIELDS, PlatformClient, observe_records
 from devices.profile import Profile, load_profile
+from sim.config import ClockFault
+from sim.device_clock import device_faults, shown_array
 from sim.ledger import read_truth
 
 STATUSES = ("received_once", "lost", "duplicated", "altered", "unexpected")
@@ -244,6 +247,23 @@ def _truth_rows(spec: StreamSpec, truth: Truth) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+class _DeviceClocks:
+    """The device clock's whole second at true times, row by row: the floor of the simulated
+    time, or what a wrong clock showed (the manifest's `clock_faults`, sim/device_clock.py)."""
+
+    def __init__(self, truth: Truth, stations: np.ndarray, devices: np.ndarray) -> None:
+        faults = tuple(ClockFault(**f) for f in truth.manifest.get("clock_faults", []))
+        self.rows = [(np.flatnonzero((stations == sid) & (devices == dev)),
+                      device_faults(faults, sid, dev))
+                     for sid, dev in {(f.station_id, f.device) for f in faults}]
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        t = np.array(t, dtype=np.float64)
+        for rows, faults in self.rows:
+            t[rows] = shown_array(faults, t[rows])
+        return np.floor(t).astype(np.int64)
+
+
 def expected_records(truth: Truth, dialects: Mapping[str, str],
                      profiles: Mapping[str, Profile] | None = None) -> dict[str, pd.DataFrame]:
     """Per stream, the records the platform should hold, in its fields and units, plus
@@ -260,15 +280,17 @@ def expected_records(truth: Truth, dialects: Mapping[str, str],
         if unknown:
             raise CompareError(f"no register dialect for station(s) {unknown} "
                                f"(dialects given for {sorted(dialects)})")
+        stamp = _DeviceClocks(truth, src["station_id"].astype(str).to_numpy(),
+                              src["device"].astype(str).to_numpy())
         exp = pd.DataFrame({
             "station_id": src["station_id"].astype(str), "device": src["device"].astype(str),
             "seq": src["seq"].astype(np.int64),
-            "device_time": np.floor(src[spec.time_column].to_numpy(np.float64)).astype(np.int64),
+            "device_time": stamp(src[spec.time_column].to_numpy(np.float64)),
             "time": src[spec.record_time].astype(np.float64)})
         for p in spec.plain:
             col = src[p.source]
             exp[p.out] = (col.astype(str) if p.kind == "str" else
-                          np.floor(col.to_numpy(np.float64)).astype(np.int64) if p.kind == "floor"
+                          stamp(col.to_numpy(np.float64)) if p.kind == "floor"
                           else col.astype(np.int64))
         kinds = np.where(exp["device"].to_numpy() == "G", "tank_gauge", "dispenser")
         for m in spec.measures:

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from acceptance.faults import KINDS
-from scenarios.crosscheck import FAULT_PARTS, WIRE_FAULTS
+from scenarios.crosscheck import CLOCK_FAULTS, FAULT_PARTS, WIRE_FAULTS
 from scenarios.loader import ScenarioError, load_scenario
 from scenarios.variant import write_scenario_variant
 
@@ -104,6 +104,8 @@ def schedules(station_ids: list[str], run_minutes: int, kinds: list[str],
             fault["station"] = draw(st.sampled_from(fitting.get(kind, station_ids)))
         if kind == "device_power_loss":
             fault["device"] = draw(st.sampled_from(["D1", "D2"]))
+        elif kind in CLOCK_FAULTS:
+            fault["device"] = draw(st.sampled_from(["D1", "G"]))
         elif k.scope == "device":
             fault["device"] = draw(st.sampled_from([None, "D1", "G"]))
         start = STEP_MIN * (1 + draw(st.integers(0, slots - 1)))

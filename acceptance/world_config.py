@@ -8,13 +8,17 @@ criteria and the FIFO depth are not the world's business: they stay in `scenario
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
+from scenarios.crosscheck import CLOCK_FAULTS
 from scenarios.loader import Scenario
 from scenarios.timespec import parse_duration
 from sim.config import (
     CheatConfig,
+    ClockFault,
     DeliveryPolicy,
     DispenserConfig,
     InspectionPolicy,
@@ -72,6 +76,24 @@ def _station(row: dict[str, Any], conditions: dict[tuple[str, int], dict[str, An
     )
 
 
+DRIFT_S_PER_DAY = 600.0  # default of device_clock_drift: a failing RTC, 10 min a day
+RESET_TO = "2000-01-01T00:00:00"  # default of device_clock_reset: a typical RTC's zero
+
+
+def _clock_fault(f: dict[str, Any], scenario: Scenario) -> ClockFault:
+    common = dict(station_id=f["station"], device=f["device"], at=scenario.instant(f["at"]),
+                  duration_s=parse_duration(f["duration"]))
+    if f["kind"] == "device_clock_drift":
+        return ClockFault(**common, drift_s_per_day=float(f.get("drift_s_per_day",
+                                                                 DRIFT_S_PER_DAY)))
+    if "reset_to" in f:
+        reset_to = scenario.instant(f["reset_to"])
+    else:
+        reset_to = dt.datetime.fromisoformat(RESET_TO).replace(
+            tzinfo=ZoneInfo(scenario.timezone)).timestamp()
+    return ClockFault(**common, reset_to=reset_to)
+
+
 def _selected(scenario: Scenario, station_ids: Iterable[str] | None) -> list[str]:
     available = scenario.station_ids
     if station_ids is None:
@@ -109,6 +131,8 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         PowerCut(f["station"], int(f["device"][1:]), scenario.instant(f["at"]),
                  parse_duration(f["duration"]))
         for f in data["faults"] if f["kind"] == "device_power_loss" and f["station"] in ids)
+    clock_faults = tuple(_clock_fault(f, scenario) for f in data["faults"]
+                         if f["kind"] in CLOCK_FAULTS and f["station"] in ids)
     inspections = data.get("inspections") or {}
     policy = dict(data["deliveries"])
     policy["lead_time_h"] = tuple(float(h) for h in policy["lead_time_h"])
@@ -124,6 +148,7 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
         deliveries=DeliveryPolicy(**policy),
         cheats=cheats,
         power_cuts=power_cuts,
+        clock_faults=clock_faults,
         imperfections=data.get("imperfections", "realistic"),
         inspections=InspectionPolicy(
             mean_interval_days=float(inspections.get("mean_interval_days", 30.0)),

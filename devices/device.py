@@ -24,12 +24,15 @@ from devices.streams import (
     RECORD_VALUES,
     Values,
     dispenser_header_values,
+    epoch_s,
     gauge_header_values,
     nozzle_values,
     record_time,
     rtc_values,
     tank_values,
 )
+from sim.config import ClockFault
+from sim.device_clock import device_faults, shown
 from sim.records import DispenserView, GaugeView
 
 GAUGE_UNIT_ID = 1
@@ -62,7 +65,7 @@ class FifoChannel:
     spec_name: str
     fifo: CursorFifo
     layout: RecordLayout
-    values: Callable[[object], dict]
+    values: Callable[[object, Callable[[float], int]], dict]
     checked: bool = False
 
 
@@ -82,6 +85,7 @@ class FieldDevice:
         depth: int = 500,
         drop_sink: DropSink | None = None,
         event_sink: EventSink | None = None,
+        clock_faults: tuple[ClockFault, ...] = (),
     ) -> None:
         self.station_id = station_id
         self.device = device
@@ -98,6 +102,7 @@ class FieldDevice:
         self.codec = Codec(self.dialect)
         self.clock = clock
         self.civil = civil
+        self.clock_faults = device_faults(clock_faults, station_id, device)
         self.drop_sink = drop_sink
         self.event_sink = event_sink
         self.overflow_code = profile.event_code("fifo_overflow")
@@ -156,7 +161,7 @@ class FieldDevice:
         clock, civil = self.clock, self.civil
 
         def header_values() -> dict:
-            epoch = int(clock.now // 1)
+            epoch = self.stamp(clock.now)
             return {**constants, **head(), **rtc_values(epoch, civil.civil(epoch))}
 
         header_block = FieldBlock(header.fields, header.size, self.codec, f"{self.where} {header.name}")
@@ -169,13 +174,17 @@ class FieldDevice:
             regions.append(live_region(block.instance_base(n), unit_block, values, clock))
         return regions
 
+    def stamp(self, t: float) -> int:
+        """The device clock's second at true time `t` (wrong while a clock fault lasts)."""
+        return epoch_s(shown(self.clock_faults, t))
+
     # ---- records ------------------------------------------------------------------------
     def accept(self, stream: str, record: object) -> None:
         """Buffer a record the world produced (encode once, with its CRC)."""
         ch = self.channels.get(stream)
         if ch is None:
             raise ValueError(f"{self.where}: no FIFO for stream {stream!r}")
-        values = ch.values(record)
+        values = ch.values(record, self.stamp)
         if not ch.checked:
             ch.layout.check_names(set(values), f"{self.where} record encoder for {stream!r}")
             ch.checked = True

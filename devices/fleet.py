@@ -17,6 +17,7 @@ from devices.fifo import FifoDrop
 from devices.image import CivilTime
 from devices.profile import Profile, load_profile
 from devices.silence import Silence, windows_for
+from sim.config import WorldConfig
 from sim.records import DispenserView, GaugeView
 
 
@@ -44,6 +45,9 @@ class WorldLike(Protocol):
     def station(self, station_id: str) -> EventStation: ...
 
     def add_listener(self, fn) -> None: ...
+
+    @property
+    def config(self) -> WorldConfig: ...
 
 
 class WorldClock:
@@ -102,7 +106,8 @@ class DeviceFleet:
             if sid not in dialects:
                 raise ValueError(f"station {sid}: no register dialect given")
             common = dict(station_id=sid, dialect=dialects[sid], clock=clock, civil=civil,
-                          depth=depth, drop_sink=self._dropped, event_sink=self._log_event)
+                          depth=depth, drop_sink=self._dropped, event_sink=self._log_event,
+                          clock_faults=world.config.clock_faults)
             devs = [FieldDevice(device="G", view=world.gauge(sid), profile=profiles["tank_gauge"],
                                 **common)]  # type: ignore[arg-type]
             for d in world.dispensers(sid):

@@ -2,7 +2,8 @@
 
 Units follow the profiles: volumes in L (from *_ml / 1000), amounts in yuan (fen / 100),
 prices in yuan/L (unit_price_fen / 100), levels in mm, temperatures in degC, epochs in
-whole seconds (the device clock's second, i.e. floor of the simulated time). The names
+whole seconds (the device clock's second: the floor of the simulated time, unless a clock
+fault makes the device's clock wrong). The names
 are checked against the profile when a device is built (devices.image / devices.device),
 so a renamed field fails at start-up, not on the wire.
 """
@@ -30,6 +31,11 @@ def epoch_s(t: float) -> int:
     return math.floor(t)
 
 
+# The device clock's second at a true instant: epoch_s, or through a clock fault
+# (sim/device_clock.py)
+Stamp = Callable[[float], int]
+
+
 def grade_code(grade: str) -> int:
     """'92' -> 92, '95' -> 95, '0' (0# diesel) -> 0."""
     try:
@@ -40,14 +46,14 @@ def grade_code(grade: str) -> int:
 
 # ---- FIFO records -------------------------------------------------------------------
 
-def transaction_values(t: Transaction) -> Values:
+def transaction_values(t: Transaction, stamp: Stamp = epoch_s) -> Values:
     return {
         "seq": t.seq,
         "nozzle": t.nozzle,
         "grade": grade_code(t.grade),
         "tank": t.tank,
-        "start_epoch": epoch_s(t.start_time),
-        "end_epoch": epoch_s(t.end_time),
+        "start_epoch": stamp(t.start_time),
+        "end_epoch": stamp(t.end_time),
         "volume": t.displayed_volume_ml / 1000,
         "amount": t.amount_fen / 100,
         "unit_price": t.unit_price_fen / 100,
@@ -56,34 +62,34 @@ def transaction_values(t: Transaction) -> Values:
     }
 
 
-def dispenser_event_values(e: DeviceEvent) -> Values:
+def dispenser_event_values(e: DeviceEvent, stamp: Stamp = epoch_s) -> Values:
     return {
         "seq": e.seq,
         "code": e.code,
         "nozzle": e.unit,
-        "epoch": epoch_s(e.time),
+        "epoch": stamp(e.time),
         "value_old": e.value_old,
         "value_new": e.value_new,
     }
 
 
-def gauge_event_values(e: DeviceEvent) -> Values:
+def gauge_event_values(e: DeviceEvent, stamp: Stamp = epoch_s) -> Values:
     return {
         "seq": e.seq,
         "code": e.code,
         "tank": e.unit,
-        "epoch": epoch_s(e.time),
+        "epoch": stamp(e.time),
         "value_old": e.value_old,
         "value_new": e.value_new,
     }
 
 
-def inventory_values(r: InventoryRecord) -> Values:
+def inventory_values(r: InventoryRecord, stamp: Stamp = epoch_s) -> Values:
     g = r.reading
     return {
         "seq": r.seq,
         "tank": r.tank,
-        "epoch": epoch_s(r.time),
+        "epoch": stamp(r.time),
         "product_level": g.level_mm,
         "water_level": g.water_level_mm,
         "temperature": g.temperature_c,
@@ -94,13 +100,13 @@ def inventory_values(r: InventoryRecord) -> Values:
     }
 
 
-def delivery_values(d: DeliveryRecord) -> Values:
+def delivery_values(d: DeliveryRecord, stamp: Stamp = epoch_s) -> Values:
     s, e = d.start_reading, d.end_reading
     return {
         "seq": d.seq,
         "tank": d.tank,
-        "start_epoch": epoch_s(d.start_time),
-        "end_epoch": epoch_s(d.end_time),
+        "start_epoch": stamp(d.start_time),
+        "end_epoch": stamp(d.end_time),
         "start_gross_volume": s.gross_l,
         "start_volume_20c": s.volume_20c_l,
         "end_gross_volume": e.gross_l,
@@ -114,7 +120,7 @@ def delivery_values(d: DeliveryRecord) -> Values:
 
 
 # Value mapper per (device kind, stream), and the simulated time a record was produced.
-RECORD_VALUES: dict[tuple[str, str], Callable[[object], Values]] = {
+RECORD_VALUES: dict[tuple[str, str], Callable[[object, Stamp], Values]] = {
     ("dispenser", "transactions"): transaction_values,  # type: ignore[dict-item]
     ("dispenser", "events"): dispenser_event_values,  # type: ignore[dict-item]
     ("tank_gauge", "inventory"): inventory_values,  # type: ignore[dict-item]

@@ -226,7 +226,9 @@ def _check_tank_conditions(data, by_id, selected_ids, rep: _Report) -> None:
 FLEET_FAULTS = ("broker_restart", "platform_crash", "platform_restart", "platform_stall",
                 "platform_db_unavailable")
 DEVICE_FAULTS = ("device_silent", "device_power_loss", "modbus_busy", "modbus_slow",
-                 "rtu_line_noise", "modbus_garbled")
+                 "rtu_line_noise", "modbus_garbled", "device_clock_drift", "device_clock_reset")
+# faults of one device's clock (sim.config.ClockFault): they name a device and never overlap
+CLOCK_FAULTS = ("device_clock_drift", "device_clock_reset")
 # faults that corrupt reply frames on the wire, and the Modbus transport each one fits
 WIRE_FAULTS = {"rtu_line_noise": "rtu", "modbus_garbled": "tcp"}
 # the part each fault the harness serves acts on: two of them on one part may not overlap
@@ -271,9 +273,29 @@ def _check_wire_fault(data, fault: dict[str, Any], base: tuple, station: dict[st
     wire.append((at, at + duration, base[1], sid, device))
 
 
+def _check_clock_fault(fault: dict[str, Any], base: tuple, at: float | None, duration: float,
+                       clocks: dict[tuple[str, str], list[tuple[float, float, int]]],
+                       rep: _Report) -> None:
+    """A clock fault names its device, and one device's clock has one fault at a time."""
+    device = fault["device"]
+    if device is None:
+        rep.add((*base, "device"), f"a device 'G' or 'D<n>' (kind {fault['kind']} acts on "
+                "one device's clock)", "nothing")
+        return
+    if at is None:
+        return
+    key = (fault["station"], device)
+    for a, b, j in clocks.get(key, []):
+        if at < b and a < at + duration:
+            rep.add((*base, "at"), f"no overlap with faults[{j}] (both act on the clock of "
+                    f"{key[0]}/{device})", show(fault["at"]))
+    clocks.setdefault(key, []).append((at, at + duration, base[1]))
+
+
 def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
     busy: dict[tuple, list[tuple[float, float, int]]] = {}  # part → windows (start, end, index)
     wire: list[tuple[float, float, int, str, str | None]] = []  # WIRE_FAULTS windows so far
+    clocks: dict[tuple[str, str], list[tuple[float, float, int]]] = {}  # CLOCK_FAULTS windows
     for i, fault in enumerate(data["faults"]):
         base = ("faults", i)
         kind = fault["kind"]
@@ -300,6 +322,13 @@ def _check_faults(data, start, end, by_id, selected_ids, rep: _Report) -> None:
         if "delay_ms" in fault and kind != "modbus_slow":
             rep.add((*base, "delay_ms"), "no delay_ms for kind " + kind + " (modbus_slow only)",
                     show(fault["delay_ms"]))
+        for field, only in (("drift_s_per_day", "device_clock_drift"),
+                            ("reset_to", "device_clock_reset")):
+            if field in fault and kind != only:
+                rep.add((*base, field), f"no {field} for kind {kind} ({only} only)",
+                        show(fault[field]))
+        if kind in CLOCK_FAULTS:
+            _check_clock_fault(fault, base, at, duration, clocks, rep)
         if "rate" in fault and kind not in WIRE_FAULTS:
             rep.add((*base, "rate"), f"no rate for kind {kind} (rtu_line_noise and "
                     "modbus_garbled only)", show(fault["rate"]))

@@ -96,6 +96,27 @@ class PowerCut:
 
 
 @dataclass(frozen=True)
+class ClockFault:
+    """A device clock (RTC, 设备时钟) that is wrong for a while (faults device_clock_drift and
+    device_clock_reset, docs/faults.md): from `at` it gains `drift_s_per_day` seconds per
+    day (drift), or it jumps to `reset_to` and runs on from there (reset: a flat backup
+    battery at a power cycle); at `at + duration_s` it is set right again. The world's events
+    keep their true times; the device stamps them with its clock (sim/device_clock.py)."""
+
+    station_id: str
+    device: str  # "G" (tank gauge) or "D<n>"
+    at: float  # epoch s
+    duration_s: float
+    drift_s_per_day: float = 0.0
+    reset_to: float | None = None  # epoch s the clock shows at `at` (reset)
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0 or (self.reset_to is None) == (self.drift_s_per_day == 0):
+            raise ValueError(f"clock fault at {self.station_id}/{self.device}: expected a "
+                             f"duration > 0 and either a drift or a reset time")
+
+
+@dataclass(frozen=True)
 class CheatConfig:
     """A cheat of the catalogue (docs/cheats.md) acting from `start` (to `end`, if given) on
     its target: a nozzle (dispenser, nozzle), a dispenser (dispenser; nozzle 0 = all of its
@@ -123,6 +144,33 @@ class InspectionPolicy:
 
 
 @dataclass(frozen=True)
+class TaxPolicy:
+    """The stations' tax declarations (纳税申报, sim/tax.py): one per period and grade sold.
+
+    `period_days` None = calendar months in the world's zone; a number = periods of that many
+    days from the start (a shortened period for short runs). Each station closes its books
+    `booking_cutoff_min` before a period ends (日结): fills ending later are booked in the next
+    period. A declaration is filed `filing_lag_h` after its period ends."""
+
+    period_days: float | None = None
+    filing_lag_h: float = 240.0
+    booking_cutoff_min: float = 10.0
+    vat_rate: float = 0.13  # VAT on fuel (增值税); prices include it
+
+    def __post_init__(self) -> None:
+        if self.period_days is not None and not 0.125 <= self.period_days <= 366:
+            raise ValueError(f"tax.period_days: expected 0.125 … 366 days (or None for calendar "
+                             f"months), found {self.period_days!r}")
+        if not 0 <= self.filing_lag_h <= 24 * 366:
+            raise ValueError(f"tax.filing_lag_h: expected 0 … 8784 h, found {self.filing_lag_h!r}")
+        if not 0 <= self.booking_cutoff_min <= 30:
+            raise ValueError(f"tax.booking_cutoff_min: expected 0 … 30 min, found "
+                             f"{self.booking_cutoff_min!r}")
+        if not 0 <= self.vat_rate < 1:
+            raise ValueError(f"tax.vat_rate: expected 0 … 1, found {self.vat_rate!r}")
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     seed: int
     start: float  # epoch s
@@ -135,10 +183,12 @@ class WorldConfig:
     deliveries: DeliveryPolicy = DeliveryPolicy()
     cheats: tuple[CheatConfig, ...] = ()
     power_cuts: tuple[PowerCut, ...] = ()  # honest outages (a fault of the scenario)
+    clock_faults: tuple[ClockFault, ...] = ()  # wrong device clocks (faults of the scenario)
     inspections: InspectionPolicy = InspectionPolicy()
     # Honest imperfections (docs/noise-budget.md): "realistic" (default) or "ideal" (exact
     # capacity table, no probe offsets, nominal densities, constant meter errors).
     imperfections: str = "realistic"
+    tax: TaxPolicy = TaxPolicy()  # the stations' tax declarations (sim/tax.py)
 
     @property
     def end(self) -> float:

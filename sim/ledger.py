@@ -20,6 +20,7 @@ import json
 import os
 from array import array
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,9 @@ def manifest(config: WorldConfig, *, stations: Sequence[str], complete: bool,
         "days": config.days,
         "timezone": config.timezone,
         "inventory_interval_s": config.inventory_interval_s,
+        # wrong device clocks: the device times a reader of the truth must expect
+        # (sim/device_clock.py maps true times through them)
+        "clock_faults": [asdict(f) for f in config.clock_faults],
         "stations": list(stations),
         "simulated_until": simulated_until,
         "counts": counts,

@@ -454,3 +454,21 @@ def test_the_harness_posts_prices_and_verification_records_and_records_it(tmp_pa
     finally:
         server.stop()
         db.close()
+
+
+def test_a_wrong_device_clock_gives_the_device_times_it_showed():
+    """A clock fault in the manifest (sim/device_clock.py): the records of that device are
+    expected with the times its clock showed, the others' and `time` stay true."""
+    from sim.config import ClockFault
+
+    y2000 = 946656000.0
+    reset = ClockFault("S1", "D1", 1000.0, 100000.0, reset_to=y2000)
+    t = truth()
+    t = Truth(t.transactions, t.tank_states, t.deliveries, t.events, t.fifo_drops,
+              manifest={"clock_faults": [reset.__dict__]})
+    exp = expected_records(t, DIALECTS)
+    tx, ev = exp["transactions"], exp["events"]
+    assert tx["device_time"].tolist() == [y2000, 2000]  # S1/D1 reset; S2/D3 right
+    assert tx["end_time"].tolist() == [y2000 + 61, 2030]
+    assert tx["time"].tolist() == [1061.2, 2030.5]  # the true instants
+    assert ev["device_time"].tolist() == [y2000 + 85400, 86400]  # S2/G keeps its clock

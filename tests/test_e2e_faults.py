@@ -213,3 +213,25 @@ def test_corrupted_replies_leave_the_reference_accepted_for_dat_1_to_3(tmp_path)
     assert sum(n for key, n in garbled.items() if key.startswith("UMB44/")) >= 3, garbled
     assert garbled["UMB25/D1"] >= 1, garbled
     assert garbled["UMB25/G"] == garbled["UMB25/D2"] == 0, garbled  # outside the fault
+
+
+def test_wrong_device_clocks_reach_the_platform_as_the_devices_showed_them(tmp_path):
+    """A dispenser whose clock resets to 2000-01-01 for six hours and a gauge whose clock
+    gains two hours a day (served by the world): the reference collector and platform store
+    every record exactly once with the device times the wrong clocks stamped (the harness
+    expects those from the ground truth's manifest)."""
+    scenario = write_scenario_variant(SMOKE, tmp_path / "clocks.yaml", cheats=[], faults=[
+        {"kind": "device_clock_reset", "station": "UMB25", "device": "D1", "at": "+8h",
+         "duration": "6h"},
+        {"kind": "device_clock_drift", "station": "UMB44", "device": "G", "at": "+2h",
+         "duration": "12h", "drift_s_per_day": 7200}])
+    with Chain(settings(tmp_path, scenario=scenario)) as chain:
+        t0 = chain.scenario.start_epoch
+        records = drain_and_compare(chain).records
+    d1 = records[(records["station_id"] == "UMB25") & (records["device"] == "D1")]
+    reset = d1[(d1["time"] >= t0 + 8 * H + 60) & (d1["time"] < t0 + 14 * H)]
+    assert len(reset) >= 5 and (reset["device_time"] < 978307200).all()  # before 2001
+    gauge = records[(records["station_id"] == "UMB44") & (records["device"] == "G")
+                    & (records["stream"] == "inventory")]
+    late = gauge[(gauge["time"] >= t0 + 13 * H) & (gauge["time"] < t0 + 14 * H)]
+    assert len(late) >= 3 and ((late["device_time"] - late["time"]) > 3000).all()

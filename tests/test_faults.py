@@ -110,7 +110,7 @@ def test_bad_faults_are_refused_naming_the_field(tmp_path, fault, message):
     assert any(message in p for p in problems), problems
 
 
-def small_world(power_cuts=()) -> World:
+def small_world(power_cuts=(), clock_faults=()) -> World:
     station = StationConfig(
         station_id="S01", name="fault test", town="Haliut", ownership="private",
         dialect="int_be", transport="tcp", tanks=(TankConfig(1, "92", 30),),
@@ -118,6 +118,7 @@ def small_world(power_cuts=()) -> World:
         throughput_l_per_day={"92": 20000.0})
     return World(WorldConfig(seed=5, start=START, days=1.0, timezone="Asia/Shanghai",
                              stations=(station,), power_cuts=tuple(power_cuts),
+                             clock_faults=tuple(clock_faults),
                              prices=(PriceChange(START - 86400, "92", 703),)))
 
 

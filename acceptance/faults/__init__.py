@@ -15,6 +15,8 @@ from acceptance.faults import (
     collector_crash,
     collector_disk_full,
     collector_stall,
+    device_clock_drift,
+    device_clock_reset,
     device_power_loss,
     device_silent,
     modbus_busy,
@@ -32,7 +34,7 @@ from acceptance.faults.base import FaultKind
 _MODULES = (collector_crash, collector_stall, network_cut, broker_restart, platform_crash,
             platform_restart, platform_stall, device_silent, device_power_loss, modbus_busy,
             modbus_slow, rtu_line_noise, modbus_garbled, collector_disk_full,
-            platform_db_unavailable)
+            platform_db_unavailable, device_clock_drift, device_clock_reset)
 KINDS: dict[str, FaultKind] = {m.KIND.name: m.KIND for m in _MODULES}
 
 
