@@ -19,8 +19,8 @@ Files the run writes and their columns, as this module reads them:
 - `latency.parquet`: `key`, `station_id`, `stream`, `emitted_wall` (device emitted the
   record), `visible_wall` (first seen through the platform API; null = never).
 - `timeline.json`: a list of `{kind, station_id, device, sim_start, sim_end, wall_start,
-  wall_end, detail}`; `kind` is a fault kind, or a phase: `real_time_segment` (where
-  latency is measured), `startup`.
+  wall_end, detail}`; `kind` is a fault kind, `cheat_off_line` (a cheat took a dispenser
+  off line), or the phase `real_time_segment` (where latency is measured).
 - `observed/alerts.parquet`: GET /api/v1/alerts, ALERT_COLUMNS (`evidence` as JSON text;
   `as_of` device-clock epoch s, null if the platform gave none).
 - `observed/states.parquet`: GET /api/v1/states (device state reports), STATE_COLUMNS.
@@ -60,10 +60,9 @@ T = TypeVar("T")
 DAY_S = 86400.0
 COLLECTOR = ""  # availability rows of the collector itself carry this device
 REAL_TIME_SEGMENT = "real_time_segment"
-STARTUP = "startup"
 # timeline kinds whose off-line time the harness caused: not held against the SUT
 CHEAT_OFF_LINE = "cheat_off_line"  # a cheat took a dispenser off line (not the SUT's fault)
-EXCUSED_KINDS = (*(k.name for k in FAULT_KINDS.values() if k.excused), CHEAT_OFF_LINE, STARTUP)
+EXCUSED_KINDS = (*(k.name for k in FAULT_KINDS.values() if k.excused), CHEAT_OFF_LINE)
 
 AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
 RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")

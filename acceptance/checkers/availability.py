@@ -7,7 +7,7 @@ on line. Time is weighted in simulated seconds: a sample's state holds until the
 sample of the station (the last one for the median sampling step), cut at day boundaries.
 
 Off-line time the harness itself caused is **excused** — left out of both the on-line and
-the observed time: the windows of the timeline's faults and start-up (EXCUSED_KINDS; a
+the observed time: the windows of the timeline's faults (EXCUSED_KINDS; a
 `device_silent` fault excuses only its device), and the recovery after each — after the
 window ends, a device (or the collector) stays excused until the platform shows it on line
 again, for at most `recovery_grace_wall_s` of wall time (the platform needs its heartbeat
