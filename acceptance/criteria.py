@@ -147,7 +147,7 @@ CRITERIA: tuple[Criterion, ...] = (
         "gets it."),
     Criterion(
         "recovery_grace_wall_s", "STB-1", 120.0, "s", "non_negative",
-        "Off-line time caused by the harness (a fault of the timeline, or start-up) is not "
+        "Off-line time caused by the harness (a fault of the timeline) is not "
         "held against the SUT, nor is the recovery after it until the station is back on "
         "line, for at most this much wall time: the platform needs its 90 s heartbeat "
         "timeout to see a collector again, plus a heartbeat period."),
