@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
+from waiting import HANG_S
 
 from acceptance.schedule import scenario_faults
 from devices.fleet import DeviceFleet, WorldClock
@@ -111,7 +112,7 @@ def test_status_json_tracks_the_world_and_the_silences(tmp_path):
         task = asyncio.create_task(serve_async(
             world, compression=None, out_dir=tmp_path, stop_event=stop, linger=True,
             echo=False, ledger=None, silences=[silence], status_every_s=0.05))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_S
         while True:
             assert time.monotonic() < deadline and not task.done(), "no finished status"
             try:
@@ -161,7 +162,7 @@ def test_forecourt_devices_stops_cleanly_on_sigterm(tmp_path):
          "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_S
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "the world did not finish"

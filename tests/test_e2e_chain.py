@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import HANG_S
 
 from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform, load_truth
@@ -50,7 +51,7 @@ def assert_uplink_1_1(chain: Chain) -> None:
     drops = list(chain.api.items("deliveries"))
     assert drops and all(isinstance(d["bol_volume_20c_ml"], int) for d in drops), drops[:2]
     end = int(chain.device_status()["end"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HANG_S
     while True:
         through = {(sid, d["device"]): d["drained_through"]
                    for sid, st in chain.station_states().items() for d in st["devices"]}
@@ -85,7 +86,7 @@ def test_smoke_end_to_end_exactly_once(tmp_path, broker):
         assert report.drained and report.reason == "drained", report
         assert report.device_backlog == 0
         assert report.accepted == sum(report.served.values()) > 1000
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_S
         while True:  # the collectors' heartbeats come to report empty spools
             states = chain.station_states()
             if all(states[sid]["collector"]["backlog"] == 0 for sid in chain.station_ids):
@@ -177,7 +178,7 @@ def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):
 
     part = Part("stubborn", ["bash", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"],
                 tmp_path / "stubborn.log", tmp_path).start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while not (kids := descendants(part.pid)):
         assert time.monotonic() < deadline, "the child never started"
         time.sleep(0.05)
@@ -191,7 +192,7 @@ def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):
         return stat[stat.rindex(")") + 2] != "Z"
 
     for pid in kids:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_S
         while running(pid):
             assert time.monotonic() < deadline, f"child {pid} survived"
             time.sleep(0.05)

@@ -10,6 +10,7 @@ import pytest
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerType
+from waiting import HANG_S
 
 from devices.crc import crc_registers
 from devices.fleet import DeviceFleet, WorldClock
@@ -132,7 +133,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_consistent_truth(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_S
         while not (out / "endpoints.json").exists():
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "server did not start"
@@ -141,7 +142,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_consistent_truth(tmp_path):
         assert ep["stations"]["S02"]["transport"] == "rtu"  # from the station config
         assert Path(ep["stations"]["S02"]["serial_port"]).exists()
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        output, _ = proc.communicate(timeout=HANG_S)
     finally:
         if proc.poll() is None:
             proc.kill()
