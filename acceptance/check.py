@@ -25,7 +25,10 @@ import numpy as np
 import pandas as pd
 
 from acceptance.checkers.alarms import alert_table, cheat_table
+from acceptance.checkers.commerce import sales_table, stock_balance_table
+from acceptance.checkers.metrology import findings_table, verification_table
 from acceptance.checkers.stability import daily_table
+from acceptance.checkers.tax import tax_table
 from acceptance.criteria import CriteriaError, resolve_criteria
 from acceptance.record import Measurement, RunRecord, decide
 from acceptance.requirements import CATALOGUE, Requirement, load_checker
@@ -126,6 +129,11 @@ def _run_notes(data: RunData) -> list[str]:
     notes = [str(n) for n in data.run_info.get("notes") or []]
     if data.run_info.get("exit_reason"):
         notes.append(f"run ended: {data.run_info['exit_reason']}")
+    tax = data.scenario_doc.get("tax")
+    if isinstance(tax, dict) and tax.get("period_days") is not None:
+        notes.append(f"tax declarations use a shortened period of {tax['period_days']:g} "
+                     f"day(s) (scenario tax.period_days; the plan's are calendar months): "
+                     f"TAX-1 cross-checks them the same way, on shorter periods")
     if not data.manifest.get("complete", True):
         notes.append("the ground truth is incomplete (truth/manifest.json complete: false): "
                      "days it does not cover cannot be compliant")
@@ -148,7 +156,12 @@ def build_tables(data: RunData, criteria: dict[str, Any], notes: list[str]
                 "reconciliation": lambda: _reconciliation(data),
                 "records": lambda: _records(data),
                 "cheats": lambda: cheat_table(data),
-                "alerts": lambda: alert_table(data)}
+                "alerts": lambda: alert_table(data),
+                "commerce_sales": lambda: sales_table(data),
+                "stock_balance": lambda: stock_balance_table(data, criteria),
+                "tax": lambda: tax_table(data),
+                "metrology": lambda: verification_table(data),
+                "metrology_findings": lambda: findings_table(data, criteria)}
     tables: dict[str, list[dict[str, Any]]] = {}
     for name, build in builders.items():
         try:

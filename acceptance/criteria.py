@@ -94,6 +94,28 @@ CRITERIA: tuple[Criterion, ...] = (
         "which inspectors can absorb. In a short run any false alert exceeds it, as it "
         "should: a false accusation in a demonstration is a finding."),
     Criterion(
+        "tax_gap_tolerance", "TAX-1", 0.01, "ratio", "ratio",
+        "The platform's gap (its sales − the declared) of an under-declared period must equal "
+        "the ground truth's to within this share of the period's true sales (volume and "
+        "amount): both sum the same transactions by end_time over the same period, so only "
+        "records the SUT lost, duplicated or altered (DAT-1, DAT-2) or a wrong device clock "
+        "move it. 1 % leaves room for a fill straddling a boundary on a drifting clock and is "
+        "far below the gap of a 15 % under-declaration."),
+    Criterion(
+        "metrology_days", "MET-1", 1.0, "days", "positive",
+        "An expired verification, a record missing one of the three signatures and a seal "
+        "number that breaks the chain of records are facts of the paperwork the platform "
+        "already holds, true from a known instant (the end of the validity, the record's "
+        "own time): a daily audit — the market regulation bureau's daily ledger — flags each "
+        "within a day. A dispenser selling on an expired verification for more than a day "
+        "unflagged is what the plan's 强制检定 is meant to stop."),
+    Criterion(
+        "metrology_change_days", "MET-1", 2.0, "days", "positive",
+        "A component, seal or parameter change with no signed record is seen at the "
+        "collector's next header read, and the platform must wait a day for the three-party "
+        "record of legitimate work to be filed before it may call the change unsigned: one "
+        "day for the filing, one for the read and the evaluation (as alarm_days_part)."),
+    Criterion(
         "daily_completeness", "STB-1", 1.0, "ratio", "ratio",
         "A day counts towards stable operation only when all of its records (every stream) "
         "reached the platform exactly once with their values: store-and-forward makes loss "
@@ -151,6 +173,17 @@ CRITERIA: tuple[Criterion, ...] = (
         "held against the SUT, nor is the recovery after it until the station is back on "
         "line, for at most this much wall time: the platform needs its 90 s heartbeat "
         "timeout to see a collector again, plus a heartbeat period."),
+    Criterion(
+        "stock_balance_temperature_c", "COM-1", 0.1, "°C", "non_negative",
+        "COM-1 holds a monthly 进销存 balance's 20 °C figures (sales, received, variance) to "
+        "the truth's within α(grade) × this × metered sales (+ 0.5 mL per converted fill or "
+        "drop): the conversion depends on which gauge temperature a platform applies to a "
+        "fill (the reading before it, after it, or between), and adjacent readings differ "
+        "by the probe's noise and resolution (σ 0.05 °C, 0.1 °C: docs/noise-budget.md), so "
+        "one resolution step is allowed. For 92# (α 0.00126/°C at 725 kg/m³) that is "
+        "0.013 % of sales, 11 L on a month's 90 000 L — far below the 0.5 % the vendors' "
+        "rule of thumb investigates, so no stock problem hides in it. The gauge's own "
+        "figures (readings, drops, bills of lading, metered sales) must be equal."),
     Criterion(
         "rectification_days", None, 15, "days", "count",
         "Deadline of each rectification-ledger (整改台账) entry after the report: the plan "

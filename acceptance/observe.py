@@ -229,6 +229,65 @@ def observe_states(client: PlatformClient,
     return df[list(STATE_COLUMNS) + [c for c in df.columns if c not in STATE_COLUMNS]]
 
 
+# GET /api/v1/tax-checks items (docs/platform-api.md §5.13): the platform's comparison of its
+# sales with the tax declarations (以销核税).
+TAX_CHECK_COLUMNS = ("id", "station_id", "declaration_id", "reference", "grade",
+                     "period_start", "period_end", "declared_volume_ml", "declared_sales_fen",
+                     "platform_volume_ml", "platform_sales_fen", "transactions",
+                     "gap_volume_ml", "gap_sales_fen", "tolerance_volume_ml",
+                     "tolerance_sales_fen", "flagged", "missing_declaration", "status")
+
+
+def observe_tax_checks(client: PlatformClient,
+                       station_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, bool]:
+    """GET /api/v1/tax-checks: (one row per check, TAX_CHECK_COLUMNS first; whether the
+    platform offers the resource — a 404 gives an empty frame and False)."""
+    offered = True
+    try:
+        rows = _per_station(client, "tax-checks", station_ids)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        rows, offered = [], False
+    df = pd.DataFrame(rows)
+    for col in TAX_CHECK_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(TAX_CHECK_COLUMNS) + [c for c in df.columns
+                                         if c not in TAX_CHECK_COLUMNS]], offered
+
+
+# GET /api/v1/metrology items (docs/platform-api.md §5.14): the platform's metrology audit
+# per dispenser (计量器具检定台账); list and object fields kept as JSON text.
+METROLOGY_COLUMNS = ("station_id", "device", "as_of", "status", "valid_until", "overdue_since",
+                     "overdue_days", "records", "flagged", "last_verification", "expired",
+                     "unsigned_records", "seal_mismatches", "unsigned_changes")
+_METROLOGY_JSON = ("last_verification", "expired", "unsigned_records", "seal_mismatches",
+                   "unsigned_changes")
+
+
+def observe_metrology(client: PlatformClient,
+                      station_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, bool]:
+    """GET /api/v1/metrology: (one row per device, METROLOGY_COLUMNS first, nested fields
+    as JSON text; whether the platform offers the resource — a 404 gives an empty frame and
+    False)."""
+    offered = True
+    try:
+        items = _per_station(client, "metrology", station_ids)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        items, offered = [], False
+    rows = [{**item, **{k: json.dumps(item.get(k), ensure_ascii=False, sort_keys=True)
+                        for k in _METROLOGY_JSON}} for item in items]
+    df = pd.DataFrame(rows)
+    for col in METROLOGY_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(METROLOGY_COLUMNS) + [c for c in df.columns
+                                         if c not in METROLOGY_COLUMNS]], offered
+
+
 def detection_status(client: PlatformClient) -> list[dict[str, Any]] | None:
     """GET /api/v1/detection/status items, or None if the platform does not offer it (404)."""
     try:
@@ -258,3 +317,46 @@ def station_status(stations: list[dict[str, Any]]) -> pd.DataFrame:
                 "device_time": dev.get("device_time"), "failures": dev.get("failures"),
                 "error": dev.get("error")})
     return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
+
+
+# Commerce analytics (商务运行分析, docs/platform-api.md §5.15): the platform's fleet-wide sales
+# cells and each station's monthly stock balances, as served; a field it leaves out is null.
+COMMERCE_SALES_COLUMNS = ("month", "period_start", "period_end", "town", "ownership", "grade",
+                          "stations", "transactions", "volume_ml", "amount_fen")
+STOCK_BALANCE_COLUMNS = ("station_id", "tank", "grade", "month", "period_start", "period_end",
+                         "partial", "opening_time", "opening_volume_20c_ml", "deliveries",
+                         "received_20c_ml", "bol_volume_20c_ml", "deliveries_without_bol",
+                         "transactions", "sales_ml", "sales_20c_ml", "closing_time",
+                         "closing_volume_20c_ml", "variance_ml", "variance_pct_of_sales")
+# run-directory name → (resource, columns, read per station)
+COMMERCE_RESOURCES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "commerce_sales": ("commerce/sales", COMMERCE_SALES_COLUMNS, False),
+    "stock_balance": ("commerce/stock-balance", STOCK_BALANCE_COLUMNS, True),
+}
+
+
+def observe_commerce(client: PlatformClient, station_ids: Iterable[str] | None = None
+                     ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
+    """The commerce resources as frames (sales fleet-wide: the bureau's view; balances per
+    station), and per resource whether the platform served it: {`resource`, `served`,
+    `items`} or, when it answered an error or not at all, {`served`: false, `status`,
+    `error`} — recorded, never raised, so COM-1 fails with the reason instead of the run."""
+    ids = None if station_ids is None else list(station_ids)
+    frames: dict[str, pd.DataFrame] = {}
+    served: dict[str, dict[str, Any]] = {}
+    for name, (resource, columns, per_station) in COMMERCE_RESOURCES.items():
+        where = {"resource": f"GET {API_PREFIX}/{resource}"}
+        try:
+            rows = (_per_station(client, resource, ids) if per_station
+                    else list(client.items(resource)))
+        except ApiError as exc:
+            rows = []
+            served[name] = {**where, "served": False, "status": exc.status, "error": str(exc)}
+        else:
+            served[name] = {**where, "served": True, "items": len(rows)}
+        df = pd.DataFrame(rows)
+        for col in columns:
+            if col not in df.columns:
+                df[col] = pd.Series([None] * len(df), dtype=object)
+        frames[name] = df[list(columns) + [c for c in df.columns if c not in columns]]
+    return frames, served

@@ -36,6 +36,7 @@ _MARKET_TAX = ("旗市场监管局、税务局", "Banner Administration for Mark
 _MARKET_COMMERCE = ("旗市场监管局、商务局、公安局", "Banner Administration for Market Regulation, "
                     "Commerce Bureau and Public Security Bureau")
 _COMMERCE_TAX = ("旗商务局、税务局", "Banner Commerce Bureau and Taxation Bureau")
+_COMMERCE = ("旗商务局", "Banner Commerce Bureau")
 
 # The plan's words each requirement comes from.
 _COVERAGE = ("组织开展全旗加油站排查摸底，建立站点台账，明确设备安装清单、时间节点及责任主体，"
@@ -51,6 +52,10 @@ _DATA_CHEAT = ("保障防作弊预警、进销存、计量器具运行等数据�
 _STOCK_CHEAT = ("重点落实市场监管部门作弊预警……做好成品油进销存数据监测与分析……查处非法存储、销售"
                 "成品油及散装油品违规销售行为。")
 _DELIV_CHEAT = "做好成品油进销存数据监测与分析……精准比对进销存数据与纳税申报信息，防范偷逃税款行为。"
+# MUST: 一（一） names the commerce department's operations analysis among the platform's
+# core functions to be applied in full, in the same breath as cheat warning and tax
+_ANALYSIS = ("重点落实市场监管部门作弊预警、税务部门征管数据归集、商务部门运行分析等核心功能的全量应用"
+             "……做好成品油进销存数据监测与分析。")
 _TAX_CLAUSE = "依托“平台”数据强化税收征管，精准比对进销存数据与纳税申报信息，防范偷逃税款行为。"
 _METROLOGY = ("落实计量器具强制检定制度，联合维修单位、检定机构、加油站做好现场签字确认，"
               "实现问题倒查追溯。")
@@ -141,11 +146,17 @@ CATALOGUE: tuple[Requirement, ...] = (
          _CHEAT, "一（一）、一（五）", _MARKET, _C + "alarms.false_alerts"),
     _req("TAX-1", "MUST", "平台销售数据与纳税申报比对，少报被标记",
          "Platform sales cross-checked against tax declarations; under-declaration flagged",
-         _TAX_CLAUSE, "一（五）", _TAX, None),
+         _TAX_CLAUSE, "一（五）", _TAX, _C + "tax.sales_cross_checked"),
     _req("MET-1", "MUST", "无三方签字检定/维修记录的标定、参数、部件变更及检定过期被标记",
          "Calibration, parameter or component changes without a signed verification or "
          "maintenance record, and expired verifications, are flagged",
-         _METROLOGY, "一（五）", _MARKET, None),
+         _METROLOGY, "一（五）", _MARKET, _C + "metrology.verification_flagged"),
+    _req("COM-1", "MUST", "商务运行分析：按苏木镇、所有制、油品和月份统计销售，逐罐逐月平衡进销存，"
+         "数据与设备记录一致",
+         "Operations analysis for the commerce bureau: sales by town, ownership, grade "
+         "and month, and each tank's monthly purchase–sales–inventory balance, equal to "
+         "what the devices recorded", _ANALYSIS, "一（一）、一（五）", _COMMERCE,
+         _C + "commerce.operations_analysis"),
     _req("STB-1", "MUST", "连续稳定运行：每日完整率、在线率达标的连续天数达到要求，无未恢复的数据丢失，"
          "资源占用有界", "Continuous stable operation: daily completeness and on-line rate "
          "within limits for the required consecutive days, no unrecovered loss, bounded "

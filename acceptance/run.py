@@ -39,8 +39,11 @@ from acceptance.inputs import InputPoster, InputPump
 from acceptance.observe import (
     ApiError,
     observe_alerts,
+    observe_commerce,
+    observe_metrology,
     observe_records,
     observe_states,
+    observe_tax_checks,
     station_status,
 )
 from acceptance.processes import ChainError, SutExited
@@ -240,6 +243,12 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
                                                             index=False)
     observe_states(chain.api, chain.station_ids).to_parquet(obs / "states.parquet",
                                                             index=False)
+    checks, offered = observe_tax_checks(chain.api, chain.station_ids)
+    checks.to_parquet(obs / "tax_checks.parquet", index=False)
+    (obs / "tax_checks.json").write_text(json.dumps({"offered": offered}), encoding="utf-8")
+    audit, offered = observe_metrology(chain.api, chain.station_ids)
+    audit.to_parquet(obs / "metrology.parquet", index=False)
+    (obs / "metrology.json").write_text(json.dumps({"offered": offered}), encoding="utf-8")
     if detection is not None:
         (obs / "detection_status.json").write_text(json.dumps(
             asdict(detection), indent=1, ensure_ascii=False), encoding="utf-8")
@@ -257,6 +266,10 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
         rec_rows += list(chain.api.items("reconciliation", station_id=sid))
     if rec_rows:
         pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
+    commerce, served = observe_commerce(chain.api, chain.station_ids)
+    for name, df in commerce.items():
+        df.to_parquet(obs / f"{name}.parquet", index=False)
+    write_json(obs / "commerce.json", served)
 
 
 def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
@@ -480,6 +493,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                      on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
         pump.stop()
+        # declarations of periods that ended in the run but are filed after its end: the tax
+        # bureau hands them on now, before the platform is observed (late: run.json shows it)
+        poster.post_held_declarations()
         stop_progress.set()
         progress.close()
         info["drain"] = {"drained": drain.drained, "reason": drain.reason,
@@ -499,6 +515,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["exit_codes"] = chain.stop_field()
         # anything of the final ground truth the run did not post (late; run.json says so)
         poster.post_truth_table(chain.truth_dir)
+        poster.post_tax_truth_table(chain.truth_dir)
         _write_latency(chain, out, latency_timeline, windows)
     except RunInterrupted as exc:
         # the record says the run was interrupted and can at best be incomplete

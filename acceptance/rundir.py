@@ -24,8 +24,17 @@ Files the run writes and their columns, as this module reads them:
 - `observed/alerts.parquet`: GET /api/v1/alerts, ALERT_COLUMNS (`evidence` as JSON text;
   `as_of` device-clock epoch s, null if the platform gave none).
 - `observed/states.parquet`: GET /api/v1/states (device state reports), STATE_COLUMNS.
+- `observed/commerce_sales.parquet`, `observed/stock_balance.parquet`: GET
+  /api/v1/commerce/sales and /commerce/stock-balance, COMMERCE_SALES_COLUMNS and
+  STOCK_BALANCE_COLUMNS; `observed/commerce.json`: whether the platform served each.
 - `observed/detection_status.json`: how the wait for the detectors ended (`done`,
   `supported`, `reason`, `through`, `waited_s`, `status` per station).
+- `observed/tax_checks.parquet`: GET /api/v1/tax-checks, TAX_CHECK_COLUMNS (the platform's
+  sales vs the tax declarations); `observed/tax_checks.json`: `offered` (false: the
+  platform answered 404).
+- `observed/metrology.parquet`: GET /api/v1/metrology, METROLOGY_COLUMNS (the platform's
+  metrology audit per dispenser, nested fields as JSON text); `observed/metrology.json`:
+  `offered` (false: the platform answered 404).
 """
 
 from __future__ import annotations
@@ -51,7 +60,13 @@ from acceptance.compare import (
     load_truth,
 )
 from acceptance.faults import KINDS as FAULT_KINDS
-from acceptance.observe import STATE_COLUMNS
+from acceptance.observe import (
+    COMMERCE_SALES_COLUMNS,
+    METROLOGY_COLUMNS,
+    STATE_COLUMNS,
+    STOCK_BALANCE_COLUMNS,
+    TAX_CHECK_COLUMNS,
+)
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
 from sim.ledger import read_truth
@@ -295,6 +310,28 @@ class RunData:
                              RECONCILIATION_COLUMNS)
 
     @cached_property
+    def commerce_served(self) -> dict[str, Any]:
+        """observed/commerce.json: per commerce resource whether the platform served it
+        (`served`, `items`) or what it answered instead (`status`, `error`)."""
+        doc = self._json("observed/commerce.json", "observer")
+        if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+            raise RunDataError(f"{self.root / 'observed/commerce.json'}: expected an object "
+                               f"of resource → {{served, …}}")
+        return doc
+
+    @cached_property
+    def commerce_sales(self) -> pd.DataFrame:
+        """GET /api/v1/commerce/sales (fleet-wide) as observed at the end."""
+        return self._parquet("observed/commerce_sales.parquet", "observer",
+                             COMMERCE_SALES_COLUMNS)
+
+    @cached_property
+    def stock_balance(self) -> pd.DataFrame:
+        """GET /api/v1/commerce/stock-balance of the stations in scope as observed."""
+        return self._parquet("observed/stock_balance.parquet", "observer",
+                             STOCK_BALANCE_COLUMNS)
+
+    @cached_property
     def alerts(self) -> pd.DataFrame:
         """GET /api/v1/alerts as observed after the detectors finished: ALERT_FIELDS, with
         `as_of`/`raised_at` numeric, `nozzle`/`tank` nullable integers, `evidence` JSON text."""
@@ -311,6 +348,36 @@ class RunData:
     def states(self) -> pd.DataFrame:
         """GET /api/v1/states: the device state reports the platform holds."""
         return self._parquet("observed/states.parquet", "observer", STATE_COLUMNS)
+
+    @cached_property
+    def tax_checks(self) -> pd.DataFrame:
+        """GET /api/v1/tax-checks as observed at the end: the platform's comparison of its
+        sales with the tax declarations, `period_start`/`period_end` numeric."""
+        df = self._parquet("observed/tax_checks.parquet", "observer", TAX_CHECK_COLUMNS)
+        return df.assign(station_id=df["station_id"].astype(str),
+                         period_start=pd.to_numeric(df["period_start"], errors="coerce"),
+                         period_end=pd.to_numeric(df["period_end"], errors="coerce"))
+
+    @cached_property
+    def metrology(self) -> pd.DataFrame | None:
+        """GET /api/v1/metrology as observed at the end (None: not written, e.g. a run
+        before MET-1 had a checker, or a platform that answered 404)."""
+        if not (self.root / "observed/metrology.parquet").exists():
+            return None
+        doc = (self._json("observed/metrology.json", "observer")
+               if (self.root / "observed/metrology.json").exists() else {})
+        if isinstance(doc, dict) and not doc.get("offered", True):
+            return None
+        df = self._parquet("observed/metrology.parquet", "observer", METROLOGY_COLUMNS)
+        return df.assign(station_id=df["station_id"].astype(str))
+
+    @cached_property
+    def tax_checks_offered(self) -> bool:
+        """Whether the platform offered GET /api/v1/tax-checks (true when not recorded)."""
+        if not (self.root / "observed/tax_checks.json").exists():
+            return True
+        doc = self._json("observed/tax_checks.json", "observer")
+        return not isinstance(doc, dict) or bool(doc.get("offered", True))
 
     @cached_property
     def detection_status(self) -> dict[str, Any] | None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from acceptance.criteria import defaults
 from acceptance.schedule import Fault, scenario_faults
+from acceptance.world_config import tax_policy
 from mutants.collector import MUTANTS
 from mutants.platform import MUTANTS as PLATFORM_MUTANTS
 from scenarios.loader import Scenario
 from sim.cheats.registry import CHEAT_KINDS
+from sim.tax import period_bounds
 
 OFFICIAL = ("scenarios/acceptance/county.yaml", "scenarios/acceptance/city.yaml")
 GAUNTLET_S = 2 * 86400.0  # every class is caught within the first two simulated days
@@ -58,6 +61,39 @@ def _judged_cheat(s: Scenario, _f: list[Fault], until: float) -> bool:
     return False
 
 
+def _under_declared(s: Scenario, _f: list[Fault], until: float) -> bool:
+    """A tax_under_declaration cheat on while a declaration period ends, MARGIN_S before the
+    gauntlet does: the platform then holds an under-declared period to flag (TAX-1)."""
+    cheats: list[dict[str, Any]] = s.data.get("cheats") or []
+    ends = [b for _a, b in period_bounds(s.start_epoch, until - MARGIN_S,
+                                         tax_policy(s.data.get("tax") or {}),
+                                         ZoneInfo(s.timezone))]
+    for c in cheats:
+        if c["kind"] != "tax_under_declaration":
+            continue
+        on, off = s.instant(c["start"]), None if c.get("end") is None else s.instant(c["end"])
+        if any(on < b and (off is None or b < off) for b in ends):
+            return True
+    return False
+
+
+def _metrology_finding(s: Scenario, _f: list[Fault], until: float) -> bool:
+    """A metrology finding (a lapsed verification, an unsigned record, a broken seal chain:
+    the MET kinds of docs/cheats.md) MARGIN_S before the gauntlet ends: the platform holds a
+    record it must audit and flag (MET-1)."""
+    cheats: list[dict[str, Any]] = s.data.get("cheats") or []
+    for c in cheats:
+        if CHEAT_KINDS[c["kind"]].cheat_class != "MET":
+            continue
+        at = s.instant(c["start"])
+        if c["kind"] == "seal_mismatch":  # the record that shows the broken chain comes later
+            spec = CHEAT_KINDS["seal_mismatch"].param_spec["record_after_h"]
+            at += 3600.0 * float(c.get("record_after_h", spec.default))
+        if at <= until - MARGIN_S:
+            return True
+    return False
+
+
 def _records(s: Scenario, _f: list[Fault], _u: float) -> bool:
     return bool(s.station_ids)
 
@@ -75,6 +111,12 @@ CLASSES = (
                  _judged_cheat),
     # limits 20× too tight alert on honest variance at any station, cheating or not
     FailureClass("jumpy", "records (any station)", _records),
+    FailureClass("no-tax", "a tax_under_declaration cheat on when a declaration period ends, "
+                           "at least 2 h before the gauntlet does (a shortened tax period, "
+                           "e.g. tax: {period_days: 1})", _under_declared),
+    FailureClass("no-metrology", "a verification_lapse, unsigned_record or seal_mismatch "
+                                 "whose record or expiry falls at least 2 h before the "
+                                 "gauntlet ends", _metrology_finding),
 )
 assert {c.mutant for c in CLASSES} == {*MUTANTS, *PLATFORM_MUTANTS}, "a mutant without a class"
 

@@ -27,6 +27,7 @@ from sim.config import (
     ProbeConfig,
     StationConfig,
     TankConfig,
+    TaxPolicy,
     WorldConfig,
 )
 
@@ -155,4 +156,13 @@ def build_world_config(scenario: Scenario, *, days: float | None = None, seed: i
             # the schema asks for exactly two hours (min, max)
             duration_h=cast(tuple[float, float],
                             tuple(float(h) for h in inspections.get("duration_h", (1.0, 2.0))))),
+        tax=tax_policy(data.get("tax") or {}),
     )
+
+
+def tax_policy(tax: dict[str, Any]) -> TaxPolicy:
+    """The scenario's `tax` (docs/scenarios.md): period null/omitted = calendar months."""
+    period = tax.get("period_days")
+    return TaxPolicy(period_days=None if period is None else float(period),
+                     filing_lag_h=float(tax.get("filing_lag_h", 240.0)),
+                     booking_cutoff_min=float(tax.get("booking_cutoff_min", 10.0)))

@@ -7,7 +7,9 @@
 At start it applies pending schema migrations, imports the station registry, subscribes
 to the uplink, serves the HTTP API and starts the detection service (central/detectors/:
 cheat alerts on each station's data up to its watermark, every --detect-interval s; limits
-scaled by --limit-scale, none raised with --no-detect); then prints one JSON line to stdout
+scaled by --limit-scale, none raised with --no-detect; the sales vs tax declarations
+comparison of central/tax.py, off with --no-tax; the metrology audit of central/metrology.py,
+off with --no-metrology); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
 """
@@ -92,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-detect", action="store_true",
                    help="collection only: detection progress advances but no alert is "
                         "raised (a platform before go-live)")
+    p.add_argument("--no-tax", action="store_true",
+                   help="store tax declarations but never compare them with the sales "
+                        "(GET /api/v1/tax-checks serves nothing, no tax alert)")
+    p.add_argument("--no-metrology", action="store_true",
+                   help="store verification and maintenance records but never audit them "
+                        "(GET /api/v1/metrology serves nothing; no verification_expired, "
+                        "record_unsigned or seal_mismatch alert)")
     p.add_argument("--migrate-only", action="store_true",
                    help="apply schema migrations and exit")
     p.add_argument("--log-level", default="INFO",
@@ -160,13 +169,19 @@ def main(argv: list[str] | None = None) -> int:
                 "last_error": ingest.last_error}
 
     settings = Settings(limit_scale=args.limit_scale, detect=not args.no_detect,
-                        zone=args.timezone, densities=parse_densities(args.densities))
+                        zone=args.timezone, densities=parse_densities(args.densities),
+                        tax=not args.no_tax, metrology=not args.no_metrology)
     detection = DetectionService(db, settings, interval_s=args.detect_interval)
     if args.no_detect or args.limit_scale != 1.0:
         log.warning("detection %s", "off (collection only)" if args.no_detect
                     else f"limits scaled by {args.limit_scale:g}")
+    if args.no_tax:
+        log.warning("tax comparison off: declarations are stored, never compared")
+    if args.no_metrology:
+        log.warning("metrology audit off: verification records are stored, never audited")
 
-    ctx = Context(zone, vcf, args.heartbeat_timeout, time.time)
+    ctx = Context(zone, vcf, args.heartbeat_timeout, time.time, tax=not args.no_tax,
+                  metrology=not args.no_metrology)
     try:
         server = ApiServer(Api(db, tokens, ctx, health), *args.http)
     except OSError as exc:

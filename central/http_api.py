@@ -24,9 +24,8 @@ from central.resources import (
     ALERTS,
     COMPUTED_RESOURCES,
     TABLE_RESOURCES,
-    ComputedResource,
     Context,
-    TableResource,
+    ListResource,
 )
 from central.schemas import StrictValidator, json_path
 
@@ -65,7 +64,7 @@ class Api:
                                                      "ingest": self.health()},
         }
         for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
-            def list_route(c: Any, q: dict, r: TableResource | ComputedResource = res) -> Any:
+            def list_route(c: Any, q: dict, r: ListResource = res) -> Any:
                 return r.list(c, q, self.ctx)
             self.get_routes[f"{PREFIX}/{res.name}"] = list_route
         self.post_routes: dict[str, Callable[[Any, Any, Principal], Any]] = {

@@ -2,7 +2,8 @@
 maintenance records (计量检定、维修记录, with the three-party signatures 维修单位、检定机构、加油站).
 
 Validated against the JSON Schemas below (also published in the OpenAPI document) and
-stored as given, with a few columns extracted for queries. Used by later detectors.
+stored as given, with a few columns extracted for queries. The tax declarations are
+compared with the platform's sales by central/tax.py (以销核税).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ GRADE = {"type": "string", "pattern": "^(89|92|95|98|0|-10|-20|-35)$"}
 STATION = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
 FEN = {"type": "integer", "minimum": 0, "maximum": 9007199254740991}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+SIGNATORIES = ("maintainer", "verifier", "station")  # 维修单位、检定机构、加油站
+SEAL_POSITIONS = ("transducer", "encoder", "mainboard", "other")
 
 TAX_DECLARATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -30,10 +33,15 @@ TAX_DECLARATION_SCHEMA: dict[str, Any] = {
     "required": ["station_id", "period_start", "period_end", "declared_sales_fen"],
     "properties": {
         "station_id": STATION,
-        "period_start": {"type": "string", "format": "date",
-                         "description": "first day of the period (local date)"},
-        "period_end": {"type": "string", "format": "date",
-                       "description": "last day of the period, inclusive"},
+        "period_start": {"type": "string", "anyOf": [{"format": "date"},
+                                                      {"format": "date-time"}],
+                         "description": "first day of the period (local date), or its first "
+                                        "instant (ISO 8601 date-time; no offset = platform "
+                                        "zone) for a period shorter than a day"},
+        "period_end": {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}],
+                       "description": "last day of the period, inclusive (a date, end >= "
+                                      "start); or, with a date-time period_start, the instant "
+                                      "the period ends, exclusive (end > start)"},
         "grade": {**GRADE, "description": "fuel grade; omitted = all grades"},
         "declared_volume_ml": {**FEN, "description": "declared sales volume, mL"},
         "declared_sales_fen": {**FEN, "description": "declared turnover, fen"},
@@ -59,16 +67,36 @@ VERIFICATION_RECORD_SCHEMA: dict[str, Any] = {
                           "component_replacement", "seal_replacement"],
                  "description": "verification = 检定; the others are maintenance acts"},
         "performed_at": {"type": "string", "format": "date-time"},
-        "valid_until": {"type": "string", "format": "date",
-                        "description": "end of the verification's validity (检定有效期)"},
+        "valid_until": {"type": "string", "anyOf": [{"format": "date"},
+                                                    {"format": "date-time"}],
+                        "description": "end of the verification's validity (检定有效期): a "
+                                       "date = valid through that local day; a date-time "
+                                       "(no offset = platform zone) = valid until that "
+                                       "instant. After performed_at"},
         "result": {"enum": ["pass", "fail"]},
         "certificate_no": TEXT,
         "organisation": {**TEXT, "description": "verification body or maintenance company"},
         "signatures": {
             "type": "object", "additionalProperties": False, "minProperties": 1,
             "description": "three-party signatures: maintainer (维修单位), verifier "
-                           "(检定机构), station (加油站)",
+                           "(检定机构), station (加油站). The party that did the work must "
+                           "sign (a verification: verifier; other kinds: maintainer); a "
+                           "record without another party's signature is stored, "
+                           "fully_signed false, and flagged (record_unsigned)",
             "properties": {"maintainer": TEXT, "verifier": TEXT, "station": TEXT},
+        },
+        "seals": {
+            "type": "array", "maxItems": 20,
+            "description": "lead seals (铅封) as found (before) and as left (after) by the "
+                           "work; a seal found must be the one the device's previous record "
+                           "left, else the platform flags seal_mismatch",
+            "items": {"type": "object", "additionalProperties": False,
+                      "required": ["position"],
+                      "anyOf": [{"required": ["before"]}, {"required": ["after"]}],
+                      "properties": {
+                          "position": {"enum": list(SEAL_POSITIONS)},
+                          "before": {**TEXT, "description": "seal number found"},
+                          "after": {**TEXT, "description": "seal number left"}}},
         },
         "components": {
             "type": "array", "maxItems": 50,
@@ -143,12 +171,36 @@ datetime_epoch = _datetime
 station_known = _station_known
 
 
+def _is_date(text: str) -> bool:
+    return len(text) == 10  # YYYY-MM-DD (the schema allows only a date or a date-time)
+
+
+def period_epochs(start_text: str, end_text: str, zone: ZoneInfo) -> tuple[int, int]:
+    """[start, end) of a declaration's period in epoch s: dates are whole local days (the
+    end inclusive), date-times instants (the end exclusive). InputError names the field."""
+    if _is_date(start_text) != _is_date(end_text):
+        raise InputError("period_end", f"expected the same form as period_start (both dates "
+                                       f"or both date-times), found {end_text!r} after "
+                                       f"{start_text!r}")
+    if _is_date(start_text):
+        first = _date(start_text, "period_start")
+        last = _date(end_text, "period_end")
+        if last < first:
+            raise InputError("period_end", f"{last} is before period_start {first}")
+        after = last + dt.timedelta(days=1)
+        return (int(dt.datetime(first.year, first.month, first.day, tzinfo=zone).timestamp()),
+                int(dt.datetime(after.year, after.month, after.day, tzinfo=zone).timestamp()))
+    a = _datetime(start_text, "period_start", zone)
+    b = _datetime(end_text, "period_end", zone)
+    if b <= a:
+        raise InputError("period_end", f"{end_text} is not after period_start {start_text} "
+                                       f"(a date-time period is half-open: end > start)")
+    return int(a), int(b)
+
+
 def store_tax_declaration(conn: Conn, body: Any, zone: ZoneInfo, created_by: str) -> dict:
     _validate("tax", body)
-    start = _date(body["period_start"], "period_start")
-    end = _date(body["period_end"], "period_end")
-    if end < start:
-        raise InputError("period_end", f"{end} is before period_start {start}")
+    start_epoch, end_epoch = period_epochs(body["period_start"], body["period_end"], zone)
     _station_known(conn, body["station_id"])
     ref = body.get("reference")
     if ref is not None and conn.query_one(
@@ -157,35 +209,104 @@ def store_tax_declaration(conn: Conn, body: Any, zone: ZoneInfo, created_by: str
         raise InputError("reference", f"declaration {ref!r} of {body['station_id']} is "
                          "already stored", status=409)
     row_id = uuid.uuid4().hex
-    start_epoch = int(dt.datetime(start.year, start.month, start.day, tzinfo=zone).timestamp())
     conn.execute(
         "INSERT INTO tax_declarations (id, station_id, period_start, period_end, "
-        "period_start_epoch, grade, declared_volume_ml, declared_sales_fen, declared_tax_fen, "
-        "reference, body_json, created_at, created_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (row_id, body["station_id"], start.isoformat(), end.isoformat(), start_epoch,
-         body.get("grade"), body.get("declared_volume_ml"), body["declared_sales_fen"],
+        "period_start_epoch, period_end_epoch, grade, declared_volume_ml, declared_sales_fen, "
+        "declared_tax_fen, reference, body_json, created_at, created_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (row_id, body["station_id"], body["period_start"], body["period_end"], start_epoch,
+         end_epoch, body.get("grade"), body.get("declared_volume_ml"), body["declared_sales_fen"],
          body.get("declared_tax_fen"), ref, json.dumps(body, ensure_ascii=False,
                                                         sort_keys=True),
          time.time(), created_by))
     return {"id": row_id, **body}
 
 
+def author(kind: str) -> str:
+    """The signatory who did the work of a record `kind` and must sign it: the verification
+    institute a verification (检定), the maintenance company any other kind."""
+    return "verifier" if kind == "verification" else "maintainer"
+
+
+def valid_until_epoch(text: str, zone: ZoneInfo) -> float:
+    """The instant a verification's validity ends: a date is valid through that local day
+    (the next local midnight), a date-time until that instant."""
+    if _is_date(text):
+        after = _date(text, "valid_until") + dt.timedelta(days=1)
+        return dt.datetime(after.year, after.month, after.day, tzinfo=zone).timestamp()
+    return _datetime(text, "valid_until", zone)
+
+
+def _device_known(conn: Conn, station_id: str, device: str, nozzle: int | None) -> None:
+    if device == "G":
+        return
+    nozzles = [int(n) for (n,) in conn.query(
+        "SELECT nozzle FROM station_nozzles WHERE station_id = ? AND dispenser = ?",
+        (station_id, int(device[1:])))]
+    if not nozzles:
+        raise InputError("device", f"station {station_id} has no dispenser {device} in the "
+                                   f"registry")
+    if nozzle is not None and nozzle not in nozzles:
+        raise InputError("nozzle", f"dispenser {device} of {station_id} has nozzles "
+                                   f"{sorted(nozzles)}, not {nozzle}")
+
+
+def _duplicate(conn: Conn, body: dict[str, Any], performed: float) -> None:
+    """409 for a record already stored: the same kind and certificate number at the station
+    (a verification certificate and a work order are different series), or the same device,
+    nozzle, kind and instant."""
+    cert = body.get("certificate_no")
+    if cert is not None and conn.query_one(
+            "SELECT 1 FROM verification_records WHERE station_id = ? AND certificate_no = ? "
+            "AND kind = ?", (body["station_id"], cert, body["kind"])) is not None:
+        raise InputError("certificate_no", f"{body['kind']} record {cert!r} of "
+                         f"{body['station_id']} is already stored", status=409)
+    if conn.query_one(
+            "SELECT 1 FROM verification_records WHERE station_id = ? AND device = ? AND "
+            "COALESCE(nozzle, 0) = ? AND kind = ? AND performed_at = ?",
+            (body["station_id"], body["device"], body.get("nozzle") or 0, body["kind"],
+             performed)) is not None:
+        raise InputError("performed_at", f"a {body['kind']} record of {body['station_id']} "
+                         f"{body['device']} performed at {body['performed_at']} is already "
+                         "stored", status=409)
+
+
 def store_verification_record(conn: Conn, body: Any, zone: ZoneInfo, created_by: str) -> dict:
+    """Validate and store a verification / maintenance record; 400 (InputError) names the
+    field of a bad one, 409 a duplicate; nothing is stored then (docs/platform-api.md §5.8)."""
     _validate("verification", body)
     performed = _datetime(body["performed_at"], "performed_at", zone)
+    until = None
     if "valid_until" in body:
-        _date(body["valid_until"], "valid_until")
-    _station_known(conn, body["station_id"])
+        until = valid_until_epoch(body["valid_until"], zone)
+        if until <= performed:
+            raise InputError("valid_until", f"{body['valid_until']} is not after performed_at "
+                                            f"{body['performed_at']}")
     signed = body["signatures"]
-    fully = all(signed.get(k) for k in ("maintainer", "verifier", "station"))
+    who = author(body["kind"])
+    if not signed.get(who):
+        raise InputError(f"signatures.{who}", f"a {body['kind']} record is signed by the "
+                         f"{who} who did the work; it is missing (the other parties' "
+                         "signatures may be missing: the record is then stored and flagged)")
+    positions = [s["position"] for s in body.get("seals", [])]
+    for i, pos in enumerate(positions):
+        if pos in positions[:i]:
+            raise InputError(f"seals[{i}].position", f"seal position {pos!r} appears twice")
+    _station_known(conn, body["station_id"])
+    _device_known(conn, body["station_id"], body["device"], body.get("nozzle"))
+    _duplicate(conn, body, performed)
+    missing = [k for k in SIGNATORIES if not signed.get(k)]
+    fully = not missing
     row_id = uuid.uuid4().hex
     conn.execute(
         "INSERT INTO verification_records (id, station_id, device, nozzle, tank, kind, "
         "performed_at, valid_until, result, certificate_no, organisation, fully_signed, "
-        "body_json, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "body_json, created_at, created_by, valid_until_epoch, seals_json, signatures_missing) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row_id, body["station_id"], body["device"], body.get("nozzle"), body.get("tank"),
          body["kind"], performed, body.get("valid_until"), body.get("result"),
          body.get("certificate_no"), body["organisation"], int(fully),
-         json.dumps(body, ensure_ascii=False, sort_keys=True), time.time(), created_by))
-    return {"id": row_id, "fully_signed": fully, **body}
+         json.dumps(body, ensure_ascii=False, sort_keys=True), time.time(), created_by,
+         until, json.dumps(body.get("seals", []), ensure_ascii=False, sort_keys=True),
+         ",".join(missing)))
+    return {"id": row_id, "fully_signed": fully, "signatures_missing": missing, **body}

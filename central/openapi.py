@@ -10,9 +10,9 @@ from central.alerts import STATUSES, TRANSITIONS
 from central.inputs import TAX_DECLARATION_SCHEMA, VERIFICATION_RECORD_SCHEMA
 from central.params import DEFAULT_LIMIT, MAX_LIMIT
 from central.prices import POSTED_PRICE_SCHEMA
-from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ComputedResource, TableResource
+from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ListResource
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 PREFIX = "/api/v1"
 
 _LIFECYCLE = "; ".join(f"{a} → {' | '.join(b)}" for a, b in TRANSITIONS.items() if b)
@@ -72,7 +72,7 @@ def _schema_name(name: str) -> str:
     return "".join(p.capitalize() for p in name.replace("/", "-").split("-"))
 
 
-def _list_operation(res: TableResource | ComputedResource, schema_ref: str) -> dict[str, Any]:
+def _list_operation(res: ListResource, schema_ref: str) -> dict[str, Any]:
     params = [dict(_COMMON[p]) for p in res.params if p in _COMMON]
     for p in params:
         if p["name"] in ("from", "to"):

@@ -195,6 +195,15 @@ def _i64(values: Sequence[Any]) -> np.ndarray:
 
 def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> list[dict]:
     """Every reconciled tank-day of a station, sorted by (tank, day)."""
+    rows: list[dict] = []
+    for inp in station_inputs(conn, station_id):
+        rows.extend(tank_days(station_id, inp, zone, vcf))
+    return rows
+
+
+def station_inputs(conn: Conn, station_id: str) -> list[TankInputs]:
+    """The arrays of every tank of a station that has inventory readings, sorted by tank
+    (also read by the monthly balance of central/commerce.py)."""
     grades: dict[int, str] = dict(conn.query(
         "SELECT tank, grade FROM station_tanks WHERE station_id = ?", (station_id,)))
     readings: dict[int, list[tuple]] = defaultdict(list)
@@ -214,7 +223,7 @@ def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> 
             "ORDER BY tank, end_time", (station_id,)):
         drops[int(row[0])].append(tuple(int(v) for v in row[1:]))
 
-    rows: list[dict] = []
+    out: list[TankInputs] = []
     for tank in sorted(readings):
         r = list(zip(*readings[tank], strict=True))
         tx: list[Sequence[Any]] = list(zip(*txs.get(tank, []), strict=True)) or [[], [], []]
@@ -226,7 +235,6 @@ def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> 
             idx = np.searchsorted(r_time, tx_end, "left") - 1
             if (idx >= 0).any():
                 grade = str(tx_grade[idx >= 0][np.argmin(idx[idx >= 0])])
-        inp = TankInputs(tank, grade, r_time, _i64(r[1]), _i64(r[2]), tx_end, _i64(tx[1]),
-                         tx_grade, *(_i64(col) for col in d))
-        rows.extend(tank_days(station_id, inp, zone, vcf))
-    return rows
+        out.append(TankInputs(tank, grade, r_time, _i64(r[1]), _i64(r[2]), tx_end,
+                              _i64(tx[1]), tx_grade, *(_i64(col) for col in d)))
+    return out

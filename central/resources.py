@@ -10,8 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.alerts import STATUSES as ALERT_STATUSES
+from central.commerce import SALES_ITEM, STOCK_BALANCE_ITEM, sales_cells, station_balances
 from central.continuity import station_continuity
 from central.db import Conn
+from central.metrology import STATUSES as METROLOGY_STATUSES
+from central.metrology import station_audit
 from central.params import (
     ParamError,
     decode_cursor,
@@ -23,6 +26,9 @@ from central.params import (
     single,
 )
 from central.reconciliation import reconcile_station
+from central.registry import OWNERSHIP
+from central.tax import STATUSES as TAX_STATUSES
+from central.tax import station_tax_checks
 from central.topics import DEVICE_RE, STATION_RE
 from central.vcf import Vcf
 
@@ -35,6 +41,8 @@ class Context:
     vcf: Vcf
     heartbeat_timeout_s: float
     now: Callable[[], float]
+    tax: bool = True  # False (--no-tax): declarations are stored but never compared
+    metrology: bool = True  # False (--no-metrology): records are stored, never audited
 
 
 @dataclass(frozen=True)
@@ -371,6 +379,10 @@ VERIFICATION_RECORDS = TableResource(
      _c("valid_until", "string", nullable=True), _c("result", "string", nullable=True),
      _c("certificate_no", "string", nullable=True), _c("organisation", "string"),
      _c("fully_signed", "integer", "1 if all three parties signed"),
+     _c("signatures_missing", "string", "signatories who did not sign, comma-separated "
+        "('' = fully signed; null: stored before API 1.2)", nullable=True),
+     _c("valid_until_epoch", "number", "end of the verification's validity, epoch s (a date "
+        "valid_until: the local midnight after it)", nullable=True),
      _c("body", "json", "the record as submitted", sql="body_json"),
      _c("created_at", "number"), _c("created_by", "string")),
     (_DEVICE, Filter("kind", "kind", "text", "record kind")))
@@ -572,4 +584,208 @@ DETECTION_STATUS = ComputedResource(
     "(no time filter)", DETECTION_STATUS_ITEM, lambda r: [r["station_id"]], _detection_status,
     has_time=False)
 
-COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY, DETECTION_STATUS)
+def _tax_checks(conn: Conn, station: str, opts: dict[str, Any],
+                ctx: Context) -> list[dict[str, Any]]:
+    if not ctx.tax:
+        return []
+    lo, hi = opts.get("from"), opts.get("to")
+    grade, flagged, status = opts.get("grade"), opts.get("flagged"), opts.get("status")
+    return [r for r in station_tax_checks(conn, station, ctx.zone)
+            if (lo is None or r["period_start"] >= lo) and (hi is None or r["period_start"] < hi)
+            and (grade is None or r["grade"] == grade)
+            and (flagged is None or r["flagged"] == (flagged == "true"))
+            and (status is None or r["status"] == status)]
+
+
+_NULL_INT = {"type": ["integer", "null"]}
+TAX_CHECK_ITEM: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "description": "the declaration's id, or "
+                                                "missing/<station>/<start>/<end>/<grade>"},
+        "station_id": {"type": "string"},
+        "declaration_id": {"type": ["string", "null"],
+                           "description": "null: no declaration of this grade in the period"},
+        "reference": {"type": ["string", "null"]},
+        "grade": {"type": ["string", "null"], "description": "null = all grades"},
+        "period_start": _int("epoch s"), "period_end": _int("epoch s, exclusive"),
+        "declared_volume_ml": {**_NULL_INT, "description": "null: not declared"},
+        "declared_sales_fen": _int(),
+        "platform_volume_ml": _int("Σ volume_ml of the transactions with end_time in the "
+                                   "period (device clock)"),
+        "platform_sales_fen": _int("Σ amount_fen of those transactions"),
+        "transactions": _int(),
+        "gap_volume_ml": {**_NULL_INT, "description": "platform − declared"},
+        "gap_sales_fen": _int("platform − declared (> 0: less declared than sold)"),
+        "late_volume_ml": _int("platform sales in the 30 min before the period's end (a "
+                               "station may book them in the next period)"),
+        "late_sales_fen": _int(),
+        "tolerance_volume_ml": _NULL_INT,
+        "tolerance_sales_fen": _int("late sales + max(absolute, relative × sales)"),
+        "flagged": {"type": "boolean", "description": "under-declared: a gap beyond the "
+                                                      "tolerance"},
+        "missing_declaration": {"type": "boolean"},
+        "status": {"enum": list(TAX_STATUSES), "description": "checked: the station's data is "
+                   "complete through the period's end; pending: not yet"},
+        "data_through": {**_NULL_INT, "description": "the station's watermark, device clock"},
+    },
+}
+TAX_CHECK_ITEM["required"] = list(TAX_CHECK_ITEM["properties"])
+
+TAX_CHECKS = ComputedResource(
+    "tax-checks", "Sales vs tax declarations per station, period and grade (以销核税)",
+    "period_start", TAX_CHECK_ITEM,
+    lambda r: [r["station_id"], r["period_start"], r["period_end"], r["grade"] or "", r["id"]],
+    _tax_checks,
+    (Filter("grade", "grade", "text", "fuel grade"),
+     Filter("flagged", "flagged", "enum", "only flagged (true) or unflagged (false) rows",
+            choices=("true", "false")),
+     Filter("status", "status", "enum", "checked or pending", choices=TAX_STATUSES)))
+
+# -- commerce bureau (商务运行分析): fleet-wide aggregates, monthly stock balance ------------
+@dataclass(frozen=True)
+class FleetResource:
+    """Aggregates over the whole fleet (or the one station of `station_id`), computed on
+    demand, sorted and paged by their sort key."""
+
+    name: str
+    summary: str
+    time_doc: str
+    item: dict[str, Any]
+    sort_key: Callable[[dict[str, Any]], list[Any]]
+    compute: Callable[[Conn, str | None, dict[str, Any], Context], list[dict[str, Any]]]
+    filters: tuple[Filter, ...] = field(default=())
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return COMMON_PARAMS + tuple(f.name for f in self.filters)
+
+    def item_schema(self) -> dict[str, Any]:
+        return self.item
+
+    def list(self, conn: Conn, query: Mapping[str, list[str]], ctx: Context) -> dict[str, Any]:
+        check_known_params(query, self.params)
+        limit = parse_limit(single(query, "limit"))
+        sid = station_param(query)
+        opts: dict[str, Any] = {}
+        opts["from"], opts["to"] = _time_range(query, ctx.zone)
+        for f in self.filters:
+            text = single(query, f.name)
+            opts[f.name] = f.parse(text, ctx.zone) if text is not None else None
+        fp = fingerprint({"resource": self.name, "station_id": sid, **opts})
+        cursor = single(query, "cursor")
+        rows = sorted(self.compute(conn, sid, opts, ctx), key=self.sort_key)
+        if cursor is not None:
+            after = decode_cursor(cursor, fp)
+            try:
+                rows = [r for r in rows if self.sort_key(r) > after]
+            except TypeError:
+                raise ParamError("cursor", "not a cursor returned by this API") from None
+        items = rows[:limit]
+        more = len(rows) > limit
+        return {"items": items,
+                "next_cursor": encode_cursor(self.sort_key(items[-1]), fp) if more else None}
+
+
+def _commerce_sales(conn: Conn, station: str | None, opts: dict[str, Any],
+                    ctx: Context) -> list[dict[str, Any]]:
+    return sales_cells(conn, ctx.zone, station_id=station, lo=opts["from"], hi=opts["to"],
+                       town=opts["town"], ownership=opts["ownership"], grade=opts["grade"])
+
+
+def _stock_balance(conn: Conn, station: str, opts: dict[str, Any],
+                   ctx: Context) -> list[dict[str, Any]]:
+    return station_balances(conn, station, ctx.zone, ctx.vcf, lo=opts["from"], hi=opts["to"],
+                            tank=opts["tank"], grade=opts["grade"])
+
+
+_GRADE = Filter("grade", "grade", "text", "fuel grade")
+COMMERCE_SALES = FleetResource(
+    "commerce/sales", "Sales by month, town, ownership and grade (商务运行分析：销售统计)",
+    "end_time of the transactions (device clock); a month is cut to the range",
+    SALES_ITEM, lambda r: [r["month"], r["town"], r["ownership"], r["grade"]],
+    _commerce_sales,
+    (Filter("town", "town", "text", "town or sumu of the station registry"),
+     Filter("ownership", "ownership", "enum", "private (民营) or state (国营)",
+            choices=OWNERSHIP), _GRADE))
+
+STOCK_BALANCE = ComputedResource(
+    "commerce/stock-balance",
+    "Monthly purchase–sales–inventory balance per tank at 20 °C (进销存月度平衡)",
+    "the month's period (a month is cut to the range)", STOCK_BALANCE_ITEM,
+    lambda r: [r["station_id"], r["tank"], r["month"]], _stock_balance, (_TANK, _GRADE))
+
+
+def _metrology(conn: Conn, station: str, opts: dict[str, Any],
+               ctx: Context) -> list[dict[str, Any]]:
+    if not ctx.metrology:
+        return []
+    device, status, flagged = opts.get("device"), opts.get("status"), opts.get("flagged")
+    return [r for r in station_audit(conn, station)
+            if (device is None or r["device"] == device)
+            and (status is None or r["status"] == status)
+            and (flagged is None or r["flagged"] == (flagged == "true"))]
+
+
+_RECORD_REF = {"type": ["object", "null"], "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"},
+    "certificate_no": {"type": ["string", "null"]}, "performed_at": {"type": "number"},
+    "nozzle": {"type": ["integer", "null"]},
+    "valid_until": {"type": "number", "description": "epoch s (last_verification only)"}}}
+_FINDING = {"type": "object", "required": ["kind", "time", "detail"], "properties": {
+    "kind": {"enum": ["verification_expired", "record_unsigned", "seal_mismatch"]},
+    "time": _int("device clock, epoch s: when it became true (the alert's as_of)"),
+    "nozzle": {"type": ["integer", "null"]}, "detail": {"type": "string"},
+    "record": _RECORD_REF,
+    "missing": {"type": "array", "items": {"enum": ["maintainer", "verifier", "station"]}},
+    "seals": {"type": "array", "items": {"type": "object", "properties": {
+        "position": {"type": "string"}, "found": {"type": "string"},
+        "expected": {"type": "string"}, "expected_from": _RECORD_REF}}},
+    "valid_until": {"type": "number"}}}
+METROLOGY_ITEM: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "station_id": {"type": "string"},
+        "device": {"type": "string", "description": "D<n> (or G when records name it)"},
+        "as_of": {**_NULL_INT, "description": "device clock, epoch s: the audit's instant "
+                  "(the detectors' progress for the station); null = no data yet"},
+        "status": {"enum": list(METROLOGY_STATUSES), "description": "valid: a verification "
+                   "performed by as_of is valid after it; expired: none is (检定过期); "
+                   "no_record: no verification stating valid_until on file; unknown: no "
+                   "as_of yet"},
+        "last_verification": _RECORD_REF,
+        "valid_until": {"type": ["number", "null"],
+                        "description": "end of the latest validity on file, epoch s"},
+        "overdue_since": {"type": ["number", "null"]},
+        "overdue_days": {"type": ["number", "null"]},
+        "records": _int("verification and maintenance records on file for the device"),
+        "expired": {"type": "array", "items": _FINDING,
+                    "description": "every expiry with no renewal in time (past and current)"},
+        "unsigned_records": {"type": "array", "items": _FINDING},
+        "seal_mismatches": {"type": "array", "items": _FINDING},
+        "unsigned_changes": {"type": "array", "maxItems": 100, "description": (
+            "component, seal and parameter changes no fully signed record covers (the "
+            "identity detector's rule), decided one day after each"),
+            "items": {"type": "object", "properties": {
+                "kind": {"type": "string"}, "what": {"type": "string"}, "old": {},
+                "new": {}, "time": _int(), "nozzle": {"type": ["integer", "null"]},
+                "source": {"enum": ["state", "event"]}}}},
+        "flagged": {"type": "boolean", "description": "expired now, or any finding or "
+                                                      "unsigned change on file"},
+    },
+}
+METROLOGY_ITEM["required"] = list(METROLOGY_ITEM["properties"])
+
+METROLOGY = ComputedResource(
+    "metrology", "Metrology audit per dispenser: verification status, unsigned records, seal "
+    "mismatches, changes without a signed record (计量器具检定台账)",
+    "(no time filter)", METROLOGY_ITEM, lambda r: [r["station_id"], r["device"]], _metrology,
+    (_DEVICE, Filter("status", "status", "enum", "verification status",
+                     choices=METROLOGY_STATUSES),
+     Filter("flagged", "flagged", "enum", "only flagged (true) or unflagged (false) devices",
+            choices=("true", "false"))),
+    has_time=False)
+
+COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY, DETECTION_STATUS, TAX_CHECKS,
+                      COMMERCE_SALES, STOCK_BALANCE, METROLOGY)
+ListResource = TableResource | ComputedResource | FleetResource

@@ -3,7 +3,13 @@ cheat warning (docs/sut.md).
 
 - `blind`: detection off (`--no-detect`); detection progress still advances, so a harness
   does not wait for ever — every ALM-<class> with a cheat in the run must fail;
-- `jumpy`: every statistical limit 20 × too tight (`--limit-scale 0.05`) — ALM-FP must fail.
+- `jumpy`: every statistical limit 20 × too tight (`--limit-scale 0.05`) — ALM-FP must fail;
+- `no-tax`: tax declarations stored but never compared with the sales (`--no-tax`: GET
+  /api/v1/tax-checks serves nothing, no `tax_under_declaration` alert) — TAX-1 must fail;
+- `no-metrology`: verification records stored but never audited (`--no-metrology`: GET
+  /api/v1/metrology serves nothing, no `verification_expired`, `record_unsigned` or
+  `seal_mismatch` alert; the identity detector still flags unsigned changes, so ALM-* are
+  unchanged) — MET-1 must fail.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ JUMPY_LIMIT_SCALE = 0.05
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "blind": ("--no-detect",),
     "jumpy": ("--limit-scale", repr(JUMPY_LIMIT_SCALE)),
+    "no-tax": ("--no-tax",),
+    "no-metrology": ("--no-metrology",),
 }
 MUTANTS = tuple(_OPTIONS)
 
@@ -34,4 +42,5 @@ def settings(mutant: str | None, **kw: Any) -> Settings:
     """The detection settings of `mutant`, for in-process use (direct campaign worlds)."""
     platform_args(mutant)  # validates the name
     return Settings(limit_scale=JUMPY_LIMIT_SCALE if mutant == "jumpy" else 1.0,
-                    detect=mutant != "blind", **kw)
+                    detect=mutant != "blind", tax=mutant != "no-tax",
+                    metrology=mutant != "no-metrology", **kw)

@@ -17,11 +17,14 @@ from reports.cheats import (
     Lookalike,
     cheat_warning,
 )
+from reports.commerce import Commerce, commerce
 from reports.i18n import Labels, labels
+from reports.metrology import MetrologySection, metrology_section
 from reports.outcomes import MeasurementGroup, RequirementView, requirement_views
 from reports.rectification import RectificationItem, rectification_days, rectification_ledger
 from reports.stations import Coverage, StationResult, coverage, station_results
 from reports.subsidy import SubsidyRow, subsidy
+from reports.tax import TaxSection, tax_section
 from reports.text import clip, fmt_evidence, fmt_money, fmt_number, fmt_quantity, target_text
 
 OP_SIGNS = {">=": "≥", "<=": "≤", "==": "=", ">": ">", "<": "<"}
@@ -33,6 +36,8 @@ CITY_SIGNERS = ("dept.city_group", "dept.city_amr", "dept.city_commerce", "dept.
                 "dept.city_finance", "dept.city_data", "dept.county_government")
 THREE_PARTY = ("party.maintainer", "party.verifier", "party.station")
 METROLOGY_REQUIREMENT = "MET-1"
+COMMERCE_REQUIREMENT = "COM-1"
+TAX_REQUIREMENT = "TAX-1"
 CN_NUMERALS = "〇一二三四五六七八九十"
 
 
@@ -67,12 +72,17 @@ class ReportView:
     county_signers: tuple[str, ...] = COUNTY_SIGNERS
     city_signers: tuple[str, ...] = CITY_SIGNERS
     three_party: tuple[str, ...] = THREE_PARTY
+    commerce: Commerce | None = None  # the city report's 商务运行分析 (reports/commerce.py)
+    tax: TaxSection | None = None  # the city report's 以销核税 (reports/tax.py)
+    # the city report's 计量器具检定台账 (reports/metrology.py)
+    metrology_audit: MetrologySection | None = None
 
     # --- helpers the templates call -------------------------------------------------------
     def heading(self, n: int, key: str) -> str:
         """Numbered section heading: 一、… in Chinese (official document style), 1. … in English."""
-        if self.lang == "zh-CN" and 0 < n < len(CN_NUMERALS):
-            return f"{CN_NUMERALS[n]}、{self.t(key)}"
+        if self.lang == "zh-CN" and 0 < n < 20:  # 一 … 十, then 十一 … 十九
+            words = CN_NUMERALS[n] if n <= 10 else "十" + CN_NUMERALS[n - 10]
+            return f"{words}、{self.t(key)}"
         return f"{n}. {self.t(key)}"
 
     def entry(self, rid: str) -> dict[str, Any]:
@@ -198,6 +208,14 @@ class ReportView:
         return str(entry.get(f"{field}_{first}") or entry.get(f"{field}_{second}") or default)
 
     @property
+    def commerce_requirement(self) -> RequirementView | None:
+        return next((v for v in self.requirements if v.id == COMMERCE_REQUIREMENT), None)
+
+    @property
+    def tax_requirement(self) -> RequirementView | None:
+        return next((v for v in self.requirements if v.id == TAX_REQUIREMENT), None)
+
+    @property
     def metrology(self) -> RequirementView | None:
         return next((v for v in self.requirements if v.id == METROLOGY_REQUIREMENT), None)
 
@@ -216,7 +234,8 @@ def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
         provenance=_provenance(record, t), requirements=reqs, stations=stations,
         coverage=coverage(stations), subsidy_rows=rows, subsidy_total=total,
         rectification=rectification_ledger(record), rectification_days=rectification_days(record),
-        cheat=cheat,
+        cheat=cheat, commerce=commerce(record.tables, t), tax=tax_section(record, ledger_ids),
+        metrology_audit=metrology_section(record, ledger_ids),
         charts={
             "completeness": charts.daily_heatmap(daily, "completeness", ledger_ids, t),
             "online_ratio": charts.daily_heatmap(daily, "online_ratio", ledger_ids, t),

@@ -141,6 +141,15 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "verification_records": [
         ("cheat", "cheat", _I32), ("device", "device", _STR), ("nozzle", "nozzle", _I32),
         ("performed_at", "performed_at", _F64), ("kind", "kind", _STR), ("body", "body", _STR),
+        # the metrology paperwork (sim/metrology.py): what a platform must make of the record
+        ("valid_until", "valid_until", _F64), ("fully_signed", "fully_signed", _BOOL),
+        ("missing_signatures", "missing_signatures", _STR),
+        ("seal_mismatch", "seal_mismatch", _BOOL),
+    ],
+    "verification_lapses": [
+        ("device", "device", _STR), ("cheat", "cheat", _I32),
+        ("performed_at", "performed_at", _F64), ("expired_at", "expired_at", _F64),
+        ("renewed_at", "renewed_at", _F64),
     ],
     "off_book_draws": [
         ("cheat", "cheat", _I32), ("kind", "kind", _STR), ("tank", "tank", _I32),
@@ -150,6 +159,19 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("true_volume_20c_l", "true_volume_20c_l", _F64),
         ("displayed_volume_ml", "displayed_volume_ml", _I64), ("amount_fen", "amount_fen", _I64),
         ("unit_price_fen", "unit_price_fen", _I64), ("totalized", "totalized", _BOOL),
+    ],
+    # tax declarations (sim/tax.py, docs/ground-truth.md)
+    "tax_declarations": [
+        ("period_start", "period_start", _F64), ("period_end", "period_end", _F64),
+        ("grade", "grade", _STR), ("reference", "reference", _STR), ("filed", "filed", _BOOL),
+        ("filed_at", "filed_at", _F64), ("booked_from", "booked_from", _F64),
+        ("booked_to", "booked_to", _F64),
+        *[(f, f, _I64) for f in ("declared_volume_ml", "declared_amount_fen",
+                                 "declared_tax_base_fen", "declared_tax_fen", "true_volume_ml",
+                                 "true_amount_fen", "true_transactions", "gap_volume_ml",
+                                 "gap_amount_fen")],
+        ("under_declared", "under_declared", _BOOL), ("cheat", "cheat", _I32),
+        ("declared_share", "declared_share", _F64), ("body", "body", _STR),
     ],
 }
 TABLES: tuple[str, ...] = tuple(COLUMNS)
@@ -174,7 +196,12 @@ _TRUTH_TABLE = {"tank_state": "tank_states", "cheat": "cheats", "nozzle": "nozzl
                 "tank": "tanks", "cheat_instance": "cheat_instances",
                 "device_state": "device_states", "inspection": "inspections",
                 "verification_record": "verification_records",
-                "off_book_draw": "off_book_draws"}
+                "verification_lapse": "verification_lapses",
+                "off_book_draw": "off_book_draws", "tax_declaration": "tax_declarations"}
+# Documents the world files with other parties: a live Ledger also appends each one to
+# FILINGS at once, so a harness can hand it on in step with the world (docs/ground-truth.md).
+FILED_KINDS = ("tax_declaration",)
+FILINGS = "filings.jsonl"
 
 StationColumns = dict[str, dict[str, Any]]  # table -> column -> numpy array | list[str]
 
@@ -522,6 +549,8 @@ class Ledger:
                              f"ledger's {self.station_ids}")
         world.add_listener(self, streams=LEDGER_STREAMS)
         world.add_truth_listener(self.on_truth)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / FILINGS).unlink(missing_ok=True)  # this run's documents only
         self._world = world
         return self
 
@@ -530,6 +559,15 @@ class Ledger:
 
     def on_truth(self, station_id: str, kind: str, record: object) -> None:
         self._station(station_id).on_truth(station_id, kind, record)
+        if kind in FILED_KINDS:
+            self._file(kind, record)
+
+    def _file(self, kind: str, record: object) -> None:
+        """One line of FILINGS: {kind, the record's fields} (the rows are in the truth table
+        too, at the next flush)."""
+        line = {"kind": kind, **{f: getattr(record, f) for f in getattr(record, "__slots__", ())}}
+        with open(self.out_dir / FILINGS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def _station(self, station_id: str) -> StationTruth:
         try:

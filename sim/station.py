@@ -44,6 +44,7 @@ from sim.deliveries import DeliveryManager
 from sim.demand import Customers, generate_customers
 from sim.imperfections import MODES, STRAT_SD, TankImperfections, draw_meter, draw_tank
 from sim.meter import Meter, PriceSchedule, draw_meter_error
+from sim.metrology import MetrologyBook
 from sim.noise_budget import TankBudget, TankBudgetInput, fill_moments, tank_budget
 from sim.probe import GaugeErrors
 from sim.records import (
@@ -55,6 +56,7 @@ from sim.records import (
     Transaction,
 )
 from sim.tank import Tank, TankEmpty
+from sim.tax import TaxBooks
 from sim.thermal import ground_temperature_c
 from sim.vcf import DENSITY_20C
 
@@ -82,7 +84,10 @@ _RNG_IMPERFECTIONS, _RNG_BATCHES = 6, 7
 # The cheat catalogue (sim/cheats/): market-regulation inspections, and one child stream per
 # configured cheat (spawn key = the cheat's index in the scenario).
 _RNG_INSPECTIONS, _RNG_CHEATS = 8, 9
-_RNG_STREAMS = 10
+# The metrology paperwork (sim/metrology.py): last verifications, seal numbers, the
+# institute's visits (one child stream per dispenser).
+_RNG_METROLOGY = 10
+_RNG_STREAMS = 11
 
 
 def station_seed(seed: int, station_id: str) -> np.random.SeedSequence:
@@ -556,6 +561,15 @@ class Station:
                                           {t: v / 86400.0 for t, v in sales_per_tank.items()})
         self.budgets = self._noise_budgets(world, sales_per_tank)
 
+        # The books and tax declarations (sim/tax.py): before the cheats, which may change them.
+        self.tax = TaxBooks(cfg.station_id, sold, world.start, world.end, world.tax, tz,
+                            self.record_truth)
+        # The metrology paperwork (sim/metrology.py): before the cheats, which may hold a
+        # dispenser's verification or file records.
+        self.metrology = MetrologyBook(cfg.station_id, [d.dispenser for d in cfg.dispensers],
+                                       world.start, world.end, tz, streams[_RNG_METROLOGY],
+                                       self.record_truth)
+
         # Cheats (sim/cheats/): each on its own random stream; inspections they may avoid.
         policy = world.inspections
         self.inspections = draw_inspections(rngs[_RNG_INSPECTIONS], world.start, world.end, tz,
@@ -613,6 +627,7 @@ class Station:
             self._finished = True
             for cheat in self.cheats:  # what each cheat did (table cheat_instances)
                 self.record_truth("cheat_instance", cheat.instance(self.end))
+            self.metrology.finish(self.end)  # dispensers sold expired (verification_lapses)
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -633,6 +648,10 @@ class Station:
                 self._at(lane.customers.arrival[0], self._arrival, lane)
         for cheat in cheats:
             self.env.process(cheat.process())
+        if self.tax.periods:
+            self.env.process(self.tax.process(self.env))
+        for periodic in self.metrology.processes(self.env):
+            self.env.process(periodic)
         for cut in world.power_cuts:
             if cut.station_id == self.station_id:
                 self.env.process(self._power_cut(cut))
@@ -803,6 +822,7 @@ class Station:
             self.record_device_state(device)
         for start, end in self.inspections:
             self.record_truth("inspection", Inspection(self.station_id, start, end))
+        self.metrology.opening()  # each dispenser's last verification before the run
         for unit in self.gauge.tanks:
             self.deliveries.check(unit)
 
@@ -962,6 +982,7 @@ class Station:
             self.station_id, disp.dispenser, nozzle.nozzle, nozzle.grade, unit.tank, seq, txn_no,
             nozzle._fill_start, nozzle._fill_end, true_l, drawn_20c, shown, amount, nozzle._price,
             v0, v1, a0, a1, nozzle._vehicle, nozzle._fill_type))
+        self.tax.add(nozzle._fill_end, nozzle.grade, shown, amount)
         self.stats.served += 1
         self.deliveries.check(unit)
 

@@ -157,7 +157,8 @@ class World:
         """fn(station_id, kind, record) for ground-truth-only records: kind "tank_state"
         (TankSnapshot), "cheat" (CheatActivation), "nozzle" (NozzleInfo), "tank" (TankInfo),
         "cheat_instance", "device_state", "inspection", "verification_record",
-        "off_book_draw" (sim/cheats/records.py)."""
+        "verification_lapse", "off_book_draw" (sim/cheats/records.py), "tax_declaration"
+        (sim/tax.py)."""
         self._listeners.truth.append(fn)
 
     def station(self, station_id: str) -> Station:

@@ -1,7 +1,8 @@
 """Cheat warning end to end: a cheat of the catalogue through devices, Modbus, collectors,
 broker and the platform process, judged by the oracle — the reference platform passes every
-cheat-warning requirement (the verdict is incomplete only for the MUST requirements without a
-checker yet: TAX-1, MET-1, SEC-1), a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
+cheat-warning requirement (the verdict is incomplete only for the MUST requirement without a
+checker yet, SEC-1, TAX-1: no tax declaration period ends in its 22 days, and MET-1: no
+verification lapses and no unsigned record or change is made in it), a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
 the cheat-warning requirements they break (docs/sut.md)."""
 
 from __future__ import annotations

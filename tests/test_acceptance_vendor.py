@@ -63,9 +63,9 @@ def test_vendor_collector_and_platform_pass_all_they_can(tmp_path):
             "collector": {"kind": "external", "command": VENDOR_COLLECTOR, "per_station": True},
             "platform": {"kind": "external", "base_url": f"http://127.0.0.1:{port}",
                          "token": token, "broker": broker.url, "keys": str(keys)}})
-        # everything with a checker passes; TAX-1, MET-1, SEC-1 have none yet: incomplete
+        # everything with a checker passes; SEC-1 has none yet: incomplete
         assert res.returncode == 3, res.stdout + res.stderr
-        assert res.stdout.startswith("INCOMPLETE (not proven TAX-1, MET-1, SEC-1)"), res.stdout
+        assert res.stdout.startswith("INCOMPLETE (not proven SEC-1)"), res.stdout
         info = json.loads((tmp_path / "run" / "run.json").read_text())
         assert info["sut"]["collector"]["kind"] == "external"
         assert info["sut_versions"]["platform"] == f"external: http://127.0.0.1:{port}"

@@ -30,6 +30,7 @@ from sim.config import (
     PriceChange,
     StationConfig,
     TankConfig,
+    TaxPolicy,
     WorldConfig,
 )
 from sim.runner import simulate
@@ -54,6 +55,8 @@ DESIGN_KINDS = {
     "PRICE": {"price_tamper", "amount_mismatch"},
     "STOCK": {"blind_sales", "night_withdrawal", "gauge_frozen", "gauge_offset"},
     "DELIV": {"delivery_short_drop", "unbooked_delivery"},
+    "TAX": {"tax_under_declaration"},
+    "MET": {"verification_lapse", "unsigned_record", "seal_mismatch"},
     "LOOK": {"meter_drift", "hot_delivery", "leak", "verified_recalibration"},
 }
 
@@ -70,6 +73,7 @@ def station(sid: str = "S1") -> StationConfig:
 
 
 def config(*cheats: CheatConfig, days: float = 4.0, seed: int = 7, **kw) -> WorldConfig:
+    kw.setdefault("tax", TaxPolicy(period_days=1.0, filing_lag_h=6))  # daily declarations
     return WorldConfig(seed=seed, start=START, days=days, timezone=TZ, stations=(station(),),
                        prices=PRICES, cheats=cheats, imperfections="ideal", **kw)
 
@@ -138,7 +142,11 @@ CASES: dict[str, tuple[dict, dict]] = {
     "meter_drift": (N, {"drift": 0.002}),
     "hot_delivery": (T3, {"delta_c": 8}),
     "leak": (T1, {"litres_per_hour": 0.76}),
+    "tax_under_declaration": ({}, {"declared_share": 0.85}),
     "verified_recalibration": (N, {"adjust": -0.0015}),
+    "verification_lapse": (D, {}),
+    "unsigned_record": (N, {"adjust": 0.001}),
+    "seal_mismatch": (D, {"record_after_h": 6, "log_events": True}),
 }
 
 
@@ -150,7 +158,7 @@ def default_run(kind: str) -> Run:
 # ---------------------------------------------------------------- the catalogue
 
 
-def test_the_registry_holds_the_25_kinds_of_the_design():
+def test_the_registry_holds_the_kinds_of_the_design():
     by_class: dict[str, set[str]] = defaultdict(set)
     for kind, cls in CHEAT_KINDS.items():
         by_class[cls.cheat_class].add(kind)
@@ -162,8 +170,11 @@ def test_the_registry_holds_the_25_kinds_of_the_design():
 CHEAT_ALERTS = {"tank_gain", "tank_loss", "meter_skim", "idle_loss", "sequence_gap",
                 "totalizer_gap", "totalizer_reset", "price_mismatch", "amount_mismatch",
                 "parameter_change", "component_change", "seal_broken", "device_offline_sales",
-                "delivery_short", "delivery_unbooked", "gauge_frozen", "gauge_step"}
+                "delivery_short", "delivery_unbooked", "gauge_frozen", "gauge_step",
+                "tax_under_declaration"}
 OPERATIONAL_ALERTS = {"leak_suspected", "water_high", "device_offline"}  # design §1.2
+# the metrology audit's findings (docs/platform-api.md §5.3; MET-1)
+METROLOGY_ALERTS = {"verification_expired", "record_unsigned", "seal_mismatch"}
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
@@ -174,7 +185,7 @@ def test_expected_alerts_use_the_published_vocabulary(kind: str):
     if inst.lookalike:
         assert alerts <= OPERATIONAL_ALERTS  # a look-alike must raise no cheat alert
     else:
-        assert alerts and alerts <= CHEAT_ALERTS
+        assert alerts and alerts <= CHEAT_ALERTS | METROLOGY_ALERTS
 
 
 def test_the_scenario_schema_is_generated_from_the_registry():
@@ -240,7 +251,9 @@ def _trace_violations(r: Run) -> dict[str, bool]:
     seen["gauge"] = any(abs(s.reading.level_mm - s.truth.level_mm) > 3.0
                         for s in r.truth["tank_state"])
     seen["leak"] = any(s.leaked_20c_l > 0 for s in r.truth["tank_state"])
-    seen["verification_record"] = bool(r.truth["verification_record"])
+    # records a cheat made (the world files every dispenser's periodic verification too)
+    seen["verification_record"] = any(v.cheat >= 0 for v in r.truth["verification_record"])
+    seen["tax_under_declared"] = any(d.under_declared for d in r.truth["tax_declaration"])
     return seen
 
 
@@ -293,7 +306,11 @@ def test_each_kind_leaves_exactly_its_trace(kind: str):
 def test_an_honest_world_has_no_cheat_rows_and_one_state_per_device():
     r = run()
     assert not r.truth["cheat"] and not r.truth["cheat_instance"]
-    assert not r.truth["off_book_draw"] and not r.truth["verification_record"]
+    assert not r.truth["off_book_draw"] and not r.truth["verification_lapse"]
+    # only the periodic verifications before the run, one per dispenser, fully signed
+    assert sorted((v.device, v.cheat, v.performed_at < START, v.fully_signed)
+                  for v in r.truth["verification_record"]) == [
+        (d, -1, True, True) for d in ("D1", "D2", "D3")]
     assert sorted(s.device for s in r.truth["device_state"]) == ["D1", "D2", "D3", "G"]
     assert not [word for word, shown in _trace_violations(r).items() if shown]
 
@@ -603,7 +620,7 @@ def test_a_verified_recalibration_logs_its_events_and_a_signed_record():
            if e.code in (12, 20, 23)]
     assert got == [(20, at, 0, 0.0, 1.0), (12, at, 1, 1.0, pytest.approx(0.9985)),
                    (23, at + 1800, 0, 1.0, 0.0)]
-    (record,) = r.truth["verification_record"]
+    (record,) = [v for v in r.truth["verification_record"] if v.cheat == 0]
     body = json.loads(record.body)
     assert (record.device, record.nozzle, record.performed_at) == ("D1", 1, at)
     assert body["station_id"] == "S1" and body["device"] == "D1" and body["nozzle"] == 1
@@ -869,7 +886,13 @@ def test_each_cheat_scenario_validates_and_simulates(path: Path, tmp_path: Path)
     (inst,) = pq.read_table(tmp_path / "cheat_instances.parquet").to_pylist()
     assert inst["kind"] == path.stem and inst["station_id"] == entry["station"]
     assert not math.isnan(inst["first_start"]) and inst["active_s"] > 0
-    if path.stem not in ("totalizer_reset", "verified_recalibration"):
+    if inst["class"] == "MET":  # paperwork: its signature is in the metrology tables
+        records = pq.read_table(tmp_path / "verification_records.parquet").to_pylist()
+        lapses = pq.read_table(tmp_path / "verification_lapses.parquet").to_pylist()
+        assert [r for r in records if r["cheat"] == 0 and (
+            not r["fully_signed"] or r["seal_mismatch"])] or [
+            r for r in lapses if r["cheat"] == 0], "the cheat must act within the run"
+    elif path.stem not in ("totalizer_reset", "verified_recalibration"):
         assert inst["effect_l"] > 0, "the cheat must act within the run"
 
 

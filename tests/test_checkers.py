@@ -61,7 +61,9 @@ FAULTS = [  # kind, station, device, sim start (h from start), duration (h)
 ]
 REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "DAT-6", "STB-1",
             "ALM-PULSE", "ALM-PART", "ALM-DATA", "ALM-PRICE", "ALM-STOCK", "ALM-DELIV",
-            "ALM-FP")
+            "ALM-FP", "TAX-1", "MET-1")
+TAX_PERIOD = 12 * HOUR  # the run's (shortened) tax declaration period
+TAX_SHARE = {"UMB25": 0.5, "UMB44": 1.0}  # UMB25 declares half of its sales (a cheat)
 # one cheat (a 3 % skim on UMB25 D1 nozzle 2 from day 2) and the platform's alert for it
 SKIM_START = START + 30 * 3600.0
 CHEAT = dict(station_id="UMB25", cheat=0, kind="pulse_factor", **{"class": "PULSE"},
@@ -142,7 +144,8 @@ def _truth() -> dict[str, pd.DataFrame]:
                     name="delivery_end", unit=2, value_old=9000.0, value_new=19000.0)]
     frames = {"transactions": tx, "tank_states": states, "deliveries": deliveries,
               "events": events, "nozzles": nozzles, "tanks": tanks, "cheats": [],
-              "cheat_instances": [CHEAT]}
+              "cheat_instances": [CHEAT], "tax_declarations": _declarations(pd.DataFrame(tx)),
+              **_metrology_truth()}
     out = {}
     for table in TABLES:
         sch = schema(table)
@@ -158,6 +161,132 @@ def _truth() -> dict[str, pd.DataFrame]:
                 df[f.name] = df[f.name].fillna(0).astype(f.type.to_pandas_dtype())
         out[table] = df.reset_index(drop=True)
     return out
+
+
+def _declarations(tx: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every grade sold, every 12 h: what each station declared (UMB25 half of it) and sold."""
+    rows = []
+    for sid in DIALECTS:
+        for k in range(int(DAYS * 86400 / TAX_PERIOD)):
+            a, b = START + k * TAX_PERIOD, START + (k + 1) * TAX_PERIOD
+            for grade in sorted({g for *_, g in NOZZLES[sid]}):
+                m = ((tx["station_id"] == sid) & (tx["grade"] == grade)
+                     & (tx["end_time"] >= a) & (tx["end_time"] < b))
+                vol, amt = int(tx.loc[m, "displayed_volume_ml"].sum()), int(tx.loc[m, "amount_fen"].sum())
+                share = TAX_SHARE[sid]
+                dv, da = round(vol * share), round(amt * share)
+                ref = f"TAX-{sid}-{k}-{grade}"
+                body = json.dumps({"station_id": sid, "period_start": a, "period_end": b,
+                                   "grade": grade, "declared_sales_fen": da, "reference": ref})
+                rows.append(dict(station_id=sid, period_start=a, period_end=b, grade=grade,
+                                 reference=ref, filed=True, filed_at=b + HOUR, booked_from=a,
+                                 booked_to=b, declared_volume_ml=dv, declared_amount_fen=da,
+                                 declared_tax_base_fen=round(da / 1.13),
+                                 declared_tax_fen=round(da / 1.13 * 0.13), true_volume_ml=vol,
+                                 true_amount_fen=amt, true_transactions=int(m.sum()),
+                                 gap_volume_ml=vol - dv, gap_amount_fen=amt - da,
+                                 under_declared=share < 1, cheat=1 if share < 1 else -1,
+                                 declared_share=share, body=body))
+    return rows
+
+
+# The metrology paperwork (MET-1): every dispenser's verification before the run; UMB44's D2
+# lapses at 06:00 on day 1 and is verified late at 06:00 on day 2; UMB25's D2 gets a
+# maintenance record at 08:00 that the verification institute did not sign.
+LAPSE = ("UMB44", "D2", START + 6 * HOUR, START + 30 * HOUR)
+UNSIGNED = ("UMB25", "D2", START + 8 * HOUR)
+VALIDITY = 182 * 86400.0
+METROLOGY_ALERTS = [
+    dict(id="m1", station_id="UMB44", kind="verification_expired", severity="warning",
+         as_of=LAPSE[2], raised_at=WALL0, device="D2", nozzle=None, tank=None, status="open"),
+    dict(id="m2", station_id="UMB25", kind="record_unsigned", severity="warning",
+         as_of=UNSIGNED[2], raised_at=WALL0, device="D2", nozzle=1, tank=None, status="open")]
+
+
+def verification_record(sid: str, dev: str, t: float, kind: str = "verification",
+                        missing: str = "", cheat: int = -1, mismatch: bool = False,
+                        n: int = 1) -> dict[str, Any]:
+    """A verification_records truth row (docs/ground-truth.md) with its body."""
+    cert = f"{'JD' if kind == 'verification' else 'WX'}-{sid}-{dev}-{n:03d}"
+    signed = {k: k for k in ("maintainer", "verifier", "station") if k != missing}
+    body = {"station_id": sid, "device": dev, "kind": kind, "certificate_no": cert,
+            "organisation": "计量所", "signatures": signed, "performed_at": t}
+    return dict(station_id=sid, cheat=cheat, device=dev, nozzle=0, performed_at=t, kind=kind,
+                body=json.dumps(body, ensure_ascii=False),
+                valid_until=t + VALIDITY if kind == "verification" else float("nan"),
+                fully_signed=not missing, missing_signatures=missing, seal_mismatch=mismatch)
+
+
+def _metrology_truth() -> dict[str, list[dict[str, Any]]]:
+    recs = []
+    for sid in DIALECTS:
+        for dev in ("D1", "D2"):
+            opening = LAPSE[2] - VALIDITY if (sid, dev) == LAPSE[:2] else START - 100 * 86400.0
+            recs.append(verification_record(sid, dev, opening))
+    recs.append(verification_record(*UNSIGNED, kind="maintenance", missing="verifier",
+                                    cheat=3, n=2))
+    recs.append(verification_record(*LAPSE[:2], LAPSE[3], cheat=2, n=2))
+    lapses = [dict(station_id=LAPSE[0], device=LAPSE[1], cheat=2,
+                   performed_at=LAPSE[2] - VALIDITY, expired_at=LAPSE[2],
+                   renewed_at=LAPSE[3])]
+    return {"verification_records": recs, "verification_lapses": lapses}
+
+
+def faithful_metrology(truth: dict[str, pd.DataFrame], as_of: float = END) -> pd.DataFrame:
+    """GET /api/v1/metrology of a platform that audits what it was posted, at `as_of`."""
+    recs = truth["verification_records"]
+    rows = []
+    for sid in DIALECTS:
+        for dev in ("D1", "D2"):
+            mine = recs[(recs["station_id"] == sid) & (recs["device"] == dev)
+                        & (recs["performed_at"] <= as_of)]
+            valid_until = float(mine["valid_until"].max())
+            unsigned = [{"kind": "record_unsigned", "time": int(r.performed_at),
+                         "record": {"performed_at": r.performed_at, "kind": r.kind}}
+                        for r in mine[~mine["fully_signed"]].itertuples(index=False)]
+            rows.append(dict(station_id=sid, device=dev, as_of=int(as_of),
+                             status="valid" if valid_until > as_of else "expired",
+                             valid_until=valid_until, overdue_since=None, overdue_days=None,
+                             records=len(mine), flagged=bool(unsigned),
+                             last_verification=json.dumps(None), expired=json.dumps([]),
+                             unsigned_records=json.dumps(unsigned),
+                             seal_mismatches=json.dumps([]), unsigned_changes=json.dumps([])))
+    return pd.DataFrame(rows)
+
+
+def _tax_checks(truth: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """What the reference platform lists for those declarations (central/tax.py's rule)."""
+    from central.tax import TOLERANCE_SALES_FEN, TOLERANCE_VOLUME_ML, tolerance
+
+    tx = truth["transactions"]
+    rows = []
+    for i, d in enumerate(truth["tax_declarations"].itertuples(index=False)):
+        m = ((tx["station_id"] == d.station_id) & (tx["grade"] == d.grade)
+             & (tx["end_time"] >= d.period_end - 1800) & (tx["end_time"] < d.period_end))
+        late_v, late_a = int(tx.loc[m, "displayed_volume_ml"].sum()), int(tx.loc[m, "amount_fen"].sum())
+        tol_a = tolerance(late_a, d.true_amount_fen, TOLERANCE_SALES_FEN)
+        tol_v = tolerance(late_v, d.true_volume_ml, TOLERANCE_VOLUME_ML)
+        rows.append(dict(
+            id=f"decl-{i}", station_id=d.station_id, declaration_id=f"decl-{i}",
+            reference=d.reference, grade=d.grade, period_start=int(d.period_start),
+            period_end=int(d.period_end), declared_volume_ml=d.declared_volume_ml,
+            declared_sales_fen=d.declared_amount_fen, platform_volume_ml=d.true_volume_ml,
+            platform_sales_fen=d.true_amount_fen, transactions=d.true_transactions,
+            gap_volume_ml=d.gap_volume_ml, gap_sales_fen=d.gap_amount_fen,
+            tolerance_volume_ml=tol_v, tolerance_sales_fen=tol_a,
+            flagged=bool(d.gap_amount_fen > tol_a or d.gap_volume_ml > tol_v),
+            missing_declaration=False, status="checked"))
+    return pd.DataFrame(rows)
+
+
+def _posted(truth: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """run.json inputs_posted: every filed declaration posted (201) as the world filed it."""
+    items = [{"kind": "tax_declaration", "what": f"{d.station_id} {d.reference}",
+              "status": 201, "error": None, "wall": wall(d.filed_at), "sim_time": d.filed_at,
+              "produced_at": d.filed_at, "source": "devices"}
+             for d in truth["tax_declarations"].itertuples(index=False) if d.filed]
+    return {"counts": {"tax_declaration": {"posted": len(items), "already_there": 0,
+                                           "failed": 0}}, "items": items}
 
 
 def _platform(truth: dict[str, pd.DataFrame], drops: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -256,9 +385,16 @@ class Run:
     # two days: STB-1 is held to the run's days (a shortened stability check)
     criteria: dict[str, Any] = field(default_factory=lambda: {"stability_days": "run"})
     reconciliation: pd.DataFrame | None = None
+    # the commerce resources as observed and observed/commerce.json (None: not written)
+    commerce: tuple[dict[str, pd.DataFrame], dict[str, Any]] | None = None
     alerts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame([dict(
         id="a1", station_id="UMB25", kind="meter_skim", severity="warning", as_of=END - 3600,
-        raised_at=WALL0, device="D1", nozzle=2, tank=2, status="open")]))
+        raised_at=WALL0, device="D1", nozzle=2, tank=2, status="open"), *METROLOGY_ALERTS]))
+    metrology: pd.DataFrame | None = None  # GET /api/v1/metrology (None: not written)
+    tax_checks: pd.DataFrame | None = None  # GET /api/v1/tax-checks (None: not written)
+    tax_offered: bool = True
+    inputs_posted: dict[str, Any] | None = None  # run.json inputs_posted
+    tax: dict[str, Any] | None = field(default_factory=lambda: {"period_days": 0.5})
 
     def write(self, root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
@@ -266,6 +402,8 @@ class Run:
         scenario = {"name": "checkers-test", "seed": 7, "start": "2026-04-01T00:00:00+08:00",
                     "days": DAYS, "fleet": "fleet.csv", "stations": list(DIALECTS),
                     "criteria": self.criteria}
+        if self.tax is not None:
+            scenario["tax"] = self.tax
         (root / "scenario.yaml").write_text(yaml.safe_dump(scenario), encoding="utf-8")
         digest = scenario_digest((root / "scenario.yaml").read_bytes(), FLEET.read_bytes())
         truth = root / "truth"
@@ -292,9 +430,19 @@ class Run:
         _json(root / "observed" / "stations.json", self.stations)
         self.availability.to_parquet(root / "observed" / "availability.parquet", index=False)
         self.alerts.to_parquet(root / "observed" / "alerts.parquet", index=False)
+        if self.metrology is not None:
+            self.metrology.to_parquet(root / "observed" / "metrology.parquet", index=False)
+            _json(root / "observed" / "metrology.json", {"offered": True})
+        if self.tax_checks is not None:
+            self.tax_checks.to_parquet(root / "observed" / "tax_checks.parquet", index=False)
+            _json(root / "observed" / "tax_checks.json", {"offered": self.tax_offered})
         if self.reconciliation is not None:
             self.reconciliation.to_parquet(root / "observed" / "reconciliation.parquet",
                                            index=False)
+        if self.commerce is not None:
+            for name, df in self.commerce[0].items():
+                df.to_parquet(root / "observed" / f"{name}.parquet", index=False)
+            _json(root / "observed" / "commerce.json", self.commerce[1])
         self.resources.to_parquet(root / "resources.parquet", index=False)
         if self.latency is not None:
             self.latency.to_parquet(root / "latency.parquet", index=False)
@@ -302,7 +450,9 @@ class Run:
         _json(root / "run.json", {"run_id": "test-run", "seed": 7,
                                   "harness": {"version": "0.1.0", "git_commit": "0" * 40},
                                   "sut": {"collector": "reference", "platform": "reference"},
-                                  "wall_start": WALL0, "wall_end": wall(END) + 60})
+                                  "wall_start": WALL0, "wall_end": wall(END) + 60,
+                                  **({"inputs_posted": self.inputs_posted}
+                                     if self.inputs_posted is not None else {})})
         return root
 
 
@@ -318,7 +468,41 @@ def make_run() -> Run:
     recon = pd.DataFrame([dict(station_id="UMB25", tank=1, day="2026-04-01", variance_ml=-1200,
                                cumulative_variance_pct_of_sales=-0.05)])
     return Run(truth, drops, _platform(truth, drops), _stations(), _availability(),
-               _resources(), _latency(), _timeline(), reconciliation=recon)
+               _resources(), _latency(), _timeline(), reconciliation=recon,
+               tax_checks=_tax_checks(truth), inputs_posted=_posted(truth),
+               commerce=faithful_commerce(truth, drops), metrology=faithful_metrology(truth))
+
+
+def faithful_commerce(truth: dict[str, pd.DataFrame], drops: pd.DataFrame
+                      ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """GET /commerce/sales and /commerce/stock-balance of a platform that holds what the
+    devices showed (the published definitions, acceptance/commerce.py)."""
+    from zoneinfo import ZoneInfo
+
+    from acceptance.commerce import month_of, truth_balances, truth_sales
+    from scenarios.fleet import load_fleet
+
+    zone = ZoneInfo("Asia/Shanghai")
+    fleet = [r for r in load_fleet(FLEET)[0] if r["station_id"] in DIALECTS]
+    t = Truth(truth["transactions"], truth["tank_states"].assign(
+        inventory_seq=truth["tank_states"]["inventory_seq"].astype(float)),
+        truth["deliveries"], truth["events"], drops)
+    expected = expected_records(t, DIALECTS)
+    sales = truth_sales(expected["transactions"], fleet, zone)
+    balances = truth_balances(expected, fleet, zone)
+    for df in (sales, balances):
+        bounds = [month_of(int(pd.Timestamp(f"{m}-15T00:00+08:00").timestamp()), zone)
+                  for m in df["month"]]
+        df["period_start"] = [b.start for b in bounds]
+        df["period_end"] = [b.end for b in bounds]
+    balances["variance_pct_of_sales"] = [
+        round(100 * v / s, 4) if s else None
+        for v, s in zip(balances["variance_ml"], balances["sales_20c_ml"], strict=True)]
+    served = {"commerce_sales": {"resource": "GET /api/v1/commerce/sales", "served": True,
+                                 "items": len(sales)},
+              "stock_balance": {"resource": "GET /api/v1/commerce/stock-balance",
+                                "served": True, "items": len(balances)}}
+    return {"commerce_sales": sales, "stock_balance": balances}, served
 
 
 def failed(record: RunRecord) -> set[str]:
@@ -376,7 +560,8 @@ def test_correct_run_passes_everything_it_can_check(good):
                                   "dispensers": 2, "nozzles": 4, "tanks": 3}
     assert record.scenario["name"] == "checkers-test" and record.scenario["seed"] == 7
     assert record.scenario["start"] == "2026-04-01T00:00:00+08:00"
-    assert record.notes == []  # the digest of the copies matches the truth's
+    # the digest of the copies matches the truth's; the shortened tax period is said
+    assert len(record.notes) == 1 and "shortened period of 0.5 day(s)" in record.notes[0]
     assert [c["id"] for c in record.catalogue] == [r.id for r in CATALOGUE]
     assert RunRecord.read(root / "record.json").to_dict() == record.to_dict()
 
@@ -805,7 +990,7 @@ def test_a_scenario_digest_mismatch_is_noted(tmp_path):
 def test_check_command_exit_codes(good, tmp_path, capsys):
     from acceptance.check import main
 
-    assert main([str(good[0]), "--no-write"]) == 3  # incomplete: TAX-1, MET-1, SEC-1 unchecked
+    assert main([str(good[0]), "--no-write"]) == 3  # incomplete: MET-1, SEC-1 unchecked
     assert "\nINCOMPLETE (not proven " in capsys.readouterr().out
     run = make_run()
     run.observed["deliveries"] = run.observed["deliveries"].iloc[0:0]
@@ -870,7 +1055,8 @@ def test_catalogue_entries():
     assert "全覆盖、无死角" in by_id("COV-1").clause
     assert "及时、准确、完整" in by_id("DAT-1").clause
     assert "连续稳定运行6个月以上" in by_id("STB-1").clause
-    assert by_id("TAX-1").department_zh == "旗税务局" and by_id("TAX-1").checker is None
+    assert by_id("TAX-1").department_zh == "旗税务局"
+    assert by_id("TAX-1").checker == "acceptance.checkers.tax.sales_cross_checked"
     assert by_id("SEC-1").department_zh == "旗政务服务与数据管理局"
     # every criterion names a requirement of the catalogue (or none: report settings)
     assert {c.requirement for c in CRITERIA} <= set(ids) | {None}

@@ -45,6 +45,21 @@ def busy_station() -> Synth:
          "seal_state": 1}])
     add_rows(s.data, "events", [{"device": "D2", "code": 12, "unit": 1,
                                  "device_time": M0 + 14 * DAY + 100}])
+    # metrology paperwork: D1 renewed in time, D2's verification runs out on day 20, an
+    # unsigned maintenance on D1, and a seal found that the last record did not leave
+    seals = '[{"position": "transducer", "before": "%s", "after": "%s"}]'
+    add_rows(s.data, "records", [
+        {"id": "r1", "device": "D1", "kind": "verification", "performed_at": M0 - 100 * DAY,
+         "fully_signed": 1, "valid_until": M0 + 82 * DAY + 0.5, "result": "pass",
+         "seals": seals % ("QF1", "QF1")},
+        {"id": "r2", "device": "D2", "kind": "verification", "performed_at": M0 - 162 * DAY,
+         "fully_signed": 1, "valid_until": M0 + 20 * DAY + 1800, "result": "pass",
+         "seals": seals % ("QF2", "QF2")},
+        {"id": "r3", "device": "D1", "kind": "maintenance", "performed_at": M0 + 12 * DAY,
+         "fully_signed": 0, "missing": "verifier", "nozzle": 1,
+         "seals": seals % ("QF1", "QF3")},
+        {"id": "r4", "device": "D1", "kind": "maintenance", "performed_at": M0 + 26 * DAY + 7,
+         "fully_signed": 1, "seals": seals % ("ZS9", "ZS9")}])
     return s
 
 

@@ -938,7 +938,7 @@ def test_cheat_labels_cover_every_kind_and_class():
     from acceptance.oracle import CHEAT_ALERT_KINDS, CLASSES, OPERATIONAL_ALERT_KINDS
     from sim.cheats import CHEAT_KINDS
 
-    assert len(CHEAT_KINDS) == 25
+    assert len(CHEAT_KINDS) == 29
     for lang in LANGS:
         keys = labels(lang).keys()
         assert {f"kind.{k}" for k in CHEAT_KINDS} <= keys

@@ -60,7 +60,9 @@ def test_smoke_scenario_has_what_the_acceptance_run_needs():
     assert s.name == "smoke" and s.data["days"] == 2 and len(stations) == 2
     assert {st_["dialect"] for st_ in stations} == {"int_be", "f32_le"}
     assert len(s.rtu_station_ids) == 1
-    assert [c["kind"] for c in s.data["cheats"]] == ["price_tamper", "pulse_factor"]
+    kinds = [c["kind"] for c in s.data["cheats"]]
+    assert kinds[:2] == ["price_tamper", "pulse_factor"] and "tax_under_declaration" in kinds
+    assert s.data["tax"]["period_days"] == 0.25  # declarations inside a 0.6-day run too
     for cheat in s.data["cheats"]:  # early enough that the platform can flag it in the run
         assert s.start_epoch < s.instant(cheat["start"]) <= s.end_epoch - 86400
     later = [p for p in s.data["prices"] if s.instant(p["from"]) > s.start_epoch]
@@ -457,8 +459,12 @@ def _check_consistent(config: WorldConfig) -> None:
         if cheat.dispenser:  # a nozzle or dispenser cheat (nozzle 0: the whole dispenser)
             disp = {d.dispenser: d for d in station.dispensers}[cheat.dispenser]
             assert 0 <= cheat.nozzle <= len(disp.nozzle_tanks)
-        else:  # a tank cheat
+        elif cheat.tank:  # a tank cheat
             assert cheat.tank in {t.tank for t in station.tanks}
+        else:  # a station cheat (its paperwork)
+            from sim.cheats.registry import CHEAT_KINDS
+
+            assert CHEAT_KINDS[cheat.kind].target == "station"
         assert config.start <= cheat.start < config.end
         assert cheat.end is None or cheat.end > cheat.start
 
@@ -491,7 +497,7 @@ def test_smoke_world_config_and_overrides():
     _check_consistent(config)
     assert [s.station_id for s in config.stations] == ["UMB25", "UMB44"]
     assert {s.station_id: s.transport for s in config.stations} == {"UMB25": "tcp", "UMB44": "rtu"}
-    tamper, skim = config.cheats
+    tamper, skim = config.cheats[:2]
     assert tamper.start == config.start + 4 * 3600  # "+4h"
     assert skim.start == config.start + 20 * 3600 and skim.params["log_event"] is True
     assert math.isclose(config.end - config.start, 2 * 86400)
@@ -499,7 +505,7 @@ def test_smoke_world_config_and_overrides():
     short = build_world_config(scenario, days=0.5, seed=99, station_ids=["UMB44"])
     assert short.days == 0.5 and short.seed == 99
     assert [s.station_id for s in short.stations] == ["UMB44"]
-    assert [c.station_id for c in short.cheats] == ["UMB44"]  # UMB25's cheat left out
+    assert {c.station_id for c in short.cheats} == {"UMB44"}  # UMB25's cheats left out
     both = build_world_config(scenario, station_ids=["UMB44", "UMB25"])
     assert [s.station_id for s in both.stations] == ["UMB25", "UMB44"]  # ledger order
     with pytest.raises(ValueError, match=r"station_ids: expected some of .* found 'UMB07'"):

@@ -33,6 +33,9 @@ CHEAT_KINDS = ("tank_gain", "tank_loss", "meter_skim", "idle_loss", "sequence_ga
                "totalizer_gap", "totalizer_reset", "price_mismatch", "amount_mismatch",
                "parameter_change", "component_change", "seal_broken", "device_offline_sales",
                "delivery_short", "delivery_unbooked", "gauge_frozen", "gauge_step")
+# Metrology findings (计量器具检定管理, central/metrology.py): not cheat alerts, the
+# supervision of the paperwork (MET-1).
+METROLOGY_KINDS = ("verification_expired", "record_unsigned", "seal_mismatch")
 OPERATIONAL_KINDS = ("leak_suspected", "water_high", "device_offline")
 
 
@@ -85,6 +88,11 @@ class Settings:
     # draws it, at hang-up); "apportioned" — spread evenly over [start_time, end_time]
     # (real pumps deliver while the nozzle runs)
     fill_attribution: str = "end"
+    # False (--no-tax): tax declarations are stored but never compared (central/tax.py)
+    tax: bool = True
+    # False (--no-metrology): verification records are stored but never audited
+    # (central/metrology.py): no verification_expired, record_unsigned, seal_mismatch
+    metrology: bool = True
 
     def __post_init__(self) -> None:
         if self.fill_attribution not in FILL_ATTRIBUTIONS:

@@ -16,7 +16,9 @@ Streams and columns (units as stored: mL, fen, µm, m°C, epoch s):
 - prices (posted prices 挂牌价): grade, price_fen, valid_from — all of them (a price is
   posted ahead of its validity; it is configuration, not device data)
 - records (verification/maintenance 检定/维修): id, device, nozzle (0 = whole device), kind,
-  performed_at, fully_signed                                          (time: performed_at)
+  performed_at, fully_signed, valid_until (epoch s, NaN = none stated), result,
+  certificate_no, seals (JSON text [{position, before, after}]), missing (signatories who
+  did not sign, comma-separated)                                      (time: performed_at)
 - availability (collector heartbeats per device, changes of the reported state only):
   device, online, device_time (an off-line report carries the device time of the last
   good read, so an off-line stretch runs from it to the next on-line report's)
@@ -55,7 +57,8 @@ SPECS: dict[str, dict[str, str]] = {
                "mainboard_id": S, "encoder_id": S, "seal_state": INT, "device_status": INT},
     "prices": {"grade": S, "price_fen": INT, "valid_from": F},
     "records": {"id": S, "device": S, "nozzle": INT, "kind": S, "performed_at": F,
-                "fully_signed": INT},
+                "fully_signed": INT, "valid_until": F, "result": S, "certificate_no": S,
+                "seals": S, "missing": S},
     "availability": {"device": S, "online": INT, "device_time": F},
 }
 TIME_COLUMN = {"transactions": "end_time", "inventory": "device_time",
@@ -264,7 +267,9 @@ _QUERIES = {
     "states": "SELECT device, seq, device_time, serial_number, software_id, mainboard_id, "
               "encoder_id, seal_state, device_status FROM states "
               "WHERE station_id = ? AND device_time <= ? ORDER BY device_time, key",
-    "records": "SELECT id, device, COALESCE(nozzle, 0), kind, performed_at, fully_signed "
+    "records": "SELECT id, device, COALESCE(nozzle, 0), kind, performed_at, fully_signed, "
+               "valid_until_epoch, COALESCE(result, ''), COALESCE(certificate_no, ''), "
+               "COALESCE(seals_json, '[]'), COALESCE(signatures_missing, '') "
                "FROM verification_records WHERE station_id = ? AND performed_at <= ? "
                "ORDER BY performed_at, id",
     # changes of a device's reported on-line state only (the log has one row per heartbeat)
@@ -299,11 +304,16 @@ def load_registry(conn: Conn, station_id: str) -> tuple[dict[int, str],
 
 
 def load_station_data(conn: Conn, station_id: str, through: int,
-                      device_through: Mapping[str, int | None] | None = None) -> StationData:
-    """Everything the detectors read for one station, with device time ≤ `through`."""
+                      device_through: Mapping[str, int | None] | None = None,
+                      streams_only: Sequence[str] | None = None) -> StationData:
+    """Everything the detectors read for one station, with device time ≤ `through`
+    (`streams_only`: just those streams, the others empty — e.g. the metrology audit's
+    records, states and events)."""
     tanks, nozzles = load_registry(conn, station_id)
     streams = {name: Stream.from_rows(name, conn.query(sql, (station_id, through)))
-               for name, sql in _QUERIES.items()}
-    streams["prices"] = _posted_prices(conn, station_id)
+               for name, sql in _QUERIES.items()
+               if streams_only is None or name in streams_only}
+    if streams_only is None or "prices" in streams_only:
+        streams["prices"] = _posted_prices(conn, station_id)
     dt = {d: min(int(t), through) for d, t in (device_through or {}).items() if t is not None}
     return StationData(station_id, int(through), tanks, nozzles, streams, dt)

@@ -66,13 +66,8 @@ class IdentityDetector:
 
     def evaluate(self, data: StationData, ctx: Context) -> list[AlertProposal]:
         lim = ctx.settings.limits(self.name, IdentityLimits())
-        changes = state_changes(data) + event_changes(data)
-        decided = [c for c in changes if c.time + lim.record_match_s <= data.through]
         episodes: dict[tuple[str, str, str], list[tuple[Change, list[dict]]]] = {}
-        for c in sorted(decided, key=lambda c: (c.time, c.device, c.kind, c.what)):
-            covering, seen = self._records(data, c, lim)
-            if covering:
-                continue
+        for c, seen in uncovered_changes(data, lim.record_match_s):
             key = (c.kind, c.device, local_date(c.time, ctx.zone))
             episodes.setdefault(key, []).append((c, seen))
         out = []
@@ -97,22 +92,39 @@ class IdentityDetector:
                 nozzle=nozzles.pop() if len(nozzles) == 1 else None))
         return out
 
-    @staticmethod
-    def _records(data: StationData, c: Change,
-                 lim: IdentityLimits) -> tuple[bool, list[dict]]:
-        r = data.records
-        near = np.flatnonzero((r.device == c.device)
-                              & (np.abs(r.performed_at - c.time) <= lim.record_match_s))
-        seen = []
-        covering = False
-        for i in near:
-            same_nozzle = c.nozzle == 0 or r.nozzle[i] == 0 or r.nozzle[i] == c.nozzle
-            signed = bool(r.fully_signed[i])
-            covering |= signed and same_nozzle
-            seen.append({"id": str(r.id[i]), "kind": str(r.kind[i]),
-                         "performed_at": float(r.performed_at[i]), "fully_signed": signed,
-                         "nozzle": int(r.nozzle[i]) or None, "same_nozzle": same_nozzle})
-        return covering, seen
+
+def uncovered_changes(data: StationData,
+                      record_match_s: int) -> list[tuple[Change, list[dict]]]:
+    """The changes decided by `data.through` (t + record_match_s ≤ through) that no fully
+    signed record covers, in time order, each with the records seen near it (also the
+    metrology audit's "changes without a signed record", central/metrology.py)."""
+    changes = state_changes(data) + event_changes(data)
+    decided = [c for c in changes if c.time + record_match_s <= data.through]
+    out = []
+    for c in sorted(decided, key=lambda c: (c.time, c.device, c.kind, c.what)):
+        covering, seen = covering_records(data, c, record_match_s)
+        if not covering:
+            out.append((c, seen))
+    return out
+
+
+def covering_records(data: StationData, c: Change,
+                     record_match_s: int) -> tuple[bool, list[dict]]:
+    """Whether a fully signed record of the change's device (and nozzle, when both name one)
+    performed within record_match_s of it covers it; and every record seen near it."""
+    r = data.records
+    near = np.flatnonzero((r.device == c.device)
+                          & (np.abs(r.performed_at - c.time) <= record_match_s))
+    seen = []
+    covering = False
+    for i in near:
+        same_nozzle = c.nozzle == 0 or r.nozzle[i] == 0 or r.nozzle[i] == c.nozzle
+        signed = bool(r.fully_signed[i])
+        covering |= signed and same_nozzle
+        seen.append({"id": str(r.id[i]), "kind": str(r.kind[i]),
+                     "performed_at": float(r.performed_at[i]), "fully_signed": signed,
+                     "nozzle": int(r.nozzle[i]) or None, "same_nozzle": same_nozzle})
+    return covering, seen
 
 
 def state_changes(data: StationData) -> list[Change]:

@@ -12,6 +12,7 @@ from central.detectors.delivery import DeliveryDetector
 from central.detectors.gauge_plausibility import GaugePlausibilityDetector
 from central.detectors.identity import IdentityDetector
 from central.detectors.idle_loss import IdleLossDetector
+from central.detectors.metrology import MetrologyDetector
 from central.detectors.monotonicity import MonotonicityDetector
 from central.detectors.nozzle_attribution import NozzleAttributionDetector
 from central.detectors.price import PriceDetector
@@ -27,6 +28,7 @@ DETECTORS: tuple[Detector, ...] = (
     IdentityDetector(),
     DeliveryDetector(),
     GaugePlausibilityDetector(),
+    MetrologyDetector(),
 )
 BY_NAME = {d.name: d for d in DETECTORS}
 

@@ -14,6 +14,11 @@ station's watermark (central/detectors/watermark.py) and picks a checkpoint:
 It evaluates when the checkpoint is past the station's `evaluated_through`, never beyond
 the watermark. Results do not depend on the checkpoints chosen (detectors are causal).
 `stop()` ends the thread after the station it is evaluating.
+
+Each pass also compares the sales of every station whose tax declarations or watermark
+changed with its declarations (以销核税, central/tax.py) and raises a `tax_under_declaration`
+alert for each flagged period whose data is complete — not with `--no-detect` (no alert at
+all) nor `--no-tax` (no comparison).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from central import tax
 from central.db import Conn, Database
 from central.detectors.base import DayGrid, Settings
 from central.detectors.runner import evaluate_station, progress, record_progress
@@ -52,6 +58,7 @@ class DetectionService:
         self.alerts = 0
         self.last_error: str | None = None
         self._seen: dict[str, int] = {}
+        self._tax = tax.TaxAlerter(settings.context().zone)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -95,10 +102,18 @@ class DetectionService:
         for sid in stations:
             if self._stop.is_set():
                 break
-            ids = self.run_station(conn, sid)
+            ids = self.run_station(conn, sid) + self.run_tax(conn, sid)
             if ids:
                 raised[sid] = ids
         return raised
+
+    def run_tax(self, conn: Conn, station_id: str) -> list[str]:
+        """Compare the station's newly complete or newly declared periods; new alerts."""
+        if not (self.settings.tax and self.settings.detect):
+            return []
+        ids = self._tax.run(conn, station_id, self.clock())
+        self.alerts += len(ids)
+        return ids
 
     def run_station(self, conn: Conn, station_id: str) -> list[str]:
         wm = station_watermark(conn, station_id, self.settings)

@@ -8,12 +8,14 @@ from sim.cheats.records import (
     DeviceState,
     Inspection,
     OffBookDraw,
+    VerificationLapse,
     VerificationRecord,
 )
 from sim.cheats.registry import CHEAT_KINDS, check_overlaps, make_cheat
 
 __all__ = [
     "CHEAT_KINDS", "CLASSES", "RESOURCES", "TARGETS", "Cheat", "CheatActivation", "CheatHost",
-    "CheatInstance", "DeviceState", "Inspection", "OffBookDraw", "VerificationRecord",
+    "CheatInstance", "DeviceState", "Inspection", "OffBookDraw", "VerificationLapse",
+    "VerificationRecord",
     "check_overlaps", "make_cheat",
 ]

@@ -4,7 +4,8 @@ A cheat kind is one class (one module in this package) with:
 
 - `target`: what it acts on — "nozzle" (a dispenser's nozzle), "dispenser" (a dispenser;
   `nozzle` 0 = every nozzle of it), "tank" (the product in a tank, or its deliveries),
-  "gauge" (the tank gauge's reading of a tank) or "station";
+  "gauge" (the tank gauge's reading of a tank) or "station" (e.g. its paperwork: the tax
+  declarations, sim/tax.py);
 - `param_spec`: its parameters (the effect and its conditions, e.g. fill size);
 - `schedules` / `default_schedule`: when it is switched on (sim/cheats/schedule.py);
 - `switch_on` / `switch_off`: the effect, made and undone through the station's narrow
@@ -34,7 +35,7 @@ from sim.cheats.schedule import Schedule, ScheduleContext, make_schedule
 from sim.config import CheatConfig, StationConfig
 
 TARGETS = ("nozzle", "dispenser", "tank", "gauge", "station")
-CLASSES = ("PULSE", "PART", "DATA", "PRICE", "STOCK", "DELIV", "LOOK")
+CLASSES = ("PULSE", "PART", "DATA", "PRICE", "STOCK", "DELIV", "TAX", "MET", "LOOK")
 ATTRIBUTIONS = ("nozzle", "device", "tank", "station")
 
 # resource -> (scope, words for messages); scope: nozzle | dispenser | tank
@@ -53,6 +54,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "offline": ("dispenser", "line (on/off line)"),
     "gauge": ("tank", "gauge reading"),
     "leak": ("tank", "leak rate"),
+    "verification": ("dispenser", "verification cycle (周期检定)"),
 }
 
 
@@ -67,6 +69,8 @@ class CheatHost(Protocol):
     probe: Any  # sim.config.ProbeConfig
     inspections: list[tuple[float, float]]
     deliveries: Any  # sim.deliveries.DeliveryManager
+    tax: Any  # sim.tax.TaxBooks: the station's books and tax declarations (paperwork)
+    metrology: Any  # sim.metrology.MetrologyBook: verification records and seals (paperwork)
 
     @property
     def now(self) -> float: ...

@@ -6,14 +6,17 @@
 - DeviceState → `device_states`: a device's identity and status at power-up and at every
   change (the source of the uplink `state` records).
 - Inspection → `inspections`: market-regulation spot checks (市场监管抽查) per station.
-- VerificationRecord → `verification_records`: signed verification/maintenance documents
-  (the body of POST /api/v1/verification-records, docs/platform-api.md §5.8).
+- VerificationRecord → `verification_records`: verification/maintenance documents (the body
+  of POST /api/v1/verification-records, docs/platform-api.md §5.8; sim/metrology.py).
+- VerificationLapse → `verification_lapses`: a dispenser that sold with its verification
+  expired (检定过期).
 - OffBookDraw → `off_book_draws`: product that left a tank without a recorded sale
   (filtered/offline fills, blind sales, night withdrawals).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -85,15 +88,32 @@ class Inspection:
 
 @dataclass(frozen=True, slots=True)
 class VerificationRecord:
-    """A signed verification / maintenance record (计量检定/维修记录)."""
+    """A verification / maintenance record (计量检定/维修记录), signed by the parties it
+    names (sim/metrology.py)."""
 
     station_id: str
-    cheat: int  # the look-alike that made it
+    cheat: int  # the cheat that made it; -1 for the world's periodic verifications
     device: str
-    nozzle: int
+    nozzle: int  # 0 = the whole dispenser
     performed_at: float  # epoch s
     kind: str  # the body's kind (verification | maintenance | parameter_change | …)
     body: str  # JSON body of POST /api/v1/verification-records
+    valid_until: float = math.nan  # a verification: the end of its validity (epoch s)
+    fully_signed: bool = True  # all three parties signed (维修单位、检定机构、加油站)
+    missing_signatures: str = ""  # comma-separated signatories missing
+    seal_mismatch: bool = False  # a seal found differs from the one the last record left
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationLapse:
+    """A dispenser that sold past the end of its verification's validity (检定过期)."""
+
+    station_id: str
+    device: str
+    cheat: int  # the verification_lapse cheat that held the renewal; -1 for none
+    performed_at: float  # the verification that expired
+    expired_at: float  # its valid_until (epoch s; may precede the run)
+    renewed_at: float  # the late verification; NaN = still expired at the end of the run
 
 
 @dataclass(frozen=True, slots=True)

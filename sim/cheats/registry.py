@@ -26,10 +26,14 @@ from sim.cheats.price_tamper import PriceTamper
 from sim.cheats.pulse_factor import PulseFactor
 from sim.cheats.remote_skim import RemoteSkim
 from sim.cheats.seal_breach import SealBreach
+from sim.cheats.seal_mismatch import SealMismatch
 from sim.cheats.self_lock_bypass import SelfLockBypass
+from sim.cheats.tax_under_declaration import TaxUnderDeclaration
 from sim.cheats.totalizer_reset import TotalizerReset
 from sim.cheats.transaction_filter import TransactionFilter
 from sim.cheats.unbooked_delivery import UnbookedDelivery
+from sim.cheats.unsigned_record import UnsignedRecord
+from sim.cheats.verification_lapse import VerificationLapse
 from sim.cheats.verified_recalibration import VerifiedRecalibration
 from sim.config import CheatConfig, StationConfig
 
@@ -46,6 +50,10 @@ _KINDS: tuple[type[Cheat], ...] = (
     BlindSales, NightWithdrawal, GaugeFrozen, GaugeOffset,
     # DELIV
     DeliveryShortDrop, UnbookedDelivery,
+    # TAX (the station's paperwork)
+    TaxUnderDeclaration,
+    # MET (the station's metrology paperwork: verification, signatures, seals)
+    VerificationLapse, UnsignedRecord, SealMismatch,
     # honest look-alikes
     MeterDrift, HotDelivery, Leak, VerifiedRecalibration,
 )
