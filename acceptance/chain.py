@@ -165,6 +165,9 @@ class Chain:
                          "--broker", self.broker.url, "--http", f"{HOST}:{self.http_port}",
                          "--keys", str(self.keys_path),
                          "--registry", str(self.scenario.fleet_path.resolve()),
+                         # its days and months are the scenario's (reconciliation, tax
+                         # periods, commerce months)
+                         "--timezone", self.scenario.timezone,
                          "--tokens", str(self.tokens_path), "--log-level", "WARNING",
                          *self.settings.platform_args)
 

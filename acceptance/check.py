@@ -26,6 +26,7 @@ import pandas as pd
 
 from acceptance.checkers.alarms import alert_table, cheat_table
 from acceptance.checkers.commerce import sales_table, stock_balance_table
+from acceptance.checkers.credit import credit_table
 from acceptance.checkers.metrology import findings_table, verification_table
 from acceptance.checkers.stability import daily_table
 from acceptance.checkers.tax import tax_table
@@ -161,7 +162,8 @@ def build_tables(data: RunData, criteria: dict[str, Any], notes: list[str]
                 "stock_balance": lambda: stock_balance_table(data, criteria),
                 "tax": lambda: tax_table(data),
                 "metrology": lambda: verification_table(data),
-                "metrology_findings": lambda: findings_table(data, criteria)}
+                "metrology_findings": lambda: findings_table(data, criteria),
+                "credit": lambda: credit_table(data)}
     tables: dict[str, list[dict[str, Any]]] = {}
     for name, build in builders.items():
         try:

@@ -45,7 +45,8 @@ STATE_COLUMNS = ("key", "station_id", "device", "seq", "device_time", "serial_nu
 # GET /api/v1/alerts items (docs/platform-api.md §5.3); `evidence` kept as JSON text.
 ALERT_COLUMNS = ("id", "station_id", "kind", "severity", "raised_at", "as_of", "device",
                  "nozzle", "tank", "title", "detail", "evidence", "status", "created_at",
-                 "detector", "status_note", "status_changed_at", "status_changed_by")
+                 "detector", "status_note", "status_changed_at", "status_changed_by",
+                 "confirmed_at")
 
 
 class ApiError(RuntimeError):
@@ -360,3 +361,32 @@ def observe_commerce(client: PlatformClient, station_ids: Iterable[str] | None =
                 df[col] = pd.Series([None] * len(df), dtype=object)
         frames[name] = df[list(columns) + [c for c in df.columns if c not in columns]]
     return frames, served
+
+
+# GET /api/v1/credit items (docs/platform-api.md §5.16): each station's credit score and grade
+# (信用记录、分级分类监管); nested fields kept as JSON text.
+CREDIT_COLUMNS = ("station_id", "score", "grade", "period", "counts", "points", "findings",
+                  "findings_total")
+_CREDIT_JSON = ("period", "counts", "points", "findings")
+
+
+def observe_credit(client: PlatformClient, station_ids: Iterable[str] | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """GET /api/v1/credit of the stations (CREDIT_COLUMNS first, nested fields as JSON
+    text) and whether the platform served it: {`resource`, `served`, `items`}, or
+    {`served`: false, `status`, `error`} when it answered an error or not at all —
+    recorded, never raised, so CRD-1 fails with the reason instead of the run."""
+    where = {"resource": f"GET {API_PREFIX}/credit"}
+    try:
+        items = _per_station(client, "credit", station_ids)
+    except ApiError as exc:
+        items, served = [], {**where, "served": False, "status": exc.status, "error": str(exc)}
+    else:
+        served = {**where, "served": True, "items": len(items)}
+    rows = [{**item, **{k: json.dumps(item.get(k), ensure_ascii=False, sort_keys=True)
+                        for k in _CREDIT_JSON}} for item in items]
+    df = pd.DataFrame(rows)
+    for col in CREDIT_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
+    return df[list(CREDIT_COLUMNS) + [c for c in df.columns if c not in CREDIT_COLUMNS]], served

@@ -37,6 +37,8 @@ _MARKET_COMMERCE = ("旗市场监管局、商务局、公安局", "Banner Admini
                     "Commerce Bureau and Public Security Bureau")
 _COMMERCE_TAX = ("旗商务局、税务局", "Banner Commerce Bureau and Taxation Bureau")
 _COMMERCE = ("旗商务局", "Banner Commerce Bureau")
+_CREDIT_DEPTS = ("旗商务局牵头，旗发改委配合", "Banner Commerce Bureau (lead), with the Banner "
+                 "Development and Reform Commission")
 
 # The plan's words each requirement comes from.
 _COVERAGE = ("组织开展全旗加油站排查摸底，建立站点台账，明确设备安装清单、时间节点及责任主体，"
@@ -56,6 +58,12 @@ _DELIV_CHEAT = "做好成品油进销存数据监测与分析……精准比对�
 # core functions to be applied in full, in the same breath as cheat warning and tax
 _ANALYSIS = ("重点落实市场监管部门作弊预警、税务部门征管数据归集、商务部门运行分析等核心功能的全量应用"
              "……做好成品油进销存数据监测与分析。")
+# MUST: 一（五） gives the commerce bureau the credit record and graded supervision in the
+# imperative, as it gives the tax bureau its cross-check (TAX-1) and market regulation its
+# verification (MET-1); 二（六） ties the platform to credit evaluation for the long term
+_CREDIT = ("推进成品油流通领域诚信体系建设，将加油站“平台”应用情况、诚信经营表现纳入信用记录，实施分级"
+           "分类管理……协调做好加油站信用信息归集、共享，联动相关部门落实信用联合惩戒机制……将“平台”"
+           "应用与日常监管、信用评价相结合，形成长效监管格局。")
 _TAX_CLAUSE = "依托“平台”数据强化税收征管，精准比对进销存数据与纳税申报信息，防范偷逃税款行为。"
 _METROLOGY = ("落实计量器具强制检定制度，联合维修单位、检定机构、加油站做好现场签字确认，"
               "实现问题倒查追溯。")
@@ -157,6 +165,12 @@ CATALOGUE: tuple[Requirement, ...] = (
          "and month, and each tank's monthly purchase–sales–inventory balance, equal to "
          "what the devices recorded", _ANALYSIS, "一（一）、一（五）", _COMMERCE,
          _C + "commerce.operations_analysis"),
+    _req("CRD-1", "MUST", "信用记录、分级分类监管：每座加油站按公布的规则（作弊预警、少报税款、计量、"
+         "数据质量问题，按严重程度和处置状态计分）评定信用等级A–D，等级与其实际经营表现不矛盾",
+         "Credit record and graded supervision: every station gets a score and a grade A–D by "
+         "the published rule (cheat, tax, metrology and data-quality findings weighted by "
+         "severity and lifecycle), and no grade contradicts what the station did",
+         _CREDIT, "一（五）、二（六）", _CREDIT_DEPTS, _C + "credit.credit_graded"),
     _req("STB-1", "MUST", "连续稳定运行：每日完整率、在线率达标的连续天数达到要求，无未恢复的数据丢失，"
          "资源占用有界", "Continuous stable operation: daily completeness and on-line rate "
          "within limits for the required consecutive days, no unrecovered loss, bounded "

@@ -36,10 +36,12 @@ from acceptance.criteria import CriteriaError, resolve_criteria
 from acceptance.drain import DetectionReport
 from acceptance.faults import KINDS as FAULT_KINDS
 from acceptance.inputs import InputPoster, InputPump
+from acceptance.inspector import inspect
 from acceptance.observe import (
     ApiError,
     observe_alerts,
     observe_commerce,
+    observe_credit,
     observe_metrology,
     observe_records,
     observe_states,
@@ -241,6 +243,10 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
         df.to_parquet(obs / f"{stream}.parquet", index=False)
     observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
                                                             index=False)
+    # right after the alerts it grades, so both show the same findings
+    credit, served = observe_credit(chain.api, chain.station_ids)
+    credit.to_parquet(obs / "credit.parquet", index=False)
+    write_json(obs / "credit.json", served)
     observe_states(chain.api, chain.station_ids).to_parquet(obs / "states.parquet",
                                                             index=False)
     checks, offered = observe_tax_checks(chain.api, chain.station_ids)
@@ -511,6 +517,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         sampler.stop_event.set()
         sampler.join(10)
         sampler.sample()  # the final state, after draining
+        # the harness as the inspector: a few alerts confirmed, rectified or dismissed, so
+        # that the credit grade's lifecycle weights are exercised (acceptance/inspector.py)
+        info["inspector"] = inspect(chain.admin_api, scenario, chain.station_ids)
         _write_observed(chain, out, sampler, detection)
         info["exit_codes"] = chain.stop_field()
         # anything of the final ground truth the run did not post (late; run.json says so)

@@ -35,6 +35,9 @@ Files the run writes and their columns, as this module reads them:
 - `observed/metrology.parquet`: GET /api/v1/metrology, METROLOGY_COLUMNS (the platform's
   metrology audit per dispenser, nested fields as JSON text); `observed/metrology.json`:
   `offered` (false: the platform answered 404).
+- `observed/credit.parquet`: GET /api/v1/credit, CREDIT_COLUMNS (each station's credit score
+  and grade, nested fields as JSON text); `observed/credit.json`: whether the platform served
+  it (`served`, `items`) or what it answered instead (`status`, `error`).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from acceptance.compare import (
 from acceptance.faults import KINDS as FAULT_KINDS
 from acceptance.observe import (
     COMMERCE_SALES_COLUMNS,
+    CREDIT_COLUMNS,
     METROLOGY_COLUMNS,
     STATE_COLUMNS,
     STOCK_BALANCE_COLUMNS,
@@ -87,7 +91,7 @@ RECONCILIATION_COLUMNS = ("station_id", "tank", "day", "variance_ml",
 # Alert fields of the published vocabulary (docs/platform-api.md §5.3) a checker may rely on.
 ALERT_FIELDS = ("id", "station_id", "kind", "severity", "raised_at", "as_of", "device",
                 "nozzle", "tank", "title", "detail", "evidence", "status", "created_at",
-                "detector")
+                "detector", "confirmed_at")
 ALERT_REQUIRED = ("id", "station_id", "kind", "as_of")  # what the oracle cannot do without
 
 
@@ -369,6 +373,22 @@ class RunData:
         if isinstance(doc, dict) and not doc.get("offered", True):
             return None
         df = self._parquet("observed/metrology.parquet", "observer", METROLOGY_COLUMNS)
+        return df.assign(station_id=df["station_id"].astype(str))
+
+    @cached_property
+    def credit_served(self) -> dict[str, Any]:
+        """observed/credit.json: whether the platform served GET /api/v1/credit (`served`,
+        `items`) or what it answered instead (`status`, `error`)."""
+        doc = self._json("observed/credit.json", "observer")
+        if not isinstance(doc, dict) or "served" not in doc:
+            raise RunDataError(f"{self.root / 'observed/credit.json'}: expected an object "
+                               f"with 'served'")
+        return doc
+
+    @cached_property
+    def credit(self) -> pd.DataFrame:
+        """GET /api/v1/credit of the stations in scope as observed at the end."""
+        df = self._parquet("observed/credit.parquet", "observer", CREDIT_COLUMNS)
         return df.assign(station_id=df["station_id"].astype(str))
 
     @cached_property

@@ -94,6 +94,13 @@ def _metrology_finding(s: Scenario, _f: list[Fault], until: float) -> bool:
     return False
 
 
+def _graded_finding(s: Scenario, f: list[Fault], until: float) -> bool:
+    """A finding the platform must flag within the gauntlet (a judged cheat, an
+    under-declaration, a metrology finding): its station may then not be graded A (CRD-1)."""
+    return (_judged_cheat(s, f, until) or _under_declared(s, f, until)
+            or _metrology_finding(s, f, until))
+
+
 def _records(s: Scenario, _f: list[Fault], _u: float) -> bool:
     return bool(s.station_ids)
 
@@ -117,6 +124,8 @@ CLASSES = (
     FailureClass("no-metrology", "a verification_lapse, unsigned_record or seal_mismatch "
                                  "whose record or expiry falls at least 2 h before the "
                                  "gauntlet ends", _metrology_finding),
+    FailureClass("flat-credit", "a finding the platform must flag within the gauntlet (any "
+                                "of what blind, no-tax or no-metrology need)", _graded_finding),
 )
 assert {c.mutant for c in CLASSES} == {*MUTANTS, *PLATFORM_MUTANTS}, "a mutant without a class"
 

@@ -63,5 +63,7 @@ def set_status(conn: Conn, alert_id: str, status: str, *, by: str, note: str = "
     at = time.time() if now is None else now
     conn.execute("UPDATE alerts SET status = ?, status_note = ?, status_changed_at = ?, "
                  "status_changed_by = ? WHERE id = ?", (status, note, at, by, alert_id))
+    if status == "confirmed":  # kept after closing: a closed, confirmed alert was rectified
+        conn.execute("UPDATE alerts SET confirmed_at = ? WHERE id = ?", (at, alert_id))
     return {"id": alert_id, "status": status, "previous": current, "note": note,
             "changed_at": at, "changed_by": by}

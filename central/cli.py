@@ -9,7 +9,8 @@ to the uplink, serves the HTTP API and starts the detection service (central/det
 cheat alerts on each station's data up to its watermark, every --detect-interval s; limits
 scaled by --limit-scale, none raised with --no-detect; the sales vs tax declarations
 comparison of central/tax.py, off with --no-tax; the metrology audit of central/metrology.py,
-off with --no-metrology); then prints one JSON line to stdout
+off with --no-metrology; the credit grade of central/credit.py, every station A with the QA
+option --flat-credit); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
 """
@@ -101,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="store verification and maintenance records but never audit them "
                         "(GET /api/v1/metrology serves nothing; no verification_expired, "
                         "record_unsigned or seal_mismatch alert)")
+    p.add_argument("--flat-credit", action="store_true",
+                   help="QA only: grade every station A with a full score whatever its "
+                        "findings (GET /api/v1/credit ignores the rule of central/credit.py)")
     p.add_argument("--migrate-only", action="store_true",
                    help="apply schema migrations and exit")
     p.add_argument("--log-level", default="INFO",
@@ -179,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("tax comparison off: declarations are stored, never compared")
     if args.no_metrology:
         log.warning("metrology audit off: verification records are stored, never audited")
+    if args.flat_credit:
+        log.warning("credit grading flat: every station is graded A whatever its findings")
 
     ctx = Context(zone, vcf, args.heartbeat_timeout, time.time, tax=not args.no_tax,
-                  metrology=not args.no_metrology)
+                  metrology=not args.no_metrology, flat_credit=args.flat_credit)
     try:
         server = ApiServer(Api(db, tokens, ctx, health), *args.http)
     except OSError as exc:

@@ -12,7 +12,7 @@ from central.params import DEFAULT_LIMIT, MAX_LIMIT
 from central.prices import POSTED_PRICE_SCHEMA
 from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ListResource
 
-API_VERSION = "1.2.0"
+API_VERSION = "1.3.0"  # 1.3: GET /api/v1/credit, alerts' confirmed_at
 PREFIX = "/api/v1"
 
 _LIFECYCLE = "; ".join(f"{a} → {' | '.join(b)}" for a, b in TRANSITIONS.items() if b)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from central.alerts import STATUSES as ALERT_STATUSES
 from central.commerce import SALES_ITEM, STOCK_BALANCE_ITEM, sales_cells, station_balances
 from central.continuity import station_continuity
+from central.credit import CREDIT_ITEM, GRADES, station_credit
 from central.db import Conn
 from central.metrology import STATUSES as METROLOGY_STATUSES
 from central.metrology import station_audit
@@ -43,6 +44,7 @@ class Context:
     now: Callable[[], float]
     tax: bool = True  # False (--no-tax): declarations are stored but never compared
     metrology: bool = True  # False (--no-metrology): records are stored, never audited
+    flat_credit: bool = False  # True (--flat-credit, a QA mutant): every station graded A
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,9 @@ ALERTS = TableResource(
      _c("status_changed_at", "number", "platform wall clock of the last status change",
         nullable=True),
      _c("status_changed_by", "string", "token name that changed the status last",
+        nullable=True),
+     _c("confirmed_at", "number", "platform wall clock when an inspector confirmed it (kept "
+        "after closing: a closed alert with it was rectified, 已整改; without it, dismissed)",
         nullable=True),
      _c("created_at", "number", "platform wall clock, epoch s"),
      _c("detector", "string", "the detector that raised it", nullable=True)),
@@ -786,6 +791,20 @@ METROLOGY = ComputedResource(
             choices=("true", "false"))),
     has_time=False)
 
+
+def _credit(conn: Conn, station: str, opts: dict[str, Any],
+            ctx: Context) -> list[dict[str, Any]]:
+    item = station_credit(conn, station, opts["from"], opts["to"], flat=ctx.flat_credit)
+    return [item] if opts["grade"] in (None, item["grade"]) else []
+
+
+CREDIT = ComputedResource(
+    "credit", "Credit record and grade per station (信用记录、分级分类监管): score and grade A–D "
+    "from the platform's findings, weighted by severity and lifecycle",
+    "the findings' as_of (device clock): the grading period", CREDIT_ITEM,
+    lambda r: [r["station_id"]], _credit,
+    (Filter("grade", "grade", "enum", "only stations of this grade", choices=GRADES),))
+
 COMPUTED_RESOURCES = (RECONCILIATION, CONTINUITY, DETECTION_STATUS, TAX_CHECKS,
-                      COMMERCE_SALES, STOCK_BALANCE, METROLOGY)
+                      COMMERCE_SALES, STOCK_BALANCE, METROLOGY, CREDIT)
 ListResource = TableResource | ComputedResource | FleetResource

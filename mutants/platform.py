@@ -9,7 +9,10 @@ cheat warning (docs/sut.md).
 - `no-metrology`: verification records stored but never audited (`--no-metrology`: GET
   /api/v1/metrology serves nothing, no `verification_expired`, `record_unsigned` or
   `seal_mismatch` alert; the identity detector still flags unsigned changes, so ALM-* are
-  unchanged) — MET-1 must fail.
+  unchanged) — MET-1 must fail;
+- `flat-credit`: every station graded A with a full score whatever its findings
+  (`--flat-credit`: GET /api/v1/credit ignores the grading rule; alerts, tax checks and the
+  metrology audit are untouched) — CRD-1 must fail.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "jumpy": ("--limit-scale", repr(JUMPY_LIMIT_SCALE)),
     "no-tax": ("--no-tax",),
     "no-metrology": ("--no-metrology",),
+    "flat-credit": ("--flat-credit",),
 }
 MUTANTS = tuple(_OPTIONS)
 

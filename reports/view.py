@@ -18,6 +18,7 @@ from reports.cheats import (
     cheat_warning,
 )
 from reports.commerce import Commerce, commerce
+from reports.credit import CreditSection, credit_section
 from reports.i18n import Labels, labels
 from reports.metrology import MetrologySection, metrology_section
 from reports.outcomes import MeasurementGroup, RequirementView, requirement_views
@@ -38,6 +39,7 @@ THREE_PARTY = ("party.maintainer", "party.verifier", "party.station")
 METROLOGY_REQUIREMENT = "MET-1"
 COMMERCE_REQUIREMENT = "COM-1"
 TAX_REQUIREMENT = "TAX-1"
+CREDIT_REQUIREMENT = "CRD-1"
 CN_NUMERALS = "〇一二三四五六七八九十"
 
 
@@ -76,6 +78,7 @@ class ReportView:
     tax: TaxSection | None = None  # the city report's 以销核税 (reports/tax.py)
     # the city report's 计量器具检定台账 (reports/metrology.py)
     metrology_audit: MetrologySection | None = None
+    credit: CreditSection | None = None  # the city report's 信用等级 (reports/credit.py)
 
     # --- helpers the templates call -------------------------------------------------------
     def heading(self, n: int, key: str) -> str:
@@ -219,6 +222,10 @@ class ReportView:
     def metrology(self) -> RequirementView | None:
         return next((v for v in self.requirements if v.id == METROLOGY_REQUIREMENT), None)
 
+    @property
+    def credit_requirement(self) -> RequirementView | None:
+        return next((v for v in self.requirements if v.id == CREDIT_REQUIREMENT), None)
+
 
 def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
     t = labels(lang)
@@ -236,6 +243,7 @@ def build_view(record: RunRecord, lang: str = "zh-CN") -> ReportView:
         rectification=rectification_ledger(record), rectification_days=rectification_days(record),
         cheat=cheat, commerce=commerce(record.tables, t), tax=tax_section(record, ledger_ids),
         metrology_audit=metrology_section(record, ledger_ids),
+        credit=credit_section(record, ledger_ids),
         charts={
             "completeness": charts.daily_heatmap(daily, "completeness", ledger_ids, t),
             "online_ratio": charts.daily_heatmap(daily, "online_ratio", ledger_ids, t),

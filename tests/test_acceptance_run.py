@@ -93,6 +93,10 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
     assert "self-inspection" in (run / "report.html").read_text(encoding="utf-8").lower()
 
 
+# requirements judged on figures the platform computes from the records it stores
+FROM_THE_DATA = {"TAX-1", "COM-1", "CRD-1"}
+
+
 @pytest.mark.parametrize("mutant,expected", [
     ("drop", {"DAT-1", "STB-1"}),
     ("duplicate", {"DAT-1"}),
@@ -105,10 +109,15 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
 ])
 def test_smoke_refuses_each_collector_mutant_with_exactly_its_requirements(tmp_path, mutant,
                                                                            expected):
+    """Each broken collector fails the requirements that guard against its defect, and
+    otherwise only the regulators' functions computed from the data it corrupted (a lost or
+    duplicated sale changes the platform's tax cross-check and sales figures: the harm the
+    defect does, which of them depends on which records it hit)."""
     run = tmp_path / mutant
     res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS, "--sut-mutant", mutant)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert failed_requirements(run) == expected
+    failed = failed_requirements(run)
+    assert expected <= failed <= expected | FROM_THE_DATA, failed
 
 
 def test_smoke_refuses_a_platform_that_never_cross_checks_taxes_on_tax_only(tmp_path):
@@ -134,6 +143,21 @@ def test_smoke_refuses_a_platform_that_never_audits_its_metrology_on_met1_only(t
     assert failed_requirements(run) == {"MET-1"}
     info = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert info["inputs_posted"]["counts"]["verification_record"]["failed"] == 0
+
+
+def test_smoke_refuses_a_platform_that_grades_every_station_a_on_crd1_only(tmp_path):
+    """--platform-mutant flat-credit grades every station A whatever its findings: CRD-1
+    fails (UMB25's flagged under-declarations and UMB44's flagged price tamper leave neither
+    an A), nothing else changes — the alerts, tax checks and audit are the reference's."""
+    run = tmp_path / "flat-credit"
+    res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS,
+                    "--platform-mutant", "flat-credit")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert failed_requirements(run) == {"CRD-1"}
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    # the harness acted as the inspector: UMB44's first price alert confirmed, then rectified
+    assert [(a["station_id"], a["status"], a["http"]) for a in info["inspector"]["actions"]] \
+        == [("UMB44", "confirmed", 200), ("UMB44", "closed", 200)]
 
 
 def test_harness_errors_exit_2_with_the_reason(tmp_path):

@@ -40,13 +40,13 @@ def test_a_scenario_without_what_a_class_needs_is_told_so(tmp_path):
     by_mutant = {c.mutant: c.needs for c in CLASSES}
     assert missing(scenario) == [f"{m}: {by_mutant[m]}"
                                  for m in ("no-spool", "always-online", "blind", "no-tax",
-                                           "no-metrology")]
+                                           "no-metrology", "flat-credit")]
     # a cheat whose detection limit ends after the gauntlet: a blind platform is not refused
     late = [{"kind": "price_tamper", "station": "UMB44", "dispenser": 1, "start": "+40h",
              "markup": 0.02}]
     scenario = load_scenario(write_scenario_variant(base, tmp_path / "t.yaml", cheats=late))
     assert missing(scenario) == [f"{m}: {by_mutant[m]}"
-                                 for m in ("blind", "no-tax", "no-metrology")]
+                                 for m in ("blind", "no-tax", "no-metrology", "flat-credit")]
     # an under-declaration whose first period ends after the gauntlet: no-tax is not refused
     late = [{"kind": "tax_under_declaration", "station": "UMB25", "start": "+47h"}]
     scenario = load_scenario(write_scenario_variant(base, tmp_path / "u.yaml", cheats=late))

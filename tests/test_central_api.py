@@ -226,6 +226,8 @@ def test_unknown_paths_and_methods(api: tuple[Client, Clock]) -> None:
     ("/api/v1/stations", {"ownership": "public"}, "ownership"),
     ("/api/v1/stations", {"from": "0"}, "from"),
     ("/api/v1/stats/ingest", {"limit": "5"}, "limit"),
+    ("/api/v1/credit", {"grade": "E"}, "grade"),
+    ("/api/v1/credit", {"from": "soon"}, "from"),
 ])
 def test_bad_parameters_give_400_naming_the_parameter(api: tuple[Client, Clock], path: str,
                                                       params: dict, parameter: str) -> None:
@@ -413,7 +415,7 @@ def test_openapi_documents_every_route_and_its_items(api: tuple[Client, Clock]) 
         for op in ops.values():
             assert op["summary"] and op["operationId"], path
             assert {"200", "201"} & set(op["responses"]), path
-    assert doc["info"]["version"] == "1.2.0"
+    assert doc["info"]["version"] == "1.3.0"
     schemas = doc["components"]["schemas"]
     samples = {
         "Transactions": client.get("/api/v1/transactions", limit=3)["items"],
@@ -427,6 +429,7 @@ def test_openapi_documents_every_route_and_its_items(api: tuple[Client, Clock]) 
         "TotalizerContinuity": client.get("/api/v1/totalizer-continuity", limit=20)["items"],
         "Station": client.get("/api/v1/stations")["items"],
         "IngestStats": [client.get("/api/v1/stats/ingest")],
+        "Credit": client.get("/api/v1/credit")["items"],
     }
     for name, items in samples.items():
         assert items, name

@@ -61,7 +61,7 @@ FAULTS = [  # kind, station, device, sim start (h from start), duration (h)
 ]
 REQUIRED = ("COV-1", "COV-2", "DAT-1", "DAT-2", "DAT-3", "DAT-4", "DAT-5", "DAT-6", "STB-1",
             "ALM-PULSE", "ALM-PART", "ALM-DATA", "ALM-PRICE", "ALM-STOCK", "ALM-DELIV",
-            "ALM-FP", "TAX-1", "MET-1")
+            "ALM-FP", "TAX-1", "MET-1", "CRD-1")
 TAX_PERIOD = 12 * HOUR  # the run's (shortened) tax declaration period
 TAX_SHARE = {"UMB25": 0.5, "UMB44": 1.0}  # UMB25 declares half of its sales (a cheat)
 # one cheat (a 3 % skim on UMB25 D1 nozzle 2 from day 2) and the platform's alert for it
@@ -395,6 +395,11 @@ class Run:
     tax_offered: bool = True
     inputs_posted: dict[str, Any] | None = None  # run.json inputs_posted
     tax: dict[str, Any] | None = field(default_factory=lambda: {"period_days": 0.5})
+    # GET /api/v1/credit (None: the reference platform's grades of `alerts` as written) and
+    # observed/credit.json (None: neither file is written)
+    credit: pd.DataFrame | None = None
+    credit_served: dict[str, Any] | None = field(default_factory=lambda: {
+        "resource": "GET /api/v1/credit", "served": True})
 
     def write(self, root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
@@ -439,6 +444,10 @@ class Run:
         if self.reconciliation is not None:
             self.reconciliation.to_parquet(root / "observed" / "reconciliation.parquet",
                                            index=False)
+        if self.credit_served is not None:
+            credit = self.credit if self.credit is not None else faithful_credit(self.alerts)
+            credit.to_parquet(root / "observed" / "credit.parquet", index=False)
+            _json(root / "observed" / "credit.json", {**self.credit_served, "items": len(credit)})
         if self.commerce is not None:
             for name, df in self.commerce[0].items():
                 df.to_parquet(root / "observed" / f"{name}.parquet", index=False)
@@ -503,6 +512,23 @@ def faithful_commerce(truth: dict[str, pd.DataFrame], drops: pd.DataFrame
               "stock_balance": {"resource": "GET /api/v1/commerce/stock-balance",
                                 "served": True, "items": len(balances)}}
     return {"commerce_sales": sales, "stock_balance": balances}, served
+
+
+def faithful_credit(alerts: pd.DataFrame, flat: bool = False) -> pd.DataFrame:
+    """GET /api/v1/credit of the reference platform grading `alerts` (central/credit.py),
+    nested fields as JSON text as the observer keeps them."""
+    from central.credit import grade_station
+
+    rows = []
+    for sid in DIALECTS:
+        mine = alerts[alerts["station_id"] == sid].astype(object)
+        found = [{k: None if pd.api.types.is_scalar(v) and pd.isna(v) else v
+                  for k, v in a.items()}
+                 for a in mine.to_dict("records")]
+        item = grade_station(sid, found, flat=flat)
+        rows.append({**item, **{k: json.dumps(item[k], ensure_ascii=False, sort_keys=True)
+                                for k in ("period", "counts", "points", "findings")}})
+    return pd.DataFrame(rows)
 
 
 def failed(record: RunRecord) -> set[str]:

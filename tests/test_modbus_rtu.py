@@ -108,7 +108,8 @@ def test_rtu_station_read_and_drain(tmp_path):
 
 
 SERVE_SCRIPT = """
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1)  # the test asks for the stacks if it hangs
 sys.path.insert(0, {tests!r})
 from test_modbus_rtu import small_world
 from devices.runner import serve
@@ -131,7 +132,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_consistent_truth(tmp_path):
     out = tmp_path / "run"
     script = SERVE_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output = ""
     try:
         deadline = time.monotonic() + HANG_S
         while not (out / "endpoints.json").exists():
@@ -143,10 +145,13 @@ def test_ctrl_c_stops_cleanly_and_leaves_consistent_truth(tmp_path):
         assert Path(ep["stations"]["S02"]["serial_port"]).exists()
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # its stacks, to see where it hangs
+        time.sleep(2)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+            os.killpg(proc.pid, signal.SIGKILL)  # with its socat
+            output += proc.communicate()[0]
     assert proc.returncode == 0, output
     assert "RESULT interrupted" in output
     assert json.loads((out / "devices.json").read_text())["stop_reason"] == "interrupted"
