@@ -110,6 +110,9 @@ def test_rtu_station_read_and_drain(tmp_path):
 SERVE_SCRIPT = """
 import faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1)  # the test asks for the stacks if it hangs
+# Ctrl-C as at a terminal: a test run started in the background (`cmd &` in a script)
+# inherits SIGINT ignored, and Python then keeps ignoring it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from test_modbus_rtu import small_world
 from devices.runner import serve

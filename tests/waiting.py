@@ -9,8 +9,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 # How long a test waits for a process to start or stop before calling it hung: only a hang
-# reaches it, never a slow machine (a loaded 2-core CI machine took over 30 s to flush a
-# devices process's ground truth after SIGINT).
+# reaches it, never a slow machine.
 HANG_S = 300.0
 
 
