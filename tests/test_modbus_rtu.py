@@ -108,8 +108,7 @@ def test_rtu_station_read_and_drain(tmp_path):
 
 
 SERVE_SCRIPT = """
-import faulthandler, signal, sys
-faulthandler.register(signal.SIGUSR1)  # the test asks for the stacks if it hangs
+import signal, sys
 # Ctrl-C as at a terminal: a test run started in the background (`cmd &` in a script)
 # inherits SIGINT ignored, and Python then keeps ignoring it
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -149,8 +148,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_consistent_truth(tmp_path):
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=HANG_S)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)  # its stacks, to see where it hangs
-        time.sleep(2)
+        pass  # a hang: the assertion below shows its output
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # with its socat
