@@ -154,16 +154,27 @@ class PlatformClient:
         return self.get(f"{API_PREFIX}/stats/ingest", {"station_id": station_id})
 
 
-def records_frame(resource: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Items as a DataFrame; a record resource gets every field of its kind as a column."""
+def _with_columns(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows as a DataFrame with `columns` first (null where the platform gave no such field),
+    then any others it gave."""
     df = pd.DataFrame(list(rows))
-    if resource not in RECORD_FIELDS:
-        return df
-    columns = RECORD_HEAD + RECORD_FIELDS[resource] + RECORD_TAIL
     for col in columns:
         if col not in df.columns:
             df[col] = pd.Series([None] * len(df), dtype=object)
     return df[list(columns) + [c for c in df.columns if c not in columns]]
+
+
+def _json_fields(items: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Items with the nested fields `keys` as JSON text (a Parquet column of one type)."""
+    return [{**item, **{k: json.dumps(item.get(k), ensure_ascii=False, sort_keys=True)
+                        for k in keys}} for item in items]
+
+
+def records_frame(resource: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Items as a DataFrame; a record resource gets every field of its kind as a column."""
+    if resource not in RECORD_FIELDS:
+        return pd.DataFrame(list(rows))
+    return _with_columns(rows, tuple(RECORD_HEAD + RECORD_FIELDS[resource] + RECORD_TAIL))
 
 
 def _error_message(body: bytes) -> str:
@@ -202,16 +213,8 @@ def observe_alerts(client: PlatformClient,
                    station_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """GET /api/v1/alerts: one row per alert, ALERT_COLUMNS first; `evidence` as JSON text
     (a platform without a field shows null there)."""
-    rows = []
-    for item in _per_station(client, "alerts", station_ids):
-        row = dict(item)
-        row["evidence"] = json.dumps(item.get("evidence"), ensure_ascii=False, sort_keys=True)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in ALERT_COLUMNS:
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=object)
-    return df[list(ALERT_COLUMNS) + [c for c in df.columns if c not in ALERT_COLUMNS]]
+    rows = _json_fields(_per_station(client, "alerts", station_ids), ("evidence",))
+    return _with_columns(rows, ALERT_COLUMNS)
 
 
 def observe_states(client: PlatformClient,
@@ -223,11 +226,7 @@ def observe_states(client: PlatformClient,
         if exc.status != 404:
             raise
         rows = []
-    df = pd.DataFrame(rows)
-    for col in STATE_COLUMNS:
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=object)
-    return df[list(STATE_COLUMNS) + [c for c in df.columns if c not in STATE_COLUMNS]]
+    return _with_columns(rows, STATE_COLUMNS)
 
 
 # GET /api/v1/tax-checks items (docs/platform-api.md §5.13): the platform's comparison of its
@@ -250,12 +249,7 @@ def observe_tax_checks(client: PlatformClient,
         if exc.status != 404:
             raise
         rows, offered = [], False
-    df = pd.DataFrame(rows)
-    for col in TAX_CHECK_COLUMNS:
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=object)
-    return df[list(TAX_CHECK_COLUMNS) + [c for c in df.columns
-                                         if c not in TAX_CHECK_COLUMNS]], offered
+    return _with_columns(rows, TAX_CHECK_COLUMNS), offered
 
 
 # GET /api/v1/metrology items (docs/platform-api.md §5.14): the platform's metrology audit
@@ -279,14 +273,7 @@ def observe_metrology(client: PlatformClient,
         if exc.status != 404:
             raise
         items, offered = [], False
-    rows = [{**item, **{k: json.dumps(item.get(k), ensure_ascii=False, sort_keys=True)
-                        for k in _METROLOGY_JSON}} for item in items]
-    df = pd.DataFrame(rows)
-    for col in METROLOGY_COLUMNS:
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=object)
-    return df[list(METROLOGY_COLUMNS) + [c for c in df.columns
-                                         if c not in METROLOGY_COLUMNS]], offered
+    return _with_columns(_json_fields(items, _METROLOGY_JSON), METROLOGY_COLUMNS), offered
 
 
 def detection_status(client: PlatformClient) -> list[dict[str, Any]] | None:
@@ -355,11 +342,7 @@ def observe_commerce(client: PlatformClient, station_ids: Iterable[str] | None =
             served[name] = {**where, "served": False, "status": exc.status, "error": str(exc)}
         else:
             served[name] = {**where, "served": True, "items": len(rows)}
-        df = pd.DataFrame(rows)
-        for col in columns:
-            if col not in df.columns:
-                df[col] = pd.Series([None] * len(df), dtype=object)
-        frames[name] = df[list(columns) + [c for c in df.columns if c not in columns]]
+        frames[name] = _with_columns(rows, columns)
     return frames, served
 
 
@@ -383,10 +366,4 @@ def observe_credit(client: PlatformClient, station_ids: Iterable[str] | None = N
         items, served = [], {**where, "served": False, "status": exc.status, "error": str(exc)}
     else:
         served = {**where, "served": True, "items": len(items)}
-    rows = [{**item, **{k: json.dumps(item.get(k), ensure_ascii=False, sort_keys=True)
-                        for k in _CREDIT_JSON}} for item in items]
-    df = pd.DataFrame(rows)
-    for col in CREDIT_COLUMNS:
-        if col not in df.columns:
-            df[col] = pd.Series([None] * len(df), dtype=object)
-    return df[list(CREDIT_COLUMNS) + [c for c in df.columns if c not in CREDIT_COLUMNS]], served
+    return _with_columns(_json_fields(items, _CREDIT_JSON), CREDIT_COLUMNS), served
