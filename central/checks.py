@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+INT64 = 1 << 63
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: a literal no IEEE double holds
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -INT64 <= value < INT64:  # no uplink field holds more; the database could not
+        raise ValueError(f"integer {text[:40]} is out of the 64-bit range")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys."""
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, numbers a double or a 64-bit
+    integer holds."""
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj: dict[str, Any] = {}
         for k, v in pairs:
@@ -65,6 +84,7 @@ def parse_json(raw: bytes) -> Any:
         return obj
 
     return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                      parse_float=_finite_float, parse_int=_int64,
                       object_pairs_hook=no_duplicates)
 
 

@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 Check = Callable[[Any], bool]
 
 _IGNORED = {"$schema", "$id", "$defs", "title", "description", "format", "examples"}
+
+
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema pattern with its ECMA-262 meaning: `$` is the end of the string, where
+    Python's also matches before a final newline (so "D1\\n" would pass ^(G|D[1-9])$)."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
 _KEYWORDS = {"$ref", "type", "const", "enum", "pattern", "minLength", "maxLength", "minimum",
              "maximum", "minItems", "maxItems", "items", "required", "properties",
              "additionalProperties", "minProperties"}
@@ -138,7 +148,7 @@ class _Compiler:
         out: list[str] = []
         if group == "string":
             if "pattern" in node:
-                rx = self.value(re.compile(node["pattern"]))
+                rx = self.value(ecma_regex(node["pattern"]))
                 out.append(f"{pad}if {rx}.search({v}) is None: return False")
             if "minLength" in node:
                 out.append(f"{pad}if len({v}) < {int(node['minLength'])}: return False")

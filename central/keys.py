@@ -66,13 +66,13 @@ def parse_key_file(text: str, source: str) -> KeyRing:
     ring: dict[str, StationKeys] = {}
     for sid, entry in stations.items():
         where = f"{source}: stations.{sid}"
-        if not _STATION.match(sid):
+        if not _STATION.fullmatch(sid):
             raise KeyFileError(f"{where}: station id must match ^[A-Za-z0-9_-]{{1,32}}$")
         if not isinstance(entry, dict) or not isinstance(entry.get("keys"), dict):
             raise KeyFileError(f"{where}: expected {{'active': kid, 'keys': {{kid: hex}}}}")
         keys: dict[str, bytes] = {}
         for kid, hexkey in entry["keys"].items():
-            if not kid or not isinstance(hexkey, str) or not _HEX64.match(hexkey):
+            if not kid or not isinstance(hexkey, str) or not _HEX64.fullmatch(hexkey):
                 raise KeyFileError(f"{where}.keys.{kid}: expected 64 hex characters "
                                    "(a 256-bit key)")
             keys[kid] = bytes.fromhex(hexkey)

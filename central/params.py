@@ -41,7 +41,7 @@ def single(query: Mapping[str, list[str]], name: str) -> str | None:
 def parse_time(text: str, name: str, zone: ZoneInfo) -> float:
     """Epoch seconds, or ISO 8601 (date or date-time; without an offset: platform zone)."""
     text = text.strip()
-    if _NUMBER.match(text):
+    if _NUMBER.fullmatch(text):
         value = float(text)
         if not math.isfinite(value):
             raise ParamError(name, f"not a finite number: {text!r}")

@@ -1,7 +1,8 @@
 """Validation against the published uplink JSON Schemas (contracts/uplink_schemas/).
 
 JSON Schema's "integer" admits 1.0; the uplink carries exact integers, so here an
-integer must be a JSON integer literal (and never a boolean).
+integer must be a JSON integer literal (and never a boolean). Patterns have their ECMA-262
+meaning (`$` ends the string: "D1\\n" is no device).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
-from central.fastcheck import compile_schema
+from central.fastcheck import compile_schema, ecma_regex
 from contracts import UPLINK_SCHEMAS
 
 SCHEMA_DIR = UPLINK_SCHEMAS
@@ -25,8 +26,14 @@ def _strict_integer(_checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Any:
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer)
-StrictValidator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern},
+                                    type_checker=_TYPES)
 
 
 @cache

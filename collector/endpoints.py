@@ -78,7 +78,7 @@ def _get(obj: object, key: str, where: str, kind: type | tuple[type, ...]):
 
 def _device(raw: object, where: str) -> DeviceEndpoint:
     device = _get(raw, "device", where, str)
-    if not DEVICE_KEY.match(device):
+    if not DEVICE_KEY.fullmatch(device):
         raise EndpointError(f"{where}.device: expected 'G' or 'D<n>', found {device!r}")
     kind = _get(raw, "kind", where, str)
     if kind not in ("tank_gauge", "dispenser"):
@@ -96,7 +96,7 @@ def _device(raw: object, where: str) -> DeviceEndpoint:
 
 
 def _station(station_id: str, raw: object, where: str) -> StationEndpoint:
-    if not STATION_ID.match(station_id):
+    if not STATION_ID.fullmatch(station_id):
         raise EndpointError(f"{where}: station id {station_id!r} does not match "
                             f"{STATION_ID.pattern}")
     raw = _object(raw, where)

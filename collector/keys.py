@@ -49,7 +49,7 @@ def parse_key_file(doc: object, source: str) -> dict[str, StationKeys]:
             raise KeyFileError(f"{where}.keys: expected an object kid → 64 hex chars")
         keys: dict[str, bytes] = {}
         for kid, hexkey in entry["keys"].items():
-            if not isinstance(hexkey, str) or not _HEX64.match(hexkey):
+            if not isinstance(hexkey, str) or not _HEX64.fullmatch(hexkey):
                 raise KeyFileError(f"{where}.keys.{kid}: expected 64 hex characters")
             keys[kid] = bytes.fromhex(hexkey)
         active = entry.get("active")

@@ -324,6 +324,51 @@ def test_fuzzed_messages_never_crash_ingest(msgs: list[tuple[str, bytes]],
     assert stored == 0
 
 
+def test_numbers_out_of_range_are_malformed_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """Issue 10: `"sent_at": 1e400` (no double holds it) and, from a key holder, 10**20 (no
+    64-bit column holds it) once raised inside the checks or the database and rolled back
+    the whole batch; now each is rejected as malformed JSON and the good message of the
+    same batch is stored."""
+    db = ready_database(next(fresh_database("sqlite", tmp_path)))
+    conn = db.connect()
+    ingestor = Ingestor(conn, STATION_MAP, lambda: RING, 600.0, lambda: 1.0e9)
+    good = data_message("UMB01", "D1", "transaction", [txn("UMB01", "D1", 1, T0)], 1, 1.0e9)
+    huge = data_message("UMB01", "D1", "transaction", [txn("UMB01", "D1", 2, T0 + 60)], 2,
+                        10**20)
+    topic, raw = data_message("UMB01", "D1", "transaction", [txn("UMB01", "D1", 3, T0 + 120)],
+                              3, 1.0e9)
+    assert b'"sent_at": 1000000000.0' in raw
+    infinite = (topic, raw.replace(b'"sent_at": 1000000000.0', b'"sent_at": 1e400'))
+    outcomes = ingestor.process([Inbound(t, p, 1.0e9) for t, p in (good, huge, infinite)])
+    assert [(o.status, o.reason) for o in outcomes] == [
+        ("stored", None), ("rejected", "malformed_json"), ("rejected", "malformed_json")]
+    assert "64-bit" in outcomes[1].detail and "1e400" in outcomes[2].detail
+    assert conn.query_one("SELECT COUNT(*) FROM transactions") == (1,)
+    conn.close()
+
+
+def test_identifiers_with_a_trailing_newline_are_refused() -> None:
+    """Issue 10: patterns ending in `$` let "D1\\n" through (Python's `$` matches before a
+    final newline): the schemas now use ECMA-262's `$`, the parsers full matches."""
+    from collector.endpoints import FORMAT as ENDPOINTS_FORMAT
+    from collector.endpoints import EndpointError, parse_endpoints
+    from collector.keys import KeyFileError as CollectorKeyFileError
+    from collector.keys import parse_key_file as collector_keys
+
+    beat = json.loads(heartbeat("UMB01", 1, 1.0e9)[1])
+    beat["devices"][0]["device"] = "D1\n"
+    assert "does not match" in (schemas.first_error("heartbeat", beat) or "")
+    assert not schemas.fast("heartbeat")(beat)
+    with pytest.raises(KeyFileError, match="station id"):
+        parse_key_file(json.dumps(key_file_doc({"UMB01\n": {"k1": "00" * 32}})), "keys")
+    with pytest.raises(KeyFileError, match="64 hex"):
+        parse_key_file(json.dumps(key_file_doc({"UMB01": {"k1": "00" * 32 + "\n"}})), "keys")
+    with pytest.raises(CollectorKeyFileError, match="64 hex"):
+        collector_keys(key_file_doc({"UMB01": {"k1": "00" * 32 + "\n"}}), "keys")
+    with pytest.raises(EndpointError, match="station id"):
+        parse_endpoints({"format": ENDPOINTS_FORMAT, "stations": {"UMB01\n": {}}}, "endpoints")
+
+
 @pytest.fixture(scope="module")
 def fuzz_ingestor(tmp_path_factory: pytest.TempPathFactory) -> Ingestor:
     gen = fresh_database("sqlite", tmp_path_factory.mktemp("fuzz"))
