@@ -105,15 +105,22 @@ class _Tally:
             [(s, n, v) for (s, n), v in sorted(self.counts.items())])
 
 
+# Rejected messages kept as a sample per station ('' = not attributable): every one is
+# counted (ingest_counters), but a flood of garbage must not grow the database without bound.
+REJECTION_SAMPLE = 1000
+
+
 class Ingestor:
     def __init__(self, conn: Conn, stations: Mapping[str, Station],
                  keys: Callable[[], KeyRing], replay_window_s: float = 600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rejection_sample: int = REJECTION_SAMPLE) -> None:
         self.conn = conn
         self.stations = stations
         self.keys = keys
         self.replay_window_s = replay_window_s
         self.clock = clock
+        self.rejection_sample = rejection_sample
 
     # -- public -------------------------------------------------------------------------
     def process(self, batch: list[Inbound]) -> list[Outcome]:
@@ -363,6 +370,12 @@ class Ingestor:
             "INSERT INTO ingest_rejections (id, received_at, topic, station_id, scope, "
             "record_key, reason, detail, payload_sha256, payload_excerpt) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for sid in sorted({r[3] for r in rows}):  # keep each station's newest sample only
+            self.conn.execute(
+                "DELETE FROM ingest_rejections WHERE station_id = ? AND id NOT IN ("
+                "SELECT id FROM ingest_rejections WHERE station_id = ? "
+                "ORDER BY received_at DESC, id DESC LIMIT ?)",
+                (sid, sid, self.rejection_sample))
 
 
 def text(value: str | None, limit: int = 1000) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -532,3 +533,33 @@ def test_the_shipped_fleet_ledger_is_readable_as_plain_data() -> None:
     assert len(stations) == 46
     assert sum(s.ownership == "private" for s in stations) == 27
     assert all(s.devices[0] == "G" and len(s.devices) >= 2 for s in stations)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_flood_of_garbage_is_counted_but_keeps_a_bounded_sample(engine: str,
+                                                                  tmp_path: Path) -> None:
+    """Issue 10: every rejected message was a database row, so an anonymous publisher grew
+    the database without bound; now each is counted, and only the newest few per station
+    are kept as a sample — while honest ingest in the same batches goes on."""
+    for url in fresh_database(engine, tmp_path):
+        _flood(ready_database(url).connect())
+
+
+def _flood(conn: Any) -> None:
+    ingestor = Ingestor(conn, STATION_MAP, lambda: RING, 600.0, lambda: 1.0e9,
+                        rejection_sample=25)
+    garbage = [Inbound("fsx/v1/UMB01/D1/evt/transaction", b"not json %d" % i, 1.0e9)
+               for i in range(200)]
+    unknown = [Inbound("fsx/v1/NOBODY/D1/evt/transaction", b"{}", 1.0e9)] * 40
+    good = data_message("UMB01", "D1", "transaction", [txn("UMB01", "D1", 1, T0)], 1, 1.0e9)
+    for k in range(0, 200, 50):
+        ingestor.process(garbage[k:k + 50] + unknown[k // 5:k // 5 + 10])
+    outcomes = ingestor.process([Inbound(*good, 1.0e9)])
+    assert [o.status for o in outcomes] == ["stored"]
+    kept = dict(conn.query("SELECT station_id, COUNT(*) FROM ingest_rejections "
+                           "GROUP BY station_id"))
+    assert kept == {"UMB01": 25, "": 25}
+    counted = dict(conn.query("SELECT name, SUM(value) FROM ingest_counters GROUP BY name"))
+    assert counted["rejected:malformed_json"] == 200
+    assert counted["rejected:unknown_station"] == 40
+    conn.close()
