@@ -306,9 +306,9 @@ def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
 def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
     """Each fault served slowly enough to act on it (`fault_wall_s` of wall time, also when it
     lies inside a longer one; no faster than its kind's `max_compression`) — a device fault
-    slowly enough for the platform to show the device off line within
-    `device_offline_shown_s` (DAT-6) and the harness to see it — and a near-real-time
-    segment for latency (DAT-5) in the last quiet stretch of the run."""
+    slowly enough for the platform to show the
+    device off line within `device_offline_shown_s` (DAT-6) and the harness to see it — and
+    a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run."""
     start = scenario.start_epoch
     end = start + 86400.0 * (opts.days if opts.days is not None else scenario.data["days"])
     criteria = resolve_criteria(scenario.data.get("criteria"), run_days=(end - start) / 86400.0)

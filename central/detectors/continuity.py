@@ -16,8 +16,8 @@
 - `sequence_gap` (device): each device stream numbers its records 0…65535 (wrapping);
   consecutive records (in sequence order, unwrapped in the order they were read: not by
   device time, which a wrong clock breaks — central/detectors/clock.py) must be one
-  apart. A step of n > 1 is a gap of n − 1 records. Only records below the device's
-  completeness horizon are compared (late data cannot look like a gap). A gap for which the device logged a FIFO overflow (event 30
+  apart. A step of n > 1 is a gap of n − 1 records. Only records below the device's completeness horizon are compared (late data
+  cannot look like a gap). A gap for which the device logged a FIFO overflow (event 30
   for that FIFO) is the collector's loss, not tampering, and is not raised. One alert per
   device stream and local day.
 """
