@@ -46,7 +46,6 @@ class ClockLimits:
     read_spread: float = 0.25  # of the station's advance between heartbeats: noise
     ahead_s: int = 86400  # records stamped up to this far beyond `through` are looked at
     smooth: int = 3  # header reads per running median of a device's offsets
-    max_gap_s: float = 3600.0  # station time between heartbeats beyond which reads don't vote
 
 
 @dataclass
@@ -85,22 +84,17 @@ class StationClock:
             last.update((d, (t, w)) for d, t, w in beat)
             if len(fresh) < limits.min_devices or at_once is None:
                 continue
-            instant, shown, carried = at_once
+            instant, shown = at_once
             ref = float(np.median(shown))
-            # clocks carried to one instant are as uncertain as the carrying; compared
-            # without read times they were read up to a sweep apart while the world moved
-            # on: a share of its advance since the heartbeat before is noise
-            noise = carried if instant is not None else 0.0 if not station else \
+            # clocks compared without read times were read up to a sweep apart while the
+            # world moved on: a share of its advance since the heartbeat before is noise
+            noise = 0.0 if instant is not None or not station else \
                 limits.read_spread * max(ref - station[-1], 0.0)
-            # heartbeats hours of station time apart (a world run thousands of times faster
-            # than real time): clocks read a sweep apart cannot be compared
-            comparable = not station or ref - station[-1] <= limits.max_gap_s
             instant = arrived if instant is None else instant
             instants.append(instant)
             station.append(ref)
             for (dev, _, _), t in zip(fresh, shown, strict=True):
-                if comparable:
-                    per_device.setdefault(dev, []).append((instant, t, t - ref, noise))
+                per_device.setdefault(dev, []).append((instant, t, t - ref, noise))
         samples: dict[str, tuple[np.ndarray, ...]] = {}
         for d, v in per_device.items():
             wall, read, off, bound = (np.array(c) for c in zip(*v, strict=True))
@@ -129,7 +123,7 @@ class StationClock:
         # per header read k ≥ 1: did the clock jump since read k-1, and how fast it drifted
         station = shown - off
         d_off, d_station = np.diff(off), np.maximum(np.diff(station), 1.0)
-        tol = np.maximum(limits.tolerance_s, 2.0 * noise)  # a wrong clock stands out of it
+        tol = np.maximum(limits.tolerance_s, noise)
         jump = np.r_[False, np.abs(d_off) > tol[1:] + limits.max_drift * d_station]
         slope = np.r_[0.0, np.where(jump[1:], 0.0, np.clip(d_off / d_station, -limits.max_drift,
                                                             limits.max_drift))]
@@ -187,17 +181,16 @@ def _running_median(x: np.ndarray, width: int) -> np.ndarray:
 
 def _at_one_instant(fresh: list[tuple[str, float, float | None]],
                     last: dict[str, tuple[float, float | None]]
-                    ) -> tuple[float | None, list[float], float] | None:
-    """(the instant, the fresh clocks of one heartbeat at it, how far in station time the
-    earliest was carried): each clock carried forward to its latest read (uplink 1.2
-    `rtc_read_at`) at the rate the station's clocks advanced since their reads before (their
-    median: a wrong clock is outvoted). Clocks read a sweep apart differ by the sweep times
-    that rate — minutes when the world runs compressed; how far they were carried bounds the
-    error of carrying them. None when read times are given but no rate is known yet (not
-    comparable); without read times, (None, the clocks as read, 0)."""
+                    ) -> tuple[float | None, list[float]] | None:
+    """(the instant, the fresh clocks of one heartbeat at it): each clock carried forward to
+    its latest read (uplink 1.2 `rtc_read_at`) at the rate the station's clocks advanced
+    since their reads before (their median: a wrong clock is outvoted). Clocks read a sweep
+    apart differ by the sweep times that rate — minutes when the world runs compressed.
+    None when read times are given but no rate is known yet (not comparable); without read
+    times, (None, the clocks as read)."""
     reads = [(d, t, w) for d, t, w in fresh if w is not None]
     if len(reads) < len(fresh) or not reads:
-        return None, [t for _, t, _ in fresh], 0.0
+        return None, [t for _, t, _ in fresh]
     rates = []
     for d, t, w in reads:
         t0, w0 = last.get(d, (t, None))
@@ -207,8 +200,7 @@ def _at_one_instant(fresh: list[tuple[str, float, float | None]],
         return None
     rate = max(float(np.median(rates)), 0.0)
     latest = max(w for _, _, w in reads)
-    span = rate * (latest - min(w for _, _, w in reads))  # how far the clocks were carried
-    return latest, [t + rate * (latest - w) for _, t, w in reads], span
+    return latest, [t + rate * (latest - w) for _, t, w in reads]
 
 
 def sequence_order(device: np.ndarray, seq: np.ndarray,
