@@ -182,9 +182,6 @@ class Chain:
                 "spool_dir": str(self.spool_dir if station == "*" else self.spool_dir / station)})
         common = ["--endpoints", str(self.truth_dir / "endpoints.json"), "--broker", broker_url,
                   "--keys", str(self.keys_path), "--heartbeat", str(s.heartbeat_s),
-                  # a fresh header (RTC) in every heartbeat: at compressed time the platform
-                  # sets wrong device clocks against their station from these reads
-                  "--live-interval", str(s.heartbeat_s),
                   "--log-level", "WARNING", *s.collector_args]
         head = [s.python, "-m", "mutants.collector", "--mutant", s.collector_mutant] \
             if s.collector_mutant else self._cli()

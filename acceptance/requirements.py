@@ -186,7 +186,7 @@ def check_catalogue(entries: tuple[Requirement, ...] = CATALOGUE) -> None:
     seen: set[str] = set()
     for i, r in enumerate(entries):
         where = f"requirement catalogue entry {i} ({r.id!r})"
-        if not ID_PATTERN.fullmatch(r.id):
+        if not ID_PATTERN.match(r.id):
             raise ValueError(f"{where}: id: expected like 'DAT-1', found {r.id!r}")
         if r.id in seen:
             raise ValueError(f"{where}: id: {r.id} appears twice")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -305,8 +304,7 @@ def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
 
 def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
     """Each fault served slowly enough to act on it (`fault_wall_s` of wall time, also when it
-    lies inside a longer one; no faster than its kind's `max_compression`) — a device fault
-    slowly enough for the platform to show the
+    lies inside a longer one) — a device fault slowly enough for the platform to show the
     device off line within `device_offline_shown_s` (DAT-6) and the harness to see it — and
     a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run."""
     start = scenario.start_epoch
@@ -322,8 +320,7 @@ def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
         spans.append((max(start, f.at - 60.0), min(end, f.end + tail)))
         # every fault gets its own wall time, even inside a longer one (a crash in a cut)
         wall = device_wall_s if f.kind in SHOWN_OFF_LINE else opts.fault_wall_s
-        cap = FAULT_KINDS[f.kind].max_compression or math.inf
-        slow.append((f.at, min(end, f.end), min(f.duration / wall, cap)))
+        slow.append((f.at, min(end, f.end), f.duration / wall))
     spans.sort()
     merged: list[list[float]] = []
     for a, b in spans:

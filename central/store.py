@@ -298,7 +298,7 @@ class Ingestor:
         self._collector_state(sid, seq, p["sent_at"], now, online=True, boot_id=boot,
                               version=text(p["collector_version"]), backlog=p["backlog"],
                               heartbeat=True, force=False)
-        log_rows = [(sid, "", now, p["sent_at"], seq, "heartbeat", 1, None, boot, None)]
+        log_rows = [(sid, "", now, p["sent_at"], seq, "heartbeat", 1, None, boot)]
         for d in p["devices"]:
             # drained_through (uplink 1.1): null or absent keeps what was known; a 1.0
             # collector never sends it.
@@ -315,7 +315,7 @@ class Ingestor:
                 (sid, d["device"], int(d["online"]), d["device_time"], d["last_ok_at"],
                  d["failures"], text(d["error"]), now, seq, d.get("drained_through")))
             log_rows.append((sid, d["device"], now, p["sent_at"], seq, "heartbeat",
-                             int(d["online"]), d["device_time"], boot, d.get("rtc_read_at")))
+                             int(d["online"]), d["device_time"], boot))
         self._log_availability(log_rows)
 
     def _online(self, p: dict[str, Any], now: float) -> None:
@@ -329,7 +329,7 @@ class Ingestor:
         self._collector_state(sid, seq, p["sent_at"], now, online=online, boot_id=boot,
                               version=None, backlog=None, heartbeat=False, force=force)
         self._log_availability([(sid, "", now, p["sent_at"], seq, "online", int(online), None,
-                                 boot, None)])
+                                 boot)])
 
     def _collector_state(self, sid: str, seq: int, sent_at: float, now: float, *, online: bool,
                          boot_id: str | None, version: str | None, backlog: int | None,
@@ -362,8 +362,7 @@ class Ingestor:
     def _log_availability(self, rows: list[tuple]) -> None:
         self.conn.executemany(
             "INSERT INTO availability_log (station_id, device, received_at, sent_at, msg_seq, "
-            "kind, online, device_time, boot_id, rtc_read_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "kind, online, device_time, boot_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def _write_rejections(self, rows: list[tuple]) -> None:
         self.conn.executemany(

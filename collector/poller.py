@@ -81,7 +81,6 @@ class DeviceState:
     online: bool = False  # becomes True at the first good reply
     last_ok_at: float | None = None  # collector wall clock
     device_time: int | None = None  # RTC epoch at the last header read
-    rtc_read_at: float | None = None  # collector wall clock of that header read
     version: int | None = None  # profile_version of the last good header read
     error: str | None = None  # last problem; kept until a heartbeat has reported it
     error_reported: bool = False
@@ -105,8 +104,7 @@ class DeviceState:
         entry = {"device": self.device, "online": self.online, "device_time": self.device_time,
                  "last_ok_at": None if self.last_ok_at is None else round(self.last_ok_at, 3),
                  "failures": self.failures, "error": self.error,
-                 "drained_through": self.drain.promote(oldest_pending_id),
-                 "rtc_read_at": None if self.rtc_read_at is None else round(self.rtc_read_at, 3)}
+                 "drained_through": self.drain.promote(oldest_pending_id)}
         if self.error is not None:
             self.error_reported = True  # cleared by the next good reply
         return entry
@@ -319,7 +317,6 @@ class StationPoller:
         profile, dialect = dev.profile, dev.dialect
         header = profile.blocks["header"]
         regs = await self._read(dev, header.base, header.read_size)
-        read_at = time.time()  # the device read its RTC as it answered (after any retry)
         try:
             values = decode_fields(regs, 0, header.fields, dialect)
         except DecodeError as exc:
@@ -349,7 +346,7 @@ class StationPoller:
                      self.endpoint.station_id, dev.device)
             dev.blocked = None
             dev.error = None
-        dev.device_time, dev.rtc_read_at = int(values["rtc_epoch"]), read_at
+        dev.device_time = int(values["rtc_epoch"])
         dev.version = cast(int, version)  # an int in 1..profile.version: checked above
         dev.drain.header(dev.device_time)
         report = self.states.check(dev.device, values, dev.device_time, time.time())

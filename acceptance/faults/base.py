@@ -33,9 +33,6 @@ class FaultKind:
     start: Action | None = None  # harness kinds: begin the fault
     end: Action | None = None  # harness kinds: end it (restore, restart)
     excused: bool = True  # off-line time inside it (and its recovery) is not the SUT's fault
-    # the fastest it is served (simulated s per wall s), when the SUT needs real-ish time to
-    # see it (None: the run's fault pace)
-    max_compression: float | None = None
 
     def __post_init__(self) -> None:
         if self.served_by not in ("harness", "devices", "world"):

@@ -17,8 +17,4 @@ KIND = FaultKind(
     shows="every record of the device exactly once with the times the device showed; no "
           "false alert; evidence: DAT-1/DAT-2 against the device-clock times of the ground "
           "truth, ALM-FP",
-    excused=False,
-    # the platform compares device clocks in heartbeats (central/detectors/clock.py): clocks
-    # read a sweep apart (≈ 0.3 s on an RTU line) differ by compression × that, so above
-    # ~300× a wrong clock could not be told from the world moving on
-    max_compression=300.0)
+    excused=False)

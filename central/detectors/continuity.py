@@ -1,6 +1,6 @@
 """Data continuity (数据连续性): what a device produced but the platform never received.
 
-- `totalizer_gap` (device+nozzle): consecutive fills of a nozzle (in sequence order) must
+- `totalizer_gap` (device+nozzle): consecutive fills of a nozzle (by start_time, seq) must
   chain exactly: previous volume_total_ml + volume_ml = this volume_total_ml. A positive
   gap is volume the totalizer counted but no transaction reports (filtered or lost
   fills). One alert per nozzle and local day; evidence: breaks, missing volume, first and
@@ -14,9 +14,9 @@
   below). One per device
   and local day.
 - `sequence_gap` (device): each device stream numbers its records 0…65535 (wrapping);
-  consecutive records (in sequence order, unwrapped in the order they were read: not by
-  device time, which a wrong clock breaks — central/detectors/clock.py) must be one
-  apart. A step of n > 1 is a gap of n − 1 records. Only records below the device's completeness horizon are compared (late data
+  consecutive records (by device time; same-time records in sequence order relative to
+  the record before them) must be one apart. A step of 2…32768 is a gap of step − 1
+  records. Only records below the device's completeness horizon are compared (late data
   cannot look like a gap). A gap for which the device logged a FIFO overflow (event 30
   for that FIFO) is the collector's loss, not tampering, and is not raised. One alert per
   device stream and local day.
@@ -37,10 +37,10 @@ from central.detectors.base import (
     horizons,
     iso,
 )
-from central.detectors.clock import read_order, sequence_order
 from central.detectors.data import DEVICE_STREAMS, StationData
 from central.detectors.monotonicity import nozzle_order
 
+SEQ_MOD = 65536
 EVENT_FIFO_OVERFLOW = 30
 # FIFO base addresses (docs/register-map.md §4, §5): value_old of event 30.
 FIFO_BASE = {("D", "transactions"): 1000, ("D", "events"): 2000, ("G", "inventory"): 1000,
@@ -166,12 +166,12 @@ class ContinuityDetector:
             ok = np.flatnonzero(s.time <= horizons(data, ctx, s.device))
             if len(ok) < 2:
                 continue
-            order, rank = sequence_order(s.device[ok], s.seq[ok], read_order(s, ok))
-            rows, rank = ok[order], rank[order]
+            order = _sequence_order(s.device[ok], s.time[ok], s.seq[ok])
+            rows = ok[order]
             dev, t, seq = s.device[rows], s.time[rows], s.seq[rows]
             same = dev[1:] == dev[:-1]
-            step = rank[1:] - rank[:-1]
-            gap = np.flatnonzero(same & (step > 1))
+            step = (seq[1:] - seq[:-1]) % SEQ_MOD
+            gap = np.flatnonzero(same & (step > 1) & (step <= SEQ_MOD // 2))
             gap = gap[~self._overflowed(data, dev[gap + 1], stream, t[gap], t[gap + 1], lim)]
             if not len(gap):
                 continue
@@ -212,3 +212,26 @@ class ContinuityDetector:
             ok = k < len(times)
             out[m[ok]] = times[k[ok]] <= t1[m[ok]] + lim.overflow_window_s
         return out
+
+
+def _sequence_order(device: np.ndarray, t: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Order by (device, time, seq); records sharing a device time follow sequence order
+    relative to the record before them, so 65535, 0, 1 at one instant keep that order."""
+    order = np.lexsort((seq, t, device))
+    d, tt, s = device[order], t[order], seq[order]
+    new_group = np.r_[True, (d[1:] != d[:-1]) | (tt[1:] != tt[:-1])]
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], len(order)]
+    spread = np.maximum.reduceat(s, starts) - np.minimum.reduceat(s, starts)
+    for g0, g1 in zip(starts[spread > SEQ_MOD // 2], ends[spread > SEQ_MOD // 2],
+                      strict=True):  # wrap inside one instant: rare
+        if g0 > 0 and d[g0 - 1] == d[g0]:
+            base = int(s[g0 - 1]) + 1
+        else:
+            vals = np.sort(s[g0:g1])
+            gaps = (np.r_[vals[1:], vals[0] + SEQ_MOD] - vals) % SEQ_MOD
+            base = int(vals[(int(np.argmax(gaps)) + 1) % len(vals)])
+        sub = order[g0:g1]
+        order[g0:g1] = sub[np.argsort((seq[sub] - base) % SEQ_MOD, kind="stable")]
+        s = seq[order]
+    return order

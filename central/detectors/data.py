@@ -1,11 +1,7 @@
 """One station's stored data as numpy arrays per stream (`StationData`), loaded from the
-database up to a checkpoint `through` — or built from plain arrays in tests. Loaded device
-records are on the station's time: a wrong device clock's times are corrected
-(central/detectors/clock.py; `align_clocks`).
+database up to a checkpoint `through` (device clock) — or built from plain arrays in tests.
 
-Streams and columns (units as stored: mL, fen, µm, m°C, epoch s); the device streams
-(transactions … states) also carry `collected_at` (collector clock, NaN when unknown) and
-`clock_offset_s` (what was subtracted from the device's times; 0 for a right clock):
+Streams and columns (units as stored: mL, fen, µm, m°C, epoch s):
 
 - transactions: device, nozzle, tank, grade, seq, start_time, end_time, volume_ml,
   amount_fen, unit_price_fen, volume_total_ml, amount_total_fen   (time: end_time)
@@ -40,37 +36,25 @@ from typing import Any
 import numpy as np
 
 from central.db import Conn
-from central.detectors.clock import (
-    CLOCK_COLUMNS,
-    ClockLimits,
-    StationClock,
-    read_order,
-    sequence_order,
-)
 from central.prices import price_schedule
 
 INT, F, S = "int64", "float64", "str"
 SPECS: dict[str, dict[str, str]] = {
     "transactions": {"device": S, "nozzle": INT, "tank": INT, "grade": S, "seq": INT,
                      "start_time": INT, "end_time": INT, "volume_ml": INT, "amount_fen": INT,
-                     "unit_price_fen": INT, "volume_total_ml": INT, "amount_total_fen": INT,
-                     "collected_at": F, "clock_offset_s": INT},
+                     "unit_price_fen": INT, "volume_total_ml": INT, "amount_total_fen": INT},
     "inventory": {"device": S, "tank": INT, "seq": INT, "device_time": INT, "product_level_um": INT,
                   "temperature_mc": INT, "gross_volume_ml": INT, "volume_20c_ml": INT,
-                  "water_level_um": INT, "water_volume_ml": INT,
-                  "collected_at": F, "clock_offset_s": INT},
+                  "water_level_um": INT, "water_volume_ml": INT},
     "deliveries": {"device": S, "tank": INT, "seq": INT, "start_time": INT, "end_time": INT,
                    "start_volume_20c_ml": INT, "end_volume_20c_ml": INT,
                    "start_gross_volume_ml": INT, "end_gross_volume_ml": INT,
                    "start_temperature_mc": INT, "end_temperature_mc": INT,
-                   "bol_volume_20c_ml": F,
-                   "collected_at": F, "clock_offset_s": INT},
+                   "bol_volume_20c_ml": F},
     "events": {"device": S, "seq": INT, "code": INT, "unit": INT, "device_time": INT,
-               "value_old_e4": INT, "value_new_e4": INT,
-               "collected_at": F, "clock_offset_s": INT},
+               "value_old_e4": INT, "value_new_e4": INT},
     "states": {"device": S, "seq": INT, "device_time": INT, "serial_number": S, "software_id": S,
-               "mainboard_id": S, "encoder_id": S, "seal_state": INT, "device_status": INT,
-               "collected_at": F, "clock_offset_s": INT},
+               "mainboard_id": S, "encoder_id": S, "seal_state": INT, "device_status": INT},
     "prices": {"grade": S, "price_fen": INT, "valid_from": F},
     "records": {"id": S, "device": S, "nozzle": INT, "kind": S, "performed_at": F,
                 "fully_signed": INT, "valid_until": F, "result": S, "certificate_no": S,
@@ -142,11 +126,10 @@ class Stream:
 
     @classmethod
     def from_rows(cls, name: str, rows: Sequence[Sequence[Any]]) -> Stream:
-        spec = list(SPECS[name].items())
-        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else []
+        spec = SPECS[name]
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in spec]
         out: dict[str, Any] = {}
-        # a query selects the spec's leading columns; the others take their defaults
-        for (col, kind), values in zip(spec[:len(cols)], cols, strict=True):
+        for (col, kind), values in zip(spec.items(), cols, strict=True):
             if kind == F:  # None → NaN
                 out[col] = np.array(values, dtype=float)
             elif kind == INT:  # the queries select NOT NULL (or COALESCEd) integers
@@ -256,7 +239,7 @@ class StationData:
     def tx_key(self, i: int) -> str:
         tx = self.transactions
         return (f"{self.station_id}/{tx.device[i]}/transactions/{int(tx.seq[i])}/"
-                f"{int(tx.start_time[i] + tx.clock_offset_s[i])}")  # the device's own time
+                f"{int(tx.start_time[i])}")
 
 
 def _device_order(device: str) -> tuple[int, str]:
@@ -266,23 +249,23 @@ def _device_order(device: str) -> tuple[int, str]:
 # -- loading ----------------------------------------------------------------------------------
 _QUERIES = {
     "transactions": "SELECT device, nozzle, tank, grade, seq, start_time, end_time, volume_ml, "
-                    "amount_fen, unit_price_fen, volume_total_ml, amount_total_fen, "
-                    "collected_at FROM transactions WHERE station_id = ? AND end_time <= ? "
+                    "amount_fen, unit_price_fen, volume_total_ml, amount_total_fen "
+                    "FROM transactions WHERE station_id = ? AND end_time <= ? "
                     "ORDER BY end_time, key",
     "inventory": "SELECT device, tank, seq, device_time, product_level_um, temperature_mc, "
-                 "gross_volume_ml, volume_20c_ml, water_level_um, water_volume_ml, "
-                 "collected_at FROM inventory WHERE station_id = ? AND device_time <= ? "
+                 "gross_volume_ml, volume_20c_ml, water_level_um, water_volume_ml "
+                 "FROM inventory WHERE station_id = ? AND device_time <= ? "
                  "ORDER BY device_time, key",
     "deliveries": "SELECT device, tank, seq, start_time, end_time, start_volume_20c_ml, "
                   "end_volume_20c_ml, start_gross_volume_ml, end_gross_volume_ml, "
-                  "start_temperature_mc, end_temperature_mc, bol_volume_20c_ml, "
-                  "collected_at FROM deliveries WHERE station_id = ? AND end_time <= ? "
+                  "start_temperature_mc, end_temperature_mc, bol_volume_20c_ml "
+                  "FROM deliveries WHERE station_id = ? AND end_time <= ? "
                   "ORDER BY end_time, key",
-    "events": "SELECT device, seq, code, unit, device_time, value_old_e4, value_new_e4, "
-              "collected_at FROM events WHERE station_id = ? AND device_time <= ? "
+    "events": "SELECT device, seq, code, unit, device_time, value_old_e4, value_new_e4 "
+              "FROM events WHERE station_id = ? AND device_time <= ? "
               "ORDER BY device_time, key",
     "states": "SELECT device, seq, device_time, serial_number, software_id, mainboard_id, "
-              "encoder_id, seal_state, device_status, collected_at FROM states "
+              "encoder_id, seal_state, device_status FROM states "
               "WHERE station_id = ? AND device_time <= ? ORDER BY device_time, key",
     "records": "SELECT id, device, COALESCE(nozzle, 0), kind, performed_at, fully_signed, "
                "valid_until_epoch, COALESCE(result, ''), COALESCE(certificate_no, ''), "
@@ -297,44 +280,6 @@ _QUERIES = {
                     "WHERE (prev IS NULL OR prev <> online) AND device_time IS NOT NULL "
                     "AND device_time <= ? ORDER BY received_at, msg_seq, device",
 }
-
-
-# each device's clock at its last good read, per heartbeat, of the devices reported on line
-_HEARTBEATS = ("SELECT received_at, msg_seq, device, device_time, rtc_read_at "
-               "FROM availability_log "
-               "WHERE station_id = ? AND kind = 'heartbeat' AND device <> '' AND online = 1 "
-               "AND device_time IS NOT NULL ORDER BY received_at, msg_seq, device")
-
-
-def align_clocks(streams: dict[str, Stream], clock: StationClock, through: int,
-                 limits: ClockLimits) -> None:
-    """Move the records of wrong clocks onto the station's time (their offset kept in
-    `clock_offset_s`) and keep of each device stream the records up to `through` that
-    precede, in sequence, every record beyond it or not yet placeable (so a record not yet
-    known never shows as a hole in the sequence); each stream sorted by time."""
-    for name, columns in CLOCK_COLUMNS.items():
-        s = streams.get(name)
-        if s is None or not len(s):
-            continue
-        off = np.zeros(len(s), dtype=np.int64)
-        unplaced = np.zeros(len(s), dtype=bool)
-        _, rank = sequence_order(s.device, s.seq, read_order(s, np.arange(len(s))))
-        for dev in np.unique(s.device):
-            m = s.device == dev
-            off[m], unplaced[m] = clock.offsets_for(
-                str(dev), s.collected_at[m], s.columns[columns[0]][m].astype(float), rank[m],
-                limits)
-        cols = dict(s.columns, clock_offset_s=off)
-        for c in columns:
-            cols[c] = cols[c] - off
-        late = (cols[columns[0]] > through) | unplaced
-        keep = ~late
-        for dev in np.unique(s.device[late]):
-            m = s.device == dev
-            keep[m] &= rank[m] < rank[m & late].min()
-        rows = np.flatnonzero(keep)
-        rows = rows[np.argsort(cols[columns[0]][rows], kind="stable")]
-        streams[name] = Stream(name, {c: v[rows] for c, v in cols.items()})
 
 
 def _posted_prices(conn: Conn, station_id: str) -> Stream:
@@ -360,22 +305,15 @@ def load_registry(conn: Conn, station_id: str) -> tuple[dict[int, str],
 
 def load_station_data(conn: Conn, station_id: str, through: int,
                       device_through: Mapping[str, int | None] | None = None,
-                      streams_only: Sequence[str] | None = None,
-                      clock_limits: ClockLimits | None = None) -> StationData:
-    """Everything the detectors read for one station, with time ≤ `through` — device
-    times, put on the station's time where a device's clock is wrong (central/detectors/
-    clock.py) — (`streams_only`: just those streams, the others empty — e.g. the metrology
-    audit's records, states and events)."""
+                      streams_only: Sequence[str] | None = None) -> StationData:
+    """Everything the detectors read for one station, with device time ≤ `through`
+    (`streams_only`: just those streams, the others empty — e.g. the metrology audit's
+    records, states and events)."""
     tanks, nozzles = load_registry(conn, station_id)
-    limits = clock_limits or ClockLimits()
-    # a clock ahead stamped records beyond `through` that belong before it
-    streams = {name: Stream.from_rows(name, conn.query(sql, (
-                   station_id, through + (limits.ahead_s if name in CLOCK_COLUMNS else 0))))
+    streams = {name: Stream.from_rows(name, conn.query(sql, (station_id, through)))
                for name, sql in _QUERIES.items()
                if streams_only is None or name in streams_only}
     if streams_only is None or "prices" in streams_only:
         streams["prices"] = _posted_prices(conn, station_id)
-    clock = StationClock.from_heartbeats(conn.query(_HEARTBEATS, (station_id,)), limits)
-    align_clocks(streams, clock, int(through), limits)
     dt = {d: min(int(t), through) for d, t in (device_through or {}).items() if t is not None}
     return StationData(station_id, int(through), tanks, nozzles, streams, dt)

@@ -3,9 +3,7 @@ backwards. `totalizer_reset` (device+nozzle) when a fill's totalizer is below th
 fill's (断电清零: zeroed at a power cut), with the drop and the device's power events
 (2 power_down / 1 power_up) logged between the two fills, if any.
 
-Fills of a nozzle are ordered by their sequence number (the dispenser's transaction FIFO,
-unwrapped in the order read: central/detectors/clock.py), not by time, which a wrong clock
-breaks. One alert per nozzle and local day:
+Fills of a nozzle are ordered by (start_time, seq). One alert per nozzle and local day:
 as_of = the first offending fill's end_time, evidence its drop and the day's count.
 """
 
@@ -24,7 +22,6 @@ from central.detectors.base import (
     horizons,
     iso,
 )
-from central.detectors.clock import read_order, sequence_order
 from central.detectors.data import StationData
 
 POWER_UP, POWER_DOWN = 1, 2
@@ -36,13 +33,12 @@ class MonotonicityLimits:
 
 
 def nozzle_order(data: StationData, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of complete transactions sorted by (device, nozzle, sequence), and a
+    """Indices of complete transactions sorted by (device, nozzle, start_time, seq), and a
     mask over consecutive pairs (i-1, i) of that order that belong to the same nozzle."""
     tx = data.transactions
     ok = np.flatnonzero(tx.end_time <= horizons(data, ctx, tx.device))
     _, dev = np.unique(tx.device[ok], return_inverse=True)  # integer codes sort faster
-    _, rank = sequence_order(tx.device[ok], tx.seq[ok], read_order(tx, ok))
-    order = ok[np.lexsort((rank, tx.nozzle[ok], dev.reshape(-1)))]
+    order = ok[np.lexsort((tx.seq[ok], tx.start_time[ok], tx.nozzle[ok], dev.reshape(-1)))]
     same = ((tx.device[order][1:] == tx.device[order][:-1])
             & (tx.nozzle[order][1:] == tx.nozzle[order][:-1]))
     return order, same

@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from central.alerts import raise_alert
 from central.db import Conn
 from central.detectors.base import AlertProposal, Context, Detector, Settings, jsonable
-from central.detectors.clock import ClockLimits
 from central.detectors.data import StationData, load_station_data
 from central.detectors.registry import DETECTORS
 from central.detectors.watermark import Watermark, station_watermark
@@ -54,8 +53,7 @@ def evaluate_station(conn: Conn, station_id: str, through: int, settings: Settin
     ctx = settings.context()
     proposals: list[tuple[str, AlertProposal]] = []
     if settings.detect:
-        data = load_station_data(conn, station_id, through, wm.device_through,
-                                 clock_limits=settings.limits("clock", ClockLimits()))
+        data = load_station_data(conn, station_id, through, wm.device_through)
         proposals = detect(data, ctx)
     raised_at = now()
     ids: list[str] = []
