@@ -539,8 +539,8 @@ def test_the_shipped_fleet_ledger_is_readable_as_plain_data() -> None:
 def test_a_flood_of_garbage_is_counted_but_keeps_a_bounded_sample(engine: str,
                                                                   tmp_path: Path) -> None:
     """Issue 10: every rejected message was a database row, so an anonymous publisher grew
-    the database without bound; now each is counted, and only the newest few per station
-    are kept as a sample — while honest ingest in the same batches goes on."""
+    the database without bound; now each is counted, only the newest few per station are
+    kept as a sample, and an honest message after the flood is stored."""
     for url in fresh_database(engine, tmp_path):
         _flood(ready_database(url).connect())
 
