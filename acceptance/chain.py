@@ -73,6 +73,9 @@ class ChainSettings:
     collector_args: tuple[str, ...] = ()
     collector_mutant: str | None = None  # QA: a broken reference collector (mutants/collector.py)
     platform_args: tuple[str, ...] = ()
+    # a broken reference platform started through its wrapper (mutants.platform), e.g.
+    # ("-m", "mutants.platform", "--mutant", "trusting"); () = the reference command
+    platform_command: tuple[str, ...] = ()
     devices_args: tuple[str, ...] = ()  # e.g. --pace / --max-compression
     # a vendor's collector (docs/sut.md): argv template with {endpoints} {broker} {keys}
     # {spool_dir} {profiles} {station} {python}; per station unless collectors == "fleet"
@@ -161,15 +164,17 @@ class Chain:
         return argv + list(s.devices_args)
 
     def _platform_argv(self) -> list[str]:
-        return self._cli("platform", "--db", f"sqlite:///{self.db_path}",
-                         "--broker", self.broker.url, "--http", f"{HOST}:{self.http_port}",
-                         "--keys", str(self.keys_path),
-                         "--registry", str(self.scenario.fleet_path.resolve()),
-                         # its days and months are the scenario's (reconciliation, tax
-                         # periods, commerce months)
-                         "--timezone", self.scenario.timezone,
-                         "--tokens", str(self.tokens_path), "--log-level", "WARNING",
-                         *self.settings.platform_args)
+        wrapper = self.settings.platform_command
+        head = [self.settings.python, *wrapper] if wrapper else self._cli("platform")
+        return head + ["--db", f"sqlite:///{self.db_path}",
+                       "--broker", self.broker.url, "--http", f"{HOST}:{self.http_port}",
+                       "--keys", str(self.keys_path),
+                       "--registry", str(self.scenario.fleet_path.resolve()),
+                       # its days and months are the scenario's (reconciliation, tax
+                       # periods, commerce months)
+                       "--timezone", self.scenario.timezone,
+                       "--tokens", str(self.tokens_path), "--log-level", "WARNING",
+                       *self.settings.platform_args]
 
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings

@@ -177,7 +177,8 @@ CATALOGUE: tuple[Requirement, ...] = (
          "resource use", _STABILITY, "一（四）", _STABLE, _C + "stability.stable_operation"),
     _req("SEC-1", "MUST", "伪造、篡改、重放的报文被拒绝；站点只能以自身身份上报",
          "Forged, tampered and replayed messages are rejected; a station can publish only "
-         "as itself", _SECURITY, "一（五）、一（二）、三", _DATA, None),
+         "as itself", _SECURITY, "一（五）、一（二）、三", _DATA,
+         _C + "security.attacks_refused"),
 )
 
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from acceptance.attacks.base import Context
+from acceptance.attacks.phase import run_attack_phase, station_keys
 from acceptance.chain import Chain, ChainSettings
 from acceptance.checkers.device_state import SHOWN_OFF_LINE
 from acceptance.criteria import CriteriaError, resolve_criteria
@@ -55,7 +57,7 @@ from acceptance.rundir import CHEAT_OFF_LINE
 from acceptance.schedule import FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
-from mutants.platform import platform_args
+from mutants.platform import platform_args, platform_command
 from scenarios.loader import Scenario, ScenarioError, load_scenario
 
 log = logging.getLogger(__name__)
@@ -378,6 +380,7 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         platform_url=p.base_url if p.kind == "external" else None,
         platform_token=p.token, keys_file=p.keys,
         platform_args=platform_args(opts.platform_mutant),
+        platform_command=platform_command(opts.platform_mutant),
         controlled=True)
 
 
@@ -495,6 +498,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         if not on_line:
             info["notes"].append(f"not every station was on line at the platform {waited:.0f} s "
                                  f"after start; the world started anyway (off-line time counts)")
+        info["attack_phase"] = _attack_phase(chain, scenario, out)
         run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
                      on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
@@ -565,6 +569,21 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     _move_truth(chain, out)
     _add_cheat_outages(out)
     return info, out
+
+
+def _attack_phase(chain: Chain, scenario: Scenario, out: Path) -> dict[str, Any]:
+    """SEC-1's attacks (acceptance/attacks/phase.py) while every station is on line and the
+    world holds at its start; forged records are dated the day before the world began."""
+    ctx = Context(chain.broker.host, chain.broker.port, getattr(chain, "mqtt_accounts", None),
+                  station_keys(chain.keys_path), list(chain.station_ids), chain.api,
+                  marker_time=scenario.start_epoch - 86400.0)
+    try:
+        doc = run_attack_phase(ctx, out)
+    except (ApiError, OSError, ValueError, KeyError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}  # SEC-1 then has no evidence
+    return {"attempts": len(doc["attempts"]),
+            "refused": sum(1 for a in doc["attempts"] if a["passed"]),
+            "waited_s": round(doc["ended_wall"] - doc["started_wall"], 3)}
 
 
 def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any]) -> None:

@@ -35,6 +35,10 @@ Files the run writes and their columns, as this module reads them:
 - `observed/metrology.parquet`: GET /api/v1/metrology, METROLOGY_COLUMNS (the platform's
   metrology audit per dispenser, nested fields as JSON text); `observed/metrology.json`:
   `offered` (false: the platform answered 404).
+- `security.json`: the SEC-1 attack phase (acceptance/attacks/phase.py): `attempts` (each
+  `id`, `actor`, `action`, `target`, `layer`, `expected`, `outcome`, `platform_outcome`,
+  `passed`, `marker_keys`, `note`), `honest_ingest` {`stations`, `progressed`}, `monitor`,
+  `rejection_sample`, `broker_accounts`.
 - `observed/credit.parquet`: GET /api/v1/credit, CREDIT_COLUMNS (each station's credit score
   and grade, nested fields as JSON text); `observed/credit.json`: whether the platform served
   it (`served`, `items`) or what it answered instead (`status`, `error`).
@@ -411,6 +415,15 @@ class RunData:
         return doc
 
     # ---- harness records -------------------------------------------------------------
+
+    @cached_property
+    def security(self) -> dict[str, Any]:
+        """The SEC-1 attack phase: what was tried and what came of it."""
+        doc = self._json("security.json", "attack phase (acceptance/attacks/phase.py)")
+        if not isinstance(doc, dict) or not isinstance(doc.get("attempts"), list):
+            raise RunDataError(f"{self.root / 'security.json'}: expected an object with "
+                               f"\"attempts\": [...]")
+        return doc
 
     @cached_property
     def timeline(self) -> list[TimelineEntry]:

@@ -400,6 +400,7 @@ class Run:
     credit: pd.DataFrame | None = None
     credit_served: dict[str, Any] | None = field(default_factory=lambda: {
         "resource": "GET /api/v1/credit", "served": True})
+    security: dict[str, Any] | None = field(default_factory=lambda: faithful_security())
 
     def write(self, root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
@@ -456,6 +457,8 @@ class Run:
         if self.latency is not None:
             self.latency.to_parquet(root / "latency.parquet", index=False)
         _json(root / "timeline.json", self.timeline)
+        if self.security is not None:
+            _json(root / "security.json", self.security)
         _json(root / "run.json", {"run_id": "test-run", "seed": 7,
                                   "harness": {"version": "0.1.0", "git_commit": "0" * 40},
                                   "sut": {"collector": "reference", "platform": "reference"},
@@ -514,6 +517,22 @@ def faithful_commerce(truth: dict[str, pd.DataFrame], drops: pd.DataFrame
     return {"commerce_sales": sales, "stock_balance": balances}, served
 
 
+def faithful_security() -> dict[str, Any]:
+    """security.json of an attack phase that a correct SUT refused throughout."""
+    def attempt(ident: str, layer: str, outcome: str, platform: str | None = None,
+                markers: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"id": ident, "actor": "dishonest_station", "action": ident, "target": "t",
+                "layer": layer, "expected": ["rejected"], "outcome": outcome,
+                "platform_outcome": platform, "passed": True, "station_id": "UMB25",
+                "marker_keys": list(markers), "note": ""}
+
+    return {"broker_accounts": True, "monitor": "fc-harness", "rejection_sample": True,
+            "honest_ingest": {"stations": 2, "progressed": ["UMB25", "UMB44"]},
+            "attempts": [attempt("anonymous-subscribe-all", "broker", "refused"),
+                         attempt("tampered", "platform", "delivered", "rejected:bad_signature",
+                                 ("UMB25/D1/transactions/65001/1774800000",))]}
+
+
 def faithful_credit(alerts: pd.DataFrame, flat: bool = False) -> pd.DataFrame:
     """GET /api/v1/credit of the reference platform grading `alerts` (central/credit.py),
     nested fields as JSON text as the observer keeps them."""
@@ -556,10 +575,10 @@ def good(tmp_path_factory) -> tuple[Path, RunRecord]:
 
 def test_correct_run_passes_everything_it_can_check(good):
     root, record = good
-    # MUST requirements without a checker yet leave the verdict incomplete, never accepted
-    unchecked = {r.id for r in CATALOGUE if r.checker is None and r.level == "MUST"}
-    assert record.verdict == "incomplete" and record.exit_code == 3, record.failed()
-    assert set(record.unproven_must()) == unchecked and unchecked
+    # every MUST requirement has a checker now, and the correct run proves each of them
+    assert not [r.id for r in CATALOGUE if r.checker is None and r.level == "MUST"]
+    assert record.verdict == "accepted" and record.exit_code == 0, record.failed()
+    assert not record.unproven_must()
     for rid in REQUIRED:
         assert outcome(record, rid) == "pass", rid
     for r in CATALOGUE:
@@ -912,8 +931,7 @@ def test_slow_latency_fails_the_should_requirement_only(tmp_path):
     run.latency = _latency(seconds=120.0)
     record = _check(tmp_path, run)
     assert failed(record) == {"DAT-5"}
-    assert record.verdict == "incomplete"  # a SHOULD does not refuse acceptance (unchecked MUSTs
-    # keep it from being accepted)
+    assert record.verdict == "accepted"  # a SHOULD does not refuse acceptance
     fleet = measurements(record, "DAT-5", station=None)[0]
     assert fleet.value == pytest.approx(120 * 1.5) and not fleet.passed
     assert fleet.evidence["records"] == 40
@@ -938,7 +956,7 @@ def test_no_real_time_segment_is_not_measured(tmp_path):
     run.timeline = [e for e in run.timeline if e["kind"] != "real_time_segment"]
     run.latency = None
     record = _check(tmp_path, run)
-    assert failed(record) == {"DAT-5"} and record.verdict == "incomplete"
+    assert failed(record) == {"DAT-5"} and record.verdict == "accepted"  # a SHOULD
     (m,) = measurements(record, "DAT-5")
     assert m.value is None and not m.passed
     assert "no real-time segment" in m.evidence["reason"]
@@ -1016,17 +1034,72 @@ def test_a_scenario_digest_mismatch_is_noted(tmp_path):
 def test_check_command_exit_codes(good, tmp_path, capsys):
     from acceptance.check import main
 
-    assert main([str(good[0]), "--no-write"]) == 3  # incomplete: MET-1, SEC-1 unchecked
-    assert "\nINCOMPLETE (not proven " in capsys.readouterr().out
+    assert main([str(good[0]), "--no-write"]) == 0
+    assert "\nACCEPTED" in capsys.readouterr().out
     run = make_run()
     run.observed["deliveries"] = run.observed["deliveries"].iloc[0:0]
     root = run.write(tmp_path / "run")
     assert main([str(root)]) == 1
-    assert "\nNOT ACCEPTED (failed DAT-4, STB-1; not proven " in capsys.readouterr().out
+    assert "\nNOT ACCEPTED (failed DAT-4, STB-1)" in capsys.readouterr().out
     assert RunRecord.read(root / "record.json").failed() == ["DAT-4", "STB-1"]
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
     assert "missing scenario.yaml" in capsys.readouterr().err
+
+
+# ---- SEC-1: the attack phase -----------------------------------------------------------
+
+def _attempt(run: Run, ident: str) -> dict[str, Any]:
+    assert run.security is not None
+    return next(a for a in run.security["attempts"] if a["id"] == ident)
+
+
+def test_sec1_fails_when_an_attempt_got_through(tmp_path):
+    run = make_run()
+    a = _attempt(run, "anonymous-subscribe-all")
+    a.update(outcome="allowed", passed=False, note="SUBACK 1")
+    record = _check(tmp_path, run)
+    assert failed(record) == {"SEC-1"}
+    bad = [m for m in measurements(record, "SEC-1") if not m.passed]
+    assert [m.name for m in bad] == ["attack.anonymous-subscribe-all"]
+    assert bad[0].evidence["outcome"] == "allowed" and bad[0].evidence["note"] == "SUBACK 1"
+
+
+def test_sec1_fails_when_a_forged_fill_is_served(tmp_path):
+    run = make_run()
+    forged = run.observed["transactions"].iloc[[0]].copy()
+    forged["key"] = _attempt(run, "tampered")["marker_keys"][0]
+    run.observed["transactions"] = pd.concat([run.observed["transactions"], forged])
+    record = _check(tmp_path, run)
+    assert "SEC-1" in failed(record)  # (and DAT-1: an extra record)
+    served = measurements(record, "SEC-1", "attack.forged_records_served")[0]
+    assert served.value == 1 and served.evidence["served"] == [forged["key"].iloc[0]]
+
+
+def test_sec1_fails_when_honest_ingest_stopped(tmp_path):
+    run = make_run()
+    assert run.security is not None
+    run.security["honest_ingest"]["progressed"] = ["UMB25"]
+    record = _check(tmp_path, run)
+    assert failed(record) == {"SEC-1"}
+    ratio = measurements(record, "SEC-1", "attack.honest_ingest_ratio")[0]
+    assert ratio.value == 0.5 and ratio.evidence["stations_not_ingested_after"] == ["UMB44"]
+
+
+def test_sec1_is_incomplete_when_an_attempt_could_not_be_made(tmp_path):
+    run = make_run()
+    _attempt(run, "tampered").update(outcome="not_attempted", passed=None,
+                                    note="the run has one station")
+    record = _check(tmp_path, run)
+    assert not failed(record) and outcome(record, "SEC-1") == "incomplete"
+    assert record.verdict == "incomplete" and record.exit_code == 3
+
+
+def test_sec1_without_attack_evidence_is_an_error_not_a_pass(tmp_path):
+    run = make_run()
+    run.security = None
+    record = _check(tmp_path, run)
+    assert outcome(record, "SEC-1") == "error" and record.verdict == "incomplete"
 
 
 # ---- criteria -------------------------------------------------------------------------

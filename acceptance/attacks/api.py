@@ -1,0 +1,54 @@
+"""Attacks on the platform's HTTP API (docs/platform-api.md §2): no token, a made-up token,
+and a read-only token used to write. A correct platform answers 401 or 403 and stores
+nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from acceptance.attacks.base import ALLOWED, REFUSED, Attempt, Context, attack
+from acceptance.observe import ApiError, PlatformClient
+
+API = "/api/v1"
+
+
+def _api_attempt(ident: str, action: str, path: str) -> Attempt:
+    return Attempt(ident, "api_client", action, path, "api", [REFUSED])
+
+
+def _outcome(a: Attempt, status: int | None) -> Attempt:
+    a.outcome = REFUSED if status in (401, 403) else ALLOWED
+    a.note = f"HTTP {status}"
+    return a
+
+
+def _get_status(client: PlatformClient, path: str, auth: bool) -> int | None:
+    try:
+        client.get(path, {"limit": 1}, auth=auth)
+        return 200
+    except ApiError as exc:
+        return exc.status
+
+
+@attack
+def api_without_token(ctx: Context) -> list[Attempt]:
+    path = f"{API}/transactions"
+    anonymous = _api_attempt("api-no-token", "read every station's sales without a token",
+                             path)
+    forged = _api_attempt("api-made-up-token", "read with a token the platform never issued",
+                          path)
+    stranger = PlatformClient(ctx.api.base_url, secrets.token_urlsafe(24), ctx.api.timeout)
+    return [_outcome(anonymous, _get_status(ctx.api, path, auth=False)),
+            _outcome(forged, _get_status(stranger, path, auth=True))]
+
+
+@attack
+def api_read_token_writes(ctx: Context) -> list[Attempt]:
+    path = f"{API}/posted-prices"
+    a = _api_attempt("api-read-token-writes", "post a price with a read-only token", path)
+    valid_from = datetime.fromtimestamp(ctx.marker_time, UTC).isoformat()
+    status, _ = ctx.api.post(path, {"station_id": ctx.a, "grade": "92", "price_fen": 1,
+                                    "valid_from": valid_from})
+    return [_outcome(a, status)]
