@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from central import alerts, stations
-from central.auth import Principal, TokenStore
+from central import alerts, audit, stations
+from central.auth import Principal, TokenStore, roles_for
 from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
 from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
@@ -30,7 +30,8 @@ from central.resources import (
 from central.schemas import StrictValidator, json_path
 
 log = logging.getLogger(__name__)
-MAX_BODY = 1 << 20
+MAX_BODY = 1 << 20  # bytes of a request body; a larger one is not read (413)
+SOCKET_TIMEOUT_S = 30.0  # per socket read/write of a connection (ApiServer's default)
 _ALERT_STATUS_PATH = re.compile(rf"{PREFIX}/alerts/([A-Za-z0-9_-]{{1,64}})/status")
 _ALERT_STATUS = StrictValidator(ALERT_STATUS_SCHEMA)
 
@@ -46,6 +47,63 @@ def error(status: int, code: str, message: str, parameter: str | None = None,
           headers: dict[str, str] | None = None) -> Response:
     return Response(status, {"error": {"status": status, "code": code, "parameter": parameter,
                                        "message": message}}, headers or {})
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One POST as received, for handling and auditing."""
+
+    route: str  # the path as the OpenAPI document writes it (the permission's key)
+    path: str
+    target: str
+    query: dict[str, list[str]]
+    headers: Any
+    body: bytes | None  # None: larger than MAX_BODY, not read
+    principal: Principal | None
+    client: str
+
+
+def _refusal(principal: Principal | None, method: str, route: str,
+             headers: Any) -> Response | None:
+    """401 without a known token, 403 when its role may not call `method route`."""
+    if principal is None:
+        return error(401, "unauthorized", "send Authorization: Bearer <token>",
+                     headers={"WWW-Authenticate": 'Bearer realm="forecourt"'})
+    if not principal.may(method, route):
+        needed = " or ".join(roles_for(method, route))
+        return error(403, "forbidden", f"token {principal.name!r} has role "
+                                       f"{principal.role!r}; {method} {route} needs role "
+                                       f"{needed}")
+    return None
+
+
+def _unreadable(w: _Write) -> Response | None:
+    """The request's own faults found before its body is parsed."""
+    if w.query:
+        return error(400, "bad_parameter", "POST takes no query parameters", next(iter(w.query)))
+    ctype = (w.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return error(415, "unsupported_media_type",
+                     f"send Content-Type: application/json (got {ctype or 'none'})")
+    if w.body is None:
+        return error(413, "too_large", f"body larger than {MAX_BODY} bytes (1 MiB)", "body")
+    return None
+
+
+def _failure(exc: Exception, method: str, target: str) -> Response:
+    """The answer to an exception raised while handling a request."""
+    if isinstance(exc, ParamError):
+        return error(exc.status, "bad_parameter", exc.message, exc.parameter)
+    if isinstance(exc, InputError):
+        code = "conflict" if exc.status == 409 else "bad_body"
+        return error(exc.status, code, exc.message, exc.field)
+    if isinstance(exc, unavailable_errors()):
+        # locked, busy or unreachable: the client may retry; not a platform bug
+        log.warning("%s %s: database unavailable: %s", method, target, exc)
+        return error(503, "unavailable", "the database is unavailable now; retry later",
+                     headers={"Retry-After": "5"})
+    log.error("%s %s failed", method, target, exc_info=exc)
+    return error(500, "internal_error", "the platform failed; see its log")
 
 
 class Api:
@@ -78,7 +136,8 @@ class Api:
         # POST routes with a path parameter (as the OpenAPI document writes them)
         self.post_templates = (f"{PREFIX}/alerts/{{id}}/status",)
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes | None) -> Response:
+    def handle(self, method: str, target: str, headers: Any, body: bytes | None,
+               client: str = "") -> Response:
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
         try:
@@ -100,47 +159,69 @@ class Api:
         if method not in allowed:
             return error(405, "method_not_allowed", f"{method} is not allowed on {path}",
                          headers={"Allow": ", ".join(allowed)})
+        route = self.post_templates[0] if status_of else path
         principal = self.tokens.authenticate(headers.get("Authorization"))
-        if principal is None:
-            return error(401, "unauthorized", "send Authorization: Bearer <token>",
-                         headers={"WWW-Authenticate": 'Bearer realm="forecourt"'})
+        if method == "POST":
+            write = _Write(route, path, target, query, headers, body, principal, client)
+            return self._write(write, status_of)
         try:
-            if method == "GET":
-                with self.db.borrow() as conn:
-                    return Response(200, self.get_routes[path](conn, query))
-            if not principal.can_write:
-                return error(403, "forbidden", f"token {principal.name!r} has role "
-                                               f"{principal.role!r}; POST needs admin")
-            if query:
-                name = next(iter(query))
-                return error(400, "bad_parameter", "POST takes no query parameters", name)
-            ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                return error(415, "unsupported_media_type",
-                             f"send Content-Type: application/json (got {ctype or 'none'})")
-            if body is None:
-                return error(413, "too_large", f"body larger than {MAX_BODY} bytes")
-            try:
-                doc = json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                return error(400, "bad_body", f"not JSON: {exc}", "body")
+            refused = _refusal(principal, method, route, headers)
+            if refused is not None:
+                return refused
+            with self.db.borrow() as conn:
+                return Response(200, self.get_routes[path](conn, query))
+        except Exception as exc:
+            return _failure(exc, method, target)
+
+    def _write(self, w: _Write, status_of: re.Match[str] | None) -> Response:
+        """A POST, audited: an accepted write in its own transaction, anything else apart."""
+        try:
+            resp = _refusal(w.principal, "POST", w.route, w.headers) or _unreadable(w)
+            if resp is None and w.principal is not None:
+                try:
+                    doc = json.loads((w.body or b"").decode("utf-8"))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise InputError("body", f"not JSON: {exc}") from None
+                with self.db.borrow() as conn, conn.transaction():
+                    if status_of is not None:
+                        resp = self._alert_status(conn, status_of.group(1), doc, w.principal)
+                    else:
+                        resp = Response(201, self.post_routes[w.path](conn, doc, w.principal))
+                    if resp.status < 300:
+                        audit.record(conn, self._entry(w, resp))
+                        return resp
+        except Exception as exc:
+            resp = _failure(exc, "POST", w.target)
+        assert resp is not None  # a refusal, a fault, or a handler's answer
+        try:  # the answer stands even if its audit row cannot be written now
             with self.db.borrow() as conn, conn.transaction():
-                if status_of is not None:
-                    return self._alert_status(conn, status_of.group(1), doc, principal)
-                return Response(201, self.post_routes[path](conn, doc, principal))
-        except ParamError as exc:
-            return error(exc.status, "bad_parameter", exc.message, exc.parameter)
-        except InputError as exc:
-            code = "conflict" if exc.status == 409 else "bad_body"
-            return error(exc.status, code, exc.message, exc.field)
-        except unavailable_errors() as exc:
-            # locked, busy or unreachable: the client may retry; not a platform bug
-            log.warning("%s %s: database unavailable: %s", method, target, exc)
-            return error(503, "unavailable", "the database is unavailable now; retry later",
-                         headers={"Retry-After": "5"})
-        except Exception:
-            log.exception("%s %s failed", method, target)
-            return error(500, "internal_error", "the platform failed; see its log")
+                audit.record(conn, self._entry(w, resp))
+        except Exception as exc:
+            log.warning("POST %s: audit row not written: %s", w.path, exc)
+        return resp
+
+    def _entry(self, w: _Write, resp: Response) -> audit.AuditEntry:
+        accepted = resp.status < 300
+        item = resp.body if accepted and isinstance(resp.body, dict) else {}
+        if accepted:
+            summary = audit.summarize(item)
+        elif resp.status == 401:
+            summary = ("unauthorized: unknown bearer token" if w.headers.get("Authorization")
+                       else "unauthorized: no bearer token")
+        else:
+            err = resp.body.get("error", {}) if isinstance(resp.body, dict) else {}
+            where = f" [{err['parameter']}]" if err.get("parameter") else ""
+            summary = f"{err.get('code', '')}{where}: {err.get('message', '')}"
+        try:
+            declared = int(w.headers.get("Content-Length") or 0)
+        except ValueError:
+            declared = -1
+        return audit.AuditEntry(
+            at=self.ctx.now(), principal=w.principal.name if w.principal else "",
+            role=w.principal.role if w.principal else "", client=w.client, method="POST",
+            path=w.path, status=resp.status, station_id=str(item.get("station_id") or ""),
+            summary=summary, body=w.body,
+            body_bytes=len(w.body) if w.body is not None else declared)
 
     @staticmethod
     def _alert_status(conn: Conn, alert_id: str, doc: Any, principal: Principal) -> Response:
@@ -175,6 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "forecourt-platform/1"
     api: Api  # set on the subclass made by ApiServer
+    # Seconds a socket read or write may wait (StreamRequestHandler sets it on the socket):
+    # a half-sent request or an idle keep-alive connection frees its thread after this.
+    timeout = SOCKET_TIMEOUT_S
 
     def _serve(self, method: str) -> None:
         body: bytes | None = b""
@@ -191,8 +275,17 @@ class _Handler(BaseHTTPRequestHandler):
                 body = None
                 self.close_connection = True  # do not read a huge body
             else:
-                body = self.rfile.read(n)
-        self._send(self.api.handle(method, self.path, self.headers, body))
+                try:
+                    body = self.rfile.read(n)
+                except TimeoutError:
+                    self._send(error(408, "timeout", f"the body did not arrive within "
+                                                     f"{self.timeout} s"), close=True)
+                    return
+                if len(body) < n:  # the client closed mid-body: nobody to answer
+                    self.close_connection = True
+                    return
+        self._send(self.api.handle(method, self.path, self.headers, body,
+                                   client=str(self.client_address[0])))
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self._serve("GET")
@@ -221,19 +314,29 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except (TimeoutError, ConnectionError):  # the client stopped reading or left
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class _Server(ThreadingHTTPServer):
+    # Connections the kernel queues before accept (socketserver's default is 5): a burst of
+    # clients waits instead of being refused.
+    request_queue_size = 128
+
+
 class ApiServer:
     """The API on a ThreadingHTTPServer in a background thread."""
 
-    def __init__(self, api: Api, host: str, port: int) -> None:
-        handler = type("Handler", (_Handler,), {"api": api})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+    def __init__(self, api: Api, host: str, port: int,
+                 socket_timeout_s: float = SOCKET_TIMEOUT_S) -> None:
+        handler = type("Handler", (_Handler,), {"api": api, "timeout": socket_timeout_s})
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

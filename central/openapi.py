@@ -7,12 +7,13 @@ from typing import Any
 
 from central import stations
 from central.alerts import STATUSES, TRANSITIONS
+from central.auth import roles_for
 from central.inputs import TAX_DECLARATION_SCHEMA, VERIFICATION_RECORD_SCHEMA
 from central.params import DEFAULT_LIMIT, MAX_LIMIT
 from central.prices import POSTED_PRICE_SCHEMA
 from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ListResource
 
-API_VERSION = "1.3.0"  # 1.3: GET /api/v1/credit, alerts' confirmed_at
+API_VERSION = "1.4.0"  # 1.4: department roles, GET /api/v1/audit; 1.3: GET /api/v1/credit
 PREFIX = "/api/v1"
 
 _LIFECYCLE = "; ".join(f"{a} → {' | '.join(b)}" for a, b in TRANSITIONS.items() if b)
@@ -44,7 +45,8 @@ _COMMON: dict[str, dict[str, Any]] = {
            "description": "exclusive upper bound of the time field (same formats as from)",
            "schema": {"type": "string"}},
     "limit": {"name": "limit", "in": "query", "required": False,
-              "description": f"page size, default {DEFAULT_LIMIT}",
+              "description": f"page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT} "
+                             f"(a larger one is a 400 naming limit)",
               "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
     "cursor": {"name": "cursor", "in": "query", "required": False,
                "description": "opaque next_cursor of the previous page; only valid with the "
@@ -58,6 +60,17 @@ _ERRORS = {
     "401": {"description": "no or unknown bearer token",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
 }
+_ERR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _access(method: str, route: str) -> dict[str, Any]:
+    """`x-roles` (who may call it, docs/platform-api.md §2) and, when not every role may,
+    the 403 answer."""
+    roles = roles_for(method, route)
+    out: dict[str, Any] = {"x-roles": list(roles)}
+    if method != "GET" or roles != roles_for("GET", "/"):
+        out["403"] = {"description": f"the token's role is not {' or '.join(roles)}", **_ERR}
+    return out
 
 
 def _page(item: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +86,8 @@ def _schema_name(name: str) -> str:
 
 
 def _list_operation(res: ListResource, schema_ref: str) -> dict[str, Any]:
+    access = _access("GET", f"{PREFIX}/{res.name}")
+    roles = access.pop("x-roles")
     params = [dict(_COMMON[p]) for p in res.params if p in _COMMON]
     for p in params:
         if p["name"] in ("from", "to"):
@@ -83,19 +98,23 @@ def _list_operation(res: ListResource, schema_ref: str) -> dict[str, Any]:
         "summary": res.summary,
         "operationId": f"list{_schema_name(res.name)}",
         "security": [{"bearer": []}],
+        "x-roles": roles,
         "parameters": params,
         "responses": {"200": {"description": "one page",
                               "content": {"application/json": {"schema": _page(
-                                  {"$ref": schema_ref})}}}, **_ERRORS},
+                                  {"$ref": schema_ref})}}}, **_ERRORS, **access},
     }
 
 
 def _post_operation(name: str, body_ref: str, summary: str) -> dict[str, Any]:
-    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    err = _ERR
+    access = _access("POST", f"{PREFIX}/{name}")
+    roles = access.pop("x-roles")
     return {
-        "summary": summary,
+        "summary": f"{summary} ({', '.join(roles)})",
         "operationId": f"create{_schema_name(name)}",
         "security": [{"bearer": []}],
+        "x-roles": roles,
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": {"$ref": body_ref}}}},
         "responses": {
@@ -103,7 +122,7 @@ def _post_operation(name: str, body_ref: str, summary: str) -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"type": "object",
                                                                 "required": ["id"]}}}},
             **_ERRORS,
-            "403": {"description": "the token's role is read-only", **err},
+            **access,
             "409": {"description": "already stored (same reference)", **err},
             "413": {"description": "body larger than 1 MiB", **err},
             "415": {"description": "Content-Type is not application/json", **err},
@@ -112,11 +131,15 @@ def _post_operation(name: str, body_ref: str, summary: str) -> dict[str, Any]:
 
 
 def _alert_status_operation() -> dict[str, Any]:
-    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    err = _ERR
+    access = _access("POST", f"{PREFIX}/alerts/{{id}}/status")
+    roles = access.pop("x-roles")
     return {
-        "summary": "Confirm or close an alert (admin): lifecycle open → confirmed → closed",
+        "summary": f"Confirm or close an alert ({', '.join(roles)}): lifecycle open → "
+                   f"confirmed → closed",
         "operationId": "setAlertStatus",
         "security": [{"bearer": []}],
+        "x-roles": roles,
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "string"}, "description": "the alert's id"}],
         "requestBody": {"required": True, "content": {"application/json": {
@@ -126,9 +149,10 @@ def _alert_status_operation() -> dict[str, Any]:
                     "content": {"application/json": {"schema": {
                         "$ref": "#/components/schemas/Alerts"}}}},
             **_ERRORS,
-            "403": {"description": "the token's role is read-only", **err},
+            **access,
             "404": {"description": "no alert with this id", **err},
             "409": {"description": "a change the lifecycle does not allow", **err},
+            "413": {"description": "body larger than 1 MiB", **err},
             "415": {"description": "Content-Type is not application/json", **err},
         },
     }
@@ -165,6 +189,7 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Station registry (站点台账) with collector and per-device on-line "
                        "state and last-seen device time",
             "operationId": "listStations", "security": [{"bearer": []}],
+            "x-roles": list(roles_for("GET", f"{PREFIX}/stations")),
             "parameters": [_COMMON["station_id"],
                            {"name": "town", "in": "query", "schema": {"type": "string"}},
                            {"name": "ownership", "in": "query",
@@ -176,6 +201,7 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Ingest counters: records accepted and duplicate, messages rejected "
                        "by reason (persisted)",
             "operationId": "ingestStats", "security": [{"bearer": []}],
+            "x-roles": list(roles_for("GET", f"{PREFIX}/stats/ingest")),
             "parameters": [_COMMON["station_id"]],
             "responses": {"200": {"description": "counters", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/IngestStats"}}}}, **_ERRORS}}},
@@ -187,13 +213,13 @@ def openapi_document() -> dict[str, Any]:
                                                                 f"#/components/schemas/{name}")}
     paths[f"{PREFIX}/tax-declarations"]["post"] = _post_operation(
         "tax-declarations", "#/components/schemas/TaxDeclarationInput",
-        "Store a tax declaration (admin)")
+        "Store a tax declaration")
     paths[f"{PREFIX}/verification-records"]["post"] = _post_operation(
         "verification-records", "#/components/schemas/VerificationRecordInput",
-        "Store a metrology verification or maintenance record (admin)")
+        "Store a metrology verification or maintenance record")
     paths[f"{PREFIX}/posted-prices"]["post"] = _post_operation(
         "posted-prices", "#/components/schemas/PostedPriceInput",
-        "Store a posted price (挂牌价) of the price authority (admin); 409 on a repeat of "
+        "Store a posted price (挂牌价) of the price authority; 409 on a repeat of "
         "(station, grade, valid_from)")
     paths[f"{PREFIX}/alerts/{{id}}/status"] = {"post": _alert_status_operation()}
     return {

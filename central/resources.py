@@ -10,6 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.alerts import STATUSES as ALERT_STATUSES
+from central.audit import OUTCOMES as AUDIT_OUTCOMES
+from central.auth import ROLES
 from central.commerce import SALES_ITEM, STOCK_BALANCE_ITEM, sales_cells, station_balances
 from central.continuity import station_continuity
 from central.credit import CREDIT_ITEM, GRADES, station_credit
@@ -392,8 +394,32 @@ VERIFICATION_RECORDS = TableResource(
      _c("created_at", "number"), _c("created_by", "string")),
     (_DEVICE, Filter("kind", "kind", "text", "record kind")))
 
+AUDIT = TableResource(
+    "audit", "api_audit",
+    "Audit log of the API's writes (审计日志, admin only): every POST to a write route, "
+    "accepted or refused",
+    "at", "at (platform wall clock)", "id",
+    (_c("id", "string"), _c("at", "number", "platform wall clock of the request, epoch s"),
+     _c("principal", "string", "name of the token; '' when no known token was sent"),
+     _c("role", "string", "role of the token; '' when no known token was sent"),
+     _c("client", "string", "the client's IP address"),
+     _c("method", "string"), _c("path", "string"),
+     _c("status", "integer", "HTTP status of the answer"),
+     _c("outcome", "string", " | ".join(AUDIT_OUTCOMES) + " (2xx | 401, 403 | other 4xx | "
+        "5xx)"),
+     _c("station_id", "string", "the station written to; '' if none or not accepted"),
+     _c("summary", "string", "what was written (ids, station, key fields) or why it was "
+        "refused; at most 500 characters"),
+     _c("body_sha256", "string", "SHA-256 of the request body, hex; '' when not read"),
+     _c("body_bytes", "integer", "length of the body (declared, when not read)")),
+    (Filter("principal", "principal", "text", "token name"),
+     Filter("role", "role", "enum", "token role", choices=ROLES),
+     Filter("outcome", "outcome", "enum", "how the write ended", choices=AUDIT_OUTCOMES),
+     Filter("status", "status", "int", "HTTP status", lo=100, hi=599),
+     Filter("path", "path", "text", "request path, e.g. /api/v1/tax-declarations")))
+
 TABLE_RESOURCES = (TRANSACTIONS, INVENTORY, DELIVERIES, EVENTS, STATES, ALERTS, REJECTIONS,
-                   TAX_DECLARATIONS, VERIFICATION_RECORDS, POSTED_PRICES)
+                   TAX_DECLARATIONS, VERIFICATION_RECORDS, POSTED_PRICES, AUDIT)
 
 
 # -- computed resources, paginated per station ---------------------------------------------
