@@ -81,7 +81,9 @@ class HarnessError(RuntimeError):
 class RunOptions:
     scenario: Path
     out: Path
-    broker: str = "embedded"  # embedded | mosquitto | mqtt://host:port
+    # embedded | mosquitto | auto (Mosquitto if installed) | mqtt://host:port; `forecourt
+    # run` defaults to auto, callers in code to the embedded broker
+    broker: str = "embedded"
     mutant: str | None = None
     platform_mutant: str | None = None  # blind | jumpy: a deliberately broken reference platform
     days: float | None = None
@@ -462,6 +464,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         "wall_start": time.time(), "notes": []}
     windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
     chain = Chain(_settings(opts, scenario, sut, out, windows))
+    info["broker"] = chain.broker.describe()  # what "auto" chose
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
