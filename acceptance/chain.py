@@ -11,9 +11,10 @@ Every part is a child process started with this interpreter (`python -m acceptan
 and stopped by its pid (acceptance.processes): `forecourt devices` (the world and its Modbus
 servers, lingering after the simulated period so the collectors can drain; with `controlled`
 its clock is the harness's, acceptance.clock), the broker (`forecourt broker`, the embedded
-amqtt, or a managed Mosquitto, or an external URL left alone), `forecourt platform` and the
-collector(s) — one `forecourt collector` per station, or one `forecourt collectors` for the
-fleet. Collectors reach the broker through a TcpProxy (acceptance.netproxy) per station (or
+amqtt, or a managed Mosquitto with per-run accounts and ACL — the parts then get the
+credentials file, acceptance/broker_accounts.py —, or an external URL left alone),
+`forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
+`forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy (acceptance.netproxy) per station (or
 one for the fleet), so the network can be cut.
 
 This module starts and stops the parts and offers the operations faults use (kill -9 and
