@@ -14,8 +14,8 @@ its clock is the harness's, acceptance.clock), the broker (`forecourt broker`, t
 amqtt, or a managed Mosquitto with per-run accounts and ACL — the parts then get the
 credentials file, acceptance/broker_accounts.py —, or an external URL left alone),
 `forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
-`forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy (acceptance.netproxy) per station (or
-one for the fleet), so the network can be cut.
+`forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy
+(acceptance.netproxy) per station (or one for the fleet), so the network can be cut.
 
 This module starts and stops the parts and offers the operations faults use (kill -9 and
 restart of a collector, broker and platform restarts, freezing, network cut and restore).
