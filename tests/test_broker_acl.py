@@ -32,6 +32,7 @@ from acceptance.broker_accounts import (
 )
 from acceptance.chain import Chain, ChainSettings
 from acceptance.processes import ManagedBroker
+from central.cli import main as platform_main
 from central.credentials import load_mqtt_password as platform_password
 from collector.cli import _plan, collector_parser, collectors_parser, main_collector, parse_broker
 from collector.keys import generate_key_file, load_key_file, station_keys
@@ -276,7 +277,7 @@ def test_collector_refuses_a_bad_credentials_file_naming_it(tmp_path, capsys, co
     assert not (tmp_path / "s").exists()  # refused before anything started
 
 
-def test_platform_reads_its_account_from_the_credentials_file(tmp_path):
+def test_platform_reads_its_account_from_the_credentials_file(tmp_path, capsys):
     accounts = BrokerAccounts.generate(["S1"])
     path = accounts.write_credentials(tmp_path / "creds.json")
     assert platform_password(path, "fc-platform") == accounts.passwords["fc-platform"]
@@ -284,6 +285,12 @@ def test_platform_reads_its_account_from_the_credentials_file(tmp_path):
         platform_password(path, "fc-other")
     with pytest.raises(ValueError, match=r"--mqtt-credentials .*missing.json: cannot read"):
         platform_password(tmp_path / "missing.json", "fc-platform")
+    # refused at start-up, before the database is touched
+    argv = ["--db", f"sqlite:///{tmp_path / 'p.db'}", "--broker", "mqtt://127.0.0.1:1",
+            "--keys", "k.json", "--registry", "r.csv", "--mqtt-credentials", str(path)]
+    assert platform_main([*argv, "--client-id", "fc-other"]) == 2
+    assert "creds.json: accounts.fc-other: expected the password" in capsys.readouterr().err
+    assert not (tmp_path / "p.db").exists()
 
 
 def test_a_refused_collector_says_why_and_retries(broker, tmp_path, caplog):
