@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from acceptance.broker_accounts import BrokerAccounts
 from acceptance.guard import guarded
 
 if TYPE_CHECKING:
@@ -123,9 +125,13 @@ class EmbeddedBroker:
         self.stop()
 
 
+def mosquitto_installed() -> bool:
+    return bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
+
+
 MOSQUITTO_CONF = """\
 listener {port} {host}
-allow_anonymous true
+{access}
 # A subscriber far behind must not lose QoS 1 messages silently (protocols.md §7).
 max_queued_messages 0
 max_inflight_messages 100
@@ -133,7 +139,15 @@ set_tcp_nodelay true
 persistence {persistence}
 persistence_location {dir}/
 log_dest file {dir}/mosquitto.log
-"""
+{user}"""
+
+# With accounts: nobody anonymous, each account its topics (acceptance/broker_accounts.py),
+# and the client id is the username, so no account can take over another's session.
+MOSQUITTO_ACCOUNTS = """\
+allow_anonymous false
+password_file {passwd}
+acl_file {acl}
+use_username_as_clientid true"""
 
 
 class Mosquitto:
@@ -141,13 +155,14 @@ class Mosquitto:
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
                  persistence: bool = True, workdir: Path | None = None,
-                 guard: bool = False) -> None:
+                 guard: bool = False, accounts: BrokerAccounts | None = None) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise FileNotFoundError("mosquitto is not installed (Debian package `mosquitto`)")
         self.binary = binary
         self.host, self.port = host, port or free_port(host)
         self.persistence = persistence
+        self.accounts = accounts  # None: anonymous clients may do anything
         # guard: dies with this process (acceptance/guard.py); only when started and stopped
         # from the main thread, since the kernel ties it to the starting thread
         self.guard = guard
@@ -162,7 +177,16 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "mosquitto.conf"
+        if self.accounts is None:
+            access = "allow_anonymous true"
+        else:
+            passwd, acl = self.accounts.write_mosquitto_files(self.dir)
+            access = MOSQUITTO_ACCOUNTS.format(passwd=passwd, acl=acl)
+        # Started as root, Mosquitto switches to user `mosquitto`, which can read neither
+        # these private files nor this directory (no log, no persistence): stay root.
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(MOSQUITTO_CONF.format(host=self.host, port=self.port, dir=self.dir,
+                                              access=access, user=user,
                                               persistence="true" if self.persistence else "false"))
         argv = [self.binary, "-c", str(conf)]
         self.proc = subprocess.Popen(guarded(argv) if self.guard else argv,

@@ -11,10 +11,11 @@ Every part is a child process started with this interpreter (`python -m acceptan
 and stopped by its pid (acceptance.processes): `forecourt devices` (the world and its Modbus
 servers, lingering after the simulated period so the collectors can drain; with `controlled`
 its clock is the harness's, acceptance.clock), the broker (`forecourt broker`, the embedded
-amqtt, or a managed Mosquitto, or an external URL left alone), `forecourt platform` and the
-collector(s) — one `forecourt collector` per station, or one `forecourt collectors` for the
-fleet. Collectors reach the broker through a TcpProxy (acceptance.netproxy) per station (or
-one for the fleet), so the network can be cut.
+amqtt, or a managed Mosquitto with per-run accounts and ACL — the parts then get the
+credentials file, acceptance/broker_accounts.py —, or an external URL left alone),
+`forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
+`forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy
+(acceptance.netproxy) per station (or one for the fleet), so the network can be cut.
 
 This module starts and stops the parts and offers the operations faults use (kill -9 and
 restart of a collector, broker and platform restarts, freezing, network cut and restore).
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from acceptance.broker import free_port
+from acceptance.broker_accounts import CREDENTIALS_FILE
 from acceptance.clock import SimClock
 from acceptance.drain import (
     DETECTION_GRACE_S,
@@ -58,8 +60,9 @@ from scenarios.loader import load_scenario
 
 @dataclass(frozen=True)
 class ChainSettings:
-    """What to run and how. `broker`: "embedded", "mosquitto" or mqtt://host:port
-    (external, not managed); `collectors`: "per-station" (a process and a proxy each) or
+    """What to run and how. `broker`: "embedded", "mosquitto" (with per-run accounts and
+    ACL), "auto" (Mosquitto if installed, else embedded) or mqtt://host:port (external, not
+    managed); `collectors`: "per-station" (a process and a proxy each) or
     "fleet" (one process, one proxy); `compression`: None = "max"."""
 
     scenario: str | Path
@@ -78,7 +81,8 @@ class ChainSettings:
     platform_command: tuple[str, ...] = ()
     devices_args: tuple[str, ...] = ()  # e.g. --pace / --max-compression
     # a vendor's collector (docs/sut.md): argv template with {endpoints} {broker} {keys}
-    # {spool_dir} {profiles} {station} {python}; per station unless collectors == "fleet"
+    # {spool_dir} {profiles} {station} {python} {mqtt_credentials}; per station unless
+    # collectors == "fleet"
     collector_command: tuple[str, ...] = ()
     # a vendor's platform: its API, a read token and the key file it verifies with
     platform_url: str | None = None
@@ -112,6 +116,7 @@ class Chain:
         self.spool_dir = self.workdir / "spool"
         self.keys_path = self.workdir / "keys.json"
         self.tokens_path = self.workdir / "tokens.json"
+        self.mqtt_credentials_path = self.workdir / CREDENTIALS_FILE
         self.db_path = self.workdir / "platform.db"
         self.http_port = free_port(HOST)
         self.read_token = secrets.token_urlsafe(24)
@@ -129,7 +134,11 @@ class Chain:
             self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
                                       timeout=10.0)
             self.admin_api = PlatformClient(self.api.base_url, self.admin_token, timeout=10.0)
-        self.broker = ManagedBroker(s.broker, self.workdir, s.python)
+        self.broker = ManagedBroker(s.broker, self.workdir, s.python, self.station_ids)
+        # username → password when the broker has accounts (managed Mosquitto), else None;
+        # the parts get the credentials file, never passwords on their command line
+        self.mqtt_accounts: dict[str, str] | None = (
+            dict(self.broker.accounts.passwords) if self.broker.accounts else None)
         self.devices = self._part("devices", self._devices_argv())
         self.platform = self._part("platform", self._platform_argv())
         self.proxies: dict[str, TcpProxy] = {}  # station id, or "*" for the fleet
@@ -174,7 +183,11 @@ class Chain:
                        # periods, commerce months)
                        "--timezone", self.scenario.timezone,
                        "--tokens", str(self.tokens_path), "--log-level", "WARNING",
-                       *self.settings.platform_args]
+                       *self._credentials_args(), *self.settings.platform_args]
+
+    def _credentials_args(self) -> list[str]:
+        return ["--mqtt-credentials", str(self.mqtt_credentials_path)] \
+            if self.broker.accounts else []
 
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings
@@ -184,10 +197,12 @@ class Chain:
             return CollectorSut("external", None, s.collector_command).argv({
                 "endpoints": str(self.truth_dir / "endpoints.json"), "broker": broker_url,
                 "keys": str(self.keys_path), "profiles": str(REGISTER_PROFILES), "station": station,
+                "mqtt_credentials": str(self.mqtt_credentials_path) if self.broker.accounts
+                else "",
                 "spool_dir": str(self.spool_dir if station == "*" else self.spool_dir / station)})
         common = ["--endpoints", str(self.truth_dir / "endpoints.json"), "--broker", broker_url,
                   "--keys", str(self.keys_path), "--heartbeat", str(s.heartbeat_s),
-                  "--log-level", "WARNING", *s.collector_args]
+                  "--log-level", "WARNING", *self._credentials_args(), *s.collector_args]
         head = [s.python, "-m", "mutants.collector", "--mutant", s.collector_mutant] \
             if s.collector_mutant else self._cli()
         if station == "*":
@@ -215,6 +230,8 @@ class Chain:
             _write_private(self.tokens_path, {"tokens": [
                 {"token": self.read_token, "role": "read", "name": "harness-read"},
                 {"token": self.admin_token, "role": "admin", "name": "harness-admin"}]})
+            if self.broker.accounts:
+                self.broker.accounts.write_credentials(self.mqtt_credentials_path)
             self.broker.start(timeout)
             self.start_platform(timeout)
             if before_devices is not None:

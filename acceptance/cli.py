@@ -266,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory (new or empty)")
     s.add_argument("--days", type=float, help="override the scenario's duration")
     s.add_argument("--seed", type=int, help="override the scenario's seed")
-    s.add_argument("--broker", default="embedded",
-                   help="embedded (default), mosquitto (a managed Mosquitto) or mqtt://host:port")
+    s.add_argument("--broker", default="auto",
+                   help="auto (default: mosquitto if installed, else embedded), embedded, "
+                        "mosquitto (a managed Mosquitto with per-run accounts and ACL) or "
+                        "mqtt://host:port")
     s.add_argument("--compression", type=_compression, default=None,
                    help="simulated seconds per wall second, or 'max' (default: max)")
     s.add_argument("--sut-mutant", choices=MUTANTS,

@@ -12,11 +12,18 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from acceptance.broker import Mosquitto, free_port, parse_broker_url, wait_listening
+from acceptance.broker import (
+    Mosquitto,
+    free_port,
+    mosquitto_installed,
+    parse_broker_url,
+    wait_listening,
+)
+from acceptance.broker_accounts import BrokerAccounts
 from acceptance.guard import guarded
 
 T = TypeVar("T")
@@ -160,27 +167,43 @@ def descendants(pid: int) -> list[int]:
 # ---- brokers ----------------------------------------------------------------------------
 
 class ManagedBroker:
-    """The broker the chain talks to: managed (embedded or Mosquitto) or external."""
+    """The broker the chain talks to: managed (embedded or Mosquitto) or external.
 
-    def __init__(self, kind: str, workdir: Path, python: str) -> None:
+    `kind`: "embedded", "mosquitto" (with per-run accounts and ACL, acceptance/broker_accounts),
+    "auto" (Mosquitto when installed, else embedded) or mqtt://host:port (external)."""
+
+    def __init__(self, kind: str, workdir: Path, python: str,
+                 station_ids: Sequence[str] = ()) -> None:
+        self.requested = kind
+        if kind == "auto":
+            kind = "mosquitto" if mosquitto_installed() else "embedded"
         self.kind = kind
         self.part: Part | None = None
         self.mosquitto: Mosquitto | None = None
+        self.accounts: BrokerAccounts | None = None
         if kind in ("embedded", "mosquitto"):
             self.host, self.port = HOST, free_port(HOST)
         else:
             try:
                 self.host, self.port = parse_broker_url(kind)
             except ValueError:
-                raise ValueError(f"ChainSettings.broker: expected 'embedded', 'mosquitto' or "
-                                 f"mqtt://host:port, found {kind!r}") from None
+                raise ValueError(f"ChainSettings.broker: expected 'embedded', 'mosquitto', "
+                                 f"'auto' or mqtt://host:port, found {kind!r}") from None
             self.kind = "external"
         if self.kind == "embedded":
             self.part = Part("broker", [python, "-m", "acceptance.cli", "broker", "--listen",
                                         self.url], workdir / "logs" / "broker.log", workdir)
         elif self.kind == "mosquitto":
+            self.accounts = BrokerAccounts.generate(station_ids)
             self.mosquitto = Mosquitto(HOST, self.port, persistence=True,
-                                       workdir=workdir / "mosquitto", guard=True)
+                                       workdir=workdir / "mosquitto", guard=True,
+                                       accounts=self.accounts)
+
+    def describe(self) -> str:
+        """What was used, for run.json: e.g. "mosquitto (auto)", or the external URL."""
+        if self.kind == "external":
+            return self.requested
+        return f"{self.kind} (auto)" if self.requested == "auto" else self.kind
 
     @property
     def url(self) -> str:

@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--scenario-out", default="runs/pytest", metavar="DIR",
                     help="parent directory of the run directories (default runs/pytest)")
     group.addoption("--scenario-broker", default="embedded",
-                    help="embedded, mosquitto or mqtt://host:port")
+                    help="embedded, mosquitto, auto or mqtt://host:port")
     group.addoption("--scenario-days", type=float, default=None,
                     help="override every scenario's duration (days)")
     group.addoption("--scenario-mutant", default=None,

@@ -83,7 +83,9 @@ class HarnessError(RuntimeError):
 class RunOptions:
     scenario: Path
     out: Path
-    broker: str = "embedded"  # embedded | mosquitto | mqtt://host:port
+    # embedded | mosquitto | auto (Mosquitto if installed) | mqtt://host:port; `forecourt
+    # run` defaults to auto, callers in code to the embedded broker
+    broker: str = "embedded"
     mutant: str | None = None
     platform_mutant: str | None = None  # blind | jumpy: a deliberately broken reference platform
     days: float | None = None
@@ -465,6 +467,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         "wall_start": time.time(), "notes": []}
     windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
     chain = Chain(_settings(opts, scenario, sut, out, windows))
+    info["broker"] = chain.broker.describe()  # what "auto" chose
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []
@@ -574,7 +577,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
 def _attack_phase(chain: Chain, scenario: Scenario, out: Path) -> dict[str, Any]:
     """SEC-1's attacks (acceptance/attacks/phase.py) while every station is on line and the
     world holds at its start; forged records are dated the day before the world began."""
-    ctx = Context(chain.broker.host, chain.broker.port, getattr(chain, "mqtt_accounts", None),
+    ctx = Context(chain.broker.host, chain.broker.port, chain.mqtt_accounts,
                   station_keys(chain.keys_path), list(chain.station_ids), chain.api,
                   marker_time=scenario.start_epoch - 86400.0)
     try:

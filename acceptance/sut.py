@@ -16,7 +16,8 @@ the same content:
       keys: vendor-keys.json        # the station keys it verifies with (docs/uplink.md §2)
 
 Placeholders in an external command: {endpoints} {broker} {keys} {spool_dir} {profiles}
-{station} (per_station only), {python} (this interpreter).
+{station} (per_station only), {python} (this interpreter), {mqtt_credentials} (the broker
+accounts' credentials file, docs/uplink.md §1; empty when the broker has no accounts).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import yaml
 
 from mutants.collector import MUTANTS
 
-PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python")
+PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python",
+                "mqtt_credentials")
 
 
 class SutError(ValueError):

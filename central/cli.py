@@ -28,6 +28,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.auth import TokenError, load_tokens
+from central.credentials import load_mqtt_password
 from central.db import Database, DatabaseError, redact_url
 from central.detectors.base import Settings
 from central.detectors.service import DetectionService
@@ -66,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                                             "storage, analytics and HTTP API.")
     p.add_argument("--db", required=True,
                    help="sqlite:///path/to/platform.db or postgresql://user@host:port/db")
-    p.add_argument("--broker", help="mqtt://host:port of the uplink broker")
+    p.add_argument("--broker", help="mqtt://[user:password@]host:port of the uplink broker")
+    p.add_argument("--mqtt-credentials", type=Path,
+                   help="MQTT credentials file (forecourt-mqtt-credentials/1, docs/uplink.md "
+                        "§1): the platform connects as the account named by --client-id")
     p.add_argument("--http", type=_host_port, default=("127.0.0.1", 8080),
                    help="host:port for the HTTP API (default 127.0.0.1:8080; port 0 = any)")
     p.add_argument("--keys", type=Path, help="station key file (docs/uplink.md §2)")
@@ -74,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=Path,
                    help="API tokens JSON; default: FORECOURT_PLATFORM_TOKENS / "
                         "FORECOURT_ADMIN_TOKEN / FORECOURT_READ_TOKEN, else generated")
-    p.add_argument("--client-id", default="fc-platform", help="MQTT client id")
+    p.add_argument("--client-id", default="fc-platform",
+                   help="MQTT client id (and account name in --mqtt-credentials)")
     p.add_argument("--timezone", default="Asia/Shanghai",
                    help="zone of the reconciliation day boundaries (default Asia/Shanghai)")
     p.add_argument("--replay-window", type=float, default=600.0,
@@ -143,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         zone = ZoneInfo(args.timezone)
         vcf = Vcf(parse_densities(args.densities))
-        parse_broker_url(args.broker)
+        address = parse_broker_url(args.broker)
+        account = None
+        if args.mqtt_credentials is not None:
+            if address.username is not None:
+                raise ValueError("--broker carries user:password and --mqtt-credentials is "
+                                 "given too: expected one of them")
+            account = (args.client_id, load_mqtt_password(args.mqtt_credentials,
+                                                          args.client_id))
         keyfile = KeyFile(args.keys)
         registry = load_registry(args.registry)
         tokens, generated = load_tokens(args.tokens)
@@ -164,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stations = {s.station_id: s for s in registry}
     ingest = IngestService(db, args.broker, stations, keyfile, client_id=args.client_id,
+                           account=account,
                            replay_window_s=args.replay_window, max_batch=args.max_batch)
 
     def health() -> dict:

@@ -63,6 +63,7 @@ class _Received:
 class IngestService:
     def __init__(self, db: Database, broker_url: str, stations: Mapping[str, Station],
                  keyfile: KeyFile, *, client_id: str = "fc-platform",
+                 account: tuple[str, str] | None = None,
                  replay_window_s: float = 600.0, max_batch: int = 500,
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -84,8 +85,11 @@ class IngestService:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, protocol=mqtt.MQTTv311,
                                   manual_ack=True)
-        if self.address.username:
-            self.client.username_pw_set(self.address.username, self.address.password)
+        # `account` (username, password from a credentials file) or the URL's userinfo
+        username, password = account or (self.address.username, self.address.password)
+        self.username = username
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -129,8 +133,9 @@ class IngestService:
     def _on_connect(self, client: mqtt.Client, _ud: object, flags: mqtt.ConnectFlags,
                     reason: object, _props: object) -> None:
         if getattr(reason, "is_failure", False):
-            log.error("broker %s:%d refused the connection: %s", self.address.host,
-                      self.address.port, reason)
+            log.error("broker %s:%d refused the connection as %s: %s; retrying",
+                      self.address.host, self.address.port,
+                      f"account {self.username!r}" if self.username else "anonymous", reason)
             return
         if not flags.session_present:
             # Packet ids of messages received before belong to a session the broker no

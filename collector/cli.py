@@ -1,8 +1,12 @@
 """Command lines of the reference collector (wired as `forecourt collector` / `collectors`).
 
-    collector --station S --endpoints FILE --broker mqtt://host:port --spool DIR --keys FILE
-              [--profiles DIR] [--heartbeat S] [--poll-interval S] [--log-level LEVEL]
+    collector --station S --endpoints FILE --broker mqtt://[user:password@]host:port
+              --spool DIR --keys FILE [--mqtt-credentials FILE] [--profiles DIR]
+              [--heartbeat S] [--poll-interval S] [--log-level LEVEL]
     collectors --endpoints FILE --broker mqtt://host:port --spool-dir DIR --keys FILE [...]
+
+MQTT account (docs/uplink.md §1): `user:password@` in --broker (URL-quoted; every station
+of the process uses it), or --mqtt-credentials FILE, where station S uses account fc-col-S.
 
 Both stop cleanly on SIGTERM/SIGINT: the poll round in progress finishes (records committed,
 then FIFO acks), outstanding acks get a moment, `online: false` is published.
@@ -18,10 +22,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
+from collector.credentials import load_mqtt_password, station_account
 from collector.endpoints import EndpointError, StationEndpoint, load_endpoints
 from collector.keys import KeyFileError, StationKeys, load_key_file, station_keys
 from collector.poller import PollSettings
@@ -34,11 +39,43 @@ from collector.uplink_records import MappingError
 log = logging.getLogger("collector")
 
 
-def parse_broker(url: str) -> tuple[str, int]:
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_broker(url: str) -> BrokerAddress:
+    """`mqtt://[user[:password]@]host[:port]` (default port 1883; user and password are
+    URL-unquoted)."""
     parsed = urlparse(url)
+    shown = url.replace(f":{parsed.password}@", ":***@") if parsed.password else url
     if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise ValueError(f"--broker {url!r}: expected mqtt://host:port")
-    return parsed.hostname, parsed.port or 1883
+        raise ValueError(f"--broker {shown!r}: expected mqtt://[user:password@]host:port")
+    try:
+        port = parsed.port or 1883
+    except ValueError:
+        raise ValueError(f"--broker {shown!r}: the port must be a number 1..65535") from None
+    return BrokerAddress(parsed.hostname, port,
+                         unquote(parsed.username) if parsed.username else None,
+                         unquote(parsed.password) if parsed.password is not None else None)
+
+
+def _accounts(args: argparse.Namespace, broker: BrokerAddress,
+              ids: Sequence[str]) -> dict[str, tuple[str, str | None] | None]:
+    """Each station's MQTT (username, password), or None to connect anonymously."""
+    if args.mqtt_credentials is not None:
+        if broker.username is not None:
+            raise ValueError("--broker carries user:password and --mqtt-credentials is given "
+                             "too: expected one of them")
+        return {sid: (station_account(sid),
+                      load_mqtt_password(args.mqtt_credentials, station_account(sid)))
+                for sid in ids}
+    if broker.username is not None:
+        return {sid: (broker.username, broker.password) for sid in ids}
+    return dict.fromkeys(ids)
 
 
 def _positive(text: str) -> float:
@@ -51,7 +88,11 @@ def _positive(text: str) -> float:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", required=True, type=Path,
                         help="endpoint map written by `forecourt devices` (endpoints.json)")
-    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port")
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883",
+                        help="mqtt://[user:password@]host:port")
+    parser.add_argument("--mqtt-credentials", type=Path,
+                        help="MQTT credentials file (forecourt-mqtt-credentials/1): station S "
+                             "connects as account fc-col-S (docs/uplink.md §1)")
     parser.add_argument("--keys", required=True, type=Path,
                         help="key file (format forecourt-keys/1, docs/uplink.md §2)")
     parser.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES_DIR,
@@ -132,8 +173,9 @@ class _Plan:
     stations: list[StationEndpoint]
     profiles: dict[str, Profile]
     keys: dict[str, StationKeys]
-    broker: tuple[str, int]
+    broker: BrokerAddress
     settings: CollectorSettings
+    accounts: dict[str, tuple[str, str | None] | None]  # station → MQTT (username, password)
 
 
 def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
@@ -145,9 +187,10 @@ def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
         if sid not in endpoints.stations:
             raise EndpointError(f"{args.endpoints}: station {sid!r} is not in the endpoint map "
                                 f"(stations: {', '.join(sorted(endpoints.stations))})")
+    broker = parse_broker(args.broker)
     return _Plan([endpoints.stations[sid] for sid in ids], profiles,
                  {sid: station_keys(keyring, sid, str(args.keys)) for sid in ids},
-                 parse_broker(args.broker), _settings(args))
+                 broker, _settings(args), _accounts(args, broker, ids))
 
 
 async def _serve(plan: _Plan, spool_for) -> int:
@@ -156,8 +199,9 @@ async def _serve(plan: _Plan, spool_for) -> int:
     try:
         for ep in plan.stations:
             collectors.append(StationCollector(ep, plan.profiles, plan.keys[ep.station_id],
-                                               plan.broker, spool_for(ep.station_id),
-                                               plan.settings))
+                                               (plan.broker.host, plan.broker.port),
+                                               spool_for(ep.station_id), plan.settings,
+                                               account=plan.accounts[ep.station_id]))
     except _INPUT_ERRORS as exc:
         for c in collectors:
             c.spool.close()
@@ -179,17 +223,16 @@ def _main(args: argparse.Namespace, station_ids, spool_for) -> int:
     return asyncio.run(_serve(plan, spool_for))
 
 
-def main_collector(argv: Sequence[str] | None = None) -> int:
+def collector_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forecourt collector",
                                      description="Reference station collector for one station.")
     parser.add_argument("--station", required=True, help="station id in the endpoint map")
     parser.add_argument("--spool", required=True, type=Path, help="spool directory")
     _common(parser)
-    args = parser.parse_args(argv)
-    return _main(args, [args.station], lambda sid: args.spool)
+    return parser
 
 
-def main_collectors(argv: Sequence[str] | None = None) -> int:
+def collectors_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forecourt collectors",
                                      description="Reference collectors for every station of "
                                                  "the endpoint map, in one process.")
@@ -198,7 +241,16 @@ def main_collectors(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stations", nargs="*", default=None,
                         help="only these stations (default: all in the endpoint map)")
     _common(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main_collector(argv: Sequence[str] | None = None) -> int:
+    args = collector_parser().parse_args(argv)
+    return _main(args, [args.station], lambda sid: args.spool)
+
+
+def main_collectors(argv: Sequence[str] | None = None) -> int:
+    args = collectors_parser().parse_args(argv)
     return _main(args, args.stations, lambda sid: args.spool_dir / sid)
 
 

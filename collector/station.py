@@ -37,7 +37,9 @@ class CollectorSettings:
 class StationCollector:
     def __init__(self, endpoint: StationEndpoint, profiles: dict[str, Profile],
                  keys: StationKeys, broker: tuple[str, int], spool_dir: Path,
-                 settings: CollectorSettings | None = None) -> None:
+                 settings: CollectorSettings | None = None,
+                 account: tuple[str, str | None] | None = None) -> None:
+        """`account`: MQTT (username, password), None to connect anonymously."""
         self.station_id = endpoint.station_id
         self.settings = settings or CollectorSettings()
         self.spool = Spool(spool_dir, self.station_id,
@@ -45,7 +47,7 @@ class StationCollector:
         try:
             builder = RecordBuilder(self.station_id, profiles)
             self.uplink = Uplink(self.station_id, broker[0], broker[1], keys, self.spool,
-                                 self.spool.boot_id, self.settings.uplink)
+                                 self.spool.boot_id, self.settings.uplink, account)
             self.poller = StationPoller(endpoint, profiles, builder, self.spool,
                                         self.settings.poll,
                                         on_spooled=lambda n: self.uplink.wake.set())

@@ -100,8 +100,10 @@ class _Batch:
 
 class Uplink:
     def __init__(self, station_id: str, host: str, port: int, keys: StationKeys, spool: Spool,
-                 boot_id: str, settings: UplinkSettings | None = None) -> None:
+                 boot_id: str, settings: UplinkSettings | None = None,
+                 account: tuple[str, str | None] | None = None) -> None:
         self.station_id = station_id
+        self.username = account[0] if account else None
         self.host, self.port = host, port
         self.keys = keys
         self.spool = spool
@@ -123,11 +125,14 @@ class Uplink:
         self._ack_tasks: set[asyncio.Task] = set()
         self._settle_queue: list[tuple[list[str], list[tuple[str, str]], asyncio.Future]] = []
         self._settling = False
+        self._refused: str | None = None  # why the broker refused the last CONNECT
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fc-col-{station_id}",
                              clean_session=False, reconnect_on_failure=False)
         # The window bounds what we hand paho; status messages ride on top of it.
         client.max_inflight_messages_set(self.settings.window + 8)
         client.connect_timeout = self.settings.connect_timeout
+        if account is not None:
+            client.username_pw_set(*account)
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
@@ -141,9 +146,9 @@ class Uplink:
                 self._loop.call_soon_threadsafe(fn, *args)
 
     def _paho_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("%s: broker refused the connection: %s", self.station_id, reason_code)
-            return
+        if reason_code.is_failure:  # e.g. bad credentials (CONNACK 5 Not authorized)
+            self._hand_over(self._on_refused, str(reason_code))
+            return  # paho closes the connection: the connection loop retries with back-off
         client.subscribe(self.ack_topic, qos=1)
         self._hand_over(self._on_connected, bool(flags.session_present))
 
@@ -176,6 +181,10 @@ class Uplink:
         self.publish_status("online", {"online": True, "boot_id": self.boot_id}, retain=True)
         self.wake.set()
 
+    def _on_refused(self, reason: str) -> None:
+        self.stats.connect_failures += 1
+        self._refused = reason
+
     def _on_disconnected(self, reason: str) -> None:
         if self.connected.is_set() and not self._closed:
             log.warning("%s: disconnected from the broker: %s", self.station_id, reason)
@@ -196,6 +205,7 @@ class Uplink:
                 delay = min(delay * 2, s.reconnect_max)
                 continue
             self._session_ended.clear()
+            self._refused = None
             try:
                 await asyncio.to_thread(self.client.connect, self.host, self.port, s.keepalive)
             except (OSError, ValueError) as exc:
@@ -212,7 +222,12 @@ class Uplink:
             if stop.is_set():
                 return  # close() ends the session cleanly
             await asyncio.to_thread(self.client.loop_stop)
-            if time.monotonic() - started > 10 * s.reconnect_min + s.keepalive:
+            if self._refused is not None:
+                log.error("%s: broker mqtt://%s:%d refused the connection as %s: %s; retry "
+                          "in %.1f s", self.station_id, self.host, self.port,
+                          f"account {self.username!r}" if self.username else "anonymous",
+                          self._refused, delay)
+            elif time.monotonic() - started > 10 * s.reconnect_min + s.keepalive:
                 delay = s.reconnect_min  # the last session was healthy: start over
             if await sleep_or_stop(stop, delay):
                 return

@@ -81,6 +81,9 @@ def test_smoke_end_to_end_exactly_once(tmp_path, broker):
     scenario = smoke_with_deliveries(tmp_path)
     chain = Chain(ChainSettings(scenario, tmp_path / "run", broker=broker,
                                 device_faults=False))
+    # Mosquitto runs with per-run accounts and ACL (tests/test_broker_acl.py), the embedded
+    # broker without
+    assert (chain.mqtt_accounts is not None) == (broker == "mosquitto")
     with chain:
         report = chain.wait_drained(timeout=120)
         assert report.drained and report.reason == "drained", report
