@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from acceptance.broker import free_port
-from acceptance.broker_accounts import CREDENTIALS_FILE
+from acceptance.broker_accounts import CREDENTIALS_FILE, load_credentials
 from acceptance.clock import SimClock
 from acceptance.drain import (
     DETECTION_GRACE_S,
@@ -88,6 +88,9 @@ class ChainSettings:
     platform_url: str | None = None
     platform_token: str | None = None
     keys_file: str | Path | None = None
+    # an external broker's accounts file (acceptance/broker_accounts.py format), if it has any
+    mqtt_credentials: str | Path | None = None
+    platform_read_token: str | None = None  # a vendor platform's read-only token (SEC-1)
     device_faults: bool = True  # serve the scenario's device_silent faults
     # the world holds at its start until acceptance.schedule advances it (devices/control.py)
     controlled: bool = False
@@ -122,6 +125,7 @@ class Chain:
         self.read_token = secrets.token_urlsafe(24)
         self.admin_token = secrets.token_urlsafe(24)
         self.external_platform = s.platform_url is not None
+        self.read_api: PlatformClient | None  # a read-only client (SEC-1), if one is known
         if self.external_platform:
             if not (s.platform_token and s.keys_file):
                 raise ValueError("ChainSettings: an external platform needs platform_token and "
@@ -129,16 +133,22 @@ class Chain:
             self.api = PlatformClient(str(s.platform_url), s.platform_token, timeout=10.0)
             # the vendor's token posts the departments' inputs too (it needs role admin)
             self.admin_api = self.api
+            self.read_api = PlatformClient(str(s.platform_url), s.platform_read_token,
+                                           timeout=10.0) if s.platform_read_token else None
             self.keys_path = Path(s.keys_file).resolve()
         else:
             self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
                                       timeout=10.0)
             self.admin_api = PlatformClient(self.api.base_url, self.admin_token, timeout=10.0)
+            self.read_api = self.api
         self.broker = ManagedBroker(s.broker, self.workdir, s.python, self.station_ids)
         # username → password when the broker has accounts (managed Mosquitto), else None;
         # the parts get the credentials file, never passwords on their command line
         self.mqtt_accounts: dict[str, str] | None = (
             dict(self.broker.accounts.passwords) if self.broker.accounts else None)
+        if s.mqtt_credentials and self.broker.kind == "external":
+            self.mqtt_credentials_path = Path(s.mqtt_credentials).resolve()
+            self.mqtt_accounts = load_credentials(self.mqtt_credentials_path)
         self.devices = self._part("devices", self._devices_argv())
         self.platform = self._part("platform", self._platform_argv())
         self.proxies: dict[str, TcpProxy] = {}  # station id, or "*" for the fleet
@@ -197,7 +207,7 @@ class Chain:
             return CollectorSut("external", None, s.collector_command).argv({
                 "endpoints": str(self.truth_dir / "endpoints.json"), "broker": broker_url,
                 "keys": str(self.keys_path), "profiles": str(REGISTER_PROFILES), "station": station,
-                "mqtt_credentials": str(self.mqtt_credentials_path) if self.broker.accounts
+                "mqtt_credentials": str(self.mqtt_credentials_path) if self.mqtt_accounts
                 else "",
                 "spool_dir": str(self.spool_dir if station == "*" else self.spool_dir / station)})
         common = ["--endpoints", str(self.truth_dir / "endpoints.json"), "--broker", broker_url,

@@ -1,7 +1,7 @@
 """pytest plugin: run scenarios as test suites, one test per requirement.
 
     pytest --scenario scenarios/smoke.yaml [--scenario other.yaml] [--scenario-out runs/qa]
-           [--scenario-broker mosquitto] [--scenario-days 0.5] [--junitxml qa.xml]
+           [--scenario-broker auto|embedded|mosquitto] [--scenario-days 0.5] [--junitxml qa.xml]
 
 Each scenario gets one acceptance run (the same as `forecourt run`), then one test per
 requirement of the catalogue: a MUST or SHOULD that passed passes; a MUST that failed or
@@ -28,8 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run this scenario as an acceptance suite (repeatable)")
     group.addoption("--scenario-out", default="runs/pytest", metavar="DIR",
                     help="parent directory of the run directories (default runs/pytest)")
-    group.addoption("--scenario-broker", default="embedded",
-                    help="embedded, mosquitto, auto or mqtt://host:port")
+    group.addoption("--scenario-broker", default="auto",
+                    help="auto (Mosquitto with accounts if installed, else embedded), "
+                         "embedded, mosquitto or mqtt://host:port")
     group.addoption("--scenario-days", type=float, default=None,
                     help="override every scenario's duration (days)")
     group.addoption("--scenario-mutant", default=None,

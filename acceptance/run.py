@@ -53,7 +53,7 @@ from acceptance.observe import (
 from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
-from acceptance.rundir import CHEAT_OFF_LINE
+from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE
 from acceptance.schedule import FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from devices.pace import PaceWindow
@@ -380,7 +380,8 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         devices_args=tuple(devices_args),
         collector_command=c.command if external_collector else (),
         platform_url=p.base_url if p.kind == "external" else None,
-        platform_token=p.token, keys_file=p.keys,
+        platform_token=p.token, keys_file=p.keys, mqtt_credentials=p.mqtt_credentials,
+        platform_read_token=p.read_token,
         platform_args=platform_args(opts.platform_mutant),
         platform_command=platform_command(opts.platform_mutant),
         controlled=True)
@@ -501,7 +502,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         if not on_line:
             info["notes"].append(f"not every station was on line at the platform {waited:.0f} s "
                                  f"after start; the world started anyway (off-line time counts)")
-        info["attack_phase"] = _attack_phase(chain, scenario, out)
+        info["attack_phase"] = _attack_phase(chain, scenario, out, latency_timeline)
         run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
                      on_action=on_action)
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
@@ -574,16 +575,24 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     return info, out
 
 
-def _attack_phase(chain: Chain, scenario: Scenario, out: Path) -> dict[str, Any]:
+def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
+                  timeline: list[dict[str, Any]]) -> dict[str, Any]:
     """SEC-1's attacks (acceptance/attacks/phase.py) while every station is on line and the
-    world holds at its start; forged records are dated the day before the world began."""
+    world holds at its start; forged records are dated the day before the world began. The
+    phase goes to the timeline: the off-line moments it causes are excused."""
     ctx = Context(chain.broker.host, chain.broker.port, chain.mqtt_accounts,
                   station_keys(chain.keys_path), list(chain.station_ids), chain.api,
-                  marker_time=scenario.start_epoch - 86400.0)
+                  marker_time=scenario.start_epoch - 86400.0, read_api=chain.read_api)
+    entry = {"kind": ATTACK_PHASE, "station_id": None, "device": None,
+             "sim_start": chain.sim_time(), "wall_start": time.time(),
+             "detail": "SEC-1 attack phase"}
+    timeline.append(entry)
     try:
         doc = run_attack_phase(ctx, out)
     except (ApiError, OSError, ValueError, KeyError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}  # SEC-1 then has no evidence
+    finally:
+        entry.update(sim_end=chain.sim_time(), wall_end=time.time())
     return {"attempts": len(doc["attempts"]),
             "refused": sum(1 for a in doc["attempts"] if a["passed"]),
             "waited_s": round(doc["ended_wall"] - doc["started_wall"], 3)}

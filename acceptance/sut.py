@@ -66,6 +66,11 @@ class PlatformSut:
     token: str | None = field(default=None, repr=False)
     broker: str | None = None
     keys: str | None = None  # the key file the platform verifies signatures with
+    # the external broker's accounts (docs/uplink.md §1 format): the stations' and
+    # `fc-harness`'s, so that the harness can play a dishonest station and watch the broker
+    mqtt_credentials: str | None = None
+    # a read-only API token, for SEC-1's attempt to write with one
+    read_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,11 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
     p = raw.get("platform") or {}
     pw = f"{where}.platform"
     _expect(isinstance(p, dict), pw, "an object", p)
-    _only(p, {"kind", "base_url", "token", "token_env", "broker", "keys"}, pw)
+    _only(p, {"kind", "base_url", "token", "token_env", "broker", "keys", "mqtt_credentials",
+              "read_token"}, pw)
+    _expect(p.get("read_token") is None or (isinstance(p["read_token"], str)
+                                            and p["read_token"]),
+            f"{pw}.read_token", "a read-only API token (text)", p.get("read_token"))
     pkind = p.get("kind", "reference")
     _expect(pkind in ("reference", "external"), f"{pw}.kind", "'reference' or 'external'", pkind)
     token = p.get("token")
@@ -156,6 +165,14 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
                 "the path of the key file the platform verifies with (docs/uplink.md §2)", keys)
         keys_path = (base_dir or Path.cwd()) / cast(str, keys)  # a text, checked just above
         _expect(keys_path.is_file(), f"{pw}.keys", "an existing file", str(keys_path))
+    creds = p.get("mqtt_credentials")
+    if creds is not None:
+        _expect(pkind == "external" and isinstance(creds, str) and creds,
+                f"{pw}.mqtt_credentials", "the path of the external broker's credentials file "
+                "(only with kind external)", creds)
+        creds = str((base_dir or Path.cwd()) / creds)
+        _expect(Path(creds).is_file(), f"{pw}.mqtt_credentials", "an existing file", creds)
     platform = PlatformSut(pkind, p.get("base_url"), token, p.get("broker"),
-                           str((base_dir or Path.cwd()) / p["keys"]) if p.get("keys") else None)
+                           str((base_dir or Path.cwd()) / p["keys"]) if p.get("keys") else None,
+                           creds, p.get("read_token"))
     return Sut(collector, platform)

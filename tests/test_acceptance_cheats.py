@@ -37,7 +37,7 @@ def test_reference_platform_catches_the_skim(tmp_path: Path) -> None:
     code, record, log = run(tmp_path)
     assert code == 3, log
     got = outcomes(record)
-    assert {rid for rid, o in got.items() if o != "pass"} == {"TAX-1", "MET-1", "SEC-1"}
+    assert {rid for rid, o in got.items() if o != "pass"} == {"TAX-1", "MET-1"}
     assert all(got[rid] == "pass" for rid in ALM), got
     (days,) = [m for m in record["measurements"] if m["name"] == "cheat.days_to_detect"]
     assert days["station_id"] == "UMB07" and 0 < days["value"] <= 7

@@ -2,7 +2,9 @@
 
 The worked example of the README: the reference collector started as if it were a vendor's
 (an argv template), and the reference platform started by "the vendor" (here: the test) on
-its own broker, with its own key file and token, observed only through its API.
+its own Mosquitto with its own accounts, key file and token, observed only through its API;
+the vendor hands the harness the broker's accounts file so that its attack phase (SEC-1) can
+play a dishonest station and watch what the broker passes on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from acceptance.broker import EmbeddedBroker, free_port, wait_listening
+from acceptance.broker import Mosquitto, free_port, wait_listening
+from acceptance.broker_accounts import BrokerAccounts
 from acceptance.keys import make_key_file
 from acceptance.sut import SutError, parse_sut
 
@@ -25,7 +28,7 @@ SMOKE = ROOT / "scenarios" / "smoke.yaml"
 VENDOR_COLLECTOR = ["{python}", "-m", "acceptance.cli", "collector", "--station", "{station}",
                     "--endpoints", "{endpoints}", "--broker", "{broker}", "--keys", "{keys}",
                     "--spool", "{spool_dir}", "--profiles", "{profiles}", "--heartbeat", "1",
-                    "--log-level", "WARNING"]
+                    "--mqtt-credentials", "{mqtt_credentials}", "--log-level", "WARNING"]
 
 
 def run_smoke_with(tmp_path: Path, sut: dict) -> subprocess.CompletedProcess:
@@ -41,31 +44,39 @@ def run_smoke_with(tmp_path: Path, sut: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.e2e
-def test_vendor_collector_and_platform_pass_all_they_can(tmp_path):
-    broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+@pytest.mark.mosquitto
+def test_vendor_collector_and_platform_are_accepted(tmp_path):
+    accounts = BrokerAccounts.generate(["UMB25", "UMB44"])
+    creds = accounts.write_credentials(tmp_path / "vendor-mqtt.json")
+    broker = Mosquitto(workdir=tmp_path / "mosquitto", accounts=accounts).start()
     keys = make_key_file(["UMB25", "UMB44"], tmp_path / "vendor-keys.json")
     # admin: the harness hands the platform the posted prices (and any signed verification
     # records) as the other departments would (docs/sut.md)
     token = "vendor-admin-token"
     (tmp_path / "tokens.json").write_text(json.dumps(
-        {"tokens": [{"token": token, "role": "admin", "name": "harness"}]}))
+        {"tokens": [{"token": token, "role": "admin", "name": "harness"},
+                    {"token": "vendor-read-token", "role": "read", "name": "harness-read"}]}))
     port = free_port()
     platform = subprocess.Popen(
         [sys.executable, "-m", "acceptance.cli", "platform", "--db",
          f"sqlite:///{tmp_path / 'vendor.db'}", "--broker", broker.url, "--http",
          f"127.0.0.1:{port}", "--keys", str(keys), "--registry",
          str(ROOT / "scenarios/fleets/urad-middle-banner.csv"), "--tokens",
-         str(tmp_path / "tokens.json"), "--log-level", "WARNING"],
+         str(tmp_path / "tokens.json"), "--mqtt-credentials", str(creds),
+         "--log-level", "WARNING"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening("127.0.0.1", port, 30)
         res = run_smoke_with(tmp_path, {
             "collector": {"kind": "external", "command": VENDOR_COLLECTOR, "per_station": True},
             "platform": {"kind": "external", "base_url": f"http://127.0.0.1:{port}",
-                         "token": token, "broker": broker.url, "keys": str(keys)}})
-        # everything with a checker passes; SEC-1 has none yet: incomplete
-        assert res.returncode == 3, res.stdout + res.stderr
-        assert res.stdout.startswith("INCOMPLETE (not proven SEC-1)"), res.stdout
+                         "token": token, "broker": broker.url, "keys": str(keys),
+                         "mqtt_credentials": str(creds), "read_token": "vendor-read-token"}})
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout.startswith("ACCEPTED"), res.stdout
+        security = json.loads((tmp_path / "run" / "security.json").read_text())
+        assert security["broker_accounts"] and security["monitor"] == "fc-harness"
+        assert all(a["passed"] for a in security["attempts"])
         info = json.loads((tmp_path / "run" / "run.json").read_text())
         assert info["sut"]["collector"]["kind"] == "external"
         assert info["sut_versions"]["platform"] == f"external: http://127.0.0.1:{port}"

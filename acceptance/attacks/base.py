@@ -68,8 +68,9 @@ class Context:
     accounts: dict[str, str] | None  # MQTT username → password; None: the broker has none
     keys: dict[str, tuple[str, bytes]]  # station → (active kid, key): a key holder's means
     station_ids: list[str]
-    api: PlatformClient  # read token
+    api: PlatformClient  # the harness's observing client
     marker_time: float  # device time for forged records: before the world began
+    read_api: PlatformClient | None = None  # with a read-only token, if the harness has one
     captured: dict[str, bytes] = field(default_factory=dict)  # topic → an honest message
     # the harness's own subscriber to fsx/v1/# (None: it could not subscribe): what it
     # receives is what the broker let through
@@ -167,7 +168,7 @@ class MqttSession:
     def subscribe(self, topic: str) -> int | None:
         """The SUBACK code (0–2 granted QoS, 0x80 refused; None: no answer)."""
         result, mid = self.client.subscribe(topic, qos=1)
-        if result != mqtt.MQTT_ERR_SUCCESS:
+        if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             return None
         with self._lock:
             event, codes = self._subacks.setdefault(mid, (threading.Event(), []))
@@ -185,13 +186,25 @@ class MqttSession:
 
     def wait_for(self, payload: bytes, timeout: float = TIMEOUT_S) -> bool:
         """Wait until a message with exactly this payload has arrived."""
-        with self._arrived:
-            return self._arrived.wait_for(lambda: any(p == payload for _, p in self.received),
-                                          timeout)
+        return self.wait_until(lambda got: any(p == payload for _, p in got), timeout)
 
     def saw(self, payload: bytes) -> bool:
         with self._arrived:
             return any(p == payload for _, p in self.received)
+
+    def count(self) -> int:
+        with self._arrived:
+            return len(self.received)
+
+    def messages(self) -> list[tuple[str, bytes]]:
+        with self._arrived:
+            return list(self.received)
+
+    def wait_until(self, predicate: Callable[[list[tuple[str, bytes]]], bool],
+                   timeout: float = TIMEOUT_S) -> bool:
+        """Wait until `predicate(messages received so far)` holds."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: predicate(self.received), timeout)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -93,22 +93,16 @@ def _capture(ctx: Context) -> None:
         return
     topic = f"fsx/v1/{ctx.a}/status/heartbeat"
 
-    def got() -> bool:
-        with monitor._arrived:
-            for t, p in monitor.received:
-                if t == topic:
-                    ctx.captured[t] = p
-                    return True
-        return False
-
-    _wait(got)
+    if monitor.wait_until(lambda got: any(t == topic for t, _ in got), SETTLE_TIMEOUT_S):
+        ctx.captured[topic] = next(p for t, p in monitor.messages() if t == topic)
 
 
 def _rejections(api: PlatformClient, since: float) -> dict[str, str] | None:
     """payload SHA-256 → reason, from the platform's rejection sample (None: not offered)."""
+    window: dict[str, Any] = {"from": since}  # `from` is a Python keyword
     try:
         return {str(r.get("payload_sha256")): str(r.get("reason"))
-                for r in api.items("ingest/rejections", **{"from": since})}
+                for r in api.items("ingest/rejections", **window)}
     except ApiError as exc:
         if exc.status == 404:
             return None
