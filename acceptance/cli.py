@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--platform-mutant", choices=PLATFORM_MUTANTS,
                    help="QA: a deliberately broken reference platform: blind (detectors off), "
                         "jumpy (statistical limits 20x too tight), no-tax (declarations never "
-                        "compared), … (docs/sut.md)")
+                        "compared), trusting (signatures not checked), … (docs/sut.md)")
     s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
     s.add_argument("--pdf", action="store_true", help="also write PDF reports (needs WeasyPrint)")
     s.add_argument("--collectors", default="per-station", choices=("per-station", "fleet"),

@@ -105,6 +105,12 @@ def _records(s: Scenario, _f: list[Fault], _u: float) -> bool:
     return bool(s.station_ids)
 
 
+def _two_stations(s: Scenario, _f: list[Fault], _u: float) -> bool:
+    """Every run has the SEC-1 attack phase (docs/security.md); a station can only be
+    attacked as another with a second one."""
+    return len(s.station_ids) >= 2
+
+
 CLASSES = (
     FailureClass("drop", "records (any station)", _records),
     FailureClass("duplicate", "records (any station)", _records),
@@ -126,6 +132,8 @@ CLASSES = (
                                  "gauntlet ends", _metrology_finding),
     FailureClass("flat-credit", "a finding the platform must flag within the gauntlet (any "
                                 "of what blind, no-tax or no-metrology need)", _graded_finding),
+    FailureClass("trusting", "two stations (the attack phase of every run, docs/security.md)",
+                 _two_stations),
 )
 assert {c.mutant for c in CLASSES} == {*MUTANTS, *PLATFORM_MUTANTS}, "a mutant without a class"
 
