@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,8 +142,9 @@ def _logging(level: str) -> None:
 async def run_stations(collectors: list[StationCollector]) -> bool:
     """Run collectors until SIGTERM/SIGINT, then stop them all cleanly.
 
-    If one station's collector fails unexpectedly, every station is stopped cleanly too (a
-    half-running multi-station process would hide the failure); returns False then.
+    A station whose collector fails (e.g. its spool became unwritable) fails alone: it is
+    logged at ERROR, its connection ends (the platform shows it off line), and the other
+    stations of the process go on. Returns False if any station failed.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -157,9 +159,8 @@ async def run_stations(collectors: list[StationCollector]) -> bool:
             for task in done:
                 if task.exception() is not None:
                     failed = True
-                    log.error("station %s failed; stopping every station", task.get_name(),
-                              exc_info=task.exception())
-                    stop.set()
+                    log.error("station %s failed and stopped; %d other station(s) go on",
+                              task.get_name(), len(pending), exc_info=task.exception())
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -196,18 +197,31 @@ def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
 async def _serve(plan: _Plan, spool_for) -> int:
     # Built inside the running loop: pymodbus clients bind to it when created.
     collectors: list[StationCollector] = []
+    unusable: list[str] = []
     try:
         for ep in plan.stations:
-            collectors.append(StationCollector(ep, plan.profiles, plan.keys[ep.station_id],
-                                               (plan.broker.host, plan.broker.port),
-                                               spool_for(ep.station_id), plan.settings,
-                                               account=plan.accounts[ep.station_id]))
+            try:
+                collectors.append(StationCollector(ep, plan.profiles, plan.keys[ep.station_id],
+                                                   (plan.broker.host, plan.broker.port),
+                                                   spool_for(ep.station_id), plan.settings,
+                                                   account=plan.accounts[ep.station_id]))
+            except (SpoolError, OSError, sqlite3.Error) as exc:
+                if len(plan.stations) == 1:
+                    raise SpoolError(str(exc)) from exc
+                # one station's spool must not take the others down (a fleet box)
+                log.error("station %s: cannot open its spool (%s); it is not served, the "
+                          "other stations are", ep.station_id, exc)
+                unusable.append(ep.station_id)
     except _INPUT_ERRORS as exc:
         for c in collectors:
             c.spool.close()
         print(f"collector: {exc}", file=sys.stderr)
         return 2
-    return 0 if await run_stations(collectors) else 1
+    if not collectors:
+        print(f"collector: no station could open its spool ({', '.join(unusable)})",
+              file=sys.stderr)
+        return 2
+    return 0 if await run_stations(collectors) and not unusable else 1
 
 
 _INPUT_ERRORS = (EndpointError, KeyFileError, ProfileError, SpoolError, MappingError, ValueError)

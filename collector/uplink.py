@@ -69,6 +69,10 @@ class UplinkSettings:
             raise ValueError(f"window {self.window}: must be at least 1")
 
 
+# An ack lists at most a message's keys (100 records, keys ≤ 128 characters): far below this.
+MAX_ACK_BYTES = 256 * 1024
+
+
 @dataclass
 class UplinkStats:
     connects: int = 0
@@ -156,7 +160,18 @@ class Uplink:
         self._hand_over(self._on_disconnected, str(reason_code))
 
     def _paho_message(self, client, userdata, message) -> None:
+        # Judge size on paho's thread: a huge payload must never be parsed on the event loop
+        # that every station of a fleet process shares (the platform's acks are small).
+        if len(message.payload) > MAX_ACK_BYTES:
+            self._hand_over(self._ignore_ack, f"of {len(message.payload)} bytes (more than "
+                                              f"{MAX_ACK_BYTES})")
+            return
         self._hand_over(self._ack_arrived, message.topic, bytes(message.payload))
+
+    def _ignore_ack(self, why: str) -> None:
+        self.stats.forged_acks += 1
+        log.warning("%s: ignored an acknowledgement %s (%d so far)", self.station_id, why,
+                    self.stats.forged_acks)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -369,9 +384,7 @@ class Uplink:
         if (not isinstance(ack, dict) or topic != self.ack_topic or ack.get("type") != "ack"
                 or ack.get("station_id") != self.station_id
                 or not verify(topic, ack, self.keys)):
-            self.stats.forged_acks += 1
-            log.warning("%s: ignored an acknowledgement without a valid signature (%d so far)",
-                        self.station_id, self.stats.forged_acks)
+            self._ignore_ack("without a valid signature")
             return
         try:
             done = _str_list(ack.get("accepted", [])) + _str_list(ack.get("duplicates", []))

@@ -110,3 +110,53 @@ def test_collectors_serve_every_station_and_stop_on_sigterm(tmp_path):
                 p.close()
             for s in served:
                 s.stop()
+
+
+@pytest.mark.mosquitto
+@pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto is not installed")
+def test_one_stations_unusable_spool_does_not_take_the_fleet_down(tmp_path):
+    """S02's spool directory cannot be made (a file is in the way): S02 is not served and
+    says so at ERROR; S01 is served all the same; the process exits 1 at SIGTERM."""
+    stations = [Station("S01"), Station("S02")]
+    expected = set()
+    for i in range(10):
+        t = transaction(i, i, station="S01")
+        stations[0].d1.accept("transactions", t)
+        expected.add(expected_transaction(t, "S01")["key"])
+    (tmp_path / "spools").mkdir()
+    (tmp_path / "spools" / "S02").write_text("not a directory")
+    served = [ThreadedStation(st) for st in stations]
+    platform = None
+    proc = None
+    with Mosquitto(workdir=tmp_path / "mosquitto") as broker:
+        try:
+            for s in served:
+                s.call(s.station.start_tcp)
+            write_endpoints(tmp_path / "endpoints.json", stations)
+            keys = load_key_file(generate_key_file(["S01", "S02"], tmp_path / "keys.json"))
+            platform = FakePlatform(broker.host, broker.port, "S01", keys["S01"].active_key)
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys; from collector.cli import main_collectors; "
+                 "sys.exit(main_collectors())",
+                 "--endpoints", str(tmp_path / "endpoints.json"), "--broker", broker.url,
+                 "--spool-dir", str(tmp_path / "spools"), "--keys", str(tmp_path / "keys.json"),
+                 "--heartbeat", "0.5", "--log-level", "WARNING"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            assert wait_until(lambda: set(platform.data) == expected
+                              or proc.poll() is not None, 30)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 1
+            err = proc.stderr.read().decode()
+            assert "station S02: cannot open its spool" in err, err[-2000:]
+        finally:
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+                proc.stderr.close()
+            if platform is not None:
+                platform.close()
+            for s in served:
+                s.stop()

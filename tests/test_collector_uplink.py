@@ -30,7 +30,7 @@ from collector.keys import StationKeys
 from collector.poller import PollSettings
 from collector.profile import load_profiles
 from collector.station import CollectorSettings, StationCollector
-from collector.uplink import UplinkSettings
+from collector.uplink import MAX_ACK_BYTES, UplinkSettings
 from contracts import UPLINK_SCHEMAS
 
 HAVE_MOSQUITTO = shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")
@@ -141,7 +141,7 @@ def test_every_record_reaches_the_platform_exactly_as_read(tmp_path, broker):
         platform.close()
 
 
-def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
+def test_forged_acks_are_ignored_and_counted(tmp_path, broker, caplog):
     station = Station()
     txns = [transaction(seq, i) for i, seq in enumerate([10, 11, 12])]
     for t in txns:
@@ -179,6 +179,11 @@ def test_forged_acks_are_ignored_and_counted(tmp_path, broker):
             platform.send_ack(dict(base, accepted=pending, msg_seq=2), key=b"\x98" * 32)
             assert await until(lambda: collector.uplink.stats.forged_acks == 4, 10)
             assert collector.spool.pending_keys() == pending
+            # A huge "ack" is dropped unparsed, before it reaches the shared event loop.
+            platform.client.publish("fsx/v1/S01/ack", b"[" * (MAX_ACK_BYTES + 1), qos=1)
+            assert await until(lambda: collector.uplink.stats.forged_acks == 5, 10)
+            assert collector.spool.pending_keys() == pending
+            assert f"bytes (more than {MAX_ACK_BYTES})" in caplog.text
 
     try:
         run(scenario())
