@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return {"mqtt_connected": ingest.connected, "mqtt_subscribed": ingest.subscribed,
                 "queue": ingest.backlog,
                 "batches": ingest.batches, "messages": ingest.messages,
-                "last_error": ingest.last_error}
+                "last_error": ingest.last_error,
+                # quiet for as long as a collector may be before it counts as off line
+                "problems": ingest.problems(quiet_s=args.heartbeat_timeout)}
 
     settings = Settings(limit_scale=args.limit_scale, detect=not args.no_detect,
                         zone=args.timezone, densities=parse_densities(args.densities),

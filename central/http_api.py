@@ -248,8 +248,12 @@ class Api:
         except Exception as exc:
             info["database"] = False
             info["database_error"] = str(exc)[:200]
-        info["status"] = "ok" if info["database"] else "degraded"
-        return Response(200 if info["database"] else 503, info)
+        problems = list(info.get("problems") or [])
+        if not info["database"]:
+            problems.append("the database does not answer")
+        info["problems"] = problems
+        info["status"] = "degraded" if problems else "ok"
+        return Response(503 if problems else 200, info)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -82,6 +82,9 @@ class IngestService:
         self.batches = 0
         self.messages = 0
         self.last_error: str | None = None
+        # monotonic times, for health: ingest that silently stopped must not look healthy
+        self._last_message: float | None = None  # the broker delivered something
+        self._last_progress = time.monotonic()  # a batch was done, or the queue was empty
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, protocol=mqtt.MQTTv311,
                                   manual_ack=True)
@@ -118,6 +121,25 @@ class IngestService:
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    def problems(self, quiet_s: float, stall_s: float = 60.0) -> list[str]:
+        """Why ingest is not making progress, if it is not (empty: healthy). `quiet_s`: how
+        long the broker may deliver nothing at all once it has delivered something (a stolen
+        session or a dead subscription looks exactly like that)."""
+        now = time.monotonic()
+        out = []
+        if self._worker is not None and not self._worker.is_alive() and not self._stop.is_set():
+            out.append("the ingest worker has stopped")
+        if not self.connected:
+            out.append("not connected to the broker")
+        elif not self.subscribed:
+            out.append("not subscribed to the uplink topics")
+        if self.backlog and now - self._last_progress > stall_s:
+            out.append(f"{self.backlog} message(s) waiting, no batch stored for "
+                       f"{now - self._last_progress:.0f} s")
+        if self._last_message is not None and now - self._last_message > quiet_s:
+            out.append(f"no uplink message for {now - self._last_message:.0f} s")
+        return out
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then disconnect; queued messages stay at the broker."""
@@ -166,6 +188,7 @@ class IngestService:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", errors="replace")  # rejected as bad_topic
+        self._last_message = time.monotonic()
         self._queue.put(_Received(Inbound(topic, bytes(message.payload), self.clock(),
                                           bool(message.retain)),
                                   message.mid, message.qos, self._epoch))
@@ -177,6 +200,7 @@ class IngestService:
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
+                self._last_progress = time.monotonic()  # nothing to do is not a stall
                 continue
             batch = [first]
             while len(batch) < self.max_batch:
@@ -189,6 +213,7 @@ class IngestService:
                 if outcomes is None:  # stopping while the database is unavailable
                     break
                 self._publish(batch, outcomes)
+                self._last_progress = time.monotonic()
             except Exception:  # a platform bug must not kill ingest; unacked = redelivered
                 log.exception("ingest worker: batch of %d dropped without PUBACK", len(batch))
                 self.last_error = "internal error in the ingest worker; see the log"

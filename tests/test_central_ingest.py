@@ -349,3 +349,23 @@ def test_platform_process_serves_and_stops_on_sigterm(broker: Mosquitto,
             proc.wait(TIMEOUT)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_health_says_when_ingest_makes_no_progress(tmp_path):
+    """/healthz must not stay green while ingest has silently stopped (issue 10 §6)."""
+    from types import SimpleNamespace
+
+    from central.ingest import IngestService
+
+    svc = IngestService(None, "mqtt://127.0.0.1:9", {}, None)  # type: ignore[arg-type]
+    assert svc.problems(quiet_s=90) == ["not connected to the broker"]
+    svc._connected.set()
+    svc._subscribed.set()
+    assert svc.problems(quiet_s=90) == []  # nothing ever arrived: no quiet to judge
+    svc._on_message(svc.client, None, SimpleNamespace(
+        topic="fsx/v1/S1/status/heartbeat", payload=b"{}", retain=False, mid=1, qos=1))
+    assert svc.problems(quiet_s=90) == []
+    # a message waits and no batch is stored (no worker here), and then nothing arrives
+    got = svc.problems(quiet_s=-1, stall_s=-1)
+    assert got[0].startswith("1 message(s) waiting, no batch stored for")
+    assert got[1].startswith("no uplink message for")
