@@ -184,12 +184,16 @@ class Ingestor:
                                f"old (window {self.replay_window_s:.0f} s)", sid)
             tally.add(sid, "messages:redelivered")
         else:
-            self.conn.execute(
+            inserted = self.conn.execute(
                 "INSERT INTO ingest_messages (station_id, msg_seq, type, device, sent_at, "
-                "received_at, digest, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "received_at, digest, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (station_id, msg_seq) DO NOTHING",
                 (sid, p["msg_seq"], p["type"], p.get("device"), p["sent_at"], now, v.digest,
-                 len(p.get("records", ()))))
-            tally.add(sid, f"messages:{p['type']}")
+                 len(p.get("records", ())))).rowcount
+            # 0: another platform instance on this database stored it since our SELECT (both
+            # subscribe to the broker): a redelivery, not a primary-key error
+            redelivery = inserted == 0
+            tally.add(sid, "messages:redelivered" if redelivery else f"messages:{p['type']}")
 
         kind = v.topic.kind
         if kind == "heartbeat":
@@ -340,7 +344,8 @@ class Ingestor:
             self.conn.execute(
                 "INSERT INTO collector_status (station_id, online, boot_id, collector_version, "
                 "backlog, status_msg_seq, status_sent_at, last_heartbeat_at, last_seen_at, "
-                "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (station_id) DO NOTHING",  # another instance was first
                 (sid, int(online), boot_id, version, backlog, seq, sent_at,
                  now if heartbeat else None, now, now))
             return

@@ -285,6 +285,25 @@ def test_redelivery_within_window_is_reacked_and_replay_after_it_rejected(db_url
     assert c["rejected:replay"] == 2 and c["messages:redelivered"] == 1
 
 
+def test_two_platform_instances_on_one_database_do_not_race_on_a_message(db_url: str) -> None:
+    """Two instances both subscribe and both get every message: the second may look a
+    message up before the first commits it. Its insert then finds the row: a redelivery,
+    never a primary-key error (issue 10 §6)."""
+    db = ready_database(db_url)
+    first, second = make_ingestor(db, Clock()), make_ingestor(db, Clock())
+    msg = data_message("UMB01", "G", "inventory", [inventory("UMB01", 5, T0)], 3, NOW)
+    assert first.process([inbound(msg)])[0].accepted
+    looked_up = second.conn.query_one
+
+    def before_the_commit(sql: str, params=()):  # the lookup ran before the first committed
+        return None if "FROM ingest_messages" in sql else looked_up(sql, params)
+
+    second.conn.query_one = before_the_commit  # type: ignore[method-assign]
+    [out] = second.process([inbound(msg)])
+    assert out.status == "redelivery" and out.duplicates == [f"UMB01/G/inventory/5/{T0}"]
+    assert count(db, "inventory") == 1 and counters(db)["messages:redelivered"] == 1
+
+
 def test_forged_message_does_not_burn_the_msg_seq(db_url: str) -> None:
     db = ready_database(db_url)
     ing = make_ingestor(db, Clock())
