@@ -65,6 +65,14 @@ log = logging.getLogger(__name__)
 EXIT_HARNESS = 2  # verdict exit codes: acceptance.record.VERDICTS
 
 
+# What the record says whenever the embedded broker served (docs/security.md)
+EMBEDDED_BROKER_NOTE = (
+    "the broker was the embedded amqtt (Mosquitto is not installed, or --broker embedded): it "
+    "has no accounts or ACL (anyone on the network may read, publish and take over a session: "
+    "SEC-1 fails), and was seen handing a reconnecting client other topics' retained "
+    "messages and dropping sessions when many clients connect at once — install Mosquitto")
+
+
 def harness_version() -> str:
     try:
         return version("forecourt-hil")
@@ -469,6 +477,8 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
     chain = Chain(_settings(opts, scenario, sut, out, windows))
     info["broker"] = chain.broker.describe()  # what "auto" chose
+    if chain.broker.kind == "embedded":
+        info["notes"].append(EMBEDDED_BROKER_NOTE)
     sampler = Sampler(chain, opts.sample_interval_s)
     progress = Progress(chain, opts.progress)
     actions: list[FaultAction] = []

@@ -153,6 +153,9 @@ def test_smoke_on_the_embedded_broker_fails_sec1_at_the_broker(tmp_path):
     outcome = {a["id"]: a["outcome"] for a in security["attempts"]}
     assert outcome["anonymous-subscribe-all"] == "allowed"
     assert outcome["take-over-platform-session"] == "allowed"
+    from acceptance.run import EMBEDDED_BROKER_NOTE
+
+    assert EMBEDDED_BROKER_NOTE in json.loads((run / "run.json").read_text())["notes"]
 
 
 def test_smoke_refuses_a_platform_that_never_cross_checks_taxes_on_tax_only(tmp_path):
