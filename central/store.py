@@ -110,6 +110,32 @@ class _Tally:
 REJECTION_SAMPLE = 1000
 
 
+class RejectionLog:
+    """Rejections logged at WARNING, at most `per_minute` per station per minute: a flood is
+    counted in full (ingest_counters) but must not flood the log; what was left out is said
+    once the minute is over."""
+
+    def __init__(self, per_minute: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute, self.clock = per_minute, clock
+        self._windows: dict[str, list[float]] = {}  # station → [start, logged, suppressed]
+
+    def log(self, station_id: str, topic: str, reason: str | None, detail: str | None) -> None:
+        now = self.clock()
+        w = self._windows.setdefault(station_id, [now, 0, 0])
+        if now - w[0] >= 60.0:
+            if w[2]:
+                log.warning("%d more rejected message(s) of station %r not logged in the last "
+                            "minute (all are counted: GET /api/v1/stats/ingest)", w[2],
+                            station_id)
+            w[:] = [now, 0, 0]
+        if w[1] < self.per_minute:
+            w[1] += 1
+            log.warning("rejected message on %s: %s (%s)", topic[:120], reason, detail)
+        else:
+            w[2] += 1
+
+
 class Ingestor:
     def __init__(self, conn: Conn, stations: Mapping[str, Station],
                  keys: Callable[[], KeyRing], replay_window_s: float = 600.0,
@@ -121,6 +147,7 @@ class Ingestor:
         self.replay_window_s = replay_window_s
         self.clock = clock
         self.rejection_sample = rejection_sample
+        self._rejection_log = RejectionLog()
 
     # -- public -------------------------------------------------------------------------
     def process(self, batch: list[Inbound]) -> list[Outcome]:
@@ -142,8 +169,8 @@ class Ingestor:
                     tally.add(outcome.station_id, f"rejected:{outcome.reason}")
                     rejections.append(_rejection_row(msg, outcome.station_id, "message", None,
                                                      outcome.reason or "", outcome.detail))
-                    log.warning("rejected message on %s: %s (%s)", msg.topic[:120],
-                                outcome.reason, outcome.detail)
+                    self._rejection_log.log(outcome.station_id, msg.topic, outcome.reason,
+                                            outcome.detail)
                 outcomes.append(outcome)
             self._write_rejections(rejections)
             tally.flush(self.conn)

@@ -402,3 +402,19 @@ def test_retained_online_redelivered_on_resubscribe_is_ignored(db_url: str) -> N
     [out] = ing.process([inbound(msg, clock.t, retained=True)])
     assert out.status == "ignored"
     assert "rejected:replay" not in counters(db, "UMB03")
+
+
+def test_a_flood_of_rejections_does_not_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    from central.store import RejectionLog
+
+    now = [0.0]
+    rl = RejectionLog(per_minute=3, clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="central.store"):
+        for _ in range(1000):
+            rl.log("UMB01", "fsx/v1/UMB01/D1/evt/transaction", "malformed_json", "x")
+        rl.log("UMB02", "fsx/v1/UMB02/D1/evt/transaction", "schema", "y")
+        now[0] = 61.0
+        rl.log("UMB01", "fsx/v1/UMB01/D1/evt/transaction", "malformed_json", "x")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 + 1 + 2
+    assert "997 more rejected message(s) of station 'UMB01' not logged" in lines[4]
