@@ -91,6 +91,7 @@ class ChainSettings:
     # an external broker's accounts file (acceptance/broker_accounts.py format), if it has any
     mqtt_credentials: str | Path | None = None
     platform_read_token: str | None = None  # a vendor platform's read-only token (SEC-1)
+    platform_tax_token: str | None = None  # a vendor platform's tax-bureau token (SEC-1)
     device_faults: bool = True  # serve the scenario's device_silent faults
     # the world holds at its start until acceptance.schedule advances it (devices/control.py)
     controlled: bool = False
@@ -124,8 +125,11 @@ class Chain:
         self.http_port = free_port(HOST)
         self.read_token = secrets.token_urlsafe(24)
         self.admin_token = secrets.token_urlsafe(24)
+        self.tax_token = secrets.token_urlsafe(24)
         self.external_platform = s.platform_url is not None
-        self.read_api: PlatformClient | None  # a read-only client (SEC-1), if one is known
+        # read-only and tax-bureau clients (SEC-1's API attempts), if their tokens are known
+        self.read_api: PlatformClient | None
+        self.tax_api: PlatformClient | None
         if self.external_platform:
             if not (s.platform_token and s.keys_file):
                 raise ValueError("ChainSettings: an external platform needs platform_token and "
@@ -135,12 +139,15 @@ class Chain:
             self.admin_api = self.api
             self.read_api = PlatformClient(str(s.platform_url), s.platform_read_token,
                                            timeout=10.0) if s.platform_read_token else None
+            self.tax_api = PlatformClient(str(s.platform_url), s.platform_tax_token,
+                                          timeout=10.0) if s.platform_tax_token else None
             self.keys_path = Path(s.keys_file).resolve()
         else:
             self.api = PlatformClient(f"http://{HOST}:{self.http_port}", self.read_token,
                                       timeout=10.0)
             self.admin_api = PlatformClient(self.api.base_url, self.admin_token, timeout=10.0)
             self.read_api = self.api
+            self.tax_api = PlatformClient(self.api.base_url, self.tax_token, timeout=10.0)
         self.broker = ManagedBroker(s.broker, self.workdir, s.python, self.station_ids)
         # username → password when the broker has accounts (managed Mosquitto), else None;
         # the parts get the credentials file, never passwords on their command line
@@ -239,7 +246,8 @@ class Chain:
                 make_key_file(self.station_ids, self.keys_path)
             _write_private(self.tokens_path, {"tokens": [
                 {"token": self.read_token, "role": "read", "name": "harness-read"},
-                {"token": self.admin_token, "role": "admin", "name": "harness-admin"}]})
+                {"token": self.admin_token, "role": "admin", "name": "harness-admin"},
+                {"token": self.tax_token, "role": "tax", "name": "harness-tax"}]})
             if self.broker.accounts:
                 self.broker.accounts.write_credentials(self.mqtt_credentials_path)
             self.broker.start(timeout)

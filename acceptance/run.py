@@ -389,7 +389,7 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         collector_command=c.command if external_collector else (),
         platform_url=p.base_url if p.kind == "external" else None,
         platform_token=p.token, keys_file=p.keys, mqtt_credentials=p.mqtt_credentials,
-        platform_read_token=p.read_token,
+        platform_read_token=p.read_token, platform_tax_token=p.tax_token,
         platform_args=platform_args(opts.platform_mutant),
         platform_command=platform_command(opts.platform_mutant),
         controlled=True)
@@ -592,7 +592,8 @@ def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
     phase goes to the timeline: the off-line moments it causes are excused."""
     ctx = Context(chain.broker.host, chain.broker.port, chain.mqtt_accounts,
                   station_keys(chain.keys_path), list(chain.station_ids), chain.api,
-                  marker_time=scenario.start_epoch - 86400.0, read_api=chain.read_api)
+                  marker_time=scenario.start_epoch - 86400.0, read_api=chain.read_api,
+                  tax_api=chain.tax_api)
     entry = {"kind": ATTACK_PHASE, "station_id": None, "device": None,
              "sim_start": chain.sim_time(), "wall_start": time.time(),
              "detail": "SEC-1 attack phase"}

@@ -69,8 +69,9 @@ class PlatformSut:
     # the external broker's accounts (docs/uplink.md §1 format): the stations' and
     # `fc-harness`'s, so that the harness can play a dishonest station and watch the broker
     mqtt_credentials: str | None = None
-    # a read-only API token, for SEC-1's attempt to write with one
+    # a read-only and a tax-bureau API token, for SEC-1's attempts to write with them
     read_token: str | None = field(default=None, repr=False)
+    tax_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,10 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
     pw = f"{where}.platform"
     _expect(isinstance(p, dict), pw, "an object", p)
     _only(p, {"kind", "base_url", "token", "token_env", "broker", "keys", "mqtt_credentials",
-              "read_token"}, pw)
-    _expect(p.get("read_token") is None or (isinstance(p["read_token"], str)
-                                            and p["read_token"]),
-            f"{pw}.read_token", "a read-only API token (text)", p.get("read_token"))
+              "read_token", "tax_token"}, pw)
+    for name in ("read_token", "tax_token"):
+        _expect(p.get(name) is None or (isinstance(p[name], str) and p[name]),
+                f"{pw}.{name}", "an API token (text)", p.get(name))
     pkind = p.get("kind", "reference")
     _expect(pkind in ("reference", "external"), f"{pw}.kind", "'reference' or 'external'", pkind)
     token = p.get("token")
@@ -174,5 +175,5 @@ def parse_sut(raw: Any, where: str = "sut", base_dir: Path | None = None,
         _expect(Path(creds).is_file(), f"{pw}.mqtt_credentials", "an existing file", creds)
     platform = PlatformSut(pkind, p.get("base_url"), token, p.get("broker"),
                            str((base_dir or Path.cwd()) / p["keys"]) if p.get("keys") else None,
-                           creds, p.get("read_token"))
+                           creds, p.get("read_token"), p.get("tax_token"))
     return Sut(collector, platform)

@@ -55,7 +55,8 @@ def test_vendor_collector_and_platform_are_accepted(tmp_path):
     token = "vendor-admin-token"
     (tmp_path / "tokens.json").write_text(json.dumps(
         {"tokens": [{"token": token, "role": "admin", "name": "harness"},
-                    {"token": "vendor-read-token", "role": "read", "name": "harness-read"}]}))
+                    {"token": "vendor-read-token", "role": "read", "name": "harness-read"},
+                    {"token": "vendor-tax-token", "role": "tax", "name": "tax-desk"}]}))
     port = free_port()
     platform = subprocess.Popen(
         [sys.executable, "-m", "acceptance.cli", "platform", "--db",
@@ -71,7 +72,8 @@ def test_vendor_collector_and_platform_are_accepted(tmp_path):
             "collector": {"kind": "external", "command": VENDOR_COLLECTOR, "per_station": True},
             "platform": {"kind": "external", "base_url": f"http://127.0.0.1:{port}",
                          "token": token, "broker": broker.url, "keys": str(keys),
-                         "mqtt_credentials": str(creds), "read_token": "vendor-read-token"}})
+                         "mqtt_credentials": str(creds), "read_token": "vendor-read-token",
+                         "tax_token": "vendor-tax-token"}})
         assert res.returncode == 0, res.stdout + res.stderr
         assert res.stdout.startswith("ACCEPTED"), res.stdout
         security = json.loads((tmp_path / "run" / "security.json").read_text())

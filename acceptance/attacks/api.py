@@ -1,6 +1,6 @@
 """Attacks on the platform's HTTP API (docs/platform-api.md §2): no token, a made-up token,
-and a read-only token used to write. A correct platform answers 401 or 403 and stores
-nothing.
+a read-only token used to write, and one department's token on another's input. A correct
+platform answers 401 or 403 and stores nothing.
 """
 
 from __future__ import annotations
@@ -53,4 +53,25 @@ def api_read_token_writes(ctx: Context) -> list[Attempt]:
     # in force only from 2100: should a broken platform store it, it changes nothing checked
     status, _ = ctx.read_api.post(path, {"station_id": ctx.a, "grade": "92", "price_fen": 1,
                                          "valid_from": "2100-01-01T00:00:00+08:00"})
+    return [_outcome(a, status)]
+
+
+@attack
+def api_department_crossing(ctx: Context) -> list[Attempt]:
+    """The tax bureau's token posts a verification record, which is market regulation's."""
+    from datetime import UTC, datetime
+
+    path = f"{API}/verification-records"
+    a = _api_attempt("api-other-department-writes", "the tax bureau's token posts a "
+                     "metrology verification record (market regulation's input)", path)
+    if ctx.tax_api is None:
+        a.note = "the harness has no tax-bureau token of this platform (docs/sut.md tax_token)"
+        return [a]
+    day_before = datetime.fromtimestamp(ctx.marker_time, UTC)
+    status, _ = ctx.tax_api.post(path, {
+        "station_id": ctx.a, "device": "D1", "kind": "verification", "result": "pass",
+        "performed_at": day_before.isoformat(),
+        "valid_until": day_before.replace(year=day_before.year + 1).isoformat(),
+        "certificate_no": "SEC-1-ATTACK", "organisation": "forged",
+        "signatures": {"maintainer": "x", "verifier": "x", "station": "x"}})
     return [_outcome(a, status)]

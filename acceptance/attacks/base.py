@@ -71,6 +71,7 @@ class Context:
     api: PlatformClient  # the harness's observing client
     marker_time: float  # device time for forged records: before the world began
     read_api: PlatformClient | None = None  # with a read-only token, if the harness has one
+    tax_api: PlatformClient | None = None  # with a tax bureau's token, if the harness has one
     captured: dict[str, bytes] = field(default_factory=dict)  # topic → an honest message
     # the harness's own subscriber to fsx/v1/# (None: it could not subscribe): what it
     # receives is what the broker let through
