@@ -60,11 +60,15 @@ class _Received:
     epoch: int  # session epoch at receipt (see IngestService._on_connect)
 
 
+MAX_QUEUE = 10_000  # messages received and not yet stored (≈ 2 s of ingest)
+
+
 class IngestService:
     def __init__(self, db: Database, broker_url: str, stations: Mapping[str, Station],
                  keyfile: KeyFile, *, client_id: str = "fc-platform",
                  account: tuple[str, str] | None = None,
                  replay_window_s: float = 600.0, max_batch: int = 500,
+                 max_queue: int = MAX_QUEUE,
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.address = parse_broker_url(broker_url)
@@ -73,7 +77,10 @@ class IngestService:
         self.replay_window_s = replay_window_s
         self.max_batch = max_batch
         self.clock = clock
-        self._queue: queue.Queue[_Received] = queue.Queue()
+        # Bounded: when the worker falls behind (a flood, a slow database) paho's network
+        # thread waits in on_message, so the broker holds the rest (backpressure over TCP)
+        # instead of this process's memory growing with every message it is sent.
+        self._queue: queue.Queue[_Received] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._connected = threading.Event()
@@ -189,9 +196,14 @@ class IngestService:
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", errors="replace")  # rejected as bad_topic
         self._last_message = time.monotonic()
-        self._queue.put(_Received(Inbound(topic, bytes(message.payload), self.clock(),
-                                          bool(message.retain)),
-                                  message.mid, message.qos, self._epoch))
+        item = _Received(Inbound(topic, bytes(message.payload), self.clock(),
+                                 bool(message.retain)), message.mid, message.qos, self._epoch)
+        while not self._stop.is_set():  # stopping: not acked, so the broker keeps it
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     # -- worker ---------------------------------------------------------------------------
     def _work(self) -> None:
