@@ -1,4 +1,5 @@
-"""The per-station hash chain of stored records (tamper evidence, docs/platform-api.md §6).
+"""The per-station hash chain of stored records (tamper evidence; docs/platform-api.md
+§5.18).
 
 Each record ingest stores is appended to its station's chain in the same transaction:
 

@@ -1,4 +1,4 @@
-"""Verify a station's record chain against the stored records (docs/platform-api.md §6).
+"""Verify a station's record chain against the stored records (docs/platform-api.md §5.18).
 
 Findings, each naming what it is about:
   altered      a stored record whose current digest (recomputed from its columns) is not the
