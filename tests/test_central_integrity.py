@@ -237,3 +237,39 @@ def test_api_endpoint_is_admin_only(db_url: str) -> None:
     finally:
         server.stop()
         db.close()
+
+
+def test_two_instances_storing_the_same_stream_concurrently_chain_each_record_once(
+        db_url: str) -> None:
+    """Both instances get every message; the head lock makes one wait for the other, which
+    then sees the records as stored (duplicates, not chained twice)."""
+    import threading
+
+    db = ready_database(db_url)
+    msgs = []
+    for i in range(24):
+        for station in ("UMB01", "UMB02"):
+            recs = [inventory(station, 4 * i + j, T0 + 900 * (4 * i + j)) for j in range(4)]
+            msgs.append(inbound(data_message(station, "G", "inventory", recs, i + 1, NOW)))
+    errors: list[BaseException] = []
+
+    def instance(size: int) -> None:
+        ing = make_ingestor(db, Clock())
+        try:
+            for k in range(0, len(msgs), size):
+                ing.process(msgs[k:k + size])
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            ing.conn.close()
+
+    threads = [threading.Thread(target=instance, args=(n,)) for n in (3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with db.borrow() as conn:
+        for station in ("UMB01", "UMB02"):
+            report = verify_station(conn, station)
+            assert report.intact and report.records == 96, report.findings
