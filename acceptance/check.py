@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         from reports.junit import write_junit
 
         write_junit(record, args.run / "junit.xml")
+        from acceptance.manifest import seal
+
+        seal(args.run, "forecourt check")  # record.json and junit.xml changed: sign anew
     print(record.verdict_line())
     return record.exit_code
 

@@ -91,6 +91,13 @@ def _compression(text: str) -> float | None:
     return value
 
 
+def _public_key(text: str) -> str:
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"--public-key: expected 64 hex digits (a raw Ed25519 "
+                                         f"public key), got {text[:80]!r}")
+    return text.lower()
+
+
 def _pace(text: str):
     from devices.pace import PaceWindow
 
@@ -204,6 +211,40 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     for p in render_reports(RunRecord.read(path), Path(args.run), lang=args.lang, pdf=args.pdf):
         print(p)
+    from acceptance.manifest import seal
+
+    seal(Path(args.run), "forecourt report")  # the reports changed: sign anew
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from acceptance.manifest import ManifestError, verify_manifest
+
+    try:
+        problems, signer = verify_manifest(Path(args.run), args.public_key)
+    except ManifestError as exc:
+        print(f"forecourt verify: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{args.run}: NOT intact ({len(problems)} problem(s))")
+        return EXIT_FAIL
+    pinned = "the pinned key" if args.public_key else (
+        "a key taken from the manifest itself: pin the issuer's key with --public-key")
+    print(f"{args.run}: intact; every file matches manifest.json, signed by {signer} "
+          f"({pinned})")
+    return EXIT_OK
+
+
+def cmd_manifest_key(args: argparse.Namespace) -> int:
+    from acceptance.manifest import ManifestError, key_path, load_or_create_key, public_key_hex
+
+    try:
+        print(public_key_hex(load_or_create_key(key_path())))
+    except (ManifestError, OSError) as exc:
+        print(f"forecourt manifest-key: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -300,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"))
     s.add_argument("--pdf", action="store_true")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("verify", help="check a run directory against its signed manifest.json "
+                                      "(every file's SHA-256 and the signature)")
+    s.add_argument("run")
+    s.add_argument("--public-key", type=_public_key,
+                   help="the signer's Ed25519 public key (64 hex digits), obtained out of band; "
+                        "without it the signature only proves the manifest is self-consistent")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("manifest-key", help="print this harness's manifest signing public key "
+                                            "(hex; created on first use)")
+    s.set_defaults(func=cmd_manifest_key)
 
     s = sub.add_parser("faults", help="list the fault kinds a scenario can name (docs/faults.md)")
     s.add_argument("--markdown", action="store_true", help="the catalogue as a Markdown table")

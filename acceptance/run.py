@@ -673,6 +673,7 @@ def _sim_iso(chain: Chain) -> str:
 def run(opts: RunOptions) -> int:
     """The whole acceptance run; returns the exit code."""
     from acceptance.check import check_run
+    from acceptance.manifest import seal
     from reports.junit import write_junit
     from reports.render import render_reports
 
@@ -695,6 +696,7 @@ def run(opts: RunOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    seal(out, "forecourt run")  # last: nothing more is written for this run
     print(record.verdict_line())
     print(f"report: {paths[0]}")
     return record.exit_code

@@ -37,13 +37,15 @@ _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 # issues them: the tax bureau files tax declarations (§5.8); market regulation (市场监管局)
 # keeps the metrology records (§5.8), the posted prices it supervises (§5.10) and, as the
 # inspector, the alert lifecycle (§5.12). The commerce bureau only reads (§5.15). The audit
-# log is the administrators' (§5.17). A write route missing here is admin-only (fail closed).
+# log is the administrators' (§5.17), and so is the integrity check of the stored records
+# (§6). A write route missing here is admin-only (fail closed).
 PERMISSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v1/tax-declarations"): ("admin", "tax"),
     ("POST", "/api/v1/verification-records"): ("admin", "market"),
     ("POST", "/api/v1/posted-prices"): ("admin", "market"),
     ("POST", "/api/v1/alerts/{id}/status"): ("admin", "market"),
     ("GET", "/api/v1/audit"): ("admin",),
+    ("GET", "/api/v1/integrity/chain"): ("admin",),
 }
 
 

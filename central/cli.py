@@ -12,7 +12,9 @@ comparison of central/tax.py, off with --no-tax; the metrology audit of central/
 off with --no-metrology; the credit grade of central/credit.py, every station A with the QA
 option --flat-credit); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
-it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations.
+it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations;
+`--verify-chain [--station S]` only verifies the stored records against their hash chains
+(central/integrity.py): exit 0 intact, 1 tampered, 2 bad input.
 """
 
 from __future__ import annotations
@@ -25,17 +27,19 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.auth import TokenError, load_tokens
 from central.credentials import load_mqtt_password
-from central.db import Database, DatabaseError, redact_url
+from central.db import Conn, Database, DatabaseError, redact_url
 from central.detectors.base import Settings
 from central.detectors.service import DetectionService
 from central.http_api import Api, ApiServer
 from central.ingest import IngestService, parse_broker_url
+from central.integrity import stations_to_verify, verify_station
 from central.keys import KeyFile, KeyFileError
-from central.migrate import MigrationError
+from central.migrate import MigrationError, applied
 from central.migrate import migrate as apply_migrations
 from central.registry import RegistryError, import_registry, load_registry
 from central.resources import Context
@@ -112,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
                         "findings (GET /api/v1/credit ignores the rule of central/credit.py)")
     p.add_argument("--migrate-only", action="store_true",
                    help="apply schema migrations and exit")
+    p.add_argument("--verify-chain", action="store_true",
+                   help="verify the stored records against each station's hash chain, print "
+                        "the findings and exit (0 intact, 1 tampered, 2 bad input)")
+    p.add_argument("--station", help="with --verify-chain: only this station")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -136,12 +144,57 @@ def migrate(argv: list[str] | None = None) -> int:
     return 0
 
 
+def verify_chain(url: str, station: str | None) -> int:
+    """Verify each station's chain; one summary line per station, findings under it."""
+    if url.startswith("sqlite:///") and not Path(unquote(url[len("sqlite:///"):])).is_file():
+        return _fail(f"--db {url}: no such SQLite database")  # do not create an empty one
+    try:
+        db = Database(url)
+        try:
+            with db.borrow() as conn:
+                if "0008_record_chain" not in _applied(conn):
+                    return _fail(f"--db {redact_url(url)}: no record chain (migration 0008 "
+                                 "not applied; run --migrate-only first)")
+                chosen = stations_to_verify(conn)
+                if station is not None:
+                    if station not in chosen:
+                        return _fail(f"--station {station}: no such station in the registry "
+                                     "or the chain")
+                    chosen = [station]
+                reports = [verify_station(conn, sid) for sid in chosen]
+        finally:
+            db.close()
+    except DatabaseError as exc:
+        return _fail(str(exc))
+    for r in reports:
+        state = "intact" if r.intact else f"TAMPERED ({r.findings_total} finding(s))"
+        print(f"{r.station_id}: {state}; {r.records} chained record(s), head {r.head}")
+        for f in r.findings:
+            where = f.get("key", f.get("position"))
+            print(f"  {f['finding']} {where}: {f['detail']}")
+        if r.findings_total > len(r.findings):
+            print(f"  … and {r.findings_total - len(r.findings)} more")
+    bad = sum(not r.intact for r in reports)
+    print(f"{len(reports)} station(s) verified, {bad} tampered")
+    return 1 if bad else 0
+
+
+def _applied(conn: Conn) -> set[str]:
+    try:
+        return {f"{v:04d}_{n}" for v, (n, _) in applied(conn).items()}
+    except Exception:  # no schema_migrations table (either engine's error): not a platform DB
+        conn.rollback_quietly()
+        return set()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.migrate_only:
         return migrate(["--db", args.db])
+    if args.verify_chain:
+        return verify_chain(args.db, args.station)
     missing = [f"--{n}" for n in ("broker", "keys", "registry") if getattr(args, n) is None]
     if missing:
         return _fail(f"missing {', '.join(missing)} (needed unless --migrate-only)")

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from central import alerts, audit, stations
+from central import alerts, audit, integrity, stations
 from central.auth import Principal, TokenStore, roles_for
 from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
@@ -26,6 +26,8 @@ from central.resources import (
     TABLE_RESOURCES,
     Context,
     ListResource,
+    check_known_params,
+    station_param,
 )
 from central.schemas import StrictValidator, json_path
 
@@ -93,7 +95,8 @@ def _unreadable(w: _Write) -> Response | None:
 def _failure(exc: Exception, method: str, target: str) -> Response:
     """The answer to an exception raised while handling a request."""
     if isinstance(exc, ParamError):
-        return error(exc.status, "bad_parameter", exc.message, exc.parameter)
+        code = "not_found" if exc.status == 404 else "bad_parameter"
+        return error(exc.status, code, exc.message, exc.parameter)
     if isinstance(exc, InputError):
         code = "conflict" if exc.status == 409 else "bad_body"
         return error(exc.status, code, exc.message, exc.field)
@@ -104,6 +107,17 @@ def _failure(exc: Exception, method: str, target: str) -> Response:
                      headers={"Retry-After": "5"})
     log.error("%s %s failed", method, target, exc_info=exc)
     return error(500, "internal_error", "the platform failed; see its log")
+
+
+def _chain_report(conn: Conn, query: dict[str, list[str]]) -> dict[str, Any]:
+    """GET /api/v1/integrity/chain?station_id=S: the station's record chain verified."""
+    check_known_params(query, ("station_id",))
+    sid = station_param(query)
+    if sid is None:
+        raise ParamError("station_id", "required: the station whose chain to verify")
+    if conn.query_one("SELECT 1 FROM stations WHERE station_id = ?", (sid,)) is None:
+        raise ParamError("station_id", f"no station {sid} in the registry", status=404)
+    return integrity.verify_station(conn, sid).as_dict()
 
 
 class Api:
@@ -120,6 +134,7 @@ class Api:
             f"{PREFIX}/stations": lambda c, q: stations.list_stations(c, q, self.ctx),
             f"{PREFIX}/stats/ingest": lambda c, q: {**stations.ingest_stats(c, q),
                                                      "ingest": self.health()},
+            f"{PREFIX}/integrity/chain": _chain_report,
         }
         for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
             def list_route(c: Any, q: dict, r: ListResource = res) -> Any:

@@ -13,7 +13,8 @@ from central.params import DEFAULT_LIMIT, MAX_LIMIT
 from central.prices import POSTED_PRICE_SCHEMA
 from central.resources import COMPUTED_RESOURCES, TABLE_RESOURCES, ListResource
 
-API_VERSION = "1.4.0"  # 1.4: department roles, GET /api/v1/audit; 1.3: GET /api/v1/credit
+# 1.5: GET /api/v1/integrity/chain; 1.4: department roles, GET /api/v1/audit; 1.3: credit
+API_VERSION = "1.5.0"
 PREFIX = "/api/v1"
 
 _LIFECYCLE = "; ".join(f"{a} → {' | '.join(b)}" for a, b in TRANSITIONS.items() if b)
@@ -158,6 +159,48 @@ def _alert_status_operation() -> dict[str, Any]:
     }
 
 
+CHAIN_REPORT: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["station_id", "records", "head", "intact", "findings_total", "findings"],
+    "properties": {
+        "station_id": {"type": "string"},
+        "records": {"type": "integer", "description": "links in the station's chain"},
+        "head": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                 "description": "chain_hash of the last link (64 zeros: empty chain); record "
+                                "it elsewhere to detect a rewritten chain later"},
+        "intact": {"type": "boolean", "description": "no finding"},
+        "findings_total": {"type": "integer"},
+        "findings": {"type": "array", "maxItems": 100, "description": "the first 100",
+                     "items": {"type": "object", "required": ["finding", "detail"],
+                               "properties": {
+                                   "finding": {"enum": ["altered", "missing", "unchained",
+                                                        "broken_link"]},
+                                   "key": {"type": "string", "description": "the record's "
+                                           "key (altered, missing, unchained)"},
+                                   "position": {"type": "integer", "description": "the "
+                                                "link's position (broken_link)"},
+                                   "detail": {"type": "string"}}}},
+    },
+}
+
+
+def _chain_operation() -> dict[str, Any]:
+    access = _access("GET", f"{PREFIX}/integrity/chain")
+    roles = access.pop("x-roles")
+    return {
+        "summary": "Verify a station's record hash chain against the stored records "
+                   "(tamper evidence; admin)",
+        "operationId": "verifyChain", "security": [{"bearer": []}], "x-roles": roles,
+        "parameters": [dict(_COMMON["station_id"], required=True,
+                            description="the station whose chain to verify")],
+        "responses": {"200": {"description": "the verification (intact or not)",
+                              "content": {"application/json": {"schema": {
+                                  "$ref": "#/components/schemas/ChainReport"}}}},
+                      **_ERRORS, **access,
+                      "404": {"description": "no such station in the registry", **_ERR}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -175,6 +218,7 @@ def openapi_document() -> dict[str, Any]:
                                     if k != "$schema"},
         "PostedPriceInput": {k: v for k, v in POSTED_PRICE_SCHEMA.items() if k != "$schema"},
         "AlertStatusInput": {k: v for k, v in ALERT_STATUS_SCHEMA.items() if k != "$schema"},
+        "ChainReport": CHAIN_REPORT,
     }
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "liveness and readiness (no token needed)",
@@ -222,6 +266,7 @@ def openapi_document() -> dict[str, Any]:
         "Store a posted price (挂牌价) of the price authority; 409 on a repeat of "
         "(station, grade, valid_from)")
     paths[f"{PREFIX}/alerts/{{id}}/status"] = {"post": _alert_status_operation()}
+    paths[f"{PREFIX}/integrity/chain"] = {"get": _chain_operation()}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

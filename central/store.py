@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from central import signing
+from central.chain import ChainAppender
 from central.checks import (
     Inbound,
     Rejection,
@@ -59,6 +60,8 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"delivery": ("bol_volume_20c_ml",
 # Free text from a device (stored through `text`: PostgreSQL refuses NUL).
 TEXT_FIELDS = frozenset(("serial_number", "software_id", "mainboard_id", "encoder_id"))
 TABLE_OF_KIND = STREAM_OF_KIND  # table names equal stream names
+_TEXT_OF_KIND = {kind: tuple(f for f in fields if f in TEXT_FIELDS)
+                 for kind, fields in RECORD_FIELDS.items()}
 
 
 def _insert_sql(kind: str) -> str:
@@ -159,12 +162,16 @@ class Ingestor:
         rejections: list[tuple] = []
         outcomes: list[Outcome] = []
         with self.conn.transaction():
+            chain = ChainAppender(self.conn)
+            chain.lock(r.payload["station_id"] for r in checked
+                       if isinstance(r, Verified) and r.topic.kind in TABLE_OF_KIND)
             for msg, result in zip(batch, checked, strict=True):
                 if isinstance(result, Rejection):
                     outcome = Outcome("rejected", result.reason, result.detail,
                                       result.station_id)
                 else:
-                    outcome = self._admitted(msg, result, ring, now, tally, rejections)
+                    outcome = self._admitted(msg, result, ring, now, tally, rejections,
+                                             chain)
                 if outcome.status == "rejected":
                     tally.add(outcome.station_id, f"rejected:{outcome.reason}")
                     rejections.append(_rejection_row(msg, outcome.station_id, "message", None,
@@ -172,6 +179,7 @@ class Ingestor:
                     self._rejection_log.log(outcome.station_id, msg.topic, outcome.reason,
                                             outcome.detail)
                 outcomes.append(outcome)
+            chain.flush()
             self._write_rejections(rejections)
             tally.flush(self.conn)
         return outcomes
@@ -190,7 +198,7 @@ class Ingestor:
 
     # -- per message --------------------------------------------------------------------
     def _admitted(self, msg: Inbound, v: Verified, ring: KeyRing, now: float, tally: _Tally,
-                  rejections: list[tuple]) -> Outcome:
+                  rejections: list[tuple], chain: ChainAppender) -> Outcome:
         p = v.payload
         sid = p["station_id"]
         seen = self.conn.query_one(
@@ -232,13 +240,13 @@ class Ingestor:
                 self._online(p, now)
             return Outcome("redelivery" if redelivery else "stored", station_id=sid)
 
-        outcome = self._records(msg, v, now, tally, rejections)
+        outcome = self._records(msg, v, now, tally, rejections, chain)
         outcome.status = "redelivery" if redelivery else "stored"
         outcome.ack = self._ack(sid, p["msg_seq"], outcome, ring, now)
         return outcome
 
     def _records(self, msg: Inbound, v: Verified, now: float, tally: _Tally,
-                 rejections: list[tuple]) -> Outcome:
+                 rejections: list[tuple], chain: ChainAppender) -> Outcome:
         p = v.payload
         sid, device, kind = p["station_id"], p["device"], v.topic.kind
         out = Outcome("stored", station_id=sid)
@@ -289,6 +297,7 @@ class Ingestor:
                                for f in RECORD_FIELDS[kind]),
                              *(rec.get(f) for f in OPTIONAL_FIELDS.get(kind, ())),
                              rec["collected_at"], now, p["msg_seq"], digest))
+            chain.append(sid, table, key, _stored_digest(kind, rec, digest))
         self.conn.executemany(_INSERT[kind], new_rows)
         # `records:` counts the devices' own records (what their FIFOs served); state reports
         # are the collector's, counted apart (GET /stats/ingest `states`).
@@ -407,6 +416,15 @@ class Ingestor:
                 "SELECT id FROM ingest_rejections WHERE station_id = ? "
                 "ORDER BY received_at DESC, id DESC LIMIT ?)",
                 (sid, sid, self.rejection_sample))
+
+
+def _stored_digest(kind: str, rec: Mapping[str, Any], digest: str) -> str:
+    """The digest of the record as its row stores it (what the chain holds): the uplink
+    digest, unless `text` had to change a free-text field (NUL, length)."""
+    stored = {f: text(rec[f]) for f in _TEXT_OF_KIND[kind]}
+    if all(stored[f] == rec[f] for f in stored):
+        return digest
+    return record_digest({**{k: v for k, v in rec.items() if k != "collected_at"}, **stored})
 
 
 def text(value: str | None, limit: int = 1000) -> str | None:

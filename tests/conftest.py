@@ -19,3 +19,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     ready_database(url).close()
     yield url
     gen.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _manifest_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs the tests sign (manifest.json) use a throw-away key, not the user's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORECOURT_MANIFEST_KEY",
+                  str(tmp_path_factory.mktemp("manifest-key") / "manifest-key.pem"))
+        yield

@@ -415,7 +415,7 @@ def test_openapi_documents_every_route_and_its_items(api: tuple[Client, Clock]) 
         for op in ops.values():
             assert op["summary"] and op["operationId"], path
             assert {"200", "201"} & set(op["responses"]), path
-    assert doc["info"]["version"] == "1.4.0"
+    assert doc["info"]["version"] == "1.5.0"
     schemas = doc["components"]["schemas"]
     samples = {
         "Transactions": client.get("/api/v1/transactions", limit=3)["items"],

@@ -1,0 +1,124 @@
+"""Verify a station's record chain against the stored records (docs/platform-api.md §5.18).
+
+Findings, each naming what it is about:
+  altered      a stored record whose current digest (recomputed from its columns) is not the
+               chained one, or whose station/device columns disagree with its key (key)
+  missing      chained but no longer stored (key)
+  unchained    stored but not in the chain: inserted directly, or stored before migration
+               0008 (key)
+  broken_link  a chain row whose hash does not follow from the previous one, a gap in the
+               positions, or a head that is not the last link (position)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from central.chain import GENESIS, link, stored_digest
+from central.db import Conn
+from central.store import OPTIONAL_FIELDS, RECORD_FIELDS, TABLE_OF_KIND
+
+MAX_FINDINGS = 100  # kept in a report (the total is counted)
+
+
+@dataclass
+class ChainReport:
+    station_id: str
+    records: int = 0  # links in the chain
+    head: str = GENESIS  # chain_hash of the last link
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings_total: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return self.findings_total == 0
+
+    def add(self, finding: str, detail: str, **where: Any) -> None:
+        self.findings_total += 1
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append({"finding": finding, **where, "detail": detail})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"station_id": self.station_id, "records": self.records, "head": self.head,
+                "intact": self.intact, "findings_total": self.findings_total,
+                "findings": self.findings}
+
+
+def verify_station(conn: Conn, station_id: str) -> ChainReport:
+    """Recompute the station's chain and compare it with every record stored for it."""
+    report = ChainReport(station_id)
+    chained = _check_links(conn, station_id, report)
+    for stream, key, device, values in _stored(conn, station_id):
+        entry = chained.pop(key, None)
+        if entry is None:
+            report.add("unchained", f"stored in {stream} but not in the chain", key=key)
+            continue
+        position, chained_stream, digest = entry
+        parts = key.split("/")
+        current = stored_digest(values)
+        if chained_stream != stream:
+            report.add("altered", f"stored in {stream}, chained at position {position} as "
+                                  f"{chained_stream}", key=key)
+        elif parts[:2] != [station_id, device]:
+            report.add("altered", f"station/device columns {station_id}/{device} differ from "
+                                  "the key's", key=key)
+        elif current != digest:
+            report.add("altered", f"digest of the stored columns {current[:16]}… ≠ chained "
+                                  f"{digest[:16]}… (position {position})", key=key)
+    for key, (position, stream, _) in sorted(chained.items(), key=lambda kv: kv[1][0]):
+        report.add("missing", f"chained at position {position} in {stream}, not stored",
+                   key=key)
+    return report
+
+
+def stations_to_verify(conn: Conn) -> list[str]:
+    """Every station with a chain or a registry entry."""
+    rows = conn.query("SELECT station_id FROM chain_heads UNION SELECT station_id FROM stations")
+    return sorted(str(r[0]) for r in rows)
+
+
+def _check_links(conn: Conn, station_id: str,
+                 report: ChainReport) -> dict[str, tuple[int, str, str]]:
+    """Walk the chain; returns key → (position, stream, digest) of every link."""
+    chained: dict[str, tuple[int, str, str]] = {}
+    previous, expected = GENESIS, 1
+    cur = conn.execute("SELECT position, stream, key, digest, chain_hash FROM record_chain "
+                       "WHERE station_id = ? ORDER BY position", (station_id,))
+    for position, stream, key, digest, chain_hash in cur:
+        position = int(position)
+        if position != expected:
+            report.add("broken_link", f"expected position {expected}, found {position} "
+                                      "(links removed or renumbered)", position=position)
+        elif link(previous, stream, key, digest) != chain_hash:
+            report.add("broken_link", "chain_hash does not follow from the previous link "
+                                      f"and this link's stream, key and digest ({stream} "
+                                      f"{key})", position=position)
+        if key in chained:
+            report.add("broken_link", f"{key} chained twice (first at position "
+                                      f"{chained[key][0]})", position=position)
+        chained[key] = (position, stream, digest)
+        # go on from the stored hash: one edited link is one finding, not all after it
+        previous, expected = chain_hash, position + 1
+        report.records, report.head = position, chain_hash
+    head = conn.query_one("SELECT position, head FROM chain_heads WHERE station_id = ?",
+                          (station_id,))
+    stored_head = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+    if stored_head != (report.records, report.head):
+        report.add("broken_link", f"chain_heads holds position {stored_head[0]} "
+                                  f"{stored_head[1][:16]}…, the last link is position "
+                                  f"{report.records} {report.head[:16]}…",
+                   position=stored_head[0])
+    return chained
+
+
+def _stored(conn: Conn, station_id: str) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(stream, key, device, values for the digest) of every record stored for the station."""
+    for kind, table in TABLE_OF_KIND.items():
+        fields = ("key", "seq", *RECORD_FIELDS[kind], *OPTIONAL_FIELDS.get(kind, ()))
+        cur = conn.execute(f"SELECT device, {', '.join(fields)} FROM {table} "
+                           "WHERE station_id = ? ORDER BY key", (station_id,))
+        for device, *values in cur:
+            row = dict(zip(fields, values, strict=True))
+            yield table, str(row["key"]), str(device), row
