@@ -145,8 +145,10 @@ def test_smoke_on_the_embedded_broker_fails_sec1_at_the_broker(tmp_path):
     station and takes over the platform's session. SEC-1 says so (the fallback where
     Mosquitto cannot be installed is not secure)."""
     run = tmp_path / "embedded"
+    # ingest stops once the session is taken: the run then waits out its drain and
+    # detection bounds (a hang guard only)
     res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS,
-                    "--broker", "embedded")
+                    "--broker", "embedded", timeout=1200)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "SEC-1" in failed_requirements(run)
     security = json.loads((run / "security.json").read_text(encoding="utf-8"))
