@@ -125,13 +125,16 @@ def test_smoke_refuses_a_platform_that_trusts_unsigned_messages_on_sec1(tmp_path
     """--platform-mutant trusting admits messages without checking their signature: the
     attack phase's unsigned, wrongly signed, tampered and unknown-key fills are stored, so
     SEC-1 fails on those attempts and on the forged fills served as data (and DAT-1 on the
-    records no device made, with what the regulators compute from them)."""
+    records no device made, with the alerts and figures computed from them)."""
     run = tmp_path / "trusting"
     res = forecourt("run", str(SMOKE), "--out", str(run), "--days", DAYS,
                     "--platform-mutant", "trusting")
     assert res.returncode == 1, res.stdout + res.stderr
     failed = failed_requirements(run)
-    assert "SEC-1" in failed and failed <= {"SEC-1", "DAT-1", "STB-1"} | FROM_THE_DATA, failed
+    # the forged fills it stored are records no device made (DAT-1) that the detectors and
+    # the regulators' figures then see (alerts that match no cheat, sales, credit)
+    derived = {f for f in failed if f.startswith("ALM-")} | FROM_THE_DATA | {"STB-1"}
+    assert {"SEC-1", "DAT-1"} <= failed <= {"SEC-1", "DAT-1"} | derived, failed
     record = json.loads((run / "record.json").read_text(encoding="utf-8"))
     bad = {m["name"]: m["value"] for m in record["measurements"]
            if m["requirement"] == "SEC-1" and not m["passed"]}
