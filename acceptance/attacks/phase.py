@@ -31,6 +31,7 @@ from acceptance.attacks import api as _api  # noqa: F401
 from acceptance.attacks import dishonest as _dishonest  # noqa: F401
 from acceptance.attacks import intruder as _intruder  # noqa: F401
 from acceptance.attacks.base import (
+    ALLOWED,
     ATTACKS,
     DELIVERED,
     NOT_DELIVERED,
@@ -113,7 +114,7 @@ def _judge_platform(ctx: Context, attempts: list[Attempt], since: float,
                     before: dict[str, dict[str, Any]]) -> bool:
     """Fill in what the platform made of each message that reached it; returns whether the
     platform offers a rejection sample."""
-    reached = [a for a in attempts if a.outcome in (DELIVERED, "allowed") and a.payload_sha256
+    reached = [a for a in attempts if a.outcome in (DELIVERED, ALLOWED) and a.payload_sha256
                and a.layer in ("platform", "broker")]
     sample: dict[str, str] | None = {}
 
@@ -146,23 +147,34 @@ def _redelivered(stats: dict[str, Any]) -> int:
 
 def _judge_by_counters(ctx: Context, reached: list[Attempt],
                        before: dict[str, dict[str, Any]]) -> None:
-    """Without a sample: the rejection counters must have grown by every message sent."""
-    def grown() -> int:
-        after = _counters(ctx.api, ctx.station_ids)
-        return sum(int(after[s].get("rejected_total", 0)) - int(b.get("rejected_total", 0))
-                   for s, b in before.items())
+    """Without a sample: the rejection counters must have grown by every message sent to be
+    rejected, and a replay within the window counts as redelivered (or rejected)."""
+    replays = [a for a in reached if "redelivered" in a.expected]
+    rejected = [a for a in reached if a not in replays]
 
-    enough = _wait(lambda: grown() >= len(reached))
-    for a in reached:
+    def grown(name: str) -> int:
+        after = _counters(ctx.api, ctx.station_ids)
+        count = _redelivered if name == "redelivered" else (
+            lambda st: int(st.get("rejected_total", 0)))
+        return sum(count(after[s]) - count(b) for s, b in before.items())
+
+    enough = _wait(lambda: grown("rejected") >= len(rejected))
+    for a in rejected:
         a.platform_outcome = ("rejected (counted in bulk: the platform keeps no sample)"
                               if enough else "unseen")
+    if replays:
+        outcome = ("redelivered" if grown("redelivered") >= len(replays) else
+                   "rejected:replay" if grown("rejected") >= len(rejected) + len(replays)
+                   else "unseen")
+        for a in replays:
+            a.platform_outcome = outcome
 
 
 def _passed(a: Attempt) -> bool | None:
     if a.layer in ("broker", "api"):
         if a.outcome in (REFUSED, NOT_DELIVERED):
             return True
-        return False if a.outcome in (DELIVERED, "allowed") else None
+        return False if a.outcome in (DELIVERED, ALLOWED) else None
     if a.outcome != DELIVERED:
         return None  # the attempt never reached the platform: nothing to judge
     got = a.platform_outcome or "unseen"
