@@ -562,3 +562,51 @@ def test_posted_prices(api: tuple[Client, Clock]) -> None:
     schemas = client.get("/openapi.json")["components"]["schemas"]
     for item in listed:
         jsonschema.Draft202012Validator(schemas["PostedPrices"]).validate(item)
+
+
+# -- property-based: every documented GET, with parameters drawn from /openapi.json -------------
+_HOSTILE = st.sampled_from(["", "-1", "0", "1e400", "NaN", "9" * 40, "2026-13-45", "D1\n",
+                            "../../etc", "' OR 1=1 --", "%00", "☃" * 50, "x" * 5000])
+
+
+def _value(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """A value the parameter's schema allows, or one it does not (the API must say 400)."""
+    if "enum" in schema:
+        good: st.SearchStrategy[Any] = st.sampled_from(schema["enum"])
+    elif schema.get("type") == "integer":
+        good = st.integers(-10, 2_000)
+    elif schema.get("type") == "number":
+        good = st.floats(-1e12, 1e12, allow_nan=False)
+    else:
+        good = st.sampled_from(["UMB01", "UMB02", "D1", "G", "92", "2026-04-01", "1775001600"])
+    return st.one_of(good, _HOSTILE, st.text(max_size=30))
+
+
+@st.composite
+def _get_request(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
+    doc = openapi_document()
+    path = draw(st.sampled_from(sorted(p for p, ops in doc["paths"].items()
+                                       if "get" in ops and "{" not in p)))
+    params = {}
+    for p in doc["paths"][path]["get"].get("parameters", []):
+        if p.get("in") == "query" and draw(st.booleans()):
+            params[p["name"]] = draw(_value(p.get("schema", {})))
+    return path, params, draw(st.sampled_from(["read", "admin", "none", "bogus"]))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(request=_get_request())
+def test_documented_gets_never_fail_inside_the_platform(api: tuple[Client, Clock],
+                                                        request: tuple[str, dict[str, Any], str]
+                                                        ) -> None:
+    """Issue 10 §7: whatever the documented parameters hold, the platform answers 200 or a
+    4xx with the error shape of docs/platform-api.md §3 — never a 5xx."""
+    client, _ = api
+    path, params, who = request
+    token = {"read": READ, "admin": ADMIN, "none": None, "bogus": "not-a-token-at-all"}[who]
+    status, body, _ = client.call("GET", path, params, token=token)
+    assert status < 500, (path, params, body)
+    if status >= 400:
+        assert isinstance(body.get("error", {}).get("code"), str), (path, params, body)
+        assert status in (400, 401, 403, 404, 413), (path, params, status, body)
