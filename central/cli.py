@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds after sent_at within which a redelivery is re-acked (600)")
     p.add_argument("--heartbeat-timeout", type=float, default=90.0,
                    help="seconds without a status message before a collector counts as "
-                        "off line (90)")
+                        "off line (90); ingest that receives nothing for this long on an "
+                        "open connection connects to the broker again")
     p.add_argument("--densities", default="",
                    help="product densities at 20 °C for the VCF, e.g. 92=725,95=737,0=835")
     p.add_argument("--max-batch", type=int, default=500,
@@ -230,13 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     stations = {s.station_id: s for s in registry}
     ingest = IngestService(db, args.broker, stations, keyfile, client_id=args.client_id,
                            account=account,
-                           replay_window_s=args.replay_window, max_batch=args.max_batch)
+                           replay_window_s=args.replay_window, max_batch=args.max_batch,
+                           quiet_reconnect_s=args.heartbeat_timeout)
 
     def health() -> dict:
         return {"mqtt_connected": ingest.connected, "mqtt_subscribed": ingest.subscribed,
                 "queue": ingest.backlog,
                 "batches": ingest.batches, "messages": ingest.messages,
-                "last_error": ingest.last_error,
+                "last_error": ingest.last_error, "quiet_reconnects": ingest.quiet_reconnects,
                 # quiet for as long as a collector may be before it counts as off line
                 "problems": ingest.problems(quiet_s=args.heartbeat_timeout)}
 

@@ -68,7 +68,7 @@ class IngestService:
                  keyfile: KeyFile, *, client_id: str = "fc-platform",
                  account: tuple[str, str] | None = None,
                  replay_window_s: float = 600.0, max_batch: int = 500,
-                 max_queue: int = MAX_QUEUE,
+                 max_queue: int = MAX_QUEUE, quiet_reconnect_s: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.address = parse_broker_url(broker_url)
@@ -92,6 +92,12 @@ class IngestService:
         # monotonic times, for health: ingest that silently stopped must not look healthy
         self._last_message: float | None = None  # the broker delivered something
         self._last_progress = time.monotonic()  # a batch was done, or the queue was empty
+        # A broker that hands our session to another client without disconnecting us (amqtt
+        # 0.12 with a clean-session thief) leaves a connection that receives nothing: after
+        # this long without a message, connect again (None: never).
+        self.quiet_reconnect_s = quiet_reconnect_s
+        self._last_reconnect = time.monotonic()
+        self.quiet_reconnects = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, protocol=mqtt.MQTTv311,
                                   manual_ack=True)
@@ -213,6 +219,7 @@ class IngestService:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 self._last_progress = time.monotonic()  # nothing to do is not a stall
+                self._reconnect_if_deaf()
                 continue
             batch = [first]
             while len(batch) < self.max_batch:
@@ -234,6 +241,25 @@ class IngestService:
                     conn = None
         if conn is not None:
             conn.close()
+
+    def _reconnect_if_deaf(self) -> None:
+        """Connect again when the broker has delivered nothing for `quiet_reconnect_s` on a
+        connection it still keeps open. A fleet that is really silent costs one reconnect
+        per period (the session is persistent: nothing queued for us is lost by it)."""
+        now = time.monotonic()
+        if (self.quiet_reconnect_s is None or not self.connected
+                or now - max(self._last_message or 0.0, self._last_reconnect)
+                <= self.quiet_reconnect_s):
+            return
+        self._last_reconnect = now
+        self.quiet_reconnects += 1
+        log.warning("no uplink message for %.0f s on an open connection (session taken over "
+                    "or subscription lost?): connecting again", self.quiet_reconnect_s)
+        self.client.disconnect()  # ends paho's loop thread
+        self.client.loop_stop()
+        if not self._stop.is_set():
+            self.client.connect_async(self.address.host, self.address.port, keepalive=30)
+            self.client.loop_start()
 
     def _process(self, conn: Conn | None,
                  batch: list[_Received]) -> tuple[Conn | None, list[Outcome] | None]:

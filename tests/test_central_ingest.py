@@ -38,7 +38,7 @@ from test_central_support import (
 )
 from waiting import wait_for
 
-from acceptance.broker import Mosquitto
+from acceptance.broker import EmbeddedBroker, Mosquitto
 from central.db import Database
 from central.ingest import IngestService
 from central.keys import KeyFile
@@ -65,7 +65,7 @@ def broker() -> Iterator[Mosquitto]:
 class Station:
     """A stand-in collector: publishes signed messages (QoS 1) and collects the acks."""
 
-    def __init__(self, broker: Mosquitto) -> None:
+    def __init__(self, broker: Mosquitto | EmbeddedBroker) -> None:
         self.acks: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         subscribed = threading.Event()
@@ -103,12 +103,14 @@ class Station:
 
 
 class Platform:
-    def __init__(self, db_url: str, broker: Mosquitto, keys: Path, client_id: str,
-                 replay_window_s: float = 600.0) -> None:
+    def __init__(self, db_url: str, broker: Mosquitto | EmbeddedBroker, keys: Path,
+                 client_id: str, replay_window_s: float = 600.0,
+                 quiet_reconnect_s: float | None = None) -> None:
         self.db = Database(db_url)
         self.service = IngestService(self.db, broker.url,
                                      {s.station_id: s for s in STATIONS}, KeyFile(keys),
-                                     client_id=client_id, replay_window_s=replay_window_s)
+                                     client_id=client_id, replay_window_s=replay_window_s,
+                                     quiet_reconnect_s=quiet_reconnect_s)
         self.service.start()
         assert self.service.wait_subscribed(TIMEOUT), "platform did not subscribe"
 
