@@ -3,10 +3,13 @@ ThreadingHTTPServer: JSON in and out, bearer tokens, JSON error bodies."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +37,12 @@ from central.schemas import StrictValidator, json_path
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # bytes of a request body; a larger one is not read (413)
 SOCKET_TIMEOUT_S = 30.0  # per socket read/write of a connection (ApiServer's default)
+# A request (line, headers and body) must arrive whole within this: a client trickling a
+# byte at a time would otherwise hold its thread forever, each read within the timeout.
+REQUEST_DEADLINE_S = 60.0
+# Connections served at once (a thread each); one more is answered 503 and closed, so a
+# crowd of idle clients costs bounded threads and memory, not the process.
+MAX_CONNECTIONS = 1024
 _ALERT_STATUS_PATH = re.compile(rf"{PREFIX}/alerts/([A-Za-z0-9_-]{{1,64}})/status")
 _ALERT_STATUS = StrictValidator(ALERT_STATUS_SCHEMA)
 
@@ -278,6 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
     # Seconds a socket read or write may wait (StreamRequestHandler sets it on the socket):
     # a half-sent request or an idle keep-alive connection frees its thread after this.
     timeout = SOCKET_TIMEOUT_S
+    deadlines: _Deadlines  # set on the subclass made by ApiServer
+    expired = False  # set by the deadline thread: the request is not served
+
+    def handle_one_request(self) -> None:
+        self.deadlines.arm(self)
+        try:
+            super().handle_one_request()
+        finally:
+            self.deadlines.disarm(self)
 
     def _serve(self, method: str) -> None:
         body: bytes | None = b""
@@ -303,6 +321,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if len(body) < n:  # the client closed mid-body: nobody to answer
                     self.close_connection = True
                     return
+        self.deadlines.disarm(self)  # read whole: the time to answer is not the client's
+        if self.expired:  # cut off mid-request: what arrived is not the whole request
+            self.close_connection = True
+            return
         self._send(self.api.handle(method, self.path, self.headers, body,
                                    client=str(self.client_address[0])))
 
@@ -343,19 +365,93 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class _Deadlines:
+    """One thread that cuts off connections whose request is not read whole in time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._due: dict[_Handler, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+        self._thread.start()
+
+    def arm(self, handler: _Handler) -> None:
+        with self._lock:
+            self._due[handler] = time.monotonic() + self.seconds
+
+    def disarm(self, handler: _Handler) -> None:
+        with self._lock:
+            self._due.pop(handler, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(1.0, self.seconds / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [h for h, due in self._due.items() if due <= now]
+                for h in late:
+                    del self._due[h]
+            for h in late:
+                h.expired = True
+                h.close_connection = True
+                with contextlib.suppress(OSError):  # wakes the handler's blocked read
+                    h.connection.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+_BUSY = json.dumps(error(503, "busy", f"more than {MAX_CONNECTIONS} connections open; "
+                                      "try again").body).encode()
+
+
 class _Server(ThreadingHTTPServer):
     # Connections the kernel queues before accept (socketserver's default is 5): a burst of
     # clients waits instead of being refused.
     request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler],
+                 max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                b"Content-Type: application/json; charset=utf-8\r\n"
+                                b"Connection: close\r\nContent-Length: "
+                                + str(len(_BUSY)).encode() + b"\r\n\r\n" + _BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class ApiServer:
     """The API on a ThreadingHTTPServer in a background thread."""
 
     def __init__(self, api: Api, host: str, port: int,
-                 socket_timeout_s: float = SOCKET_TIMEOUT_S) -> None:
-        handler = type("Handler", (_Handler,), {"api": api, "timeout": socket_timeout_s})
-        self.httpd = _Server((host, port), handler)
+                 socket_timeout_s: float = SOCKET_TIMEOUT_S,
+                 request_deadline_s: float = REQUEST_DEADLINE_S,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        self._deadlines = _Deadlines(request_deadline_s)
+        handler = type("Handler", (_Handler,), {"api": api, "timeout": socket_timeout_s,
+                                                "deadlines": self._deadlines})
+        self.httpd = _Server((host, port), handler, max_connections)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -378,6 +474,7 @@ class ApiServer:
     def stop(self, timeout: float = 10.0) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self._deadlines.stop()
         if self._thread:
             self._thread.join(timeout)
 

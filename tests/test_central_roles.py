@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from test_central_api import Client, Clock
 from test_central_support import T0, fresh_database, ready_database
+from waiting import wait_for
 
 from central.alerts import raise_alert
 from central.auth import PERMISSIONS, ROLES, TokenError, TokenStore, load_tokens, roles_for
@@ -40,7 +42,8 @@ class Platform:
         self.clock = Clock()
         tokens = TokenStore([(TOKENS[r], r, NAMES[r]) for r in ROLES])
         ctx = Context(ZoneInfo("Asia/Shanghai"), Vcf(), 90.0, self.clock)
-        self.server = ApiServer(Api(self.db, tokens, ctx), "127.0.0.1", 0,
+        self.api = Api(self.db, tokens, ctx)
+        self.server = ApiServer(self.api, "127.0.0.1", 0,
                                 socket_timeout_s=socket_timeout_s).start()
         self.alerts = alerts  # role → id of an open alert it may try to confirm
         self.client = Client(self.server.url, TOKENS["admin"])
@@ -300,6 +303,50 @@ def test_a_half_sent_request_does_not_hold_its_connection(platform: Platform) ->
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert sock.recv(1024) == b""
     assert platform.client.call("GET", "/healthz", token=None)[0] == 200
+
+
+def test_a_request_trickled_in_is_cut_off_at_the_request_deadline(platform: Platform) -> None:
+    """Each byte arrives within the socket timeout, so only a deadline on the whole request
+    frees the thread; the trickle would last 60 s, the deadline is 1 s."""
+    server = ApiServer(platform.api, "127.0.0.1", 0, socket_timeout_s=5.0,
+                       request_deadline_s=1.0).start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as sock:
+            request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 300
+            for i in range(len(request)):
+                try:
+                    sock.sendall(request[i:i + 1])
+                except OSError:  # reset by the server: cut off
+                    break
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and sock.recv(1024) == b"":
+                    break
+            else:
+                pytest.fail("the server still reads a request trickled in for 60 s")
+        assert Client(server.url, TOKENS["read"]).call("GET", "/healthz", token=None)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_connections_beyond_the_limit_are_answered_busy(platform: Platform) -> None:
+    server = ApiServer(platform.api, "127.0.0.1", 0, max_connections=2).start()
+    client = Client(server.url, TOKENS["read"])
+    idle = [socket.create_connection(server.address, timeout=5) for _ in range(2)]
+    try:
+        # Both idle connections hold their slot until they close: a third is answered at
+        # once, before it sends anything.
+        with socket.create_connection(server.address, timeout=5) as third:
+            answer = _read_answer(third)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in head
+        assert json.loads(body)["error"]["code"] == "busy"
+        idle.pop().close()
+        wait_for(lambda: client.call("GET", "/healthz", token=None)[0] == 200,
+                 what="a slot freed")
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
 
 
 # -- the token file -------------------------------------------------------------------------
