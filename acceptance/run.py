@@ -33,6 +33,8 @@ import pandas as pd
 from acceptance.attacks.base import Context
 from acceptance.attacks.phase import run_attack_phase, station_keys
 from acceptance.chain import Chain, ChainSettings
+from acceptance.chain_heads import FILE as CHAIN_HEADS_FILE
+from acceptance.chain_heads import record_chain_heads
 from acceptance.checkers.device_state import SHOWN_OFF_LINE
 from acceptance.criteria import CriteriaError, resolve_criteria
 from acceptance.drain import DetectionReport
@@ -70,7 +72,9 @@ EMBEDDED_BROKER_NOTE = (
     "the broker was the embedded amqtt (Mosquitto is not installed, or --broker embedded): it "
     "has no accounts or ACL (anyone on the network may read, publish and take over a session: "
     "SEC-1 fails), and was seen handing a reconnecting client other topics' retained "
-    "messages and dropping sessions when many clients connect at once — install Mosquitto")
+    "messages and dropping sessions when many clients connect at once; it queues nothing "
+    "for a client that is away (status messages sent while the platform is down are "
+    "lost; data comes again with the collectors' resends) — install Mosquitto")
 
 
 def harness_version() -> str:
@@ -539,6 +543,11 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # that the credit grade's lifecycle weights are exercised (acceptance/inspector.py)
         info["inspector"] = inspect(chain.admin_api, scenario, chain.station_ids)
         _write_observed(chain, out, sampler, detection)
+        info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
+        if info["chain_heads"].get("not_intact"):
+            info["notes"].append("the platform's own chain check finds tampering at "
+                                 f"{', '.join(info['chain_heads']['not_intact'])} "
+                                 f"({CHAIN_HEADS_FILE})")
         info["exit_codes"] = chain.stop_field()
         # anything of the final ground truth the run did not post (late; run.json says so)
         poster.post_truth_table(chain.truth_dir)

@@ -13,8 +13,9 @@ off with --no-metrology; the credit grade of central/credit.py, every station A 
 option --flat-credit); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations;
-`--verify-chain [--station S]` only verifies the stored records against their hash chains
-(central/integrity.py): exit 0 intact, 1 tampered, 2 bad input.
+`--verify-chain [--station S] [--heads FILE]` only verifies the stored records against their
+hash chains, and the chains against heads recorded earlier (central/integrity.py): exit 0
+intact, 1 tampered, 2 bad input.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from central.detectors.base import Settings
 from central.detectors.service import DetectionService
 from central.http_api import Api, ApiServer
 from central.ingest import IngestService, parse_broker_url
-from central.integrity import stations_to_verify, verify_station
+from central.integrity import load_heads, stations_to_verify, verify_station
 from central.keys import KeyFile, KeyFileError
 from central.migrate import MigrationError, applied
 from central.migrate import migrate as apply_migrations
@@ -121,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="verify the stored records against each station's hash chain, print "
                         "the findings and exit (0 intact, 1 tampered, 2 bad input)")
     p.add_argument("--station", help="with --verify-chain: only this station")
+    p.add_argument("--heads", type=Path,
+                   help="with --verify-chain: chain heads recorded earlier (a run's "
+                        "chain-heads.json): each must still be a link of its station's chain")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -145,8 +149,12 @@ def migrate(argv: list[str] | None = None) -> int:
     return 0
 
 
-def verify_chain(url: str, station: str | None) -> int:
+def verify_chain(url: str, station: str | None, heads_file: Path | None = None) -> int:
     """Verify each station's chain; one summary line per station, findings under it."""
+    try:
+        heads = load_heads(heads_file) if heads_file is not None else {}
+    except ValueError as exc:
+        return _fail(str(exc))
     if url.startswith("sqlite:///") and not Path(unquote(url[len("sqlite:///"):])).is_file():
         return _fail(f"--db {url}: no such SQLite database")  # do not create an empty one
     try:
@@ -157,12 +165,16 @@ def verify_chain(url: str, station: str | None) -> int:
                     return _fail(f"--db {redact_url(url)}: no record chain (migration 0008 "
                                  "not applied; run --migrate-only first)")
                 chosen = stations_to_verify(conn)
+                unknown = sorted(set(heads) - set(chosen))
+                if unknown:
+                    return _fail(f"--heads {heads_file}: station(s) {', '.join(unknown)} "
+                                 "neither in the registry nor in the chain")
                 if station is not None:
                     if station not in chosen:
                         return _fail(f"--station {station}: no such station in the registry "
                                      "or the chain")
                     chosen = [station]
-                reports = [verify_station(conn, sid) for sid in chosen]
+                reports = [verify_station(conn, sid, heads.get(sid)) for sid in chosen]
         finally:
             db.close()
     except DatabaseError as exc:
@@ -195,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate_only:
         return migrate(["--db", args.db])
     if args.verify_chain:
-        return verify_chain(args.db, args.station)
+        return verify_chain(args.db, args.station, args.heads)
     missing = [f"--{n}" for n in ("broker", "keys", "registry") if getattr(args, n) is None]
     if missing:
         return _fail(f"missing {', '.join(missing)} (needed unless --migrate-only)")

@@ -70,6 +70,16 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
                if i["kind"] == "posted_price")
     assert info["detection"]["done"] and info["detection"]["supported"]
     assert json.loads((run / "observed" / "detection_status.json").read_text())["done"]
+    # every station's chain head kept with the evidence, and the platform's database still
+    # verifies against it (docs/security.md: tamper evidence)
+    heads = json.loads((run / "chain-heads.json").read_text(encoding="utf-8"))
+    assert heads["format"] == "forecourt-chain-heads/1"
+    assert info["chain_heads"] == {"recorded": True, "file": "chain-heads.json",
+                                   "stations": len(heads["stations"]), "not_intact": []}
+    assert all(h["intact"] and h["records"] > 0 for h in heads["stations"].values())
+    verify = forecourt("platform", "--db", f"sqlite:///{run / 'platform.db'}",
+                       "--verify-chain", "--heads", str(run / "chain-heads.json"))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     from acceptance.rundir import RunData
 
     data = RunData(run)

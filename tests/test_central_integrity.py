@@ -33,7 +33,7 @@ from central.db import Database
 from central.http_api import Api, ApiServer
 from central.integrity import verify_station
 from central.resources import Context
-from central.store import RECORD_FIELDS
+from central.store import OPTIONAL_FIELDS, RECORD_FIELDS
 from central.vcf import Vcf
 
 ADMIN, READ = "admin-token-0123456789", "read-token-0123456789"
@@ -166,6 +166,84 @@ def test_removed_chain_rows_are_broken_links(db_url: str) -> None:
     # a gap at 5; the head (9) is no longer the last link (8); both records unchained
     assert _findings(db) == [("broken_link", 6), ("broken_link", 9), ("unchained", keys[2]),
                              ("unchained", keys[5])]
+
+
+def _rebuild_chain(db: Database, station: str) -> None:
+    """What someone who can write the database does after changing a record: recompute every
+    digest and link of the station's chain and its head, so that it verifies intact."""
+    with db.borrow() as conn:
+        rows = conn.query("SELECT position, stream, key FROM record_chain WHERE station_id = ? "
+                          "ORDER BY position", (station,))
+        kind_of = {"transactions": "transaction", "inventory": "inventory",
+                   "deliveries": "delivery", "events": "event", "states": "state"}
+        links, previous = [], GENESIS
+        for position, stream, key in rows:
+            row = conn.query_dicts(f"SELECT * FROM {stream} WHERE key = ?", (key,))[0]
+            fields = ("key", "seq", *RECORD_FIELDS[kind_of[stream]],
+                      *OPTIONAL_FIELDS.get(kind_of[stream], ()))
+            digest = stored_digest({f: row[f] for f in fields if f in row})
+            previous = link(previous, stream, key, digest)
+            links.append((digest, previous, station, position))
+    with db.borrow() as conn, conn.transaction():
+        for entry in links:
+            conn.execute("UPDATE record_chain SET digest = ?, chain_hash = ? "
+                         "WHERE station_id = ? AND position = ?", entry)
+        conn.execute("UPDATE chain_heads SET head = ? WHERE station_id = ?", (previous, station))
+
+
+def test_a_rebuilt_chain_is_caught_only_against_a_head_recorded_before(db_url: str,
+                                                                       tmp_path: Path) -> None:
+    db = ready_database(db_url)
+    keys = _ingest(db)
+    with db.borrow() as conn:
+        before = verify_station(conn, "UMB01")
+    anchor = (before.records, before.head)
+    heads = tmp_path / "chain-heads.json"
+    heads.write_text(json.dumps({"format": "forecourt-chain-heads/1", "stations": {
+        "UMB01": {"records": before.records, "head": before.head}}}))
+    # the chain grows after the head was recorded: still anchored
+    ing = make_ingestor(db, Clock())
+    ing.process([inbound(data_message("UMB01", "D1", "transaction",
+                                      [txn("UMB01", "D1", 7, T0 + 9000)], 9, NOW))])
+    ing.conn.close()
+    with db.borrow() as conn:
+        assert verify_station(conn, "UMB01", anchor).intact
+    db.close()
+    assert cli.main(["--db", db_url, "--verify-chain", "--heads", str(heads)]) == 0
+    # a record changed and the chain recomputed: intact on its own, caught by the anchor
+    _sql(db, "UPDATE transactions SET volume_ml = volume_ml + 1000 WHERE key = ?", (keys[1],))
+    _rebuild_chain(db, "UMB01")
+    with db.borrow() as conn:
+        assert verify_station(conn, "UMB01").intact
+        report = verify_station(conn, "UMB01", anchor)
+    assert [(f["finding"], f["position"]) for f in report.findings] == [
+        ("not_anchored", anchor[0])]
+    db.close()
+    assert cli.main(["--db", db_url, "--verify-chain", "--heads", str(heads)]) == 1
+    # a head beyond the chain's end (links removed) is not anchored either
+    with db.borrow() as conn:
+        short = verify_station(conn, "UMB02", (5, "0" * 64))
+    assert short.findings[0]["finding"] == "not_anchored"
+    assert "only 1 link(s)" in short.findings[0]["detail"]
+    db.close()
+
+
+@pytest.mark.parametrize("content, says", [
+    ("not json", "not valid JSON"),
+    ('{"stations": {}}', "forecourt-chain-heads/1"),
+    ('{"format": "forecourt-chain-heads/1", "stations": {"UMB01": {"records": -1, '
+     '"head": "00"}}}', "stations.UMB01"),
+    ('{"format": "forecourt-chain-heads/1", "stations": {"NOPE": {"records": 0, '
+     '"head": "' + "0" * 64 + '"}}}', "NOPE"),
+])
+def test_cli_refuses_a_bad_heads_file(db_url: str, tmp_path: Path, content: str, says: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    ready_database(db_url).close()
+    heads = tmp_path / "heads.json"
+    heads.write_text(content)
+    assert cli.main(["--db", db_url, "--verify-chain", "--heads", str(heads)]) == 2
+    err = capsys.readouterr().err
+    assert f"--heads {heads}" in err and says in err
 
 
 # -- the command line ----------------------------------------------------------------------------

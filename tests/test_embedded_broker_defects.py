@@ -16,6 +16,7 @@ from test_central_support import T0, data_message, txn, write_key_file
 from waiting import wait_for
 
 from acceptance.broker import EmbeddedBroker, free_port
+from acceptance.run import EMBEDDED_BROKER_NOTE
 
 
 @pytest.fixture
@@ -74,3 +75,42 @@ def test_a_platform_whose_session_was_taken_without_a_disconnect_connects_again(
     finally:
         col.close()
         platform.stop()
+
+
+def test_nothing_is_queued_for_a_disconnected_session_and_the_run_record_says_so(
+        embedded: EmbeddedBroker) -> None:
+    """A persistent (clean_session=False) subscriber that is away gets nothing of what was
+    published meanwhile. Data survives it through the collectors' resends (unacknowledged
+    records are sent again); status messages of that time are lost. If amqtt ever queues,
+    this test fails and the note in run.json (EMBEDDED_BROKER_NOTE) must change with it."""
+    got: list[bytes] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="away", clean_session=False)
+    sub.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
+    subscribed: list[bool] = []
+    sub.on_subscribe = lambda *_a: subscribed.append(True)
+    sub.on_connect = lambda c, *_a: c.subscribe("fsx/v1/#", 1)
+    sub.connect(embedded.host, embedded.port)
+    sub.loop_start()
+    wait_for(lambda: subscribed, what="subscribed")
+    sub.disconnect()
+    sub.loop_stop()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub")
+    pub.connect(embedded.host, embedded.port)
+    pub.loop_start()
+    try:
+        for i in range(3):
+            pub.publish("fsx/v1/UMB01/status/heartbeat", b"away %d" % i,
+                        qos=1).wait_for_publish(10)
+        subscribed.clear()
+        sub.reconnect()
+        sub.loop_start()
+        wait_for(lambda: subscribed, what="subscribed again")
+        pub.publish("fsx/v1/UMB01/status/heartbeat", b"back", qos=1).wait_for_publish(10)
+        wait_for(lambda: b"back" in got, what="the message published after the return")
+        assert got == [b"back"]  # the three published while away: never delivered
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        pub.disconnect()
+        pub.loop_stop()
+    assert "queues nothing" in EMBEDDED_BROKER_NOTE
