@@ -209,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
+                          mqtt_tls=args.mqtt_tls,
                           detection_timeout_s=args.detection_timeout))
 
 
@@ -343,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default: mosquitto if installed, else embedded), embedded, "
                         "mosquitto (a managed Mosquitto with per-run accounts and ACL) or "
                         "mqtt://host:port")
+    s.add_argument("--mqtt-tls", action="store_true",
+                   help="the managed Mosquitto listens with TLS only (mqtts://), with a "
+                        "throw-away CA made in the run directory that collectors and platform "
+                        "get as --mqtt-ca / {mqtt_ca} (docs/uplink.md §1)")
     s.add_argument("--compression", type=_compression, default=None,
                    help="simulated seconds per wall second, or 'max' (default: max)")
     s.add_argument("--sut-mutant", choices=MUTANTS,
