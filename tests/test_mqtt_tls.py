@@ -406,3 +406,47 @@ def test_managed_broker_makes_its_certificate_once(tmp_path):
         assert broker.tls.ca.read_bytes() == first
     finally:
         broker.stop()
+
+
+# ---- forecourt run --mqtt-tls -----------------------------------------------------------------
+
+def _forecourt(*args: str, timeout: float = HANG_S) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "acceptance.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_run_with_mqtt_tls_refuses_the_embedded_broker(tmp_path):
+    res = _forecourt("run", str(SMOKE), "--out", str(tmp_path / "run"), "--broker", "embedded",
+                     "--mqtt-tls")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "--mqtt-tls): needs the managed Mosquitto" in res.stderr, res.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.mosquitto
+@pytest.mark.skipif(not mosquitto_installed(), reason="mosquitto is not installed")
+def test_smoke_run_over_tls_is_accepted(tmp_path):
+    """The smoke scenario, shortened as in test_acceptance_run.py, with both stations over
+    Modbus TCP (TLS is about the uplink; RTU needs socat) and the uplink over TLS: accepted,
+    and every SEC-1 attempt made and refused over TLS."""
+    import yaml
+
+    doc = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    doc["fleet"] = str((SMOKE.parent / doc["fleet"]).resolve())
+    doc["rtu_stations"] = []
+    scenario = tmp_path / "smoke-tcp.yaml"
+    scenario.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    run = tmp_path / "run"
+    res = _forecourt("run", str(scenario), "--out", str(run), "--days", "0.6", "--mqtt-tls",
+                     "--lang", "en", timeout=1200)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("ACCEPTED"), res.stdout
+    info = json.loads((run / "run.json").read_text())
+    assert info["mqtt_tls"] is True and info["broker"] == "mosquitto (auto)"
+    conf = (run / "mosquitto" / "mosquitto.conf").read_text()
+    assert conf.count("listener ") == 1 and f"cafile {run / 'tls' / 'ca.pem'}" in conf
+    platform_log = (run / "logs" / "platform.log").read_text()
+    assert "--broker mqtts://127.0.0.1:" in platform_log and "--mqtt-ca" in platform_log
+    security = json.loads((run / "security.json").read_text(encoding="utf-8"))
+    assert security["monitor"] == "fc-harness"
+    assert len(security["attempts"]) >= 15 and all(a["passed"] for a in security["attempts"])
