@@ -12,10 +12,9 @@ and stopped by its pid (acceptance.processes): `forecourt devices` (the world an
 servers, lingering after the simulated period so the collectors can drain; with `controlled`
 its clock is the harness's, acceptance.clock), the broker (`forecourt broker`, the embedded
 amqtt, or a managed Mosquitto with per-run accounts and ACL — the parts then get the
-credentials file, acceptance/broker_accounts.py —, or an external URL left alone),
-with `mqtt_tls` the managed Mosquitto speaks TLS only, with a throw-away CA made in the work
-directory (tls/ca.pem, acceptance/tls.py) that the parts get as --mqtt-ca —,
-`forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
+credentials file, acceptance/broker_accounts.py, and with `mqtt_tls`, where it listens with
+TLS only, the run's throw-away CA as --mqtt-ca, acceptance/tls.py —, or an external URL left
+alone), `forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
 `forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy
 (acceptance.netproxy) per station (or one for the fleet), so the network can be cut.
 

@@ -238,7 +238,9 @@ class ManagedBroker:
             wait_for(lambda: listening(self.host, self.port), timeout,
                   f"embedded broker on {self.url}", self.check)
         elif self.mosquitto:
-            if self.tls and not self.tls.ca.exists():  # a restart keeps the same certificate
+            # made once: a broker restart keeps the certificate the parts trust
+            if self.tls and not all(p.exists() for p in (self.tls.ca, self.tls.cert,
+                                                        self.tls.key)):
                 make_tls(self.tls.ca.parent)
             self.mosquitto.start(timeout)
 

@@ -45,9 +45,6 @@ from collector.uplink import Uplink, UplinkSettings
 WAIT_S = 30.0
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "scenarios" / "smoke.yaml"
-needs_mosquitto = [pytest.mark.mosquitto,
-                   pytest.mark.skipif(not mosquitto_installed(),
-                                      reason="mosquitto is not installed")]
 
 
 # ---- certificates ---------------------------------------------------------------------------
