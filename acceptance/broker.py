@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from acceptance.broker_accounts import BrokerAccounts
 from acceptance.guard import guarded
+from acceptance.tls import TlsFiles
 
 if TYPE_CHECKING:
     from amqtt.broker import Broker
@@ -131,7 +132,7 @@ def mosquitto_installed() -> bool:
 
 MOSQUITTO_CONF = """\
 listener {port} {host}
-{access}
+{tls}{access}
 # A subscriber far behind must not lose QoS 1 messages silently (protocols.md §7).
 max_queued_messages 0
 max_inflight_messages 100
@@ -150,12 +151,23 @@ acl_file {acl}
 use_username_as_clientid true"""
 
 
+# With TLS the one listener speaks TLS only: no plaintext port is left for a client that
+# skips verification. TLS 1.2 is the floor (Mosquitto 2.0 also offers 1.3 with this setting).
+MOSQUITTO_TLS = """\
+cafile {ca}
+certfile {cert}
+keyfile {key}
+tls_version tlsv1.2
+"""
+
+
 class Mosquitto:
     """A real Mosquitto broker as a child process, stopped by its pid."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
                  persistence: bool = True, workdir: Path | None = None,
-                 guard: bool = False, accounts: BrokerAccounts | None = None) -> None:
+                 guard: bool = False, accounts: BrokerAccounts | None = None,
+                 tls: TlsFiles | None = None) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise FileNotFoundError("mosquitto is not installed (Debian package `mosquitto`)")
@@ -163,6 +175,7 @@ class Mosquitto:
         self.host, self.port = host, port or free_port(host)
         self.persistence = persistence
         self.accounts = accounts  # None: anonymous clients may do anything
+        self.tls = tls  # None: plain TCP; else the listener speaks TLS only (acceptance/tls.py)
         # guard: dies with this process (acceptance/guard.py); only when started and stopped
         # from the main thread, since the kernel ties it to the starting thread
         self.guard = guard
@@ -172,7 +185,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -185,8 +198,10 @@ class Mosquitto:
         # Started as root, Mosquitto switches to user `mosquitto`, which can read neither
         # these private files nor this directory (no log, no persistence): stay root.
         user = "user root\n" if os.geteuid() == 0 else ""
+        tls = "" if self.tls is None else MOSQUITTO_TLS.format(
+            ca=self.tls.ca.resolve(), cert=self.tls.cert.resolve(), key=self.tls.key.resolve())
         conf.write_text(MOSQUITTO_CONF.format(host=self.host, port=self.port, dir=self.dir,
-                                              access=access, user=user,
+                                              access=access, user=user, tls=tls,
                                               persistence="true" if self.persistence else "false"))
         argv = [self.binary, "-c", str(conf)]
         self.proc = subprocess.Popen(guarded(argv) if self.guard else argv,

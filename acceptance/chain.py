@@ -12,8 +12,9 @@ and stopped by its pid (acceptance.processes): `forecourt devices` (the world an
 servers, lingering after the simulated period so the collectors can drain; with `controlled`
 its clock is the harness's, acceptance.clock), the broker (`forecourt broker`, the embedded
 amqtt, or a managed Mosquitto with per-run accounts and ACL — the parts then get the
-credentials file, acceptance/broker_accounts.py —, or an external URL left alone),
-`forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
+credentials file, acceptance/broker_accounts.py, and with `mqtt_tls`, where it listens with
+TLS only, the run's throw-away CA as --mqtt-ca, acceptance/tls.py —, or an external URL left
+alone), `forecourt platform` and the collector(s) — one `forecourt collector` per station, or one
 `forecourt collectors` for the fleet. Collectors reach the broker through a TcpProxy
 (acceptance.netproxy) per station (or one for the fleet), so the network can be cut.
 
@@ -81,7 +82,7 @@ class ChainSettings:
     platform_command: tuple[str, ...] = ()
     devices_args: tuple[str, ...] = ()  # e.g. --pace / --max-compression
     # a vendor's collector (docs/sut.md): argv template with {endpoints} {broker} {keys}
-    # {spool_dir} {profiles} {station} {python} {mqtt_credentials}; per station unless
+    # {spool_dir} {profiles} {station} {python} {mqtt_credentials} {mqtt_ca}; per station unless
     # collectors == "fleet"
     collector_command: tuple[str, ...] = ()
     # a vendor's platform: its API, a read token and the key file it verifies with
@@ -90,6 +91,9 @@ class ChainSettings:
     keys_file: str | Path | None = None
     # an external broker's accounts file (acceptance/broker_accounts.py format), if it has any
     mqtt_credentials: str | Path | None = None
+    # TLS on the uplink: the managed Mosquitto listens with TLS only (mqtts://), every part
+    # verifies it against a throw-away CA made for the run
+    mqtt_tls: bool = False
     platform_read_token: str | None = None  # a vendor platform's read-only token (SEC-1)
     platform_tax_token: str | None = None  # a vendor platform's tax-bureau token (SEC-1)
     device_faults: bool = True  # serve the scenario's device_silent faults
@@ -148,7 +152,10 @@ class Chain:
             self.admin_api = PlatformClient(self.api.base_url, self.admin_token, timeout=10.0)
             self.read_api = self.api
             self.tax_api = PlatformClient(self.api.base_url, self.tax_token, timeout=10.0)
-        self.broker = ManagedBroker(s.broker, self.workdir, s.python, self.station_ids)
+        self.broker = ManagedBroker(s.broker, self.workdir, s.python, self.station_ids,
+                                    tls=s.mqtt_tls)
+        # the CA the parts verify the broker with (None: plain MQTT)
+        self.mqtt_ca_path: Path | None = self.broker.tls.ca if self.broker.tls else None
         # username → password when the broker has accounts (managed Mosquitto), else None;
         # the parts get the credentials file, never passwords on their command line
         self.mqtt_accounts: dict[str, str] | None = (
@@ -203,8 +210,9 @@ class Chain:
                        *self._credentials_args(), *self.settings.platform_args]
 
     def _credentials_args(self) -> list[str]:
-        return ["--mqtt-credentials", str(self.mqtt_credentials_path)] \
+        creds = ["--mqtt-credentials", str(self.mqtt_credentials_path)] \
             if self.broker.accounts else []
+        return creds + (["--mqtt-ca", str(self.mqtt_ca_path)] if self.mqtt_ca_path else [])
 
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings
@@ -216,6 +224,7 @@ class Chain:
                 "keys": str(self.keys_path), "profiles": str(REGISTER_PROFILES), "station": station,
                 "mqtt_credentials": str(self.mqtt_credentials_path) if self.mqtt_accounts
                 else "",
+                "mqtt_ca": str(self.mqtt_ca_path) if self.mqtt_ca_path else "",
                 "spool_dir": str(self.spool_dir if station == "*" else self.spool_dir / station)})
         common = ["--endpoints", str(self.truth_dir / "endpoints.json"), "--broker", broker_url,
                   "--keys", str(self.keys_path), "--heartbeat", str(s.heartbeat_s),
@@ -265,7 +274,8 @@ class Chain:
                 self.clock = SimClock(control["host"], control["port"])
             targets = ["*"] if self.settings.collectors == "fleet" else self.station_ids
             for sid in targets:
-                proxy = TcpProxy(self.broker.host, self.broker.port, HOST).start()
+                proxy = TcpProxy(self.broker.host, self.broker.port, HOST,
+                                 scheme=self.broker.scheme).start()
                 self.proxies[sid] = proxy
                 self.collectors[sid] = self._part(
                     "collectors" if sid == "*" else f"collector:{sid}",

@@ -160,12 +160,44 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from acceptance.keys import make_key_file
 
+    if args.tls is not None:
+        return _tls_keys(args)
+    if args.host:
+        print("forecourt keys: --host: only with --tls DIR (names in the broker certificate)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    if args.out is None:
+        print("forecourt keys: --out FILE is required with --endpoints/--scenario",
+              file=sys.stderr)
+        return EXIT_ERROR
     if args.endpoints:
         stations = list(json.loads(Path(args.endpoints).read_text())["stations"])
     else:
         stations = [row["station_id"] for row in _load(args.scenario).fleet]
     path = make_key_file(stations, Path(args.out))
     print(f"wrote keys for {len(stations)} stations to {path}")
+    return EXIT_OK
+
+
+def _tls_keys(args: argparse.Namespace) -> int:
+    """`forecourt keys --tls DIR`: a throw-away CA and broker certificate (acceptance/tls.py)."""
+    from acceptance.tls import VALID_DAYS, make_tls
+
+    if args.out is not None:
+        print("forecourt keys: --out: not used with --tls DIR (the files go to DIR)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        files = make_tls(Path(args.tls), args.host)
+    except ValueError as exc:
+        print(f"forecourt keys: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"forecourt keys: --tls {args.tls}: cannot write: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"wrote a throw-away CA ({files.ca}) and a broker certificate ({files.cert}, key "
+          f"{files.key}) valid {VALID_DAYS} days for 127.0.0.1, localhost"
+          + "".join(f", {h}" for h in args.host))
     return EXIT_OK
 
 
@@ -177,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
+                          mqtt_tls=args.mqtt_tls,
                           detection_timeout_s=args.detection_timeout))
 
 
@@ -311,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default: mosquitto if installed, else embedded), embedded, "
                         "mosquitto (a managed Mosquitto with per-run accounts and ACL) or "
                         "mqtt://host:port")
+    s.add_argument("--mqtt-tls", action="store_true",
+                   help="the managed Mosquitto listens with TLS only (mqtts://), with a "
+                        "throw-away CA made in the run directory that collectors and platform "
+                        "get as --mqtt-ca / {mqtt_ca} (docs/uplink.md §1)")
     s.add_argument("--compression", type=_compression, default=None,
                    help="simulated seconds per wall second, or 'max' (default: max)")
     s.add_argument("--sut-mutant", choices=MUTANTS,
@@ -362,11 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--listen", default="mqtt://127.0.0.1:1883")
     s.set_defaults(func=cmd_broker)
 
-    s = sub.add_parser("keys", help="generate per-station uplink HMAC keys")
+    s = sub.add_parser("keys", help="generate per-station uplink HMAC keys, or with --tls DIR "
+                                     "a throw-away CA and broker certificate")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--endpoints")
     g.add_argument("--scenario")
-    s.add_argument("--out", required=True)
+    g.add_argument("--tls", metavar="DIR",
+                   help="write DIR/ca.pem, DIR/broker.pem and DIR/broker.key (0600): a fresh CA "
+                        "and a broker certificate for 127.0.0.1 and localhost, valid 30 days "
+                        "(docs/uplink.md §1)")
+    s.add_argument("--host", action="append", default=[], metavar="NAME",
+                   help="with --tls: another DNS name or IP address of the broker (repeatable)")
+    s.add_argument("--out", help="the key file (with --endpoints or --scenario)")
     s.set_defaults(func=cmd_keys)
 
     for name, module, func, helptext in (

@@ -14,8 +14,9 @@ import threading
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1",
-                 listen_port: int = 0) -> None:
+                 listen_port: int = 0, scheme: str = "mqtt") -> None:
         self.target = (target_host, target_port)
+        self.scheme = scheme  # of `url`: bytes pass as they are, TLS included
         self.listen_host, self.listen_port = listen_host, listen_port
         self.mode = "open"  # "open" | "reset" | "blackhole"
         self.connections_total = 0
@@ -27,7 +28,7 @@ class TcpProxy:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.listen_host}:{self.listen_port}"
+        return f"{self.scheme}://{self.listen_host}:{self.listen_port}"
 
     def start(self, timeout: float = 5.0) -> TcpProxy:
         self._thread = threading.Thread(target=self._run, name="tcp-proxy", daemon=True)

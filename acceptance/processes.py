@@ -25,6 +25,7 @@ from acceptance.broker import (
 )
 from acceptance.broker_accounts import BrokerAccounts
 from acceptance.guard import guarded
+from acceptance.tls import TlsFiles, make_tls, tls_files
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -170,10 +171,12 @@ class ManagedBroker:
     """The broker the chain talks to: managed (embedded or Mosquitto) or external.
 
     `kind`: "embedded", "mosquitto" (with per-run accounts and ACL, acceptance/broker_accounts),
-    "auto" (Mosquitto when installed, else embedded) or mqtt://host:port (external)."""
+    "auto" (Mosquitto when installed, else embedded) or mqtt://host:port (external).
+    `tls`: the managed Mosquitto listens with TLS only, with a throw-away CA and certificate
+    made in `workdir`/tls at the first start (acceptance/tls.py)."""
 
     def __init__(self, kind: str, workdir: Path, python: str,
-                 station_ids: Sequence[str] = ()) -> None:
+                 station_ids: Sequence[str] = (), tls: bool = False) -> None:
         self.requested = kind
         if kind == "auto":
             kind = "mosquitto" if mosquitto_installed() else "embedded"
@@ -181,6 +184,15 @@ class ManagedBroker:
         self.part: Part | None = None
         self.mosquitto: Mosquitto | None = None
         self.accounts: BrokerAccounts | None = None
+        self.tls: TlsFiles | None = None
+        if tls and kind != "mosquitto":
+            found = "embedded (auto: mosquitto is not installed)" \
+                if self.requested == "auto" else repr(kind)
+            raise ValueError(f"ChainSettings.mqtt_tls (--mqtt-tls): needs the managed Mosquitto "
+                             f"(--broker mosquitto, or auto with Mosquitto installed), found "
+                             f"{found}")
+        if tls:
+            self.tls = tls_files(workdir / "tls")
         if kind in ("embedded", "mosquitto"):
             self.host, self.port = HOST, free_port(HOST)
         else:
@@ -197,7 +209,7 @@ class ManagedBroker:
             self.accounts = BrokerAccounts.generate(station_ids)
             self.mosquitto = Mosquitto(HOST, self.port, persistence=True,
                                        workdir=workdir / "mosquitto", guard=True,
-                                       accounts=self.accounts)
+                                       accounts=self.accounts, tls=self.tls)
 
     def describe(self) -> str:
         """What was used, for run.json: e.g. "mosquitto (auto)", or the external URL."""
@@ -206,8 +218,12 @@ class ManagedBroker:
         return f"{self.kind} (auto)" if self.requested == "auto" else self.kind
 
     @property
+    def scheme(self) -> str:
+        return "mqtts" if self.tls else "mqtt"
+
+    @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -222,6 +238,10 @@ class ManagedBroker:
             wait_for(lambda: listening(self.host, self.port), timeout,
                   f"embedded broker on {self.url}", self.check)
         elif self.mosquitto:
+            # made once: a broker restart keeps the certificate the parts trust
+            if self.tls and not all(p.exists() for p in (self.tls.ca, self.tls.cert,
+                                                        self.tls.key)):
+                make_tls(self.tls.ca.parent)
             self.mosquitto.start(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:

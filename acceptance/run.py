@@ -58,6 +58,7 @@ from acceptance.recovery import add_recoveries
 from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE
 from acceptance.schedule import FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
+from acceptance.tls import client_context
 from devices.pace import PaceWindow
 from mutants.platform import platform_args, platform_command
 from scenarios.loader import Scenario, ScenarioError, load_scenario
@@ -110,6 +111,9 @@ class RunOptions:
     fault_timeout_s: float = 1800.0
     sample_interval_s: float = 0.5
     collectors: str = "per-station"
+    # TLS on the uplink: the managed Mosquitto listens with TLS only, with a throw-away CA
+    # made in the run's work directory (acceptance/tls.py)
+    mqtt_tls: bool = False
     progress: bool = True
     collector_args: tuple[str, ...] = ()
     paced: bool = True  # pace windows for faults and the latency segment (docs/run-record.md)
@@ -393,6 +397,7 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         collector_command=c.command if external_collector else (),
         platform_url=p.base_url if p.kind == "external" else None,
         platform_token=p.token, keys_file=p.keys, mqtt_credentials=p.mqtt_credentials,
+        mqtt_tls=opts.mqtt_tls,
         platform_read_token=p.read_token, platform_tax_token=p.tax_token,
         platform_args=platform_args(opts.platform_mutant),
         platform_command=platform_command(opts.platform_mutant),
@@ -454,6 +459,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             raise HarnessError(f"{scenario.path}: faults[{i}].kind: {f['kind']} needs a "
                                f"{'platform' if f['kind'] != 'broker_restart' else 'broker'} "
                                f"the harness started; this run's is external")
+    if opts.mqtt_tls and sut.platform.kind != "reference":
+        raise HarnessError("--mqtt-tls: the harness makes TLS for the Mosquitto it manages; this "
+                           "scenario's platform is external, with its own broker")
     if opts.platform_mutant and sut.platform.kind != "reference":
         raise HarnessError(f"--platform-mutant {opts.platform_mutant}: only the reference "
                            f"platform has mutants; this scenario's platform is external")
@@ -467,7 +475,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         if opts.seed is not None else scenario.data["seed"],
         "days": opts.days if opts.days is not None else scenario.data["days"],
         "compression": "max" if opts.compression is None else opts.compression,
-        "broker": opts.broker, "sut": sut.describe(),
+        "broker": opts.broker, "mqtt_tls": opts.mqtt_tls, "sut": sut.describe(),
         "harness": {"version": harness_version(), "git_commit": git_commit()},
         "sut_versions": {
             "collector": (f"reference {harness_version()}" + (f" (mutant {sut.collector.mutant})"
@@ -479,7 +487,10 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             else f"external: {sut.platform.base_url}"},
         "wall_start": time.time(), "notes": []}
     windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
-    chain = Chain(_settings(opts, scenario, sut, out, windows))
+    try:
+        chain = Chain(_settings(opts, scenario, sut, out, windows))
+    except ValueError as exc:  # e.g. --mqtt-tls without Mosquitto
+        raise HarnessError(str(exc)) from None
     info["broker"] = chain.broker.describe()  # what "auto" chose
     if chain.broker.kind == "embedded":
         info["notes"].append(EMBEDDED_BROKER_NOTE)
@@ -602,7 +613,8 @@ def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
     ctx = Context(chain.broker.host, chain.broker.port, chain.mqtt_accounts,
                   station_keys(chain.keys_path), list(chain.station_ids), chain.api,
                   marker_time=scenario.start_epoch - 86400.0, read_api=chain.read_api,
-                  tax_api=chain.tax_api)
+                  tax_api=chain.tax_api,
+                  tls=client_context(chain.mqtt_ca_path) if chain.mqtt_ca_path else None)
     entry = {"kind": ATTACK_PHASE, "station_id": None, "device": None,
              "sim_start": chain.sim_time(), "wall_start": time.time(),
              "detail": "SEC-1 attack phase"}

@@ -17,7 +17,9 @@ the same content:
 
 Placeholders in an external command: {endpoints} {broker} {keys} {spool_dir} {profiles}
 {station} (per_station only), {python} (this interpreter), {mqtt_credentials} (the broker
-accounts' credentials file, docs/uplink.md §1; empty when the broker has no accounts).
+accounts' credentials file, docs/uplink.md §1; empty when the broker has no accounts),
+{mqtt_ca} (the CA file to verify the broker with when it speaks TLS, `--mqtt-tls`; empty
+otherwise).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import yaml
 from mutants.collector import MUTANTS
 
 PLACEHOLDERS = ("endpoints", "broker", "keys", "spool_dir", "profiles", "station", "python",
-                "mqtt_credentials")
+                "mqtt_credentials", "mqtt_ca")
 
 
 class SutError(ValueError):

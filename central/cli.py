@@ -16,6 +16,9 @@ it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migratio
 `--verify-chain [--station S] [--heads FILE]` only verifies the stored records against their
 hash chains, and the chains against heads recorded earlier (central/integrity.py): exit 0
 intact, 1 tampered, 2 bad input.
+
+With `--broker mqtts://host:port` ingest speaks TLS and verifies the broker's certificate and
+host name against `--mqtt-ca FILE`, or the system trust store without it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import json
 import logging
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -44,6 +48,7 @@ from central.migrate import MigrationError, applied
 from central.migrate import migrate as apply_migrations
 from central.registry import RegistryError, import_registry, load_registry
 from central.resources import Context
+from central.tls import client_context
 from central.vcf import Vcf, parse_densities
 
 log = logging.getLogger("central")
@@ -72,7 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                                             "storage, analytics and HTTP API.")
     p.add_argument("--db", required=True,
                    help="sqlite:///path/to/platform.db or postgresql://user@host:port/db")
-    p.add_argument("--broker", help="mqtt://[user:password@]host:port of the uplink broker")
+    p.add_argument("--broker", help="mqtt://[user:password@]host:port of the uplink broker, "
+                                    "or mqtts:// for TLS")
+    p.add_argument("--mqtt-ca", type=Path,
+                   help="with mqtts://: PEM CA bundle to verify the broker with (default: the "
+                        "system trust store)")
     p.add_argument("--mqtt-credentials", type=Path,
                    help="MQTT credentials file (forecourt-mqtt-credentials/1, docs/uplink.md "
                         "§1): the platform connects as the account named by --client-id")
@@ -222,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                                  "given too: expected one of them")
             account = (args.client_id, load_mqtt_password(args.mqtt_credentials,
                                                           args.client_id))
+        if address.tls:
+            tls: ssl.SSLContext | None = client_context(args.mqtt_ca)
+        elif args.mqtt_ca is not None:
+            raise ValueError(f"--mqtt-ca {args.mqtt_ca}: given for a plain mqtt:// broker; "
+                             f"use mqtts://host:port in --broker for TLS")
+        else:
+            tls = None
         keyfile = KeyFile(args.keys)
         registry = load_registry(args.registry)
         tokens, generated = load_tokens(args.tokens)
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stations = {s.station_id: s for s in registry}
     ingest = IngestService(db, args.broker, stations, keyfile, client_id=args.client_id,
-                           account=account,
+                           account=account, tls=tls,
                            replay_window_s=args.replay_window, max_batch=args.max_batch,
                            quiet_reconnect_s=args.heartbeat_timeout)
 

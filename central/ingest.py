@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,20 +37,27 @@ class BrokerAddress:
     port: int
     username: str | None = None
     password: str | None = None
+    tls: bool = False  # mqtts://
+
+    @property
+    def url(self) -> str:
+        """Without credentials, for logs."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://[user[:password]@]host[:port]` (default port 1883)."""
+    """`mqtt[s]://[user[:password]@]host[:port]` (default port 1883, 8883 with mqtts)."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise ValueError(f"--broker {url!r}: expected mqtt://host:port")
+    if parsed.scheme not in ("mqtt", "tcp", "mqtts") or not parsed.hostname:
+        raise ValueError(f"--broker {url!r}: expected mqtt://host:port (or mqtts:// for TLS)")
+    tls = parsed.scheme == "mqtts"
     try:
-        port = parsed.port or 1883
+        port = parsed.port or (8883 if tls else 1883)
     except ValueError:
         raise ValueError(f"--broker {url!r}: the port must be a number 1..65535") from None
     return BrokerAddress(parsed.hostname, port,
                          unquote(parsed.username) if parsed.username else None,
-                         unquote(parsed.password) if parsed.password else None)
+                         unquote(parsed.password) if parsed.password else None, tls)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class IngestService:
     def __init__(self, db: Database, broker_url: str, stations: Mapping[str, Station],
                  keyfile: KeyFile, *, client_id: str = "fc-platform",
                  account: tuple[str, str] | None = None,
+                 tls: ssl.SSLContext | None = None,
                  replay_window_s: float = 600.0, max_batch: int = 500,
                  max_queue: int = MAX_QUEUE, quiet_reconnect_s: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -86,6 +95,7 @@ class IngestService:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._epoch = 0
+        self._connect_failed = False  # logged since the last connection
         self.batches = 0
         self.messages = 0
         self.last_error: str | None = None
@@ -106,6 +116,14 @@ class IngestService:
         self.username = username
         if username:
             self.client.username_pw_set(username, password)
+        if self.address.tls:
+            if tls is None:
+                raise ValueError(f"{self.address.url}: TLS needs an SSL context (--mqtt-ca)")
+            # paho verifies the certificate and host name during the (re)connects
+            self.client.tls_set_context(tls)
+        elif tls is not None:
+            raise ValueError(f"{self.address.url}: an SSL context given for plain MQTT")
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -168,8 +186,8 @@ class IngestService:
     def _on_connect(self, client: mqtt.Client, _ud: object, flags: mqtt.ConnectFlags,
                     reason: object, _props: object) -> None:
         if getattr(reason, "is_failure", False):
-            log.error("broker %s:%d refused the connection as %s: %s; retrying",
-                      self.address.host, self.address.port,
+            log.error("broker %s refused the connection as %s: %s; retrying",
+                      self.address.url,
                       f"account {self.username!r}" if self.username else "anonymous", reason)
             return
         if not flags.session_present:
@@ -177,8 +195,9 @@ class IngestService:
             # longer has: never PUBACK them on this connection.
             self._epoch += 1
         self._connected.set()
-        log.info("connected to mqtt://%s:%d (session present: %s)", self.address.host,
-                 self.address.port, flags.session_present)
+        self._connect_failed = False
+        log.info("connected to %s (session present: %s)", self.address.url,
+                 flags.session_present)
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, reasons: list,
@@ -188,6 +207,15 @@ class IngestService:
             log.error("subscription refused by the broker: %s", failed)
             return
         self._subscribed.set()
+
+    def _on_connect_fail(self, _c: mqtt.Client, _ud: object) -> None:
+        # paho says no more than this; once per outage, since it retries every few seconds
+        if not self._connect_failed:
+            self._connect_failed = True
+            log.warning("cannot connect to the broker %s (unreachable%s); retrying",
+                        self.address.url, ", or the TLS handshake failed: is the broker's "
+                        "certificate signed by --mqtt-ca and for this host?"
+                        if self.address.tls else "")
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: object, _flags: object, reason: object,
                        _props: object) -> None:

@@ -1,12 +1,14 @@
 """Command lines of the reference collector (wired as `forecourt collector` / `collectors`).
 
-    collector --station S --endpoints FILE --broker mqtt://[user:password@]host:port
-              --spool DIR --keys FILE [--mqtt-credentials FILE] [--profiles DIR]
+    collector --station S --endpoints FILE --broker mqtt[s]://[user:password@]host:port
+              --spool DIR --keys FILE [--mqtt-credentials FILE] [--mqtt-ca FILE] [--profiles DIR]
               [--heartbeat S] [--poll-interval S] [--log-level LEVEL]
     collectors --endpoints FILE --broker mqtt://host:port --spool-dir DIR --keys FILE [...]
 
 MQTT account (docs/uplink.md §1): `user:password@` in --broker (URL-quoted; every station
 of the process uses it), or --mqtt-credentials FILE, where station S uses account fc-col-S.
+TLS: `mqtts://` (default port 8883) verifies the broker against --mqtt-ca FILE (a PEM CA
+bundle), or the system trust store without it.
 
 Both stop cleanly on SIGTERM/SIGINT: the poll round in progress finishes (records committed,
 then FIFO acks), outstanding acks get a moment, `online: false` is published.
@@ -21,6 +23,7 @@ import asyncio
 import logging
 import signal
 import sqlite3
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from collector.poller import PollSettings
 from collector.profile import DEFAULT_PROFILES_DIR, Profile, ProfileError, load_profiles
 from collector.spool import SpoolError
 from collector.station import CollectorSettings, StationCollector
+from collector.tls import client_context
 from collector.uplink import UplinkSettings
 from collector.uplink_records import MappingError
 
@@ -46,22 +50,36 @@ class BrokerAddress:
     port: int
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    tls: bool = False  # mqtts://
 
 
 def parse_broker(url: str) -> BrokerAddress:
-    """`mqtt://[user[:password]@]host[:port]` (default port 1883; user and password are
-    URL-unquoted)."""
+    """`mqtt[s]://[user[:password]@]host[:port]` (default port 1883, 8883 with mqtts; user
+    and password are URL-unquoted)."""
     parsed = urlparse(url)
     shown = url.replace(f":{parsed.password}@", ":***@") if parsed.password else url
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise ValueError(f"--broker {shown!r}: expected mqtt://[user:password@]host:port")
+    if parsed.scheme not in ("mqtt", "tcp", "mqtts") or not parsed.hostname:
+        raise ValueError(f"--broker {shown!r}: expected mqtt://[user:password@]host:port "
+                         f"(or mqtts:// for TLS)")
+    tls = parsed.scheme == "mqtts"
     try:
-        port = parsed.port or 1883
+        port = parsed.port or (8883 if tls else 1883)
     except ValueError:
         raise ValueError(f"--broker {shown!r}: the port must be a number 1..65535") from None
     return BrokerAddress(parsed.hostname, port,
                          unquote(parsed.username) if parsed.username else None,
-                         unquote(parsed.password) if parsed.password is not None else None)
+                         unquote(parsed.password) if parsed.password is not None else None,
+                         tls)
+
+
+def _tls(args: argparse.Namespace, broker: BrokerAddress) -> ssl.SSLContext | None:
+    """How to verify the broker: None for plain mqtt://."""
+    if not broker.tls:
+        if args.mqtt_ca is not None:
+            raise ValueError(f"--mqtt-ca {args.mqtt_ca}: given for a plain mqtt:// broker; "
+                             f"use mqtts://host:port in --broker for TLS")
+        return None
+    return client_context(args.mqtt_ca)
 
 
 def _accounts(args: argparse.Namespace, broker: BrokerAddress,
@@ -90,7 +108,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", required=True, type=Path,
                         help="endpoint map written by `forecourt devices` (endpoints.json)")
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                        help="mqtt://[user:password@]host:port")
+                        help="mqtt://[user:password@]host:port, or mqtts:// for TLS")
+    parser.add_argument("--mqtt-ca", type=Path,
+                        help="with mqtts://: PEM CA bundle to verify the broker with "
+                             "(default: the system trust store)")
     parser.add_argument("--mqtt-credentials", type=Path,
                         help="MQTT credentials file (forecourt-mqtt-credentials/1): station S "
                              "connects as account fc-col-S (docs/uplink.md §1)")
@@ -177,6 +198,7 @@ class _Plan:
     broker: BrokerAddress
     settings: CollectorSettings
     accounts: dict[str, tuple[str, str | None] | None]  # station → MQTT (username, password)
+    tls: ssl.SSLContext | None = None  # mqtts: how to verify the broker
 
 
 def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
@@ -191,7 +213,7 @@ def _plan(args: argparse.Namespace, station_ids: Sequence[str] | None) -> _Plan:
     broker = parse_broker(args.broker)
     return _Plan([endpoints.stations[sid] for sid in ids], profiles,
                  {sid: station_keys(keyring, sid, str(args.keys)) for sid in ids},
-                 broker, _settings(args), _accounts(args, broker, ids))
+                 broker, _settings(args), _accounts(args, broker, ids), _tls(args, broker))
 
 
 async def _serve(plan: _Plan, spool_for) -> int:
@@ -204,7 +226,8 @@ async def _serve(plan: _Plan, spool_for) -> int:
                 collectors.append(StationCollector(ep, plan.profiles, plan.keys[ep.station_id],
                                                    (plan.broker.host, plan.broker.port),
                                                    spool_for(ep.station_id), plan.settings,
-                                                   account=plan.accounts[ep.station_id]))
+                                                   account=plan.accounts[ep.station_id],
+                                                   tls=plan.tls))
             except (SpoolError, OSError, sqlite3.Error) as exc:
                 if len(plan.stations) == 1:
                     raise SpoolError(str(exc)) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,10 @@ class StationCollector:
     def __init__(self, endpoint: StationEndpoint, profiles: dict[str, Profile],
                  keys: StationKeys, broker: tuple[str, int], spool_dir: Path,
                  settings: CollectorSettings | None = None,
-                 account: tuple[str, str | None] | None = None) -> None:
-        """`account`: MQTT (username, password), None to connect anonymously."""
+                 account: tuple[str, str | None] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`account`: MQTT (username, password), None to connect anonymously; `tls`: how to
+        verify the broker (mqtts), None for plain TCP."""
         self.station_id = endpoint.station_id
         self.settings = settings or CollectorSettings()
         self.spool = Spool(spool_dir, self.station_id,
@@ -47,7 +50,7 @@ class StationCollector:
         try:
             builder = RecordBuilder(self.station_id, profiles)
             self.uplink = Uplink(self.station_id, broker[0], broker[1], keys, self.spool,
-                                 self.spool.boot_id, self.settings.uplink, account)
+                                 self.spool.boot_id, self.settings.uplink, account, tls)
             self.poller = StationPoller(endpoint, profiles, builder, self.spool,
                                         self.settings.poll,
                                         on_spooled=lambda n: self.uplink.wake.set())

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -105,8 +106,10 @@ class _Batch:
 class Uplink:
     def __init__(self, station_id: str, host: str, port: int, keys: StationKeys, spool: Spool,
                  boot_id: str, settings: UplinkSettings | None = None,
-                 account: tuple[str, str | None] | None = None) -> None:
+                 account: tuple[str, str | None] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.station_id = station_id
+        self.url = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"  # for the log
         self.username = account[0] if account else None
         self.host, self.port = host, port
         self.keys = keys
@@ -137,6 +140,8 @@ class Uplink:
         client.connect_timeout = self.settings.connect_timeout
         if account is not None:
             client.username_pw_set(*account)
+        if tls is not None:  # the handshake (and its verification) happens in connect()
+            client.tls_set_context(tls)
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
@@ -187,8 +192,8 @@ class Uplink:
 
     def _on_connected(self, session_present: bool) -> None:
         self.stats.connects += 1
-        log.info("%s: connected to mqtt://%s:%d (session %s)", self.station_id, self.host,
-                 self.port, "resumed" if session_present else "new")
+        log.info("%s: connected to %s (session %s)", self.station_id, self.url,
+                 "resumed" if session_present else "new")
         self.connected.set()
         if not session_present:
             # The broker kept nothing for us: what was in flight may be lost with it.
@@ -225,8 +230,9 @@ class Uplink:
                 await asyncio.to_thread(self.client.connect, self.host, self.port, s.keepalive)
             except (OSError, ValueError) as exc:
                 self.stats.connect_failures += 1
-                log.warning("%s: cannot reach broker mqtt://%s:%d (%s); retry in %.1f s",
-                            self.station_id, self.host, self.port, exc, delay)
+                # a failed TLS handshake (untrusted certificate, wrong host) lands here too
+                log.warning("%s: cannot reach broker %s (%s); retry in %.1f s",
+                            self.station_id, self.url, exc, delay)
                 if await sleep_or_stop(stop, delay):
                     return
                 delay = min(delay * 2, s.reconnect_max)
@@ -238,8 +244,8 @@ class Uplink:
                 return  # close() ends the session cleanly
             await asyncio.to_thread(self.client.loop_stop)
             if self._refused is not None:
-                log.error("%s: broker mqtt://%s:%d refused the connection as %s: %s; retry "
-                          "in %.1f s", self.station_id, self.host, self.port,
+                log.error("%s: broker %s refused the connection as %s: %s; retry "
+                          "in %.1f s", self.station_id, self.url,
                           f"account {self.username!r}" if self.username else "anonymous",
                           self._refused, delay)
             elif time.monotonic() - started > 10 * s.reconnect_min + s.keepalive:

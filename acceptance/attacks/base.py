@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +77,10 @@ class Context:
     # the harness's own subscriber to fsx/v1/# (None: it could not subscribe): what it
     # receives is what the broker let through
     monitor: MqttSession | None = None
-    marker_seq: int = 65000  # FIFO sequence numbers of forged records, counted up
+    marker_seq: int = 65000
+    # the broker speaks TLS (--mqtt-tls): every connection of the attacker verifies it too,
+    # since the attacks are about accounts and signatures, not about the transport
+    tls: ssl.SSLContext | None = None  # FIFO sequence numbers of forged records, counted up
 
     def next_marker(self) -> tuple[int, float]:
         """(seq, device time) of a new forged record, unique in the run."""
@@ -102,7 +106,7 @@ class Context:
         """A connection as `station`'s collector (anonymous when the broker has no accounts
         or station is None)."""
         return MqttSession(self.broker_host, self.broker_port, self.credentials(station),
-                           client_id or f"fc-attacker-{secrets.token_hex(4)}")
+                           client_id or f"fc-attacker-{secrets.token_hex(4)}", self.tls)
 
 
 AttackFn = Callable[[Context], list[Attempt]]
@@ -119,12 +123,14 @@ class MqttSession:
     """One MQTT 3.1.1 connection of the attacker, reporting what the broker answered."""
 
     def __init__(self, host: str, port: int, credentials: tuple[str, str] | None,
-                 client_id: str) -> None:
+                 client_id: str, tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=True, reconnect_on_failure=False)
         if credentials:
             self.client.username_pw_set(*credentials)
+        if tls is not None:
+            self.client.tls_set_context(tls)
         self.connack: int | None = None  # 0 = accepted
         self._connected = threading.Event()
         self._closed = threading.Event()

@@ -35,7 +35,7 @@ ANY_REJECTION = ["rejected"]  # any documented reason but internal_error (phase.
 
 def _anonymous(ctx: Context, client_id: str = "") -> MqttSession:
     return MqttSession(ctx.broker_host, ctx.broker_port, None,
-                       client_id or f"fc-intruder-{secrets.token_hex(4)}")
+                       client_id or f"fc-intruder-{secrets.token_hex(4)}", ctx.tls)
 
 
 @attack

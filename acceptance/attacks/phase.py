@@ -76,7 +76,7 @@ def _monitor(ctx: Context) -> tuple[MqttSession | None, str]:
     if accounts is not None and MONITOR_ACCOUNT not in accounts:
         return None, f"the broker's accounts have no {MONITOR_ACCOUNT}"
     creds = (MONITOR_ACCOUNT, accounts[MONITOR_ACCOUNT]) if accounts is not None else None
-    s = MqttSession(ctx.broker_host, ctx.broker_port, creds, MONITOR_ACCOUNT)
+    s = MqttSession(ctx.broker_host, ctx.broker_port, creds, MONITOR_ACCOUNT, ctx.tls)
     if not s.connect():
         s.close()
         return None, f"the monitor's connection was refused (CONNACK {s.connack})"
