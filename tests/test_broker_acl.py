@@ -20,7 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from test_collector_support import Station, wait_until
+from test_collector_support import Station, connect_failures, wait_until
 
 from acceptance.broker import Mosquitto, mosquitto_installed
 from acceptance.broker_accounts import (
@@ -302,16 +302,7 @@ def test_a_refused_collector_says_why_and_retries(broker, tmp_path, caplog):
         uplink = Uplink("A", broker.host, broker.port, keys, spool, spool.boot_id,
                         UplinkSettings(reconnect_min=0.1, reconnect_max=0.2),
                         account=("fc-col-A", "wrong"))
-        stop = asyncio.Event()
-        task = asyncio.create_task(uplink.run(stop))
-        for _ in range(int(WAIT_S / 0.05)):
-            if uplink.stats.connect_failures >= 3 or task.done():
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task  # no crash: it kept trying
-        await uplink.close()
-        return uplink.stats.connect_failures
+        return await connect_failures(uplink, 3, WAIT_S)
 
     with caplog.at_level(logging.ERROR, logger="collector.uplink"):
         try:

@@ -5,17 +5,13 @@ platform restart, and the `forecourt platform` process end to end (SIGTERM stops
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -23,15 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_central_support import (
     KEYS,
-    REGISTRY_CSV,
     STATIONS,
     T0,
+    api_get,
     data_message,
     fresh_database,
     heartbeat,
     inventory,
     online,
     ready_database,
+    ready_line,
+    start_platform_process,
     txn,
     verify_ack,
     write_key_file,
@@ -305,39 +303,15 @@ def test_fuzzed_payloads_over_the_broker_are_rejected_with_a_reason(
 
 def test_platform_process_serves_and_stops_on_sigterm(broker: Mosquitto,
                                                      tmp_path: Path) -> None:
-    registry = tmp_path / "fleet.csv"
-    registry.write_text(REGISTRY_CSV, encoding="utf-8")
-    keys = write_key_file(tmp_path / "keys.json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECOURT_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from central.cli import main; "
-                               "sys.exit(main(sys.argv[1:]))",
-         "--db", f"sqlite:///{tmp_path / 'p.db'}", "--broker", broker.url,
-         "--http", "127.0.0.1:0", "--keys", str(keys), "--registry", str(registry),
-         "--client-id", f"fc-platform-{uuid.uuid4().hex[:6]}", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = start_platform_process(tmp_path, broker.url, write_key_file(tmp_path / "keys.json"),
+                                  "--client-id", f"fc-platform-{uuid.uuid4().hex[:6]}")
     col = None
     try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()),
-                                  daemon=True)
-        reader.start()
-        reader.join(TIMEOUT)
-        assert line and line[0], f"no ready line; stderr: {proc.stderr.read()[:2000]}"
-        ready = json.loads(line[0])
+        ready = ready_line(proc, TIMEOUT)
         assert ready["event"] == "ready" and ready["stations"] == 3
-        token = ready["tokens"]["read"]
 
-        def get(path: str) -> dict:
-            req = urllib.request.Request(ready["http"] + path,
-                                         headers={"Authorization": f"Bearer {token}"})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    return json.loads(resp.read())
-            except urllib.error.HTTPError as exc:
-                if path != "/healthz" or exc.code != 503:
-                    raise
-                return json.loads(exc.read())  # degraded: the body says why
+        def get(path: str) -> Any:
+            return api_get(ready, path)
 
         # "ready" means the API listens; ingest connects to the broker after that
         assert get("/healthz")["database"] is True

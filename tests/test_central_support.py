@@ -8,6 +8,11 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +190,46 @@ def ready_database(url: str) -> Database:
     with db.borrow() as conn:
         import_registry(conn, STATIONS)
     return db
+
+
+# -- the platform as a process ------------------------------------------------------------
+def start_platform_process(tmp_path: Path, broker_url: str, keys: Path,
+                           *extra: str) -> subprocess.Popen:
+    """`central.cli` on the test registry, a fresh SQLite database and a free HTTP port,
+    with none of this shell's FORECOURT_ variables; read its ready line with ready_line."""
+    registry = tmp_path / "fleet.csv"
+    registry.write_text(REGISTRY_CSV, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECOURT_")}
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from central.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))",
+         "--db", f"sqlite:///{tmp_path / 'p.db'}", "--broker", broker_url,
+         "--http", "127.0.0.1:0", "--keys", str(keys), "--registry", str(registry),
+         "--log-level", "WARNING", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def ready_line(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
+    """The platform's start-up line (docs/platform-api.md §8), or AssertionError with its
+    stderr if none came."""
+    assert proc.stdout is not None and proc.stderr is not None
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert line and line[0], f"no ready line; stderr: {proc.stderr.read()[:2000]}"
+    return dict(json.loads(line[0]))
+
+
+def api_get(ready: dict[str, Any], path: str) -> Any:
+    """GET `path` with the generated read token. /healthz's 503 body is returned too: the
+    platform is degraded until ingest has subscribed (it prints its ready line before)."""
+    req = urllib.request.Request(ready["http"] + path,
+                                 headers={"Authorization": f"Bearer {ready['tokens']['read']}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if path != "/healthz" or exc.code != 503:
+            raise
+        return json.loads(exc.read())

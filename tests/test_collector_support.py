@@ -268,6 +268,20 @@ async def until(predicate, timeout: float, interval: float = 0.02) -> bool:
     return bool(predicate())
 
 
+async def connect_failures(uplink, at_least: int, timeout: float) -> int:
+    """Run `uplink` (collector.uplink.Uplink) until it has failed to connect `at_least`
+    times (or `timeout`), stop it and return how often it failed: a refused collector
+    must keep trying, not crash."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(uplink.run(stop))
+    await until(lambda: uplink.stats.connect_failures >= at_least or task.done(), timeout,
+                0.05)
+    stop.set()
+    await task
+    await uplink.close()
+    return uplink.stats.connect_failures
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,25 +10,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import ssl
 import stat
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.enums import CallbackAPIVersion
-from test_central_support import REGISTRY_CSV
-from test_collector_support import Station, ThreadedStation, expected_transaction, transaction
+from test_central_support import api_get, ready_line, start_platform_process
+from test_collector_support import (
+    Station,
+    ThreadedStation,
+    connect_failures,
+    expected_transaction,
+    transaction,
+)
 from waiting import HANG_S, wait_for
 
 from acceptance.broker import Mosquitto, mosquitto_installed
@@ -205,16 +209,7 @@ def test_a_collector_that_distrusts_the_broker_says_why_and_retries(tls_broker, 
         uplink = Uplink("A", "127.0.0.1", broker.port, keys, spool, spool.boot_id,
                         UplinkSettings(reconnect_min=0.1, reconnect_max=0.2),
                         tls=ssl.create_default_context(cafile=str(other.ca)))
-        stop = asyncio.Event()
-        task = asyncio.create_task(uplink.run(stop))
-        for _ in range(int(WAIT_S / 0.05)):
-            if uplink.stats.connect_failures >= 2 or task.done():
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task  # no crash: it kept trying
-        await uplink.close()
-        return uplink.stats.connect_failures
+        return await connect_failures(uplink, 2, WAIT_S)
 
     with caplog.at_level(logging.WARNING, logger="collector.uplink"):
         try:
@@ -226,19 +221,6 @@ def test_a_collector_that_distrusts_the_broker_says_why_and_retries(tls_broker, 
 
 
 # ---- the reference platform and collector over mqtts ---------------------------------------
-
-def _platform(tmp_path: Path, broker_url: str, ca: Path, keys: Path) -> subprocess.Popen:
-    registry = tmp_path / "fleet.csv"
-    registry.write_text(REGISTRY_CSV, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECOURT_")}
-    return subprocess.Popen(
-        [sys.executable, "-c", "import sys; from central.cli import main; "
-                               "sys.exit(main(sys.argv[1:]))",
-         "--db", f"sqlite:///{tmp_path / 'p.db'}", "--broker", broker_url, "--mqtt-ca", str(ca),
-         "--http", "127.0.0.1:0", "--keys", str(keys), "--registry", str(registry),
-         "--client-id", "fc-platform-tls", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-
 
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None:
@@ -269,27 +251,12 @@ def test_collector_and_platform_get_a_record_through_over_mqtts(tls_broker, tmp_
     try:
         served.call(station.start_tcp)
         (tmp_path / "endpoints.json").write_text(json.dumps(station.endpoints_doc()))
-        platform = _platform(tmp_path, broker.url, files.ca, keys)
-        assert platform.stdout is not None and platform.stderr is not None
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(platform.stdout.readline()),
-                                  daemon=True)
-        reader.start()
-        reader.join(HANG_S)
-        assert line and line[0], f"no ready line; stderr: {platform.stderr.read()[:2000]}"
-        ready = json.loads(line[0])
-        token = ready["tokens"]["read"]
+        platform = start_platform_process(tmp_path, broker.url, keys, "--mqtt-ca",
+                                          str(files.ca), "--client-id", "fc-platform-tls")
+        ready = ready_line(platform, HANG_S)
 
-        def get(path: str) -> dict:
-            req = urllib.request.Request(ready["http"] + path,
-                                         headers={"Authorization": f"Bearer {token}"})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    return json.loads(resp.read())
-            except urllib.error.HTTPError as exc:
-                if path != "/healthz" or exc.code != 503:
-                    raise
-                return json.loads(exc.read())  # degraded until ingest has subscribed
+        def get(path: str) -> Any:
+            return api_get(ready, path)
 
         # subscribed means the platform's TLS handshake and verification succeeded
         wait_for(lambda: get("/healthz")["mqtt_subscribed"], HANG_S, "platform subscribed")
