@@ -242,6 +242,43 @@ def first_per_group(keys: np.ndarray, times: np.ndarray) -> list[np.ndarray]:
     return groups
 
 
+SEQ_MOD = 65536  # device FIFO sequence numbers wrap at 16 bits (docs/register-map.md)
+
+
+def sequence_order(device: np.ndarray, time: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Indices in the order each device made its records: by device, then its sequence
+    number unwrapped along device-time order. A device's clock can jump (a drift set right,
+    an RTC reset to 2000) and its times then lie about what came first; its sequence does
+    not, as long as the time order misplaces a record by fewer than 32,768 records."""
+    if len(seq) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rough = np.lexsort((seq, time, device))
+    d, s = device[rough], seq[rough].astype(np.int64)
+    half = SEQ_MOD // 2
+    step = (np.diff(s) + half) % SEQ_MOD - half  # the nearest way round: −32768…32767
+    step[d[1:] != d[:-1]] = 0  # each device counts on its own (sorted by device first)
+    unwrapped = np.r_[0, np.cumsum(step)]
+    return rough[np.lexsort((np.arange(len(rough)), unwrapped, d))]
+
+
+def complete_in_made_order(data: Any, ctx: Context, stream: str) -> np.ndarray:
+    """Indices of the stream's records below their device's completeness horizon, in the
+    order each device made them (sequence_order): of each device, the records made before
+    the first one beyond the horizon — counting those timed after `through` (data.later).
+    A record made later may carry an earlier time (a clock set back) but is no more
+    complete than the one before it."""
+    device, time, seq, n = data.made_rows(stream)
+    order = sequence_order(device, time, seq)
+    if len(order) == 0:
+        return order
+    d = device[order]
+    beyond = ((order >= n) | (time[order] > horizons(data, ctx, d))).astype(np.int64)
+    seen = np.cumsum(beyond)
+    first = np.r_[True, d[1:] != d[:-1]]
+    before = (seen - beyond)[first][np.cumsum(first) - 1]  # beyond ones before the device's
+    return order[seen == before]
+
+
 def day_labels(times: np.ndarray, zone: ZoneInfo) -> np.ndarray:
     """Local date (YYYY-MM-DD) of each device time, vectorised over a day grid."""
     if len(times) == 0:

@@ -1,6 +1,6 @@
 """Data continuity (数据连续性): what a device produced but the platform never received.
 
-- `totalizer_gap` (device+nozzle): consecutive fills of a nozzle (by start_time, seq) must
+- `totalizer_gap` (device+nozzle): consecutive fills of a nozzle (in sequence order) must
   chain exactly: previous volume_total_ml + volume_ml = this volume_total_ml. A positive
   gap is volume the totalizer counted but no transaction reports (filtered or lost
   fills). One alert per nozzle and local day; evidence: breaks, missing volume, first and
@@ -14,10 +14,11 @@
   below). One per device
   and local day.
 - `sequence_gap` (device): each device stream numbers its records 0…65535 (wrapping);
-  consecutive records (by device time; same-time records in sequence order relative to
-  the record before them) must be one apart. A step of 2…32768 is a gap of step − 1
-  records. Only records below the device's completeness horizon are compared (late data
-  cannot look like a gap). A gap for which the device logged a FIFO overflow (event 30
+  consecutive records (in the order the device made them: base.sequence_order, not by
+  device time, which a wrong clock scrambles) must be one apart. A step of 2…32768 is a gap of step − 1
+  records. Only records made before the first one beyond the device's completeness
+  horizon are compared (late data cannot look like a gap, nor can data made before a
+  clock was set back). A gap for which the device logged a FIFO overflow (event 30
   for that FIFO) is the collector's loss, not tampering, and is not raised. One alert per
   device stream and local day.
 """
@@ -30,17 +31,17 @@ from typing import ClassVar
 import numpy as np
 
 from central.detectors.base import (
+    SEQ_MOD,
     AlertProposal,
     Context,
+    complete_in_made_order,
     day_labels,
     first_per_group,
-    horizons,
     iso,
 )
 from central.detectors.data import DEVICE_STREAMS, StationData
 from central.detectors.monotonicity import nozzle_order
 
-SEQ_MOD = 65536
 EVENT_FIFO_OVERFLOW = 30
 # FIFO base addresses (docs/register-map.md §4, §5): value_old of event 30.
 FIFO_BASE = {("D", "transactions"): 1000, ("D", "events"): 2000, ("G", "inventory"): 1000,
@@ -163,11 +164,9 @@ class ContinuityDetector:
         out = []
         for stream in DEVICE_STREAMS:
             s = data.streams[stream]
-            ok = np.flatnonzero(s.time <= horizons(data, ctx, s.device))
-            if len(ok) < 2:
+            rows = complete_in_made_order(data, ctx, stream)
+            if len(rows) < 2:
                 continue
-            order = _sequence_order(s.device[ok], s.time[ok], s.seq[ok])
-            rows = ok[order]
             dev, t, seq = s.device[rows], s.time[rows], s.seq[rows]
             same = dev[1:] == dev[:-1]
             step = (seq[1:] - seq[:-1]) % SEQ_MOD
@@ -212,26 +211,3 @@ class ContinuityDetector:
             ok = k < len(times)
             out[m[ok]] = times[k[ok]] <= t1[m[ok]] + lim.overflow_window_s
         return out
-
-
-def _sequence_order(device: np.ndarray, t: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Order by (device, time, seq); records sharing a device time follow sequence order
-    relative to the record before them, so 65535, 0, 1 at one instant keep that order."""
-    order = np.lexsort((seq, t, device))
-    d, tt, s = device[order], t[order], seq[order]
-    new_group = np.r_[True, (d[1:] != d[:-1]) | (tt[1:] != tt[:-1])]
-    starts = np.flatnonzero(new_group)
-    ends = np.r_[starts[1:], len(order)]
-    spread = np.maximum.reduceat(s, starts) - np.minimum.reduceat(s, starts)
-    for g0, g1 in zip(starts[spread > SEQ_MOD // 2], ends[spread > SEQ_MOD // 2],
-                      strict=True):  # wrap inside one instant: rare
-        if g0 > 0 and d[g0 - 1] == d[g0]:
-            base = int(s[g0 - 1]) + 1
-        else:
-            vals = np.sort(s[g0:g1])
-            gaps = (np.r_[vals[1:], vals[0] + SEQ_MOD] - vals) % SEQ_MOD
-            base = int(vals[(int(np.argmax(gaps)) + 1) % len(vals)])
-        sub = order[g0:g1]
-        order[g0:g1] = sub[np.argsort((seq[sub] - base) % SEQ_MOD, kind="stable")]
-        s = seq[order]
-    return order

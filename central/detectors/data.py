@@ -150,6 +150,9 @@ class StationData:
     nozzles: dict[tuple[str, int], int]
     streams: dict[str, Stream] = field(default_factory=dict)
     device_through: dict[str, int] = field(default_factory=dict)
+    # (device, time, seq) of each device stream's records timed after `through` (up to
+    # LATER_S): a clock set back may have made them before records timed up to it
+    later: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -212,12 +215,16 @@ class StationData:
 
     def cut(self, t: int) -> StationData:
         """The same station as it was known at device time t (data with time ≤ t)."""
-        streams = {}
+        streams, later = {}, {}
         for name, s in self.streams.items():
             streams[name] = s.select(s.time <= t) if name in TIME_COLUMN else s
+            if name in DEVICE_STREAMS:
+                dev, time, seq, _ = self.made_rows(name)
+                m = (time > t) & (time <= t + LATER_S)
+                later[name] = (dev[m], time[m], seq[m])
         return StationData(self.station_id, min(self.through, t), dict(self.tanks),
                            dict(self.nozzles), streams,
-                           {d: min(v, t) for d, v in self.device_through.items()})
+                           {d: min(v, t) for d, v in self.device_through.items()}, later)
 
     def offline_stretches(self, device: str) -> list[tuple[int, int]]:
         """Device-time stretches in which the collector reported `device` off line; one
@@ -235,6 +242,14 @@ class StationData:
         if start is not None:
             out.append((start, self.through))
         return out
+
+    def made_rows(self, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(device, time, seq) of the stream's records followed by those timed after
+        `through` (`later`), and how many of them are the stream's own."""
+        s = self.streams[stream]
+        dev, t, seq = self.later.get(stream, (np.array([], dtype="<U1"),) + (_EMPTY,) * 2)
+        return (np.concatenate([s.device, dev]), np.concatenate([s.time, t]),
+                np.concatenate([s.seq, seq]), len(s))
 
     def tx_key(self, i: int) -> str:
         tx = self.transactions
@@ -282,6 +297,21 @@ _QUERIES = {
 }
 
 
+LATER_S = 86400  # how far after `through` records a clock set back may have made earlier
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _later(conn: Conn, station_id: str, stream: str, through: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    col = TIME_COLUMN[stream]
+    rows = conn.query(f"SELECT device, {col}, seq FROM {stream} WHERE station_id = ? AND "
+                      f"{col} > ? AND {col} <= ?", (station_id, through, through + LATER_S))
+    return (np.array([str(r[0]) for r in rows], dtype=str) if rows else
+            np.array([], dtype="<U1"),
+            np.array([int(r[1]) for r in rows], dtype=np.int64),
+            np.array([int(r[2]) for r in rows], dtype=np.int64))
+
+
 def _posted_prices(conn: Conn, station_id: str) -> Stream:
     """The posted prices in force at the station, per grade in time order
     (central/prices.py `price_schedule`: its own rows and the all-station rows)."""
@@ -316,4 +346,6 @@ def load_station_data(conn: Conn, station_id: str, through: int,
     if streams_only is None or "prices" in streams_only:
         streams["prices"] = _posted_prices(conn, station_id)
     dt = {d: min(int(t), through) for d, t in (device_through or {}).items() if t is not None}
-    return StationData(station_id, int(through), tanks, nozzles, streams, dt)
+    later = {name: _later(conn, station_id, name, int(through)) for name in DEVICE_STREAMS
+             if name in streams}
+    return StationData(station_id, int(through), tanks, nozzles, streams, dt, later)

@@ -3,7 +3,7 @@ backwards. `totalizer_reset` (device+nozzle) when a fill's totalizer is below th
 fill's (断电清零: zeroed at a power cut), with the drop and the device's power events
 (2 power_down / 1 power_up) logged between the two fills, if any.
 
-Fills of a nozzle are ordered by (start_time, seq). One alert per nozzle and local day:
+Fills of a nozzle are in the order the dispenser made them (its sequence, not its clock). One alert per nozzle and local day:
 as_of = the first offending fill's end_time, evidence its drop and the day's count.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 from central.detectors.base import (
     AlertProposal,
     Context,
+    complete_in_made_order,
     day_labels,
     first_per_group,
-    horizons,
     iso,
 )
 from central.detectors.data import StationData
@@ -33,12 +33,14 @@ class MonotonicityLimits:
 
 
 def nozzle_order(data: StationData, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of complete transactions sorted by (device, nozzle, start_time, seq), and a
-    mask over consecutive pairs (i-1, i) of that order that belong to the same nozzle."""
+    """Indices of complete transactions sorted by device, nozzle and the order the device
+    made them (its sequence, not its clock: base.sequence_order), and a mask over
+    consecutive pairs (i-1, i) of that order that belong to the same nozzle."""
     tx = data.transactions
-    ok = np.flatnonzero(tx.end_time <= horizons(data, ctx, tx.device))
+    # complete fills (ended by the horizon), as a prefix of what each dispenser made
+    ok = complete_in_made_order(data, ctx, "transactions")
     _, dev = np.unique(tx.device[ok], return_inverse=True)  # integer codes sort faster
-    order = ok[np.lexsort((tx.seq[ok], tx.start_time[ok], tx.nozzle[ok], dev.reshape(-1)))]
+    order = ok[np.lexsort((np.arange(len(ok)), tx.nozzle[ok], dev.reshape(-1)))]
     same = ((tx.device[order][1:] == tx.device[order][:-1])
             & (tx.nozzle[order][1:] == tx.nozzle[order][:-1]))
     return order, same

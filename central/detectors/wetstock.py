@@ -11,7 +11,9 @@ numbers are those of GET /api/v1/reconciliation). `TankSeries` adds the interval
   its duration on each side (constant flow);
 - `busy[i]`: a fill of the tank overlapped the interval; `delivery[i]`: a delivery (its
   record's [start, end], or an open delivery_start event 50) overlapped it; `offline[i]`:
-  a dispenser of the tank was reported off line (its sales may be missing); `frozen[i]`:
+  a dispenser of the tank was reported off line (its sales may be missing), or the clock
+  of the gauge or of a dispenser was seen wrong (clocks.py: the sales cannot be placed);
+  `frozen[i]`:
   the gauge repeated its previous reading exactly at the interval's start;
 - residual r_i = v20[i] − v20[i+1] − sales20[i]  (positive = product missing).
 """
@@ -23,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from central.detectors.base import Context, DayGrid
+from central.detectors.base import Context, DayGrid, sequence_order
+from central.detectors.clocks import clock_stretches
 from central.detectors.data import StationData
 from central.reconciliation import TankInputs, vcf_factors
 from central.vcf import Vcf
@@ -87,7 +90,7 @@ class TankSeries:
     busy: np.ndarray  # per interval
     delivery: np.ndarray  # per interval
     ended_metered: np.ndarray  # cumulative metered mL of fills ended by each reading
-    offline: np.ndarray  # per interval: a dispenser of the tank was reported off line
+    offline: np.ndarray  # per interval: a dispenser off line or a clock wrong (_offline_mask)
     frozen: np.ndarray  # per interval: its first reading repeats the one before exactly
     factor: np.ndarray  # per interval: VCF at its opening reading's temperature
 
@@ -131,8 +134,13 @@ def _tank_series(data: StationData, tank: int, vcf: Vcf,
     grade = data.tanks.get(tank) or _tx_grade(data, tank)
     if len(sel) < 2 or grade is None:
         return None
+    # In the order the gauge made them. A reading timed before one made earlier (the
+    # gauge's clock was set back, or reset) has no place on the time axis: left out.
+    sel = sel[sequence_order(inv.device[sel], inv.device_time[sel], inv.seq[sel])]
     times = inv.device_time[sel]
-    # one reading per time: the last stored one (storage order is (time, key))
+    sel = sel[times >= np.maximum.accumulate(times)]
+    times = inv.device_time[sel]
+    # one reading per time: the last made
     keep = np.r_[times[1:] != times[:-1], True]
     sel = sel[keep]
     t = inv.device_time[sel]
@@ -200,11 +208,16 @@ def _delivery_mask(data: StationData, tank: int, t: np.ndarray) -> np.ndarray:
 
 
 def _offline_mask(data: StationData, tank: int, t: np.ndarray) -> np.ndarray:
+    """Intervals the tank's sales cannot be placed in: a dispenser off line, or the clock
+    of the gauge or of a dispenser seen wrong (central/detectors/clocks.py)."""
     mask = np.zeros(len(t) - 1, dtype=bool)
-    for dev in data.tank_devices(tank)[1:]:
-        for a, b in data.offline_stretches(dev):
-            i0 = max(int(np.searchsorted(t, a, "right")) - 1, 0)
-            mask[i0:int(np.searchsorted(t, b, "left"))] = True
+    gauge, *dispensers = data.tank_devices(tank)
+    stretches = [*clock_stretches(data, gauge)]
+    for dev in dispensers:
+        stretches += data.offline_stretches(dev) + clock_stretches(data, dev)
+    for a, b in stretches:
+        i0 = max(int(np.searchsorted(t, a, "right")) - 1, 0)
+        mask[i0:int(np.searchsorted(t, b, "left"))] = True
     return mask
 
 
