@@ -271,12 +271,13 @@ class IngestService:
             conn.close()
 
     def _reconnect_if_deaf(self) -> None:
-        """Connect again when the broker has delivered nothing for `quiet_reconnect_s` on a
-        connection it still keeps open. A fleet that is really silent costs one reconnect
-        per period (the session is persistent: nothing queued for us is lost by it)."""
+        """Connect again when the broker, having delivered before, has delivered nothing for
+        `quiet_reconnect_s` on a connection it still keeps open. A fleet that is really
+        silent costs one reconnect per period (the session is persistent: nothing queued
+        for us is lost by it)."""
         now = time.monotonic()
-        if (self.quiet_reconnect_s is None or not self.connected
-                or now - max(self._last_message or 0.0, self._last_reconnect)
+        if (self.quiet_reconnect_s is None or not self.connected or self._last_message is None
+                or now - max(self._last_message, self._last_reconnect)
                 <= self.quiet_reconnect_s):
             return
         self._last_reconnect = now
