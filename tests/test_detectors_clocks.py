@@ -6,6 +6,7 @@ dispenser off line. Each case raised false alerts when records were ordered by t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -33,7 +34,7 @@ def alerts(data: StationData) -> list[tuple[str, str | None, int | None]]:
     return sorted((p.kind, p.device, p.tank) for d in DETECTORS for p in d.evaluate(data, ctx))
 
 
-def with_clock(device: str, shown) -> StationData:  # noqa: ANN001 (a function of true time)
+def with_clock(device: str, shown: Callable[[np.ndarray], np.ndarray]) -> StationData:
     """The honest station with `device`'s times as its wrong clock showed them: every time
     column of its records mapped through `shown`, rows back in storage (time) order."""
     data = station().data.cut(station().end)
