@@ -15,6 +15,9 @@ platform, and reports:
   socat of an RTU station; "harness" is this process with the TCP proxies), sampled from
   /proc/<pid>/stat, as a share of the wall time — a part near 100 % of one core is the
   single-threaded bottleneck; the machine's 2 cores cap the sum at 200 %;
+- raw pymodbus reads per second of the same FIFO windows, in the same run once it has
+  drained (one async client per Modbus TCP station, this process; `--raw-seconds`), and
+  the ratio end-to-end records/s ÷ raw reads/s (`records_per_read`; issue 11 asks ≥ 0.5);
 - the extrapolation to the banner's 46 stations × 180 days from the fleet run's rate;
 - with --profile (needs py-spy: `pip install py-spy`), a sampling profile of every Python
   part: the functions where each spends its samples (self), and the project functions that
@@ -29,6 +32,7 @@ cheats, tank conditions and faults of other stations left out; faults are not ca
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -190,9 +194,64 @@ def one_station_scenario(base: Path, station: str, out: Path) -> Path:
                                   rtu_stations=[], **keep)
 
 
+def fifo_windows(endpoints: dict) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
+    """(host, port) of each Modbus TCP station → the (unit, address, count) of every FIFO
+    window its collector reads (status + window, collector/profile.py), RTU stations left
+    out (their serial line belongs to the collector)."""
+    from collector.profile import load_profiles
+
+    profiles = load_profiles()
+    out = {}
+    for st in endpoints["stations"].values():
+        if st["transport"] == "tcp":
+            out[(st["host"], int(st["port"]))] = [
+                (int(d["unit_id"]), f.base, f.read_count) for d in st["devices"]
+                for f in profiles[d["profile"]].fifos.values()]
+    return out
+
+
+def raw_reads(endpoints: dict, seconds: float) -> dict:
+    """Raw pymodbus reads per second of the same FIFO windows, one async client per TCP
+    station reading them in turn, all at once from this process: what the transport alone
+    gives on this machine, to set the chain's records/s against (issue 11)."""
+    from pymodbus.client import AsyncModbusTcpClient
+
+    windows = fifo_windows(endpoints)
+    counts, errors = [0] * len(windows), []
+
+    async def client(k: int, host: str, port: int, targets: list[tuple[int, int, int]],
+                     deadline: float) -> None:
+        c = AsyncModbusTcpClient(host, port=port, timeout=5, retries=0)
+        if not await c.connect():
+            errors.append(f"{host}:{port}: cannot connect")
+            return
+        try:
+            i = 0
+            while time.perf_counter() < deadline:
+                unit, address, count = targets[i % len(targets)]
+                reply = await c.read_holding_registers(address, count=count, device_id=unit)
+                if reply.isError():
+                    errors.append(f"{host}:{port} unit {unit} @{address}: {reply}")
+                    return
+                counts[k] += 1
+                i += 1
+        finally:
+            c.close()
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k, h, p, t, start + seconds)
+                               for k, ((h, p), t) in enumerate(windows.items())))
+        return time.perf_counter() - start
+
+    wall = asyncio.run(main())
+    return {"stations": len(windows), "reads": sum(counts), "wall_s": wall,
+            "reads_per_s": sum(counts) / wall if wall > 0 else 0.0, "errors": errors[:5]}
+
+
 def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         collectors: str, timeout: float, collector_args: tuple[str, ...] = (),
-        profile: bool = False) -> dict:
+        profile: bool = False, raw_s: float = 10.0) -> dict:
     settings = ChainSettings(scenario, workdir, days=days, compression=None, broker=broker,
                              collectors=collectors, heartbeat_s=2.0, device_faults=False,
                              collector_args=collector_args)
@@ -210,6 +269,9 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         cpu = sampler.stop()
         profiles = profiler.stop() if profiler else {}
         status = chain.device_status() or {}
+        # the same devices, drained and idle, read raw (the collectors only poll empty FIFOs)
+        raw = raw_reads(json.loads((chain.truth_dir / "endpoints.json").read_text()), raw_s) \
+            if raw_s > 0 else {}
     wall = drained - started
     records = sum(report.served.values())
     sim_s = (status.get("end") or 0) - (status.get("start") or 0)
@@ -222,6 +284,9 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         "fifos_empty_s": report.fifos_empty_after_s, "load_avg": os.getloadavg(), "records_per_s": records / wall if wall > 0 else 0.0,
         "compression": sim_s / wall if wall > 0 else 0.0,
         "records_per_station_day": records / (stations * days),
+        "modbus_reads_per_s": raw.get("reads_per_s"), "raw_reads": raw,
+        "records_per_read": (records / wall / raw["reads_per_s"]
+                             if wall > 0 and raw.get("reads_per_s") else None),
         "cpu_s": cpu, "cpu_share": {k: v / wall for k, v in cpu.items()},
         "profile": profiles,
     }
@@ -237,6 +302,13 @@ def show(r: dict) -> None:
     print(f"   world finished after {r['world_finished_s']:.1f} s, device FIFOs empty after "
           f"{r['fifos_empty_s']:.1f} s, all at the platform after {r['wall_s']:.1f} s "
           f"(load average at the end {r['load_avg'][0]:.1f})")
+    raw = r.get("raw_reads") or {}
+    if raw:
+        print(f"   raw pymodbus reads of the same FIFO windows ({raw['stations']} TCP "
+              f"station(s), one client each, {raw['wall_s']:.0f} s): "
+              f"{raw['reads_per_s']:.0f} reads/s → end-to-end records/s ÷ raw reads/s = "
+              f"{r['records_per_read']:.2f}" + (f"; errors: {raw['errors']}"
+                                                  if raw["errors"] else ""))
     print("   CPU by process (share of one core over the run):")
     for name, share in sorted(r["cpu_share"].items(), key=lambda kv: -kv[1]):
         print(f"     {name:<22} {r['cpu_s'][name]:8.1f} s  {share:6.0%}")
@@ -277,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0)
     p.add_argument("--workdir", type=Path, help="keep the runs here (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.add_argument("--raw-seconds", type=float, default=10.0,
+                   help="seconds of raw pymodbus reads of the same windows after each run "
+                        "(0: none)")
     args = p.parse_args(argv)
     if args.profile and shutil.which("py-spy") is None:
         p.error("--profile needs py-spy (pip install py-spy)")
@@ -289,12 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             scenario = one_station_scenario(args.scenario, station, work / "one.yaml")
             results["one"] = run(f"one station ({station})", scenario, args.one_days,
                                  work / "one", args.broker, args.collectors, args.timeout,
-                                 tuple(args.collector_arg), args.profile)
+                                 tuple(args.collector_arg), args.profile, args.raw_seconds)
             show(results["one"])
         if args.only in (None, "fleet"):
             results["fleet"] = run("banner fleet", args.scenario, args.fleet_days,
                                    work / "fleet", args.broker, args.collectors, args.timeout,
-                                   tuple(args.collector_arg), args.profile)
+                                   tuple(args.collector_arg), args.profile, args.raw_seconds)
             show(results["fleet"])
             results["extrapolation"] = extrapolate(results["fleet"])
     finally:
