@@ -64,7 +64,8 @@ class ChainSettings:
     """What to run and how. `broker`: "embedded", "mosquitto" (with per-run accounts and
     ACL), "auto" (Mosquitto if installed, else embedded) or mqtt://host:port (external, not
     managed); `collectors`: "per-station" (a process and a proxy each) or
-    "fleet" (one process, one proxy); `compression`: None = "max"."""
+    "fleet" (`fleet_processes` processes, the stations dealt out in turn, a proxy each);
+    `compression`: None = "max"."""
 
     scenario: str | Path
     workdir: str | Path
@@ -73,6 +74,9 @@ class ChainSettings:
     compression: float | None = None
     broker: str = "embedded"
     collectors: str = "per-station"
+    # fleet mode, the reference collector: stations dealt over this many processes (each an
+    # event loop of its own: one loop for 46 stations is the chain's bottleneck, issue 11)
+    fleet_processes: int = 1
     heartbeat_s: float = 1.0
     collector_args: tuple[str, ...] = ()
     collector_mutant: str | None = None  # QA: a broken reference collector (mutants/collector.py)
@@ -107,6 +111,12 @@ class ChainSettings:
         if self.collectors not in ("per-station", "fleet"):
             raise ValueError(f"ChainSettings.collectors: expected 'per-station' or 'fleet', "
                              f"found {self.collectors!r}")
+        if not 1 <= self.fleet_processes <= 64:
+            raise ValueError(f"ChainSettings.fleet_processes: expected 1..64, "
+                             f"found {self.fleet_processes}")
+        if self.fleet_processes > 1 and (self.collectors != "fleet" or self.collector_command):
+            raise ValueError("ChainSettings.fleet_processes > 1 needs collectors='fleet' and the "
+                             "reference collector (a vendor's command serves its own fleet)")
         if self.compression is not None and not self.compression > 0:
             raise ValueError(f"ChainSettings.compression: expected > 0 or None (max), "
                              f"found {self.compression!r}")
@@ -165,8 +175,10 @@ class Chain:
             self.mqtt_accounts = load_credentials(self.mqtt_credentials_path)
         self.devices = self._part("devices", self._devices_argv())
         self.platform = self._part("platform", self._platform_argv())
-        self.proxies: dict[str, TcpProxy] = {}  # station id, or "*" for the fleet
-        self.collectors: dict[str, Part] = {}  # station id, or "*" for the fleet
+        # keyed by station id, or "*" / "*1".."*N" for fleet processes (_collector_keys)
+        self.proxies: dict[str, TcpProxy] = {}
+        self.collectors: dict[str, Part] = {}
+        self.collector_keys = self._collector_keys()  # station → its collector's key
         self.endpoints: dict[str, Any] = {}
         self.clock: SimClock | None = None  # with settings.controlled, once the devices run
         self.started = False
@@ -214,6 +226,15 @@ class Chain:
             if self.broker.accounts else []
         return creds + (["--mqtt-ca", str(self.mqtt_ca_path)] if self.mqtt_ca_path else [])
 
+    def _collector_keys(self) -> dict[str, str]:
+        if self.settings.collectors != "fleet":
+            return {sid: sid for sid in self.station_ids}
+        n = self.settings.fleet_processes
+        if n == 1:
+            return dict.fromkeys(self.station_ids, "*")
+        # dealt in turn: neighbours in the ledger (often alike in size) land apart
+        return {sid: f"*{i % n + 1}" for i, sid in enumerate(self.station_ids)}
+
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings
         if s.collector_command:
@@ -231,8 +252,10 @@ class Chain:
                   "--log-level", "WARNING", *self._credentials_args(), *s.collector_args]
         head = [s.python, "-m", "mutants.collector", "--mutant", s.collector_mutant] \
             if s.collector_mutant else self._cli()
-        if station == "*":
-            return [*head, "collectors", "--spool-dir", str(self.spool_dir), *common]
+        if station.startswith("*"):
+            only = [sid for sid, key in self.collector_keys.items() if key == station]
+            subset = ["--stations", *only] if station != "*" else []
+            return [*head, "collectors", "--spool-dir", str(self.spool_dir), *subset, *common]
         return [*head, "collector", "--station", station, "--spool",
                 str(self.spool_dir / station), *common]
 
@@ -272,15 +295,14 @@ class Chain:
                     raise ChainError(f"{self.truth_dir / 'endpoints.json'}: no control channel "
                                      f"although the devices were started --controlled")
                 self.clock = SimClock(control["host"], control["port"])
-            targets = ["*"] if self.settings.collectors == "fleet" else self.station_ids
-            for sid in targets:
+            for key in dict.fromkeys(self.collector_keys.values()):
                 proxy = TcpProxy(self.broker.host, self.broker.port, HOST,
                                  scheme=self.broker.scheme).start()
-                self.proxies[sid] = proxy
-                self.collectors[sid] = self._part(
-                    "collectors" if sid == "*" else f"collector:{sid}",
-                    self._collector_argv(sid, proxy.url))
-                self.collectors[sid].start()
+                self.proxies[key] = proxy
+                self.collectors[key] = self._part(
+                    f"collectors{key[1:]}" if key.startswith("*") else f"collector:{key}",
+                    self._collector_argv(key, proxy.url))
+                self.collectors[key].start()
         except BaseException:
             self.stop()
             raise
@@ -420,8 +442,9 @@ class Chain:
         self.start_broker()
 
     def collector_part(self, station: str | None) -> Part:
-        """The collector process serving `station` (the fleet process in fleet mode)."""
-        key = "*" if self.settings.collectors == "fleet" else station
+        """The collector process serving `station` (in fleet mode: the fleet process serving
+        it; None: the only fleet process)."""
+        key = self._key(station)
         if key is None or key not in self.collectors:
             raise ChainError(f"no collector for station {station!r} (collectors: "
                              f"{', '.join(self.collectors)})")
@@ -437,8 +460,13 @@ class Chain:
         if not part.alive:
             part.start()
 
+    def _key(self, station: str | None) -> str | None:
+        if station is None:
+            return "*" if "*" in self.collectors else None
+        return self.collector_keys.get(station)
+
     def _proxy(self, station: str | None) -> TcpProxy:
-        key = "*" if self.settings.collectors == "fleet" else station
+        key = self._key(station)
         if key is None or key not in self.proxies:
             raise ChainError(f"no network link for station {station!r}")
         return self.proxies[key]

@@ -98,6 +98,16 @@ def _public_key(text: str) -> str:
     return text.lower()
 
 
+def _fleet_processes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1..64, found {text!r}")
+    return n
+
+
 def _pace(text: str):
     from devices.pace import PaceWindow
 
@@ -202,6 +212,9 @@ def _tls_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.fleet_processes > 1 and args.collectors != "fleet":
+        print("forecourt run: --fleet-processes needs --collectors fleet", file=sys.stderr)
+        return 2
     from acceptance.run import RunOptions, run
 
     return run(RunOptions(scenario=Path(args.scenario), out=Path(args.out), broker=args.broker,
@@ -209,6 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
+                          fleet_processes=args.fleet_processes,
                           mqtt_tls=args.mqtt_tls,
                           detection_timeout_s=args.detection_timeout))
 
@@ -361,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--collectors", default="per-station", choices=("per-station", "fleet"),
                    help="reference collectors: one process per station (default) or one for "
                         "the whole fleet (large fleets)")
+    s.add_argument("--fleet-processes", type=_fleet_processes, default=1, metavar="N",
+                   help="with --collectors fleet: deal the stations over N processes (default 1; "
+                        "each process is one event loop, docs/performance.md)")
     s.add_argument("--drain-timeout", type=float, default=300.0,
                    help="wall seconds to wait for the data to drain after the run (default 300)")
     s.add_argument("--detection-timeout", type=float, default=120.0,

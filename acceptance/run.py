@@ -111,6 +111,7 @@ class RunOptions:
     fault_timeout_s: float = 1800.0
     sample_interval_s: float = 0.5
     collectors: str = "per-station"
+    fleet_processes: int = 1  # collectors "fleet": stations dealt over this many processes
     # TLS on the uplink: the managed Mosquitto listens with TLS only, with a throw-away CA
     # made in the run's work directory (acceptance/tls.py)
     mqtt_tls: bool = False
@@ -392,6 +393,7 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
         compression=opts.compression,
         broker=str(p.broker) if p.kind == "external" else opts.broker,
         collectors="fleet" if external_collector and not c.per_station else opts.collectors,
+        fleet_processes=1 if external_collector else opts.fleet_processes,
         collector_args=tuple(collector_args), collector_mutant=sut.collector.mutant,
         devices_args=tuple(devices_args),
         collector_command=c.command if external_collector else (),

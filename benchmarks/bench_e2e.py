@@ -251,10 +251,10 @@ def raw_reads(endpoints: dict, seconds: float) -> dict:
 
 def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         collectors: str, timeout: float, collector_args: tuple[str, ...] = (),
-        profile: bool = False, raw_s: float = 10.0) -> dict:
+        profile: bool = False, raw_s: float = 10.0, fleet_processes: int = 1) -> dict:
     settings = ChainSettings(scenario, workdir, days=days, compression=None, broker=broker,
                              collectors=collectors, heartbeat_s=2.0, device_faults=False,
-                             collector_args=collector_args)
+                             collector_args=collector_args, fleet_processes=fleet_processes)
     chain = Chain(settings)
     t0 = time.monotonic()
     with chain:
@@ -274,11 +274,14 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
             if raw_s > 0 else {}
     wall = drained - started
     records = sum(report.served.values())
+    # wall seconds the world waited at the high-water mark, per station whose FIFO held it
+    held = json.loads((chain.truth_dir / "devices.json").read_text()).get("held_s", {})
     sim_s = (status.get("end") or 0) - (status.get("start") or 0)
     stations = len(chain.station_ids)
     return {
         "label": label, "stations": stations, "days": days, "broker": broker,
-        "collectors": collectors, "drained": report.drained, "reason": report.reason,
+        "collectors": collectors, "fleet_processes": fleet_processes,
+        "world_held_s": held, "drained": report.drained, "reason": report.reason,
         "records": records, "accepted": report.accepted, "startup_s": started - t0,
         "wall_s": wall, "world_finished_s": report.finished_after_s,
         "fifos_empty_s": report.fifos_empty_after_s, "load_avg": os.getloadavg(), "records_per_s": records / wall if wall > 0 else 0.0,
@@ -294,7 +297,8 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
 
 def show(r: dict) -> None:
     print(f"\n== {r['label']}: {r['stations']} station(s) × {r['days']} d, broker "
-          f"{r['broker']}, collectors {r['collectors']}")
+          f"{r['broker']}, collectors {r['collectors']}"
+          + (f" in {r['fleet_processes']} processes" if r["fleet_processes"] > 1 else ""))
     print(f"   {r['reason']}; {r['records']} records served, {r['accepted']} accepted")
     print(f"   start-up {r['startup_s']:.1f} s, run {r['wall_s']:.1f} s wall → "
           f"{r['records_per_s']:.0f} records/s end to end, compression {r['compression']:.0f}× "
@@ -302,6 +306,10 @@ def show(r: dict) -> None:
     print(f"   world finished after {r['world_finished_s']:.1f} s, device FIFOs empty after "
           f"{r['fifos_empty_s']:.1f} s, all at the platform after {r['wall_s']:.1f} s "
           f"(load average at the end {r['load_avg'][0]:.1f})")
+    held = sorted(r["world_held_s"].items(), key=lambda kv: -kv[1])
+    if held:
+        print(f"   the world waited {sum(s for _, s in held):.1f} s at the high-water mark, for "
+              + ", ".join(f"{sid} {s:.1f} s" for sid, s in held[:4]))
     raw = r.get("raw_reads") or {}
     if raw:
         print(f"   raw pymodbus reads of the same FIFO windows ({raw['stations']} TCP "
@@ -343,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fleet-days", type=float, default=1.0)
     p.add_argument("--broker", default="embedded", help="embedded | mosquitto | mqtt://h:p")
     p.add_argument("--collectors", choices=("fleet", "per-station"), default="fleet")
+    p.add_argument("--fleet-processes", type=int, default=1,
+                   help="fleet collectors: stations dealt over this many processes")
     p.add_argument("--collector-arg", action="append", default=[],
                    help="extra collector flag, e.g. --collector-arg=--spool-sync=NORMAL")
     p.add_argument("--profile", action="store_true", help="sample every part with py-spy")
@@ -364,12 +374,14 @@ def main(argv: list[str] | None = None) -> int:
             scenario = one_station_scenario(args.scenario, station, work / "one.yaml")
             results["one"] = run(f"one station ({station})", scenario, args.one_days,
                                  work / "one", args.broker, args.collectors, args.timeout,
-                                 tuple(args.collector_arg), args.profile, args.raw_seconds)
+                                 tuple(args.collector_arg), args.profile, args.raw_seconds,
+                                 args.fleet_processes)
             show(results["one"])
         if args.only in (None, "fleet"):
             results["fleet"] = run("banner fleet", args.scenario, args.fleet_days,
                                    work / "fleet", args.broker, args.collectors, args.timeout,
-                                   tuple(args.collector_arg), args.profile, args.raw_seconds)
+                                   tuple(args.collector_arg), args.profile, args.raw_seconds,
+                                   args.fleet_processes)
             show(results["fleet"])
             results["extrapolation"] = extrapolate(results["fleet"])
     finally:

@@ -72,11 +72,13 @@ _WORKERS: ThreadPoolExecutor | None = None
 
 
 def _workers() -> ThreadPoolExecutor:
-    """Worker threads shared by every spool of the process: few threads (less GIL contention
-    than one per station), and a commit's fsync waits there instead of on the event loop."""
+    """Worker threads shared by every spool of the process, so a commit's fsync waits there
+    instead of on the event loop. Fewer threads than stations (less GIL contention), but not
+    too few: with two, 46 stations' commits queued behind each other (a busy station waited
+    27 ms per round to commit; 11 ms with eight, docs/performance.md)."""
     global _WORKERS
     if _WORKERS is None:
-        _WORKERS = ThreadPoolExecutor(2, thread_name_prefix="spool")
+        _WORKERS = ThreadPoolExecutor(8, thread_name_prefix="spool")
     return _WORKERS
 
 

@@ -1,8 +1,8 @@
 """MQTT uplink of one station (docs/uplink.md): signed data messages from the spool, acks back.
 
-paho-mqtt 2.x runs its network loop on its own thread; everything else (spool, in-flight
-bookkeeping) lives on the asyncio loop, and paho's callbacks only hand events over with
-`call_soon_threadsafe`. The connection is supervised here rather than by paho's own
+The paho-mqtt 2.x client is driven by the asyncio loop (collector/mqtt_loop.py): no network
+thread per station; only `connect()` runs in a worker thread, and paho's callbacks hand events
+over with `call_soon_threadsafe` (harmless on the loop's own thread). The connection is supervised here rather than by paho's own
 reconnect, so that a fresh, signed last will (`online: false`, new msg_seq) is registered
 before every CONNECT.
 
@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.aio import sleep_or_stop, wait_any
 from collector.keys import StationKeys
+from collector.mqtt_loop import LoopDriver
 from collector.signing import sign, verify
 from collector.spool import PendingRow, Spool
 
@@ -123,6 +124,7 @@ class Uplink:
         self.wake = asyncio.Event()  # set when records were spooled or acks freed the window
         self._session_ended = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: LoopDriver | None = None
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_ids: set[int] = set()
         self._cursor = 0  # spool id below which every row is in flight or acknowledged
@@ -237,12 +239,11 @@ class Uplink:
                     return
                 delay = min(delay * 2, s.reconnect_max)
                 continue
-            self.client.loop_start()
             started = time.monotonic()
             await wait_any([self._session_ended, stop], float("inf"))
             if stop.is_set():
                 return  # close() ends the session cleanly
-            await asyncio.to_thread(self.client.loop_stop)
+            self._detach()
             if self._refused is not None:
                 log.error("%s: broker %s refused the connection as %s: %s; retry "
                           "in %.1f s", self.station_id, self.url,
@@ -258,6 +259,7 @@ class Uplink:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
+        self._driver = LoopDriver(self.client, self._loop)
         await asyncio.gather(self._connection_loop(stop), self._forward_loop(stop))
 
     async def _forward_loop(self, stop: asyncio.Event) -> None:
@@ -486,6 +488,10 @@ class Uplink:
             self.stats.heartbeats += 1
         return info
 
+    def _detach(self) -> None:
+        if self._driver is not None:
+            self._driver.detach()
+
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
@@ -506,8 +512,9 @@ class Uplink:
                 await asyncio.to_thread(info.wait_for_publish, 2.0)
             except (RuntimeError, ValueError) as exc:
                 log.warning("%s: online=false not confirmed: %s", self.station_id, exc)
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
+        if self.client.disconnect() == mqtt.MQTT_ERR_SUCCESS:
+            await wait_any([self._session_ended], 2.0)  # DISCONNECT written, socket closed
+        self._detach()
         if self._ack_tasks:  # deletes in progress finish before the spool closes
             await asyncio.gather(*self._ack_tasks, return_exceptions=True)
 

@@ -165,13 +165,13 @@ class DeviceFleet:
             for stream in dev.channels:
                 yield dev, stream
 
-    def below_high_water(self, high_water: int) -> bool:
-        """True while every FIFO holds fewer than `high_water` records."""
-        for dev in self.devices.values():
+    def at_high_water(self, high_water: int) -> str | None:
+        """The station of the first FIFO holding `high_water` records or more (None: none)."""
+        for (sid, _device), dev in self.devices.items():
             for ch in dev.channels.values():
                 if ch.fifo.pending >= high_water:
-                    return False
-        return True
+                    return sid
+        return None
 
     def backlog(self) -> int:
         """Records pending in every FIFO together."""

@@ -194,6 +194,9 @@ class DeviceRun:
                                  depth=fifo_depth)
         self.fleet.set_silences(tuple(silences))
         self.paused = False  # max compression: held at the high-water mark
+        # max compression: wall seconds the world was held, per station whose FIFO held it
+        self.held_s: dict[str, float] = {}
+        self._held_since: tuple[str, float] | None = None
         self.pacer = Pacer(pace, default=compression, ceiling=max_compression)
         # controlled: the world holds at its start until the harness advances it (devices.control)
         self.control = ClockControl(world.now, controlled, self._clock_status)
@@ -250,7 +253,9 @@ class DeviceRun:
         summary = fleet.summary()
         _write_json(self.out / "devices.json", {
             "stop_reason": reason, "sim_time": self.world.now, "fifo_depth": self.fifo_depth,
-            "high_water": self.high_water, "drops": len(fleet.drops), "devices": summary})
+            "high_water": self.high_water, "drops": len(fleet.drops),
+            "held_s": {sid: round(s, 3) for sid, s in sorted(self.held_s.items())},
+            "devices": summary})
         self._write_status(reason)
         if self.truth is not None:
             self.truth.close()  # complete only if the world finished
@@ -303,9 +308,9 @@ class DeviceRun:
                 target, flow = world.now, False
             target = self.control.limit(target)
             if flow:
-                below = fleet.below_high_water(self.high_water)
-                self.paused = not below
-                if not below:
+                holder = fleet.at_high_water(self.high_water)
+                self._note_held(holder)
+                if holder is not None:
                     target = world.now
             stepped = False
             while world.now < min(target, world.end) and not stop():
@@ -329,6 +334,15 @@ class DeviceRun:
                 last_status = now
             if not stepped or not flow:
                 await asyncio.sleep(self.tick_s)
+
+    def _note_held(self, holder: str | None) -> None:
+        """Account wall time the world waits for a station's collector (flow control)."""
+        now = time.monotonic()
+        if self._held_since is not None:
+            sid, since = self._held_since
+            self.held_s[sid] = self.held_s.get(sid, 0.0) + now - since
+        self._held_since = None if holder is None else (holder, now)
+        self.paused = holder is not None
 
     def _note_emitted(self, station_id: str, device: str, stream: str, record: Any) -> None:
         win = self.pacer.window(self.world.now)

@@ -246,3 +246,25 @@ def test_detection_wait_logic(tmp_path):
     report = chain.wait_detection(end, timeout=30, grace_s=0.3)
     assert report.done and not report.supported and 0.3 <= report.waited_s < 5
     assert report.reason == "no GET /api/v1/detection/status: waited the fixed grace of 0.3 s"
+
+
+def test_fleet_collectors_dealt_over_processes(tmp_path):
+    """`fleet_processes`: the stations are dealt over several `forecourt collectors`
+    processes, each with its own proxy; the data arrive exactly once, and a station's
+    collector fault acts on the process that serves it, not on the others."""
+    settings = ChainSettings(SMOKE, tmp_path / "run", broker="embedded", device_faults=False,
+                             days=1.0, collectors="fleet", fleet_processes=2)
+    chain = Chain(settings)
+    first, second = chain.station_ids
+    assert chain.collector_keys == {first: "*1", second: "*2"}
+    with chain:
+        assert set(chain.collectors) == set(chain.proxies) == {"*1", "*2"}
+        assert first in chain.collectors["*1"].argv and second not in chain.collectors["*1"].argv
+        chain.kill_collector(second)
+        assert not chain.collector_part(second).alive and chain.collector_part(first).alive
+        chain.start_collector(second)
+        report = chain.wait_drained(timeout=120)
+        assert report.drained and report.reason == "drained", report
+        assert_exactly_once(chain)
+    with pytest.raises(ValueError, match="fleet_processes"):
+        ChainSettings(SMOKE, tmp_path / "x", fleet_processes=2)  # per-station collectors

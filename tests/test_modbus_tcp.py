@@ -526,6 +526,8 @@ def test_runner_max_pauses_at_high_water_then_drains_to_the_end(tmp_path):
     assert len(seen[(1, "inventory")]) == sum(1 for s in inventory if s["kind"] == "interval")
     devices = json.loads((tmp_path / "devices.json").read_text())
     assert devices["devices"]["S01"]["D1"]["streams"]["transactions"]["dropped"] == 0
+    # the world waited for S01's collector at least while the test watched it stand still
+    assert devices["held_s"]["S01"] >= 0.15
     # serving (stepping, reading live views) left the ground truth exactly as `simulate` makes it
     from sim.runner import simulate
 
