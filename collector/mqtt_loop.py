@@ -63,10 +63,10 @@ class LoopDriver:
     def _watch(self, sock: Any) -> None:
         if sock is None or self.client.socket() is not sock:
             return  # closed again before the loop got to it
-        self._sock = sock
-        self.loop.add_reader(sock, self._read)
+        self._sock = sock  # typed Any: paho's SocketLike has no fileno() in its stubs
+        self.loop.add_reader(self._sock, self._read)
         if self.client.want_write():
-            self._set_writer(sock, True)
+            self._set_writer(self._sock, True)
         if self._misc is None or self._misc.done():
             self._misc = self.loop.create_task(self._misc_loop())
 
