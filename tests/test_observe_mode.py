@@ -10,6 +10,7 @@ platform's own.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import pytest
 from observe_fake import TOKEN, FakePlatform, fill, inventory, station
 from waiting import HANG_S, wait_for
 
+from acceptance.chain import Chain, ChainSettings
 from acceptance.cli import main
 from acceptance.observing.aggregate import (
     DayVerdict,
@@ -39,11 +41,13 @@ from acceptance.observing.aggregate import (
 )
 from acceptance.observing.store import PollData, Store
 from acceptance.observing.verdict import observation_days
+from scenarios.variant import write_scenario_variant
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
 MIDNIGHT = day_bounds("2026-04-01", TZ)[0]
 TINY = "0.00001"  # --required-days for observations of seconds (a shortened check)
+SMOKE = REPO / "scenarios" / "smoke.yaml"
 
 
 # ---- aggregation -----------------------------------------------------------------------
@@ -267,18 +271,18 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
 
 # ---- resuming after a kill -------------------------------------------------------------
 
-def spawn(api: str, out: Path, *extra: str, env: dict[str, str] | None = None
-          ) -> subprocess.Popen:
+def spawn(api: str, out: Path, *extra: str, env: dict[str, str] | None = None,
+          token: str = TOKEN, interval: str = "0.1") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "acceptance.cli", "observe", "--api", api, "--token", TOKEN,
-         "--out", str(out), "--interval", "0.1", *extra],
+        [sys.executable, "-m", "acceptance.cli", "observe", "--api", api, "--token", token,
+         "--out", str(out), "--interval", interval, *extra],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def polls(out: Path) -> int:
     try:
-        c = sqlite3.connect(out / "observe.db")
+        c = sqlite3.connect(f"file:{out / 'observe.db'}?mode=ro", uri=True)
         try:
             return int(c.execute("SELECT COUNT(*) FROM polls").fetchone()[0])
         finally:
@@ -287,10 +291,11 @@ def polls(out: Path) -> int:
         return 0
 
 
-def assert_consistent(out: Path, stations: int) -> dict[str, Any]:
+def assert_consistent(out: Path) -> dict[str, Any]:
     """No sample lost or counted twice: polls numbered without a hole, one sample per
     station and poll, the daily counters equal to the samples and records stored."""
     c = sqlite3.connect(out / "observe.db")
+    stations = c.execute("SELECT COUNT(*) FROM stations").fetchone()[0]
     n = c.execute("SELECT COUNT(*), MAX(poll) FROM polls").fetchone()
     assert n[0] == n[1], n
     assert c.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == n[0] * stations
@@ -331,8 +336,7 @@ def test_sigkill_inside_a_poll_and_resume_lose_and_double_count_nothing(tmp_path
         assert final.wait(HANG_S) == 1, final.stderr.read() if final.stderr else ""
         plain = spawn(fp.url, tmp_path / "p", "--until", "1s", "--required-days", TINY)
         assert plain.wait(HANG_S) == 1
-    resumed, uninterrupted = assert_consistent(tmp_path / "k", 2), assert_consistent(
-        tmp_path / "p", 2)
+    resumed, uninterrupted = assert_consistent(tmp_path / "k"), assert_consistent(tmp_path / "p")
     assert resumed == uninterrupted
     assert resumed["counts"] == {"inventory": 100, "transactions": 4}  # the fake's own totals
     rec = record(tmp_path / "k")
@@ -351,3 +355,70 @@ def test_sigterm_ends_cleanly_with_the_record_saying_so(tmp_path):
     assert rec["complete"] is False and rec["verdict"] == "incomplete"
     assert any("ended by SIGTERM before --until" in n for n in rec["notes"])
     assert json.loads((tmp_path / "o" / "observe.json").read_text())["ended"] == "SIGTERM"
+
+
+# ---- a reference chain -----------------------------------------------------------------
+
+def stored(out: Path) -> dict[str, int]:
+    try:
+        c = sqlite3.connect(f"file:{out / 'observe.db'}?mode=ro", uri=True)
+        try:
+            return dict(c.execute("SELECT stream, COUNT(*) FROM records GROUP BY stream"))
+        finally:
+            c.close()
+    except sqlite3.Error:  # not created yet
+        return {}
+
+
+@pytest.mark.e2e
+def test_reference_chain_observed_killed_and_resumed_counts_what_the_platform_holds(tmp_path):
+    """The smoke fleet on the reference chain, its devices' clocks starting now (observe mode
+    judges the days of the wall calendar): one observer runs throughout, another is killed
+    with SIGKILL twice and resumed; once the data has drained both hold exactly the records
+    the platform holds, and both write the stability report."""
+    start = dt.datetime.now(TZ).replace(second=0, microsecond=0).isoformat()
+    scenario = write_scenario_variant(SMOKE, tmp_path / "smoke-now.yaml", start=start)
+    chain = Chain(ChainSettings(scenario, tmp_path / "run", days=0.2, compression=600.0,
+                                device_faults=False))
+    procs: list[subprocess.Popen] = []
+    with chain:
+        try:
+            api, token = chain.api.base_url, chain.read_token
+            plain, killed = tmp_path / "plain", tmp_path / "killed"
+            procs.append(spawn(api, plain, "--required-days", TINY, token=token,
+                               interval="0.3"))
+            procs.append(spawn(api, killed, "--required-days", TINY, token=token,
+                               interval="0.3"))
+            for least in (50, 100):
+                wait_for(lambda n=least: sum(stored(killed).values()) > n, HANG_S,
+                         "records observed")
+                procs[-1].send_signal(signal.SIGKILL)
+                procs[-1].wait(HANG_S)
+                procs.append(spawn(api, killed, token=token, interval="0.3"))
+            report = chain.wait_drained(timeout=HANG_S)
+            assert report.drained, report
+            platform = {s: len(list(chain.api.items(s)))
+                        for s in ("transactions", "inventory", "deliveries", "events")}
+            platform = {s: n for s, n in platform.items() if n}
+            assert platform["transactions"] > 0 and platform["inventory"] > 0
+            for out in (plain, killed):  # a poll after the drain has read everything
+                wait_for(lambda o=out: stored(o) == platform, HANG_S, f"{out.name} caught up")
+            for p in (procs[0], procs[-1]):
+                p.send_signal(signal.SIGTERM)
+                assert p.wait(HANG_S) in (1, 3), p.stderr.read() if p.stderr else ""
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(HANG_S)
+    assert assert_consistent(plain)["counts"] == platform
+    assert assert_consistent(killed)["counts"] == platform
+    for out in (plain, killed):
+        rec = record(out)
+        # the platform's registry is the whole ledger; the chain runs two of its stations
+        assert set(chain.station_ids) <= {s["station_id"] for s in rec["stations"]}
+        for sid in chain.station_ids:
+            for name in ("stability.sequence_missing", "stability.totalizer_unexplained"):
+                assert measured(rec, name, sid)["value"] == 0, measured(rec, name, sid)
+        assert (out / "report-stability.html").stat().st_size > 0
+    assert any("restarted 2 time(s)" in n for n in record(killed)["notes"])
