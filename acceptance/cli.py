@@ -386,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "default 120)")
     s.set_defaults(func=cmd_run)
 
+    from acceptance.observing.command import add_arguments, cmd_observe
+
+    s = sub.add_parser("observe", help="watch a live platform through its API for days to "
+                                       "months (STB-1, resumable; docs/observe.md)")
+    add_arguments(s)
+    s.set_defaults(func=cmd_observe)
+
     s = sub.add_parser("check", help="re-run the checkers on a run directory (offline)")
     s.add_argument("run")
     s.set_defaults(func=cmd_check)
