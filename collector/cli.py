@@ -2,7 +2,7 @@
 
     collector --station S --endpoints FILE --broker mqtt[s]://[user:password@]host:port
               --spool DIR --keys FILE [--mqtt-credentials FILE] [--mqtt-ca FILE] [--profiles DIR]
-              [--heartbeat S] [--poll-interval S] [--log-level LEVEL]
+              [--heartbeat S] [--poll-interval S] [--idle-poll-max S] [--log-level LEVEL]
     collectors --endpoints FILE --broker mqtt://host:port --spool-dir DIR --keys FILE [...]
 
 MQTT account (docs/uplink.md §1): `user:password@` in --broker (URL-quoted; every station
@@ -123,6 +123,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="heartbeat period, s (default 30)")
     parser.add_argument("--poll-interval", type=_positive, default=0.5,
                         help="s between sweeps over every device FIFO (default 0.5)")
+    parser.add_argument("--idle-poll-max", type=_positive, default=2.0,
+                        help="s, the longest sweep interval of a FIFO that stays empty: it "
+                             "doubles from --poll-interval up to this (default 2)")
     parser.add_argument("--live-interval", type=_positive, default=5.0,
                         help="s between reads of RTC and nozzle/tank blocks (default 5)")
     parser.add_argument("--modbus-timeout", type=_positive, default=1.0,
@@ -148,7 +151,7 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
         heartbeat_interval=args.heartbeat, spool_synchronous=args.spool_sync,
         poll=PollSettings(poll_interval=args.poll_interval, live_interval=args.live_interval,
                           timeout=args.modbus_timeout, offline_after=args.offline_after,
-                          backoff_max=args.backoff_max),
+                          backoff_max=args.backoff_max, idle_poll_max=args.idle_poll_max),
         uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout))
 
 

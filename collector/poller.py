@@ -1,11 +1,15 @@
 """Polling of one station's devices (站端数据采集): drain every FIFO, read live state.
 
-A poll *round* reads the FIFOs that may hold records (all of them at each sweep, every
-`poll_interval`; in between only those that had more pending than one window shows),
+A poll *round* reads the FIFOs that may hold records (at each sweep, every `poll_interval`,
+those due; in between only those that had more pending than one window shows),
 decodes and CRC-checks the records, commits them to the spool in one transaction, and only
 then writes each FIFO's newest spooled sequence number to its `ack` register (cumulative).
 The header (RTC, profile and dialect check) and the nozzle/tank blocks are read every
-`live_interval`.
+`live_interval`. A FIFO found empty is due again at the next sweep, then, while it stays
+empty, at sweeps twice, four times … as far apart, at most `idle_poll_max`: on a busy
+station the sequential link then goes to the FIFOs that hold records instead of to a dozen
+empty ones (issue 11). A device that is failing is swept every time (its off-line rule is
+unchanged).
 
 Comms failures (timeouts, exception replies, no connection) are counted per device; the
 device is retried after an exponential back-off (bounded by `backoff_max`) and reported off
@@ -54,11 +58,19 @@ class PollSettings:
     backoff_max: float = 10.0  # s, cap of the retry delay
     crc_retries: int = 5  # bad-CRC reads of one record before it is quarantined
     spool_retry_max: float = 5.0  # s, cap of the pause after a failed spool write
+    idle_poll_max: float = 2.0  # s, cap of the sweep interval of a FIFO that stays empty
 
 
 def backoff_delay(failures: int, settings: PollSettings) -> float:
     """Retry delay after `failures` consecutive failures: base·2^(n−1), at most backoff_max."""
     return min(settings.backoff_base * 2 ** (failures - 1), settings.backoff_max)
+
+
+def idle_delay(empty_reads: int, settings: PollSettings) -> float:
+    """Sweep interval of a FIFO after `empty_reads` consecutive empty reads:
+    poll_interval·2^(n−1), at most idle_poll_max (never below poll_interval)."""
+    cap = max(settings.idle_poll_max, settings.poll_interval)
+    return min(settings.poll_interval * 2 ** min(empty_reads - 1, 30), cap)
 
 
 @dataclass
@@ -67,6 +79,8 @@ class FifoCursor:
     bad_seq: int | None = None  # sequence of the record that failed its CRC
     bad_reads: int = 0
     dropped: int | None = None  # device overflow counter last seen
+    empty_reads: int = 0  # consecutive reads with pending = 0
+    due: float = 0.0  # monotonic: not swept before (idle back-off)
 
 
 @dataclass
@@ -262,7 +276,8 @@ class StationPoller:
             if now < dev.next_try or dev.blocked:
                 continue
             plan[dev.device] = [f for f in dev.profile.fifos.values()
-                                if sweep or dev.fifos[f.name].more]
+                                if dev.fifos[f.name].more
+                                or (sweep and (dev.failures or now >= dev.fifos[f.name].due))]
         return plan
 
     def _live_due(self, now: float) -> bool:
@@ -391,6 +406,12 @@ class StationPoller:
         self._note_dropped(dev, fifo, cursor, status.get("dropped"))
         if pending == 0:
             dev.drain.fifo_empty(fifo.name)
+            cursor.empty_reads += 1
+            # half a sweep early: due again at the sweep that falls after the delay
+            cursor.due = time.monotonic() + idle_delay(cursor.empty_reads, self.settings) \
+                - self.settings.poll_interval / 2
+        else:
+            cursor.empty_reads, cursor.due = 0, 0.0
         shown = min(pending, fifo.window_records)
         crc_field = fifo.record["crc"]
         kind = self.builder.kind(dev.profile.name, fifo.name)

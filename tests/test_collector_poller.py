@@ -24,7 +24,7 @@ from test_collector_support import (
 
 from collector.endpoints import DeviceEndpoint, StationEndpoint
 from collector.modbus_link import ModbusLink
-from collector.poller import PollSettings, StationPoller, backoff_delay
+from collector.poller import PollSettings, StationPoller, backoff_delay, idle_delay
 from collector.profile import load_profiles
 from collector.spool import Spool
 from collector.uplink_records import RecordBuilder
@@ -219,6 +219,62 @@ def test_bad_crc_is_read_again_then_quarantined(tmp_path, bad_reads, quarantined
 def test_backoff_delay_is_exponential_and_bounded():
     s = PollSettings(backoff_base=0.25, backoff_max=10.0)
     assert [backoff_delay(n, s) for n in range(1, 8)] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+
+def test_idle_delay_doubles_from_the_poll_interval_up_to_its_cap():
+    s = PollSettings(poll_interval=0.5, idle_poll_max=2.0)
+    assert [idle_delay(n, s) for n in range(1, 6)] == [0.5, 1.0, 2.0, 2.0, 2.0]
+    # a cap below the poll interval never makes a FIFO read more often than the sweeps
+    assert idle_delay(3, PollSettings(poll_interval=0.5, idle_poll_max=0.1)) == 0.5
+
+
+def test_empty_fifos_are_swept_less_often_and_at_once_again_when_they_hold_records(tmp_path):
+    """Idle back-off (issue 11): sweeps skip FIFOs that stayed empty until they are due; a FIFO
+    that shows a record is due at every sweep again; a failing device is always swept."""
+    station = Station()
+    settings = PollSettings(poll_interval=1.0, idle_poll_max=4.0, live_interval=1e9,
+                            timeout=0.3)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        try:
+            poller = make_poller(endpoint, spool, settings)
+            d1 = poller.devices[1]
+            clock = asyncio.get_running_loop().time  # time.monotonic, as the poller's
+
+            async def sweep_round() -> tuple[float, float]:
+                """A sweep once every FIFO is due (planned as if then; read now)."""
+                due = max(c.due for c in d1.fifos.values())
+                before = clock()
+                await poller.poll_round(poller._plan(max(due, before), True), now=0.0)
+                return before, clock()
+
+            def swept(now: float) -> list[str]:
+                return [f.name for f in poller._plan(now, sweep=True).get("D1", [])]
+
+            # due again one sweep later (less half a sweep of slack), then 2, 4, 4 sweeps apart
+            for n, delay in enumerate((1.0, 2.0, 4.0, 4.0), start=1):
+                before, after = await sweep_round()
+                dues = [c.due for c in d1.fifos.values()]
+                assert [c.empty_reads for c in d1.fifos.values()] == [n, n]
+                assert all(before + delay - 0.5 <= due <= after + delay - 0.5 for due in dues)
+                assert swept(min(dues) - 0.01) == []
+                assert swept(max(dues)) == ["transactions", "events"]
+            # a record arrives: the FIFO is read at once when it shows more than a window,
+            # and after one read holding records it is due at every sweep again
+            station.d1.accept("transactions", transaction(1, 0))
+            await poller.poll_round(None, now=0.0)
+            assert d1.fifos["transactions"].empty_reads == 0
+            assert "transactions" in swept(clock())
+            # a failing device: every sweep reads all its FIFOs (the off-line rule is unchanged)
+            d1.failures = 1
+            assert swept(clock()) == ["transactions", "events"]
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())
 
 
 async def _black_hole() -> tuple[asyncio.AbstractServer, int]:
