@@ -56,10 +56,13 @@ def _distributed() -> Any:
 
 @contextmanager
 def open_client(scheduler: str, workers: int,
-                connect_timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+                connect_timeout_s: float | None = None) -> Iterator[Any]:
     """A dask Client: on a new LocalCluster of `workers` processes (`dask`) or connected to
-    the scheduler at an address. Closes what it opened."""
+    the scheduler at an address (SchedulerError if none answers, or it has no worker, within
+    `connect_timeout_s`, default CONNECT_TIMEOUT_S). Closes what it opened."""
     distributed = _distributed()
+    if connect_timeout_s is None:
+        connect_timeout_s = CONNECT_TIMEOUT_S
     with _quiet(), ExitStack() as stack:
         if scheduler == LOCAL:
             # loopback only; the dashboard (always served) on a free port, not 8787
