@@ -58,7 +58,7 @@ def test_city_subset_same_bytes_one_process_or_dask_with_a_small_window(tmp_path
     config = build_world_config(load_scenario(CITY), days=1, station_ids=FEW)
     one = simulate(config, tmp_path / "one", workers=1)
     assert simulate(config, tmp_path / "wide", workers=2, scheduler="dask") == one
-    # one station in flight at a time (the default window is 2 per worker thread)
+    # one station in flight at a time (the default window is 4 per worker thread, at least 16)
     writer = TruthWriter(tmp_path / "narrow")
     until: dict[str, float | None] = dict.fromkeys(FEW)
     calls: list[float] = []
