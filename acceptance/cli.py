@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -66,10 +67,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     scenario, config = _world_config(args)
     out = Path(args.out)
+    workers = args.workers
+    if workers is None:  # the default runner's 2 workers; a local dask cluster: every core
+        workers = 2 if args.scheduler == "processes" else os.cpu_count() or 1
     bar = ProgressBar("simulate", config.days * 86400.0)
     try:
-        manifest = simulate(config, out, workers=args.workers, progress=bar,
-                            scenario_name=scenario.name, scenario_digest=scenario.digest)
+        manifest = simulate(config, out, workers=workers, progress=bar,
+                            scenario_name=scenario.name, scenario_digest=scenario.digest,
+                            scheduler=args.scheduler)
+    except RuntimeError as exc:
+        from sim.dask_runner import SchedulerError
+
+        if not isinstance(exc, SchedulerError):
+            raise
+        print(f"forecourt simulate: --scheduler {args.scheduler}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         bar.close()
     (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())
@@ -88,6 +100,25 @@ def _compression(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"--compression: expected a number > 0 or 'max', got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"--compression: expected a number > 0 or 'max', got {text!r}")
+    return value
+
+
+def _scheduler(text: str) -> str:
+    from sim.dask_runner import check_scheduler
+
+    try:
+        return check_scheduler(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
 
 
@@ -321,7 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, help="override the scenario's seed")
         if name == "simulate":
             s.add_argument("--out", required=True, help="ground-truth directory")
-            s.add_argument("--workers", type=int, default=2)
+            s.add_argument("--workers", type=_workers,
+                           help="worker processes (default: 2; with --scheduler dask, every "
+                                "core); unused with a scheduler address")
+            s.add_argument("--scheduler", type=_scheduler, default="processes",
+                           metavar="processes|dask|tcp://HOST:PORT",
+                           help="processes (default: this machine's worker processes), dask "
+                                "(a local dask.distributed cluster) or the address of a "
+                                "running dask scheduler (needs the [dask] extra; "
+                                "docs/scenarios.md)")
             s.set_defaults(func=cmd_simulate)
         else:
             s.add_argument("--out", default="runs/devices")

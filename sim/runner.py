@@ -4,6 +4,10 @@ Stations are independent, so they run in up to `workers` processes, one station 
 task; the parent writes each station's truth as soon as every station before it (in
 world order) is written, so the files are the same for any worker count.
 
+`scheduler="dask"` (a dask LocalCluster of `workers` processes) or a scheduler address
+(tcp://HOST:8786) shards the stations over dask.distributed instead (sim/dask_runner.py),
+with the same bytes.
+
 Ctrl-C (KeyboardInterrupt) stops the workers and leaves complete files holding every
 station that had finished, with a manifest saying "complete": false and, per station,
 how far it was simulated (null = not at all); the KeyboardInterrupt is then re-raised.
@@ -74,14 +78,24 @@ def _worker_main(conn: Connection, config: WorldConfig) -> None:
 def simulate(config: WorldConfig, out_dir: str | os.PathLike[str], *,
              station_ids: Iterable[str] | None = None, workers: int = 2,
              progress: Progress | None = None, scenario_name: str | None = None,
-             scenario_digest: str | None = None) -> dict[str, Any]:
+             scenario_digest: str | None = None, scheduler: str = "processes") -> dict[str, Any]:
     """Simulate `config` (or the given stations) and write the ground truth to `out_dir`.
+
+    `scheduler`: "processes" (this module's worker processes), "dask" (a dask LocalCluster
+    of `workers` processes) or a dask scheduler address (its workers; `workers` unused).
 
     Returns the manifest (also written as manifest.json). `progress(done, total)` gets the
     simulated seconds done, averaged over the stations, and the run's length in seconds.
     """
     if workers < 1:
         raise ValueError(f"simulate: workers must be >= 1, got {workers!r}")
+    if scheduler != "processes":
+        from sim.dask_runner import check_scheduler
+
+        try:
+            check_scheduler(scheduler)
+        except ValueError as exc:
+            raise ValueError(f"simulate: scheduler: {exc}") from None
     _, order, _ = validate_world(config, station_ids)  # fail before any work starts
     out = Path(out_dir)
     total = config.end - config.start
@@ -97,7 +111,12 @@ def simulate(config: WorldConfig, out_dir: str | os.PathLike[str], *,
     writer = TruthWriter(out)
     complete = False
     try:
-        if workers == 1 or len(order) <= 1:
+        if scheduler != "processes":
+            from sim.dask_runner import run_dask
+
+            run_dask(config, order, writer, until, advance, scheduler=scheduler,
+                     workers=workers)
+        elif workers == 1 or len(order) <= 1:
             for sid in order:
                 writer.add(sid, simulate_station(config, sid, advance))
                 until[sid] = config.end
