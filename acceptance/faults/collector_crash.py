@@ -4,7 +4,7 @@ from acceptance.faults.base import FaultKind
 
 KIND = FaultKind(
     name="collector_crash", layer="collector", served_by="harness", scope="station",
-    summary="kill -9 of the station's collector process (the fleet process in fleet mode); "
+    summary="kill -9 of the station's collector process (in fleet mode the fleet process serving it); "
             "started again with the same arguments and spool when the fault ends",
     expected="nothing lost or duplicated: what was read from the devices but not acknowledged "
              "by the platform is in the durable spool and is sent after the restart; device "

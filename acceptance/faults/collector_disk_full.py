@@ -52,7 +52,7 @@ KIND = FaultKind(
     summary="the collector's disk is full: the harness lowers the process's file size limit "
             "(RLIMIT_FSIZE, soft 0) from outside, so every write to a file fails (EFBIG; "
             "SQLite: disk I/O error) — its spool, its logs; restored when the fault ends. In "
-            "fleet mode it hits the one process of every station. A collector must ignore "
+            "fleet mode it hits the fleet process serving the station. A collector must ignore "
             "SIGXFSZ (CPython and Go do), or the harness refuses the fault",
     expected="records it cannot store durably are not acknowledged at the device (the FIFOs "
              "keep them and serve them again); the collector neither exits nor spins (it "
