@@ -14,7 +14,8 @@
   may leave the tank after it) — and the reading itself rose by more than `raw_k` × √2 σ_g (a frozen gauge
   "rises beyond sales" without moving; that is gauge_frozen) — with no delivery to
   account for it: no delivery record ending by the decision
-  time and no delivery_start/end event (50/51) of the tank near it. σ_g is the tank's
+  time and no delivery_start/end event (50/51) of the tank near it — and no gauge clock
+  seen off its dispensers' (alignment.py, with the sales of the grace). σ_g is the tank's
   reading noise learnt from idle intervals of its first `learn_days` (prior 3 L before).
   A rise is decided `step_grace_s` (2 h) after the reading, once any delivery in progress
   would have been closed and reported; as_of = reading time + grace. One alert per tank
@@ -134,6 +135,8 @@ class GaugePlausibilityDetector:
         limit = np.maximum(lim.step_k * np.sqrt(2.0) * sigma, lim.step_min_l) * ctx.scale
         moved = (s.v20[1:] - s.v20[:-1]) / 1000.0 > lim.raw_k * np.sqrt(2.0) * sigma
         cand = np.flatnonzero((rise > limit) & moved & (as_of <= horizon))
+        # a rise that a gauge clock off its dispensers' explains is no step (alignment.py)
+        cand = cand[~s.misaligned(lim.step_grace_s, cand)]
         idx = cand[~self._delivery_near(data, s.tank, s.t[cand], s.t[cand + 1], as_of[cand],
                                         lim)]
         if not len(idx):

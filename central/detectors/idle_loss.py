@@ -3,8 +3,9 @@ delivery runs — an off-book withdrawal (偷油/私自抽油), typically at nig
 
 Idle stretches are maximal runs of reading intervals with no fill of the tank's nozzles
 overlapping them, no delivery, no dispenser of the tank reported off line (its unreported
-sales are device_offline_sales' business) and no repeated gauge reading (a frozen gauge
-catching up is gauge_frozen's). Within a stretch starting at reading a, the drop at
+sales are device_offline_sales' business), no repeated gauge reading (a frozen gauge
+catching up is gauge_frozen's) and no gauge clock seen off its dispensers' (alignment.py,
+with the sales booked in the grace: a slow gauge's reading holds sales booked after it). Within a stretch starting at reading a, the drop at
 reading j is v20[a] − v20[j]; it alarms when
 
     drop > max(`min_l`, `k` × √2 σ_g) + `leak_allow_l_per_h` × hours since a
@@ -66,6 +67,9 @@ class IdleLossDetector:
             learnt = learn_end(int(s.t[0]), ctx.zone, lim.learn_days)
             sigma_learnt = reading_sigma(s, learnt, lim.sigma_prior_l, lim.sigma_floor_l)
             idle = s.idle
+            # the sales booked in the grace also show a slow gauge clock (alignment.py)
+            rows = np.flatnonzero(idle)
+            idle[rows] = ~s.misaligned(lim.grace_s, rows)
             new = idle & ~np.r_[False, idle[:-1]]
             start = np.maximum.accumulate(np.where(new, np.arange(len(idle)), 0))
             j = np.arange(1, len(s.t))  # reading at the end of interval j-1

@@ -12,7 +12,8 @@ numbers are those of GET /api/v1/reconciliation). `TankSeries` adds the interval
 - `busy[i]`: a fill of the tank overlapped the interval; `delivery[i]`: a delivery (its
   record's [start, end], or an open delivery_start event 50) overlapped it; `offline[i]`:
   a dispenser of the tank was reported off line (its sales may be missing), or the clock
-  of the gauge or of a dispenser was seen wrong (clocks.py: the sales cannot be placed);
+  of the gauge or of a dispenser was seen wrong (clocks.py: set back; alignment.py: the
+  gauge's level moves off its dispensers' sales — the sales cannot be placed);
   `frozen[i]`:
   the gauge repeated its previous reading exactly at the interval's start;
 - residual r_i = v20[i] − v20[i+1] − sales20[i]  (positive = product missing).
@@ -20,11 +21,12 @@ numbers are those of GET /api/v1/reconciliation). `TankSeries` adds the interval
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from central.detectors.alignment import Alignment, misaligned
 from central.detectors.base import Context, DayGrid, sequence_order
 from central.detectors.clocks import clock_stretches
 from central.detectors.data import StationData
@@ -93,6 +95,21 @@ class TankSeries:
     offline: np.ndarray  # per interval: a dispenser off line or a clock wrong (_offline_mask)
     frozen: np.ndarray  # per interval: its first reading repeats the one before exactly
     factor: np.ndarray  # per interval: VCF at its opening reading's temperature
+    comparable: np.ndarray  # per interval: no delivery, dispenser off line or frozen reading
+    booked_at: np.ndarray  # when the tank's fills took product out (dispenser clocks) …
+    booked_ml: np.ndarray  # … and their metered volumes
+    _alignment: Alignment | None = field(default=None, repr=False)
+
+    def misaligned(self, lookahead_s: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per interval (or for `rows`): the gauge's clock is seen off its dispensers'
+        (alignment.py), judged with the sales booked up to `lookahead_s` after the
+        interval's end."""
+        if self._alignment is None:
+            self._alignment = Alignment(self.t, self.v20[:-1] - self.v20[1:], self.comparable,
+                                        self.booked_at, self.booked_ml, self.factor)
+        if rows is None:
+            rows = np.arange(len(self.t) - 1)
+        return misaligned(self._alignment.offsets(rows, lookahead_s))
 
     def settling(self, settle_s: float) -> np.ndarray:
         """Intervals starting within `settle_s` after a delivery interval: the product is
@@ -167,10 +184,24 @@ def _tank_series(data: StationData, tank: int, vcf: Vcf,
     ended = cum[np.searchsorted(e[end_sorted], t, "right")]
     level, gross = inv.product_level_um[sel], inv.gross_volume_ml[sel]
     repeat = np.r_[False, (level[1:] == level[:-1]) & (gross[1:] == gross[:-1])]
-    return TankSeries(tank, grade, t, inv.volume_20c_ml[sel].astype(float), level, gross,
-                      nozzle_keys, q20, q20.sum(axis=1), overlapping > 0,
-                      _delivery_mask(data, tank, t), ended.astype(float),
-                      _offline_mask(data, tank, t), repeat[:-1], factor)
+    v20 = inv.volume_20c_ml[sel].astype(float)
+    delivery, offline = _delivery_mask(data, tank, t), _offline_mask(data, tank, t)
+    series = TankSeries(tank, grade, t, v20, level, gross, nozzle_keys, q20, q20.sum(axis=1),
+                        overlapping > 0, delivery, ended.astype(float), offline, repeat[:-1],
+                        factor, ~(delivery | offline | repeat[:-1]),
+                        *_booked(s, e, tx.volume_ml[tsel], apportion))
+    series.offline = offline | series.misaligned()
+    return series
+
+
+def _booked(start: np.ndarray, end: np.ndarray, volume: np.ndarray,
+            apportion: bool) -> tuple[np.ndarray, np.ndarray]:
+    """When the tank's fills took product out, sorted, and their volumes: at hang-up, or —
+    apportioned, a pump delivering while it runs — at mid-fill (the instant that splits a
+    constant flow's volume in half)."""
+    at = (start + end) // 2 if apportion else end
+    order = np.argsort(at, kind="stable")
+    return at[order], volume[order]
 
 
 def _dispensed(t: np.ndarray, start: np.ndarray, end: np.ndarray,
