@@ -15,12 +15,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from detectors_synth import DAY, M0  # noqa: E402
-from test_detectors_clocks import alerts, with_clock  # noqa: E402
+from test_detectors_clocks import alerts, drifting  # noqa: E402
 
 PROFILES = ((600, 24), (-3600, 4.5), (7200, 4), (-7200, 6), (-3600, 12), (14400, 3),
             (-14400, 3))  # drift s/day, hours until set right
@@ -34,10 +31,7 @@ def main() -> int:
         hit, kinds = 0, Counter[str]()
         for day in range(2, 19):
             for hour in (6, 9, 13, 16):
-                a = M0 + day * DAY + hour * 3600
-                b = a + int(hours * 3600)
-                found = alerts(with_clock("G", lambda t, a=a, b=b, rate=rate: np.where(
-                    (t >= a) & (t < b), t + ((t - a) * rate / DAY).astype(np.int64), t)))
+                found = alerts(drifting(rate, hours, day, hour))
                 hit += bool(found)
                 kinds.update({k for k, _, _ in found})
         print(f"| {rate:+d} | {hours:g} | {rate * hours / 24 / 60:+.0f} | {hit} of 68 | "

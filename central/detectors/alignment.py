@@ -8,9 +8,10 @@ tank comparison sees product vanish (measured: a gauge 11 min slow raised a fals
 idle_loss). The level says when the product left, the dispensers say when they booked it:
 for each candidate δ, the tank's drops are compared with the sales booked in the intervals
 shifted by δ, over a trailing window, and the δ that explains them best — by a clear margin
-over δ = 0 — is the gauge's apparent offset. An interval whose offset is beyond
-`TOLERANCE_S` is left out of the tank comparisons, as a dispenser off line is: its level and
-its sales cannot be placed against each other.
+over δ = 0 — is the gauge's apparent offset. An interval with an offset is left out of the
+tank comparisons, as a dispenser off line is: its level and its sales cannot be placed
+against each other. Offsets come in 2-min steps: a fill's own duration (1–3 min) blurs
+finer ones.
 
 Causal (docs/detectors.md §1.2): the offset of the interval ending at reading t_j uses only
 readings up to t_j and sales booked by t_j (+ the decision's wait, for idle_loss its 15-min
@@ -25,7 +26,6 @@ import numpy as np
 SHIFTS_S = np.arange(-3600, 3601, 120)  # candidate offsets, gauge minus dispensers
 ZERO = int(np.flatnonzero(SHIFTS_S == 0)[0])
 WINDOW_S = 2 * 3600  # trailing window the offset is judged on
-TOLERANCE_S = 60  # any offset seen
 MIN_GAIN_ML = 30_000  # the better fit must explain this much more product than δ = 0 …
 MAX_RATIO = 0.8  # … and leave at most this share of δ = 0's misfit
 
@@ -72,7 +72,3 @@ class Alignment:
         best = np.argmax(gain, axis=1)
         out[ask] = np.where(gain[np.arange(len(ask)), best] > 0, SHIFTS_S[best], 0)
         return out
-
-def misaligned(offsets: np.ndarray) -> np.ndarray:
-    """Intervals whose gauge clock is off its dispensers' by more than TOLERANCE_S."""
-    return np.abs(offsets) > TOLERANCE_S

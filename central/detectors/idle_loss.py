@@ -5,8 +5,9 @@ Idle stretches are maximal runs of reading intervals with no fill of the tank's 
 overlapping them, no delivery, no dispenser of the tank reported off line (its unreported
 sales are device_offline_sales' business), no repeated gauge reading (a frozen gauge
 catching up is gauge_frozen's) and no gauge clock seen off its dispensers' (alignment.py,
-with the sales booked in the grace: a slow gauge's reading holds sales booked after it). Within a stretch starting at reading a, the drop at
-reading j is v20[a] − v20[j]; it alarms when
+with the sales booked in the grace: a slow gauge's reading holds sales booked after it).
+Within a stretch starting at reading a, the drop at reading j is v20[a] − v20[j]; it
+alarms when
 
     drop > max(`min_l`, `k` × √2 σ_g) + `leak_allow_l_per_h` × hours since a
 

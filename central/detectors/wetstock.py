@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from central.detectors.alignment import Alignment, misaligned
+from central.detectors.alignment import Alignment
 from central.detectors.base import Context, DayGrid, sequence_order
 from central.detectors.clocks import clock_stretches
 from central.detectors.data import StationData
@@ -92,7 +92,7 @@ class TankSeries:
     busy: np.ndarray  # per interval
     delivery: np.ndarray  # per interval
     ended_metered: np.ndarray  # cumulative metered mL of fills ended by each reading
-    offline: np.ndarray  # per interval: a dispenser off line or a clock wrong (_offline_mask)
+    offline: np.ndarray  # per interval: a dispenser off line or a clock wrong (module doc)
     frozen: np.ndarray  # per interval: its first reading repeats the one before exactly
     factor: np.ndarray  # per interval: VCF at its opening reading's temperature
     comparable: np.ndarray  # per interval: no delivery, dispenser off line or frozen reading
@@ -109,7 +109,7 @@ class TankSeries:
                                         self.booked_at, self.booked_ml, self.factor)
         if rows is None:
             rows = np.arange(len(self.t) - 1)
-        return misaligned(self._alignment.offsets(rows, lookahead_s))
+        return self._alignment.offsets(rows, lookahead_s) != 0
 
     def settling(self, settle_s: float) -> np.ndarray:
         """Intervals starting within `settle_s` after a delivery interval: the product is
