@@ -9,8 +9,9 @@ copies). Platform records of stations the ground truth does not have are compare
 they still come out `unexpected`.
 
 The records come out in `compare`'s order — stream by stream, ground-truth records then
-unexpected ones — whenever the platform's rows are grouped by station in the truth's order
-(as the observer writes them); the values are the same in any case.
+unexpected ones — whenever the ground truth's and the platform's rows are grouped by station
+in the truth's order (as the ledger and the observer write them); otherwise only the order
+of stations within a stream differs, never a value.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TRUTH_TABLES = ("transactions", "tank_states", "deliveries", "events")
 DROPS_COLUMNS = ("station_id", "device", "stream", "seq", "time", "dropped_total")
 CATEGORICAL = ("stream", "station_id", "device", "status")
 _INT32 = np.iinfo(np.int32)
+BATCH_ROWS = 65_536  # platform rows decoded at a time
 
 
 class StationInputs(Protocol):
@@ -83,6 +85,9 @@ def compare_by_station(inputs: StationInputs, dialects: Mapping[str, str],
             unexpected = (records["status"] == "unexpected").to_numpy()
             truth_parts[stream].append(records[~unexpected])
             extra_parts[stream].append(records[unexpected])
+        # Arrow's allocator (mimalloc) keeps the pages a station's reads freed; handing them
+        # back keeps the peak near one station's, not the high-water mark of several
+        pa.default_memory_pool().release_unused()
     # compare's order: per stream, the ground-truth records, then the unexpected ones
     parts = [p for s in STREAMS for p in (*truth_parts[s], *extra_parts[s]) if len(p)]
     return Comparison(concat_compact(parts))
@@ -204,11 +209,10 @@ class ParquetInputs:
         return Truth(**frames, fifo_drops=self._drops.iloc[:0], manifest=self.manifest)
 
     def platform(self, stream: str, station_id: str) -> pd.DataFrame:
-        return self._files[stream].read(lambda ids: ids == station_id)
+        return self._files[stream].station(station_id)
 
     def platform_elsewhere(self, stream: str, stations: Sequence[str]) -> pd.DataFrame:
-        return self._files[stream].read(
-            lambda ids: ~ids.isin(list(stations)) | ids.is_null())
+        return self._files[stream].elsewhere(stations)
 
     def _table(self, table: str, station_id: str) -> pd.DataFrame:
         try:
@@ -229,32 +233,52 @@ class ParquetInputs:
 
 
 class _PlatformFile:
-    """One stream's platform records, read by a filter on station_id — as pandas gives the
-    whole file: a column with nulls anywhere in the file (int → float, bool → object) has
-    that type in every slice, so values print the same in `altered` details."""
+    """One stream's platform records, one station at a time, decoded BATCH_ROWS rows at a time
+    (a station's read never holds a whole row group of the file), only from the row groups
+    whose station_id statistics can hold the station. Converted as pandas converts the whole
+    file: a column with nulls anywhere in the file (int → float, bool → object) has that
+    type in every station's frame, so values print the same in `altered` details."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            meta = pq.ParquetFile(path)
-            arrow = meta.schema_arrow
-            self._with_nulls = _columns_with_nulls(path, meta)
+            self._file = pq.ParquetFile(path)
+            self._schema = self._file.schema_arrow
+            self._with_nulls = _columns_with_nulls(path, self._file)
         except (OSError, pa.ArrowException) as exc:
             raise CompareError(f"platform records {path}: not a readable Parquet file "
                                f"({exc})") from None
-        if "station_id" not in arrow.names:
+        if "station_id" not in self._schema.names:
             raise CompareError(f"platform records {path}: no column 'station_id' (found "
-                               f"{arrow.names})")
-        typ = arrow.field("station_id").type
-        is_text = pa.types.is_string(typ) or pa.types.is_large_string(typ)
-        self._ids = pc.field("station_id") if is_text else pc.field("station_id").cast(
-            pa.string())
+                               f"{self._schema.names})")
+        self._ranges = _station_ranges(self._file)
 
-    def read(self, where: Callable[[pc.Expression], pc.Expression]) -> pd.DataFrame:
+    def station(self, station_id: str) -> pd.DataFrame:
+        groups = [g for g, r in enumerate(self._ranges)
+                  if r is None or r[0] <= station_id <= r[1]]
+        return self._read(groups, lambda ids: pc.equal(ids, station_id))
+
+    def elsewhere(self, stations: Sequence[str]) -> pd.DataFrame:
+        """Rows of no station of `stations`, a null station_id included."""
+        known = pa.array(list(stations), pa.string())
+        return self._read(list(range(len(self._ranges))),
+                          lambda ids: pc.invert(pc.is_in(ids, value_set=known)))
+
+    def _read(self, groups: list[int], keep: Callable[[pa.Array], pa.Array]) -> pd.DataFrame:
+        kept = []
         try:
-            frame = pd.read_parquet(self.path, filters=where(self._ids))
+            for batch in self._file.iter_batches(BATCH_ROWS, row_groups=groups,
+                                                 use_threads=False):
+                ids = batch.column("station_id")
+                if not pa.types.is_string(ids.type):
+                    ids = ids.cast(pa.string())
+                mask = pc.fill_null(keep(ids), False)
+                if pc.any(mask).as_py():
+                    kept.append(batch.filter(mask))
+            table = pa.Table.from_batches(kept, schema=self._schema)
         except (OSError, pa.ArrowException) as exc:
             raise CompareError(f"platform records {self.path}: cannot read ({exc})") from None
+        frame = table.to_pandas()  # pyarrow maps types as pd.read_parquet does
         for col in self._with_nulls & set(frame.columns):
             kind = frame[col].dtype.kind
             if kind in "iu":
@@ -262,6 +286,21 @@ class _PlatformFile:
             elif kind == "b":
                 frame[col] = frame[col].astype(object)
         return frame
+
+
+def _station_ranges(meta: pq.ParquetFile) -> list[tuple[str, str] | None]:
+    """Per row group, the least and greatest station_id (None: not known)."""
+    md = meta.metadata
+    j = next((j for j in range(md.num_columns)
+              if md.schema.column(j).path == "station_id"), None)
+    out: list[tuple[str, str] | None] = []
+    for g in range(md.num_row_groups):
+        stats = None if j is None else md.row_group(g).column(j).statistics
+        if stats is not None and stats.has_min_max and isinstance(stats.min, str):
+            out.append((stats.min, str(stats.max)))
+        else:
+            out.append(None)
+    return out
 
 
 def _columns_with_nulls(path: Path, meta: pq.ParquetFile) -> set[str]:

@@ -718,3 +718,20 @@ def test_run_data_compares_station_by_station(tmp_path):
     with pytest.raises(RunDataError, match=r"events\.parquet: missing column\(s\) "
                                            r"\['station_id'\]"):
         _ = RunData(tmp_path).comparison
+
+
+def test_station_by_station_on_the_checkers_run(tmp_path):
+    """The checkers' two-station, two-day run directory (tests/test_checkers.py): the
+    comparison RunData makes station by station has the whole-frame comparison's records.
+    Its hand-made events are not grouped by station, so the rows are compared sorted."""
+    from test_checkers import make_run
+
+    from acceptance.rundir import RunData
+
+    run = RunData(make_run().write(tmp_path / "run"))
+    whole = compare(run.truth, run.observed, run.dialects)
+    key = ["stream", "station_id", "device", "seq", "device_time", "status"]
+    pd.testing.assert_frame_equal(
+        _plain(run.comparison.records).sort_values(key).reset_index(drop=True),
+        _plain(whole.records).sort_values(key).reset_index(drop=True))
+    assert run.comparison.summary() == whole.summary() and whole.ok and len(whole.records)
