@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acceptance.compare import (
@@ -42,7 +41,6 @@ TRUTH_TABLES = ("transactions", "tank_states", "deliveries", "events")
 DROPS_COLUMNS = ("station_id", "device", "stream", "seq", "time", "dropped_total")
 CATEGORICAL = ("stream", "station_id", "device", "status")
 _INT32 = np.iinfo(np.int32)
-BATCH_ROWS = 65_536  # platform rows decoded at a time
 
 
 class StationInputs(Protocol):
@@ -233,51 +231,60 @@ class ParquetInputs:
 
 
 class _PlatformFile:
-    """One stream's platform records, one station at a time, decoded BATCH_ROWS rows at a time
-    (a station's read never holds a whole row group of the file), only from the row groups
-    whose station_id statistics can hold the station. Converted as pandas converts the whole
-    file: a column with nulls anywhere in the file (int → float, bool → object) has that
-    type in every station's frame, so values print the same in `altered` details."""
+    """One stream's platform records, one station at a time. Opening the file reads only its
+    station_id column, to index where each station's rows are (per row group: a contiguous
+    run, as the observer writes stations one after another, or positions). A station's read
+    decodes only the row groups holding its rows, one column at a time, keeping just its rows
+    — never a whole row group (up to 2²⁰ rows) in memory.
+
+    Converted as pandas converts the whole file: a column with nulls anywhere in the file
+    (int → float, bool → object) has that type in every station's frame, so values print the
+    same in `altered` details."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             self._file = pq.ParquetFile(path)
             self._schema = self._file.schema_arrow
+            if "station_id" not in self._schema.names:
+                raise CompareError(f"platform records {path}: no column 'station_id' (found "
+                                   f"{self._schema.names})")
             self._with_nulls = _columns_with_nulls(path, self._file)
+            self._index = [self._station_rows(g) for g in range(self._file.num_row_groups)]
         except (OSError, pa.ArrowException) as exc:
             raise CompareError(f"platform records {path}: not a readable Parquet file "
                                f"({exc})") from None
-        if "station_id" not in self._schema.names:
-            raise CompareError(f"platform records {path}: no column 'station_id' (found "
-                               f"{self._schema.names})")
-        self._ranges = _station_ranges(self._file)
+
+    def _station_rows(self, group: int) -> dict[str | None, slice | np.ndarray]:
+        ids = self._file.read_row_group(group, columns=["station_id"]).column("station_id")
+        text = pd.Series(ids.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+        out: dict[str | None, slice | np.ndarray] = {}
+        for sid, found in text.groupby(text, dropna=False, sort=False).indices.items():
+            key = sid if isinstance(sid, str) else None  # null: NaN as a group key
+            rows = np.asarray(found)
+            contiguous = rows[-1] - rows[0] == len(rows) - 1
+            out[key] = slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else \
+                rows.astype(np.int32)
+        return out
 
     def station(self, station_id: str) -> pd.DataFrame:
-        groups = [g for g, r in enumerate(self._ranges)
-                  if r is None or r[0] <= station_id <= r[1]]
-        return self._read(groups, lambda ids: pc.equal(ids, station_id))
+        return self._read(lambda sid: sid == station_id)
 
     def elsewhere(self, stations: Sequence[str]) -> pd.DataFrame:
         """Rows of no station of `stations`, a null station_id included."""
-        known = pa.array(list(stations), pa.string())
-        return self._read(list(range(len(self._ranges))),
-                          lambda ids: pc.invert(pc.is_in(ids, value_set=known)))
+        known = set(stations)
+        return self._read(lambda sid: sid not in known)
 
-    def _read(self, groups: list[int], keep: Callable[[pa.Array], pa.Array]) -> pd.DataFrame:
-        kept = []
+    def _read(self, wanted: Callable[[str | None], bool]) -> pd.DataFrame:
+        parts = []
         try:
-            for batch in self._file.iter_batches(BATCH_ROWS, row_groups=groups,
-                                                 use_threads=False):
-                ids = batch.column("station_id")
-                if not pa.types.is_string(ids.type):
-                    ids = ids.cast(pa.string())
-                mask = pc.fill_null(keep(ids), False)
-                if pc.any(mask).as_py():
-                    kept.append(batch.filter(mask))
-            table = pa.Table.from_batches(kept, schema=self._schema)
+            for group, index in enumerate(self._index):
+                picked = [_positions_of(rows) for sid, rows in index.items() if wanted(sid)]
+                if picked:
+                    parts.append(self._take(group, np.sort(np.concatenate(picked))))
         except (OSError, pa.ArrowException) as exc:
             raise CompareError(f"platform records {self.path}: cannot read ({exc})") from None
+        table = pa.concat_tables(parts) if parts else self._schema.empty_table()
         frame = table.to_pandas()  # pyarrow maps types as pd.read_parquet does
         for col in self._with_nulls & set(frame.columns):
             kind = frame[col].dtype.kind
@@ -287,20 +294,17 @@ class _PlatformFile:
                 frame[col] = frame[col].astype(object)
         return frame
 
+    def _take(self, group: int, rows: np.ndarray) -> pa.Table:
+        """Rows of a row group, decoded a column at a time (take copies: no column chunk
+        stays alive behind the result)."""
+        positions = pa.array(rows)
+        columns = [self._file.read_row_group(group, columns=[name]).column(name).take(positions)
+                   for name in self._schema.names]
+        return pa.Table.from_arrays(columns, schema=self._schema)
 
-def _station_ranges(meta: pq.ParquetFile) -> list[tuple[str, str] | None]:
-    """Per row group, the least and greatest station_id (None: not known)."""
-    md = meta.metadata
-    j = next((j for j in range(md.num_columns)
-              if md.schema.column(j).path == "station_id"), None)
-    out: list[tuple[str, str] | None] = []
-    for g in range(md.num_row_groups):
-        stats = None if j is None else md.row_group(g).column(j).statistics
-        if stats is not None and stats.has_min_max and isinstance(stats.min, str):
-            out.append((stats.min, str(stats.max)))
-        else:
-            out.append(None)
-    return out
+
+def _positions_of(rows: slice | np.ndarray) -> np.ndarray:
+    return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
 
 
 def _columns_with_nulls(path: Path, meta: pq.ParquetFile) -> set[str]:

@@ -512,8 +512,8 @@ def truth_of_three() -> Truth:
 
 def broken_platform(t: Truth) -> dict[str, pd.DataFrame]:
     """Every class at once: altered, duplicated, lost (one dropped at the device),
-    unexpected — at a station of the truth and at S9, which is not in it — and nothing at
-    all from S3."""
+    unexpected — at a station of the truth, at S9, which is not in it, and at none — and
+    nothing at all from S3."""
     plat = platform_copy(t, THREE)
     plat = {s: f[f["station_id"] != "S3"].reset_index(drop=True) for s, f in plat.items()}
     tx = plat["transactions"]
@@ -526,8 +526,9 @@ def broken_platform(t: Truth) -> dict[str, pd.DataFrame]:
     ev = plat["events"]
     ghost = ev.iloc[[1]].assign(seq=99, key="S2/G/events/99/86400")  # S2: unexpected
     stranger = ev.iloc[[0]].assign(station_id="S9", key="S9/D1/events/40/86400")
+    nameless = ev.iloc[[0]].assign(station_id=None, key="?/D1/events/40/86400")
     ev.loc[0, "value_new_e4"] = 30001235  # S1: altered
-    plat["events"] = pd.concat([ev, ghost, stranger], ignore_index=True)
+    plat["events"] = pd.concat([ev, ghost, stranger, nameless], ignore_index=True)
     plat["deliveries"] = pd.concat([plat["deliveries"], plat["deliveries"].assign(
         key="again")], ignore_index=True)  # S1: duplicated
     return plat
@@ -553,8 +554,9 @@ def test_station_by_station_equals_the_whole_frames_on_a_broken_platform():
     assert_same_records(whole, by_station)
     recs = by_station.records
     assert by_station.summary() == {"received_once": 1, "lost": 2, "duplicated": 2,
-                                    "altered": 3, "unexpected": 2}
-    assert sorted(recs.loc[recs["status"] == "unexpected", "station_id"]) == ["S2", "S9"]
+                                    "altered": 3, "unexpected": 3}
+    assert [None if pd.isna(s) else s for s in recs.loc[
+        recs["status"] == "unexpected", "station_id"]] == ["S2", "S9", None]
     assert list(recs.loc[recs["station_id"] == "S3", "status"]) == ["lost"]
     assert recs.loc[recs["dropped_at_device"], "stream"].tolist() == ["inventory"]
     # compact: labels are categories, seq and copies int32
@@ -666,7 +668,7 @@ def test_station_by_station_from_parquet_equals_the_whole_frames(tmp_path, layou
                     {s: pd.read_parquet(p) for s, p in files.items()}, THREE)
     by_station = compare_by_station(ParquetInputs(tmp_path / "truth", files), THREE)
     assert_same_records(whole, by_station)
-    assert by_station.summary()["unexpected"] == 2 and by_station.summary()["lost"] == 2
+    assert by_station.summary()["unexpected"] == 3 and by_station.summary()["lost"] == 2
 
 
 def test_a_column_with_nulls_elsewhere_in_the_file_reads_as_in_the_whole_file(tmp_path):
