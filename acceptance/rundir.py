@@ -1,10 +1,13 @@
 """A run directory (docs/run-record.md), read lazily into one object for the checkers.
 
     data = RunData("runs/smoke")
-    data.comparison        # ground truth ↔ platform, every record classified (compare.py)
+    data.comparison        # ground truth ↔ platform, every record classified, station by
+                           # station (compare.py, station_compare.py)
     data.availability      # on-line samples of the platform's GET /stations
 
-Nothing is read until asked for, and each file is read once. A file that is missing or
+Nothing is read until asked for, and each file is read once into memory (the comparison
+reads the truth and observed/<stream>.parquet station by station on its own, so it needs
+neither `truth` nor `observed` whole). A file that is missing or
 lacks a column raises RunDataError naming the file, what is missing and who writes it, so
 a checker that needs it fails with that message (an `error` outcome) while the others go on.
 

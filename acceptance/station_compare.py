@@ -2,9 +2,10 @@
 
 `compare_by_station` classifies every record exactly as acceptance.compare.compare does, but
 holds only one station's ground truth and platform records at a time: for each station of
-the ground truth it reads that station's rows (`ParquetInputs`: Parquet filters on
-station_id; `FrameInputs`: slices of frames already in memory), compares them, and keeps a
-compact records frame (categorical stream / station_id / device / status, int32 seq and
+the ground truth it reads that station's rows (`ParquetInputs`: the truth by a Parquet filter
+on station_id, sim.ledger.read_station_truth; the platform's files through an index of
+their station_id column; `FrameInputs`: slices of frames already in memory), compares them
+exactly as `compare` does (compare.compare_streams), and keeps a compact records frame (categorical stream / station_id / device / status, int32 seq and
 copies). Platform records of stations the ground truth does not have are compared last, so
 they still come out `unexpected`.
 

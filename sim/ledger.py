@@ -493,6 +493,7 @@ def read_truth(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a ground-truth directory."""
     data: dict[str, Any] = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
     return data
 
