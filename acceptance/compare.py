@@ -216,10 +216,15 @@ def dialects_from_endpoints(path: str | Path) -> dict[str, str]:
         raise CompareError(f"{path}: not an endpoint map with a dialect per station") from None
 
 
+def load_profiles(profiles: Mapping[str, Profile] | None = None) -> dict[str, Profile]:
+    """The register profiles by device kind: `profiles`, or the repository's."""
+    return dict(profiles) if profiles else {
+        "dispenser": load_profile("dispenser"), "tank_gauge": load_profile("tank_gauge")}
+
+
 class _Profiles:
     def __init__(self, profiles: Mapping[str, Profile] | None) -> None:
-        self.by_kind = dict(profiles) if profiles else {
-            "dispenser": load_profile("dispenser"), "tank_gauge": load_profile("tank_gauge")}
+        self.by_kind = load_profiles(profiles)
 
     def field(self, kind: str, stream: str, name: str):
         fifo = self.by_kind[kind].fifo(stream)
@@ -373,9 +378,13 @@ def _compared_fields(stream: str) -> list[str]:
             if c not in MATCH_KEY]
 
 
-def _differences(fields: list[str], merged: pd.DataFrame) -> dict[int, list[tuple[str, str]]]:
-    """Merged rows (by position) whose fields differ: [(field, 'field: truth X, platform Y')]."""
+def _differences(fields: list[str], merged: pd.DataFrame, platform: pd.DataFrame
+                 ) -> dict[int, list[tuple[str, str]]]:
+    """Merged rows (by position) whose fields differ: [(field, 'field: truth X, platform Y')].
+    Y is the value as `platform` holds it: the merge turns an int column with an unmatched
+    row into floats, which would make the text depend on records elsewhere in the frame."""
     matched = merged["_matched"].to_numpy()
+    got_ids = merged["_got_id"].to_numpy()
     out: dict[int, list[tuple[str, str]]] = {}
     for col in fields:
         exp = merged[f"{col}_exp"]
@@ -385,9 +394,11 @@ def _differences(fields: list[str], merged: pd.DataFrame) -> dict[int, list[tupl
         else:
             num = pd.to_numeric(got, errors="coerce").to_numpy(np.float64)
             equal = num == exp.to_numpy(np.float64)
+        held = platform[col] if col in platform.columns else None
         for i in np.flatnonzero(~equal & matched):
+            shown: object = None if held is None else held.iat[int(got_ids[i])]
             out.setdefault(int(i), []).append(
-                (col, f"{col}: truth {exp.iat[int(i)]}, platform {got.iat[int(i)]}"))
+                (col, f"{col}: truth {exp.iat[int(i)]}, platform {shown}"))
     return out
 
 
@@ -415,7 +426,7 @@ def _compare_stream(stream: str, exp: pd.DataFrame, got: pd.DataFrame,
         np.arange(len(exp)), fill_value=0).to_numpy()
     altered: dict[int, dict[str, str]] = {}
     truth_ids = merged["_truth_id"].to_numpy()
-    for row, diffs in _differences(fields, merged).items():
+    for row, diffs in _differences(fields, merged, got).items():
         slot = altered.setdefault(int(truth_ids[row]), {})
         for name, text in diffs:
             slot.setdefault(name, text)
@@ -469,15 +480,23 @@ def _mark_dropped(stream: str, out: pd.DataFrame, drops: pd.DataFrame) -> pd.Dat
 def compare(truth: Truth, platform: Mapping[str, pd.DataFrame], dialects: Mapping[str, str],
             profiles: Mapping[str, Profile] | None = None) -> Comparison:
     """Classify every ground-truth record and every platform record (see module doc)."""
+    parts = list(compare_streams(truth, platform, dialects, profiles).values())
+    records = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=list(RECORD_COLUMNS))
+    return Comparison(records.astype({"dropped_at_device": bool}))
+
+
+def compare_streams(truth: Truth, platform: Mapping[str, pd.DataFrame],
+                    dialects: Mapping[str, str], profiles: Mapping[str, Profile] | None = None
+                    ) -> dict[str, pd.DataFrame]:
+    """Per stream, the records of `compare`: ground-truth records first (in the truth's
+    order), then the unexpected platform records (in the platform's order)."""
     missing = [s for s in STREAMS if s not in platform]
     if missing:
         raise CompareError(f"platform records: no frame for {missing}")
     expected = expected_records(truth, dialects, profiles)
-    parts = [_compare_stream(s, expected[s], _platform_rows(s, platform[s]), truth.fifo_drops)
-             for s in STREAMS]
-    records = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=list(RECORD_COLUMNS))
-    return Comparison(records.astype({"dropped_at_device": bool}))
+    return {s: _compare_stream(s, expected[s], _platform_rows(s, platform[s]), truth.fifo_drops)
+            for s in STREAMS}
 
 
 def compare_platform(truth_dir: str | Path, client: PlatformClient,

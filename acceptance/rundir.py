@@ -1,10 +1,13 @@
 """A run directory (docs/run-record.md), read lazily into one object for the checkers.
 
     data = RunData("runs/smoke")
-    data.comparison        # ground truth ↔ platform, every record classified (compare.py)
+    data.comparison        # ground truth ↔ platform, every record classified, station by
+                           # station (compare.py, station_compare.py)
     data.availability      # on-line samples of the platform's GET /stations
 
-Nothing is read until asked for, and each file is read once. A file that is missing or
+Nothing is read until asked for, and each file is read once into memory (the comparison
+reads the truth and observed/<stream>.parquet station by station on its own, so it needs
+neither `truth` nor `observed` whole). A file that is missing or
 lacks a column raises RunDataError naming the file, what is missing and who writes it, so
 a checker that needs it fails with that message (an `error` outcome) while the others go on.
 
@@ -55,6 +58,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
 from acceptance.compare import (
@@ -62,7 +66,6 @@ from acceptance.compare import (
     CompareError,
     Comparison,
     Truth,
-    compare,
     dialects_from_endpoints,
     load_truth,
 )
@@ -75,6 +78,7 @@ from acceptance.observe import (
     STOCK_BALANCE_COLUMNS,
     TAX_CHECK_COLUMNS,
 )
+from acceptance.station_compare import ParquetInputs, compare_by_station
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
 from sim.ledger import read_truth
@@ -149,6 +153,18 @@ class RunData:
             return json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RunDataError(f"{p}: not readable JSON ({exc})") from None
+
+    def _parquet_file(self, rel: str, writer: str, columns: tuple[str, ...]) -> Path:
+        """A Parquet file whose schema has `columns` (only the schema is read)."""
+        p = self.path(rel, writer)
+        try:
+            names = pq.read_schema(p).names
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise RunDataError(f"{p}: not a readable Parquet file ({exc})") from None
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise RunDataError(f"{p}: missing column(s) {missing} (found {names})")
+        return p
 
     def _parquet(self, rel: str, writer: str, columns: tuple[str, ...]) -> pd.DataFrame:
         p = self.path(rel, writer)
@@ -286,8 +302,14 @@ class RunData:
 
     @cached_property
     def comparison(self) -> Comparison:
+        """Ground truth ↔ platform, read and compared one station at a time, so memory is
+        bounded by the largest station, not by the run's length (station_compare.py)."""
+        self.path("truth/manifest.json", "devices (ground-truth ledger)")
+        observed = {s: self._parquet_file(f"observed/{s}.parquet", "observer", ("station_id",))
+                    for s in STREAMS}
         try:
-            return compare(self.truth, self.observed, self.dialects)
+            return compare_by_station(ParquetInputs(self.root / "truth", observed),
+                                      self.dialects)
         except CompareError as exc:
             raise RunDataError(f"run directory {self.root}: {exc}") from None
 

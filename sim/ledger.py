@@ -492,6 +492,35 @@ def read_truth(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
     return pa.concat_tables(parts).combine_chunks() if parts else schema(table).empty_table()
 
 
+def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a ground-truth directory."""
+    data: dict[str, Any] = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+    return data
+
+
+def read_station_truth(out_dir: str | os.PathLike[str], table: str, station_id: str,
+                       manifest_data: dict[str, Any] | None = None) -> pa.Table:
+    """One station's rows of a ground-truth table (in time order), in either layout, reading
+    no other station's rows into the result: the files are filtered on station_id, so the
+    "tables" layout (one row group per station, with statistics) skips the others' row
+    groups, and the segment layout reads only the segments whose index lists the station.
+    `manifest_data` saves re-reading the manifest when reading many stations."""
+    if table not in TABLES:
+        raise ValueError(f"ledger: unknown table {table!r}; tables: {list(TABLES)}")
+    out = Path(out_dir)
+    data = manifest_data if manifest_data is not None else read_manifest(out)
+    if data.get("layout", "tables") == "tables":
+        return _station_rows(out / f"{table}.parquet", table, station_id)
+    parts = [_station_rows(out / seg["file"], table, station_id) for seg in data["segments"]
+             if seg["table"] == table and any(sid == station_id for sid, _ in seg["stations"])]
+    return pa.concat_tables(parts).combine_chunks() if parts else schema(table).empty_table()
+
+
+def _station_rows(path: Path, table: str, station_id: str) -> pa.Table:
+    # A filter copies the station's rows, so the result keeps no other rows' buffers alive.
+    return pq.read_table(path, schema=schema(table), filters=[("station_id", "=", station_id)])
+
+
 def recover(out_dir: str | os.PathLike[str], config: WorldConfig) -> dict[str, Any]:
     """After a crash in device mode (the process died between flushes, no close()): turn
     the last flushed segments into the standard layout; returns the new manifest."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -67,10 +69,10 @@ def truth(drops: list[dict] | None = None) -> Truth:
     return Truth(transactions, tank_states, deliveries, events, fifo_drops)
 
 
-def platform_copy(t: Truth) -> dict[str, pd.DataFrame]:
+def platform_copy(t: Truth, dialects: dict[str, str] = DIALECTS) -> dict[str, pd.DataFrame]:
     """A faithful platform: the expected records, with keys and delivery metadata."""
     out = {}
-    for stream, exp in expected_records(t, DIALECTS).items():
+    for stream, exp in expected_records(t, dialects).items():
         rows = exp.drop(columns=["time"]).to_dict("records")
         for r in rows:
             r["key"] = f"{r['station_id']}/{r['device']}/{stream}/{r['seq']}/{r['device_time']}"
@@ -472,3 +474,266 @@ def test_a_wrong_device_clock_gives_the_device_times_it_showed():
     assert tx["end_time"].tolist() == [y2000 + 61, 2030]
     assert tx["time"].tolist() == [1061.2, 2030.5]  # the true instants
     assert ev["device_time"].tolist() == [y2000 + 85400, 86400]  # S2/G keeps its clock
+
+
+# ---- station by station: the same records as the whole-frame comparison -------------------
+
+def _plain(records: pd.DataFrame) -> pd.DataFrame:
+    """Records with plain dtypes (labels as text, numbers as float), to compare the paths."""
+    out = records.copy()
+    for col in ("stream", "station_id", "device", "status", "altered", "detail"):
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    for col in ("seq", "device_time", "time", "copies"):
+        out[col] = pd.to_numeric(out[col]).astype(np.float64)
+    return out.astype({"dropped_at_device": bool}).reset_index(drop=True)
+
+
+def assert_same_records(whole, by_station) -> None:
+    """Same rows in the same order, same statuses, same altered/detail/dropped_at_device."""
+    pd.testing.assert_frame_equal(_plain(by_station.records), _plain(whole.records))
+    assert by_station.summary() == whole.summary()
+    assert by_station.problems(100) == whole.problems(100)
+    by = ("station_id", "stream")
+    assert by_station.counts(by).to_dict("index") == whole.counts(by).to_dict("index")
+
+
+THREE = {**DIALECTS, "S3": "int_be"}
+
+
+def truth_of_three() -> Truth:
+    """truth() with a FIFO overflow at S1's gauge and a third station S3 (one sale)."""
+    t = truth([dict(station_id="S1", device="G", stream="inventory", seq=5, time=1850.0,
+                    dropped_total=1)])
+    s3 = t.transactions.iloc[[0]].assign(station_id="S3", seq=11)
+    return Truth(pd.concat([t.transactions, s3], ignore_index=True), t.tank_states,
+                 t.deliveries, t.events, t.fifo_drops,
+                 manifest={"stations": ["S1", "S2", "S3"], "clock_faults": []})
+
+
+def broken_platform(t: Truth) -> dict[str, pd.DataFrame]:
+    """Every class at once: altered, duplicated, lost (one dropped at the device),
+    unexpected — at a station of the truth, at S9, which is not in it, and at none — and
+    nothing at all from S3."""
+    plat = platform_copy(t, THREE)
+    plat = {s: f[f["station_id"] != "S3"].reset_index(drop=True) for s, f in plat.items()}
+    tx = plat["transactions"]
+    tx.loc[0, "volume_ml"] += 10  # S1: altered
+    twice = tx.iloc[[1]].assign(key="another-key", msg_seq=9)  # S2: duplicated
+    plat["transactions"] = pd.concat([tx, twice], ignore_index=True)
+    inv = plat["inventory"]
+    inv.loc[inv["station_id"] == "S2", "temperature_mc"] = None  # S2: a field left out
+    plat["inventory"] = inv[inv["station_id"] == "S2"]  # S1's reading lost (FIFO overflow)
+    ev = plat["events"]
+    ghost = ev.iloc[[1]].assign(seq=99, key="S2/G/events/99/86400")  # S2: unexpected
+    stranger = ev.iloc[[0]].assign(station_id="S9", key="S9/D1/events/40/86400")
+    nameless = ev.iloc[[0]].assign(station_id=None, key="?/D1/events/40/86400")
+    ev.loc[0, "value_new_e4"] = 30001235  # S1: altered
+    plat["events"] = pd.concat([ev, ghost, stranger, nameless], ignore_index=True)
+    plat["deliveries"] = pd.concat([plat["deliveries"], plat["deliveries"].assign(
+        key="again")], ignore_index=True)  # S1: duplicated
+    return plat
+
+
+def test_station_by_station_equals_the_whole_frames_on_a_faithful_platform():
+    from acceptance.station_compare import FrameInputs, compare_by_station
+
+    t = truth()
+    whole = compare(t, platform_copy(t), DIALECTS)
+    by_station = compare_by_station(FrameInputs(t, platform_copy(t)), DIALECTS)
+    assert by_station.ok and by_station.summary()["received_once"] == 7
+    assert_same_records(whole, by_station)
+
+
+def test_station_by_station_equals_the_whole_frames_on_a_broken_platform():
+    from acceptance.station_compare import FrameInputs, compare_by_station
+
+    t = truth_of_three()
+    plat = broken_platform(t)
+    whole = compare(t, plat, THREE)
+    by_station = compare_by_station(FrameInputs(t, plat), THREE)
+    assert_same_records(whole, by_station)
+    recs = by_station.records
+    assert by_station.summary() == {"received_once": 1, "lost": 2, "duplicated": 2,
+                                    "altered": 3, "unexpected": 3}
+    assert [None if pd.isna(s) else s for s in recs.loc[
+        recs["status"] == "unexpected", "station_id"]] == ["S2", "S9", None]
+    assert list(recs.loc[recs["station_id"] == "S3", "status"]) == ["lost"]
+    assert recs.loc[recs["dropped_at_device"], "stream"].tolist() == ["inventory"]
+    # compact: labels are categories, seq and copies int32
+    assert {str(recs[c].dtype) for c in ("stream", "station_id", "device", "status")} == {
+        "category"}
+    assert str(recs["seq"].dtype) == "int32" and str(recs["copies"].dtype) == "int32"
+
+
+def test_station_by_station_refuses_what_the_whole_comparison_refuses():
+    from acceptance.station_compare import FrameInputs, compare_by_station
+
+    t = truth()
+    plat = platform_copy(t)
+    with pytest.raises(CompareError, match=r"no register dialect for station\(s\) \['S2'\]"):
+        compare_by_station(FrameInputs(t, plat), {"S1": "int_be"})
+    with pytest.raises(CompareError, match=r"no frame for \['events'\]"):
+        FrameInputs(t, {k: v for k, v in plat.items() if k != "events"})
+    with pytest.raises(CompareError, match="platform deliveries: no column 'start_time'"):
+        compare_by_station(FrameInputs(t, {**plat, "deliveries": plat["deliveries"].drop(
+            columns=["start_time"])}), DIALECTS)
+
+
+# ---- from Parquet: a ground-truth directory (both layouts) and observed/<stream>.parquet ---
+
+def _ledger_frame(table: str, df: pd.DataFrame) -> pa.Table:
+    """`df` in the ledger's schema (sim/ledger.py); columns it lacks are zero / empty."""
+    from sim.ledger import schema
+
+    sch = schema(table)
+    df = df.reindex(columns=sch.names)
+    for f in sch:
+        if pa.types.is_string(f.type):
+            df[f.name] = df[f.name].astype(object).where(df[f.name].notna(), "")
+        elif f.nullable:
+            df[f.name] = df[f.name].astype("Int64")
+        else:
+            df[f.name] = df[f.name].fillna(0).astype(f.type.to_pandas_dtype())
+    return pa.Table.from_pandas(df, schema=sch, preserve_index=False)
+
+
+def write_truth_dir(t: Truth, out, layout: str) -> None:
+    """The ground truth as the ledger writes it: "tables" (one file per table, a row group per
+    station) or "segments" (two segment files per table, rows per station in the index)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from sim.ledger import TABLES, schema
+
+    out.mkdir(parents=True)
+    stations = t.manifest["stations"]
+    manifest = {**t.manifest, "layout": layout, "segments": []}
+    for table in TABLES:
+        frame = t.table(table) if table in ("transactions", "tank_states", "deliveries",
+                                            "events") else pd.DataFrame()
+        per_station = {sid: _ledger_frame(table, frame[frame["station_id"] == sid]
+                                          if len(frame) else frame) for sid in stations}
+        if layout == "tables":
+            with pq.ParquetWriter(out / f"{table}.parquet", schema(table)) as w:
+                for rows in per_station.values():
+                    w.write_table(rows, row_group_size=max(rows.num_rows, 1))
+            continue
+        for number in (1, 2):  # each station's rows split in two halves, one per segment
+            parts = [(sid, rows.slice(0, rows.num_rows // 2) if number == 1
+                      else rows.slice(rows.num_rows // 2)) for sid, rows in per_station.items()]
+            parts = [(sid, rows) for sid, rows in parts if rows.num_rows]
+            if not parts:
+                continue
+            rel = f"segments/{table}-{number:05d}.parquet"
+            (out / "segments").mkdir(exist_ok=True)
+            pq.write_table(pa.concat_tables([rows for _, rows in parts]), out / rel)
+            manifest["segments"].append({"table": table, "file": rel, "stations": [
+                [sid, rows.num_rows] for sid, rows in parts]})
+    t.fifo_drops.to_parquet(out / "fifo_drops.parquet", index=False)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def write_observed(plat: dict[str, pd.DataFrame], out) -> dict[str, object]:
+    out.mkdir(parents=True)
+    for stream, frame in plat.items():
+        frame.to_parquet(out / f"{stream}.parquet", index=False)
+    return {s: out / f"{s}.parquet" for s in plat}
+
+
+@pytest.mark.parametrize("layout", ["tables", "segments"])
+def test_a_station_s_truth_is_read_alone_in_either_layout(tmp_path, layout):
+    from sim.ledger import read_station_truth, read_truth
+
+    t = truth_of_three()
+    write_truth_dir(t, tmp_path / "truth", layout)
+    for table in ("transactions", "tank_states", "deliveries", "events"):
+        whole = read_truth(tmp_path / "truth", table)
+        parts = [read_station_truth(tmp_path / "truth", table, sid) for sid in ("S1", "S2", "S3")]
+        assert pa.concat_tables(parts).equals(whole), table
+        assert all(set(p["station_id"].to_pylist()) <= {sid}
+                   for p, sid in zip(parts, ("S1", "S2", "S3"), strict=True))
+        assert read_station_truth(tmp_path / "truth", table, "S9").num_rows == 0
+
+
+@pytest.mark.parametrize("layout", ["tables", "segments"])
+def test_station_by_station_from_parquet_equals_the_whole_frames(tmp_path, layout):
+    from acceptance.compare import load_truth
+    from acceptance.station_compare import ParquetInputs, compare_by_station
+
+    t = truth_of_three()
+    write_truth_dir(t, tmp_path / "truth", layout)
+    files = write_observed(broken_platform(t), tmp_path / "observed")
+    whole = compare(load_truth(tmp_path / "truth"),
+                    {s: pd.read_parquet(p) for s, p in files.items()}, THREE)
+    by_station = compare_by_station(ParquetInputs(tmp_path / "truth", files), THREE)
+    assert_same_records(whole, by_station)
+    assert by_station.summary()["unexpected"] == 3 and by_station.summary()["lost"] == 2
+
+
+def test_a_column_with_nulls_elsewhere_in_the_file_reads_as_in_the_whole_file(tmp_path):
+    """A file written without pandas' metadata: inventory.temperature_mc is int64 with a null
+    at S2; S1's slice alone would read as int64 and its altered value print without '.0'."""
+    import pyarrow.parquet as pq
+
+    from acceptance.compare import load_truth
+    from acceptance.station_compare import ParquetInputs, compare_by_station
+
+    t = truth_of_three()
+    write_truth_dir(t, tmp_path / "truth", "tables")
+    plat = platform_copy(t, THREE)
+    files = write_observed(plat, tmp_path / "observed")
+    inv = pa.Table.from_pandas(plat["inventory"], preserve_index=False).replace_schema_metadata()
+    temps = [v + 1 if sid == "S1" else None
+             for v, sid in zip(plat["inventory"]["temperature_mc"],
+                               plat["inventory"]["station_id"], strict=True)]
+    inv = inv.set_column(inv.schema.get_field_index("temperature_mc"), "temperature_mc",
+                         pa.array(temps, pa.int64()))
+    pq.write_table(inv, files["inventory"])
+    whole = compare(load_truth(tmp_path / "truth"),
+                    {s: pd.read_parquet(p) for s, p in files.items()}, THREE)
+    by_station = compare_by_station(ParquetInputs(tmp_path / "truth", files), THREE)
+    assert_same_records(whole, by_station)
+    recs = by_station.records
+    s1 = recs[(recs["stream"] == "inventory") & (recs["station_id"] == "S1")]
+    assert s1["detail"].tolist() == ["temperature_mc: truth -7250, platform -7249.0"]
+
+
+def test_run_data_compares_station_by_station(tmp_path):
+    import json
+
+    from acceptance.rundir import RunData, RunDataError
+
+    t = truth_of_three()
+    write_truth_dir(t, tmp_path / "truth", "tables")
+    write_observed(broken_platform(t), tmp_path / "observed")
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "endpoints.json").write_text(json.dumps(
+        {"stations": {sid: {"dialect": d} for sid, d in THREE.items()}}))
+    run = RunData(tmp_path)
+    assert_same_records(compare(run.truth, run.observed, run.dialects), run.comparison)
+    (tmp_path / "observed" / "events.parquet").unlink()
+    with pytest.raises(RunDataError, match=r"missing observed/events\.parquet \(written by "
+                                           r"the observer"):
+        _ = RunData(tmp_path).comparison
+    pd.DataFrame({"seq": [1]}).to_parquet(tmp_path / "observed" / "events.parquet")
+    with pytest.raises(RunDataError, match=r"events\.parquet: missing column\(s\) "
+                                           r"\['station_id'\]"):
+        _ = RunData(tmp_path).comparison
+
+
+def test_station_by_station_on_the_checkers_run(tmp_path):
+    """The checkers' two-station, two-day run directory (tests/test_checkers.py): the
+    comparison RunData makes station by station has the whole-frame comparison's records.
+    Its hand-made events are not grouped by station, so the rows are compared sorted."""
+    from test_checkers import make_run
+
+    from acceptance.rundir import RunData
+
+    run = RunData(make_run().write(tmp_path / "run"))
+    whole = compare(run.truth, run.observed, run.dialects)
+    key = ["stream", "station_id", "device", "seq", "device_time", "status"]
+    pd.testing.assert_frame_equal(
+        _plain(run.comparison.records).sort_values(key).reset_index(drop=True),
+        _plain(whole.records).sort_values(key).reset_index(drop=True))
+    assert run.comparison.summary() == whole.summary() and whole.ok and len(whole.records)
