@@ -47,11 +47,11 @@ from acceptance.observe import (
     observe_commerce,
     observe_credit,
     observe_metrology,
-    observe_records,
     observe_states,
     observe_tax_checks,
     station_status,
 )
+from acceptance.observed_records import write_observed_records
 from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
@@ -260,8 +260,7 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
                     detection: DetectionReport | None = None) -> None:
     obs = out / "observed"
     obs.mkdir(exist_ok=True)
-    for stream, df in observe_records(chain.api, chain.station_ids).items():
-        df.to_parquet(obs / f"{stream}.parquet", index=False)
+    write_observed_records(chain.api, chain.station_ids, obs)  # station by station
     observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
                                                             index=False)
     # right after the alerts it grades, so both show the same findings

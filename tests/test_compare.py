@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -737,3 +738,34 @@ def test_station_by_station_on_the_checkers_run(tmp_path):
         _plain(run.comparison.records).sort_values(key).reset_index(drop=True),
         _plain(whole.records).sort_values(key).reset_index(drop=True))
     assert run.comparison.summary() == whole.summary() and whole.ok and len(whole.records)
+
+
+def test_observed_records_are_written_station_by_station_as_the_whole_frame_would_be(tmp_path):
+    """observed/<stream>.parquet one station at a time reads back as the whole frame: an
+    int column with a null at one station is float everywhere, a field only one station
+    gives is null at the others, a station without records adds nothing."""
+    from acceptance.observe import RECORD_RESOURCES, records_frame
+    from acceptance.observed_records import write_observed_records
+
+    def tx(sid: str, seq: int, **extra) -> dict:
+        return {"key": f"{sid}/D1/transactions/{seq}", "station_id": sid, "device": "D1",
+                "seq": seq, "nozzle": 1, "grade": "92", "tank": 1, "start_time": 100 + seq,
+                "end_time": 160 + seq, "volume_ml": 30_000 + seq, "amount_fen": 21_000,
+                "unit_price_fen": 703, "volume_total_ml": 9_000_000 + seq,
+                "amount_total_fen": 6_000_000, "collected_at": 1.5, "received_at": 2.5,
+                "msg_seq": seq, **extra}
+
+    answers = {r: [] for r in RECORD_RESOURCES}
+    answers["transactions"] = [tx("S1", 1), tx("S1", 2), tx("S2", 1, amount_fen=None),
+                               tx("S4", 7, vendor_note="late")]
+    answers["events"] = [{"key": "S2/G/events/1", "station_id": "S2", "device": "G", "seq": 1,
+                          "code": 50, "unit": 1, "device_time": 300}]
+    written = write_observed_records(_Items(answers), ["S1", "S2", "S3", "S4"], tmp_path)
+    assert written == {"transactions": 4, "inventory": 0, "deliveries": 0, "events": 1}
+    for resource in RECORD_RESOURCES:
+        whole = tmp_path / f"whole-{resource}.parquet"
+        records_frame(resource, answers[resource]).to_parquet(whole, index=False)
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{resource}.parquet"),
+                                      pd.read_parquet(whole), check_dtype=bool(answers[resource]))
+    assert pq.ParquetFile(tmp_path / "transactions.parquet").num_row_groups == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
