@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from central.detectors.data import StationData
+from central.detectors.data import TIME_COLUMN, StationData
 from central.vcf import Vcf
 
 M0 = 1774972800  # 2026-04-01 00:00 Asia/Shanghai
@@ -354,6 +355,26 @@ def _drawn_cumulative(starts: np.ndarray, ends: np.ndarray, v20: np.ndarray,
     order = np.argsort(ends)
     cum = np.concatenate(([0.0], np.cumsum(v20[order])))
     return cum[np.searchsorted(ends[order], at, "right")]
+
+
+def with_clock(synth: Synth, device: str,
+               shown: Callable[[np.ndarray], np.ndarray]) -> StationData:
+    """The station with `device`'s times as its wrong clock showed them: every time column
+    of its records mapped through `shown`, rows back in storage (time) order."""
+    data = synth.data.cut(synth.end)
+    for name, s in data.streams.items():
+        if name not in ("transactions", "inventory", "deliveries", "events", "states"):
+            continue
+        mine = s.device == device
+        for col in {TIME_COLUMN[name], "start_time"} & set(s.columns):
+            s.columns[col] = np.where(mine, shown(s.columns[col]), s.columns[col])
+        data.streams[name] = s.select(np.argsort(s.time, kind="stable"))
+    return data
+
+
+def drifting_clock(a: int, b: int, rate: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A clock gaining `rate` s/day over [a, b) and set right at b."""
+    return lambda t: np.where((t >= a) & (t < b), t + ((t - a) * rate / DAY).astype(np.int64), t)
 
 
 def add_rows(data: StationData, stream: str, rows: list[dict[str, Any]]) -> None:

@@ -2,8 +2,9 @@
 a device's records in the order it made them (its FIFO sequence), not in its clock's order;
 what was made before a clock was set back is no more complete than what came after; and a
 stretch in which a clock was seen wrong is left out of the tank comparisons, like a
-dispenser off line, as is a stretch in which a gauge's level moves off its dispensers' sales
-(a clock running slow or fast). Each case raised false alerts before."""
+dispenser off line; idle_loss and gauge_step also leave out a stretch in which a gauge's
+level moves off its dispensers' sales (a clock running slow or fast). Each case raised false
+alerts before."""
 
 from __future__ import annotations
 
@@ -12,12 +13,22 @@ from functools import cache
 
 import numpy as np
 import pytest
-from detectors_synth import DAY, M0, NozzleSpec, Spec, Synth, TankSpec, generate
+from detectors_synth import (
+    DAY,
+    M0,
+    NozzleSpec,
+    Spec,
+    Synth,
+    TankSpec,
+    drifting_clock,
+    generate,
+)
+from detectors_synth import with_clock as synth_with_clock
 
 from central.detectors import alignment
 from central.detectors.base import Context, Settings, sequence_order
 from central.detectors.clocks import clock_stretches
-from central.detectors.data import TIME_COLUMN, StationData
+from central.detectors.data import StationData
 from central.detectors.registry import DETECTORS
 from central.detectors.wetstock import tank_series
 
@@ -38,26 +49,15 @@ def alerts(data: StationData) -> list[tuple[str, str | None, int | None]]:
 
 
 def with_clock(device: str, shown: Callable[[np.ndarray], np.ndarray]) -> StationData:
-    """The honest station with `device`'s times as its wrong clock showed them: every time
-    column of its records mapped through `shown`, rows back in storage (time) order."""
-    data = station().data.cut(station().end)
-    for name, s in data.streams.items():
-        if name not in ("transactions", "inventory", "deliveries", "events", "states"):
-            continue
-        mine = s.device == device
-        for col in {TIME_COLUMN[name], "start_time"} & set(s.columns):
-            s.columns[col] = np.where(mine, shown(s.columns[col]), s.columns[col])
-        data.streams[name] = s.select(np.argsort(s.time, kind="stable"))
-    return data
+    """The honest station with `device`'s clock wrong as `shown` says."""
+    return synth_with_clock(station(), device, shown)
 
 
 def drifting(rate: float, hours: float, day: int, hour: int) -> StationData:
     """The honest station with its gauge's clock gaining `rate` s/day from `hour` o'clock of
     `day` for `hours`, then set right."""
     a = M0 + day * DAY + hour * 3600
-    b = a + int(hours * 3600)
-    return with_clock("G", lambda t: np.where(
-        (t >= a) & (t < b), t + ((t - a) * rate / DAY).astype(np.int64), t))
+    return with_clock("G", drifting_clock(a, a + int(hours * 3600), rate))
 
 
 def misaligned(data: StationData, settings: Settings | None = None) -> np.ndarray:

@@ -8,9 +8,11 @@ tank comparison sees product vanish (measured: a gauge 11 min slow raised a fals
 idle_loss). The level says when the product left, the dispensers say when they booked it:
 for each candidate δ, the tank's drops are compared with the sales booked in the intervals
 shifted by δ, over a trailing window, and the δ that explains them best — by a clear margin
-over δ = 0 — is the gauge's apparent offset. An interval with an offset is left out of the
-tank comparisons, as a dispenser off line is: its level and its sales cannot be placed
-against each other. Offsets come in 2-min steps: a fill's own duration (1–3 min) blurs
+over δ = 0 — is the gauge's apparent offset. idle_loss and gauge_step, which compare single
+readings with the sales around them, leave an interval with an offset out. The detectors of
+days-long windows keep it: a stretch of minutes barely moves them, and leaving it out
+delayed a 2 % skim's first meter_skim alert by a week (a 6-h drift across the window's end,
+tests/test_detectors_causality.py's station). Offsets come in 2-min steps: a fill's own duration (1–3 min) blurs
 finer ones.
 
 Causal (docs/detectors.md §1.2): the offset of the interval ending at reading t_j uses only

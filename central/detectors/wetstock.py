@@ -12,8 +12,9 @@ numbers are those of GET /api/v1/reconciliation). `TankSeries` adds the interval
 - `busy[i]`: a fill of the tank overlapped the interval; `delivery[i]`: a delivery (its
   record's [start, end], or an open delivery_start event 50) overlapped it; `offline[i]`:
   a dispenser of the tank was reported off line (its sales may be missing), or the clock
-  of the gauge or of a dispenser was seen wrong (clocks.py: set back; alignment.py: the
-  gauge's level moves off its dispensers' sales — the sales cannot be placed);
+  of the gauge or of a dispenser was seen wrong (clocks.py: set back — the sales cannot be
+  placed); `misaligned(…)`: the gauge's level moves off its dispensers' sales
+  (alignment.py; idle_loss and gauge_step leave such intervals out);
   `frozen[i]`:
   the gauge repeated its previous reading exactly at the interval's start;
 - residual r_i = v20[i] − v20[i+1] − sales20[i]  (positive = product missing).
@@ -190,7 +191,6 @@ def _tank_series(data: StationData, tank: int, vcf: Vcf,
                         overlapping > 0, delivery, ended.astype(float), offline, repeat[:-1],
                         factor, ~(delivery | offline | repeat[:-1]),
                         *_booked(s, e, tx.volume_ml[tsel], apportion))
-    series.offline = offline | series.misaligned()
     return series
 
 
