@@ -187,11 +187,10 @@ def _tank_series(data: StationData, tank: int, vcf: Vcf,
     repeat = np.r_[False, (level[1:] == level[:-1]) & (gross[1:] == gross[:-1])]
     v20 = inv.volume_20c_ml[sel].astype(float)
     delivery, offline = _delivery_mask(data, tank, t), _offline_mask(data, tank, t)
-    series = TankSeries(tank, grade, t, v20, level, gross, nozzle_keys, q20, q20.sum(axis=1),
-                        overlapping > 0, delivery, ended.astype(float), offline, repeat[:-1],
-                        factor, ~(delivery | offline | repeat[:-1]),
-                        *_booked(s, e, tx.volume_ml[tsel], apportion))
-    return series
+    return TankSeries(tank, grade, t, v20, level, gross, nozzle_keys, q20, q20.sum(axis=1),
+                      overlapping > 0, delivery, ended.astype(float), offline, repeat[:-1],
+                      factor, ~(delivery | offline | repeat[:-1]),
+                      *_booked(s, e, tx.volume_ml[tsel], apportion))
 
 
 def _booked(start: np.ndarray, end: np.ndarray, volume: np.ndarray,
