@@ -12,8 +12,8 @@ over δ = 0 — is the gauge's apparent offset. idle_loss and gauge_step, which 
 readings with the sales around them, leave an interval with an offset out. The detectors of
 days-long windows keep it: a stretch of minutes barely moves them, and leaving it out
 delayed a 2 % skim's first meter_skim alert by a week (a 6-h drift across the window's end,
-tests/test_detectors_causality.py's station). Offsets come in 2-min steps: a fill's own duration (1–3 min) blurs
-finer ones.
+tests/test_detectors_causality.py's station). Offsets come in 2-min steps: a fill's own
+duration (1–3 min) blurs finer ones.
 
 Causal (docs/detectors.md §1.2): the offset of the interval ending at reading t_j uses only
 readings up to t_j and sales booked by t_j (+ the decision's wait, for idle_loss its 15-min

@@ -96,7 +96,6 @@ class TankSeries:
     offline: np.ndarray  # per interval: a dispenser off line or a clock wrong (module doc)
     frozen: np.ndarray  # per interval: its first reading repeats the one before exactly
     factor: np.ndarray  # per interval: VCF at its opening reading's temperature
-    comparable: np.ndarray  # per interval: no delivery, dispenser off line or frozen reading
     booked_at: np.ndarray  # when the tank's fills took product out (dispenser clocks) …
     booked_ml: np.ndarray  # … and their metered volumes
     _alignment: Alignment | None = field(default=None, repr=False)
@@ -106,7 +105,8 @@ class TankSeries:
         (alignment.py), judged with the sales booked up to `lookahead_s` after the
         interval's end."""
         if self._alignment is None:
-            self._alignment = Alignment(self.t, self.v20[:-1] - self.v20[1:], self.comparable,
+            comparable = ~(self.delivery | self.offline | self.frozen)
+            self._alignment = Alignment(self.t, self.v20[:-1] - self.v20[1:], comparable,
                                         self.booked_at, self.booked_ml, self.factor)
         if rows is None:
             rows = np.arange(len(self.t) - 1)
@@ -189,8 +189,7 @@ def _tank_series(data: StationData, tank: int, vcf: Vcf,
     delivery, offline = _delivery_mask(data, tank, t), _offline_mask(data, tank, t)
     return TankSeries(tank, grade, t, v20, level, gross, nozzle_keys, q20, q20.sum(axis=1),
                       overlapping > 0, delivery, ended.astype(float), offline, repeat[:-1],
-                      factor, ~(delivery | offline | repeat[:-1]),
-                      *_booked(s, e, tx.volume_ml[tsel], apportion))
+                      factor, *_booked(s, e, tx.volume_ml[tsel], apportion))
 
 
 def _booked(start: np.ndarray, end: np.ndarray, volume: np.ndarray,
