@@ -227,13 +227,8 @@ class Chain:
         return creds + (["--mqtt-ca", str(self.mqtt_ca_path)] if self.mqtt_ca_path else [])
 
     def _collector_keys(self) -> dict[str, str]:
-        if self.settings.collectors != "fleet":
-            return {sid: sid for sid in self.station_ids}
-        n = self.settings.fleet_processes
-        if n == 1:
-            return dict.fromkeys(self.station_ids, "*")
-        # dealt in turn: neighbours in the ledger (often alike in size) land apart
-        return {sid: f"*{i % n + 1}" for i, sid in enumerate(self.station_ids)}
+        return deal_collectors(self.station_ids, self.settings.collectors,
+                               self.settings.fleet_processes)
 
     def _collector_argv(self, station: str, broker_url: str) -> list[str]:
         s = self.settings
@@ -523,6 +518,25 @@ class Chain:
     def wait_detection(self, through: float, timeout: float = 120.0,
                        grace_s: float = DETECTION_GRACE_S) -> DetectionReport:
         return wait_detection(self, through, timeout, grace_s)
+
+def deal_collectors(station_ids: list[str], collectors: str, fleet_processes: int
+                    ) -> dict[str, str]:
+    """Station → the key of the collector process (and network link) serving it: itself, or
+    "*" / "*1".."*N" for the processes of fleet mode."""
+    if collectors != "fleet":
+        return {sid: sid for sid in station_ids}
+    if fleet_processes == 1:
+        return dict.fromkeys(station_ids, "*")
+    # dealt in turn: neighbours in the ledger (often alike in size) land apart
+    return {sid: f"*{i % fleet_processes + 1}" for i, sid in enumerate(station_ids)}
+
+
+def stations_sharing(keys: dict[str, str], station: str) -> list[str]:
+    """`station` and every station its collector process serves too (fleet mode): a crash of
+    that process or a cut of its link hits them all."""
+    key = keys.get(station)
+    return [s for s, k in keys.items() if k == key] if key is not None else [station]
+
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --collectors fleet: deal the stations over N processes (default 1; "
                         "each process is one event loop, docs/performance.md)")
     s.add_argument("--drain-timeout", type=float, default=300.0,
-                   help="wall seconds to wait for the data to drain after the run (default 300)")
+                   help="wall seconds to wait for the data to drain after the schedule, "
+                        "counted from the world's last simulated progress (default 300)")
     s.add_argument("--detection-timeout", type=float, default=120.0,
                    help="wall seconds to wait, after draining, for the platform's detectors to "
                         "evaluate through the run's end (GET /api/v1/detection/status; "

@@ -40,6 +40,8 @@ BALANCE_EXACT = ("grade", "opening_time", "opening_volume_20c_ml", "closing_time
                  "closing_volume_20c_ml", "deliveries", "bol_volume_20c_ml",
                  "deliveries_without_bol", "transactions", "sales_ml")
 BALANCE_CONVERTED = ("sales_20c_ml", "received_20c_ml", "variance_ml")
+BALANCE_COLUMNS = tuple(dict.fromkeys([*BALANCE_KEY, "partial", *BALANCE_EXACT,
+                                       *BALANCE_CONVERTED]))
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ def truth_sales(transactions: pd.DataFrame, fleet: Sequence[Mapping[str, Any]],
         stations=("station_id", "nunique"), transactions=("station_id", "size"),
         volume_ml=("volume_ml", "sum"), amount_fen=("amount_fen", "sum")).reset_index()
     return cells.astype({k: np.int64 for k in SALES_VALUES})
+
+
+def merge_sales(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The sales cells of several sets of stations (truth_sales of each), as truth_sales
+    of them all would give: a station is in one part only, so the counts add up."""
+    cells = [p for p in parts if len(p)]
+    if not cells:
+        return pd.DataFrame(columns=[*SALES_KEY, *SALES_VALUES])
+    return (pd.concat(cells, ignore_index=True).groupby(list(SALES_KEY), sort=True)
+            [list(SALES_VALUES)].sum().reset_index().astype({k: np.int64 for k in SALES_VALUES}))
 
 
 # ---- stock balances ---------------------------------------------------------------------
@@ -187,5 +199,4 @@ def truth_balances(expected: Mapping[str, pd.DataFrame], fleet: Sequence[Mapping
         rows += _tank_balances(key[0], key[1], grades[key], readings,
                                tx_by.get((sid, tank), tx.iloc[0:0]),
                                dl_by.get((sid, tank), dl.iloc[0:0]), zone)
-    columns = [*BALANCE_KEY, "partial", *BALANCE_EXACT, *BALANCE_CONVERTED]
-    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
+    return pd.DataFrame(rows, columns=list(BALANCE_COLUMNS))

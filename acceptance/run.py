@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import pandas as pd
 
 from acceptance.attacks.base import Context
 from acceptance.attacks.phase import run_attack_phase, station_keys
-from acceptance.chain import Chain, ChainSettings
+from acceptance.chain import Chain, ChainSettings, deal_collectors, stations_sharing
 from acceptance.chain_heads import FILE as CHAIN_HEADS_FILE
 from acceptance.chain_heads import record_chain_heads
 from acceptance.checkers.device_state import SHOWN_OFF_LINE
@@ -56,10 +56,10 @@ from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
 from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE
-from acceptance.schedule import FaultAction, run_schedule, scenario_faults, wait_on_line
+from acceptance.schedule import Fault, FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from acceptance.tls import client_context
-from devices.pace import PaceWindow
+from devices.pace import ALL, PaceWindow
 from mutants.platform import platform_args, platform_command
 from scenarios.loader import Scenario, ScenarioError, load_scenario
 
@@ -298,12 +298,13 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
     write_json(obs / "commerce.json", served)
 
 
-def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
+def _timeline(actions: list[FaultAction], chain: Chain) -> list[dict[str, Any]]:
     """Each fault as observed by the schedule (acceptance/schedule.py): the simulated and wall
     times at which its start and its end were carried out (the harness's kinds) or reached
     (the devices' and the world's kinds act on their own at that simulated time). A fault
     the run never reached (a shortened run) is not there; one it did not see end has
-    sim_end null."""
+    sim_end null. `detail.stations`: every station a fault of a station's collector or link
+    took down (fleet mode: all that its collectors process serves)."""
     rows: dict[tuple, dict[str, Any]] = {}
     for a in actions:
         f = a.fault
@@ -312,6 +313,9 @@ def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
             "sim_end": None, "wall_start": None, "wall_end": None,
             "detail": {"planned_start": f.at, "planned_end": f.end,
                        "served_by": FAULT_KINDS[f.kind].served_by}})
+        hit = _stations_hit(f, chain.collector_keys)
+        if hit != [f.station]:
+            row["detail"]["stations"] = hit
         if a.action == "start":
             row["sim_start"], row["wall_start"] = a.sim_time, a.wall
             row["detail"]["start_done_wall"] = a.wall_done
@@ -322,37 +326,54 @@ def _timeline(actions: list[FaultAction]) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (r["sim_start"] or 0, r["kind"]))
 
 
-def pace_windows(opts: RunOptions, scenario: Scenario) -> list[PaceWindow]:
+def _stations_hit(f: Fault, keys: dict[str, str]) -> list[str]:
+    """The stations a fault takes away from their collector: a harness fault of a station's
+    collector or link hits every station that collector process serves."""
+    kind = FAULT_KINDS[f.kind]
+    if f.station is None or kind.served_by != "harness" or kind.scope != "station":
+        return [f.station] if f.station is not None else []
+    return stations_sharing(keys, f.station)
+
+
+def pace_windows(opts: RunOptions, scenario: Scenario,
+                 keys: dict[str, str] | None = None) -> list[PaceWindow]:
     """Each fault served slowly enough to act on it (`fault_wall_s` of wall time, also when it
     lies inside a longer one) — a device fault slowly enough for the platform to show the
     device off line within `device_offline_shown_s` (DAT-6) and the harness to see it — and
-    a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run."""
+    a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run.
+    The windows' compressions are ceilings: the other stations' FIFOs still hold the world
+    (a day's fault in 6 s outruns the chain); only the stations the faults take away from
+    their collectors (`keys`: station → collector process, acceptance.chain) are exempt."""
+    keys = keys if keys is not None else {sid: sid for sid in scenario.station_ids}
     start = scenario.start_epoch
     end = start + 86400.0 * (opts.days if opts.days is not None else scenario.data["days"])
     criteria = resolve_criteria(scenario.data.get("criteria"), run_days=(end - start) / 86400.0)
     device_wall_s = max(opts.fault_wall_s, 1.5 * criteria["device_offline_shown_s"])
-    spans: list[tuple[float, float]] = []
+    spans: list[tuple[float, float, tuple[str, ...]]] = []  # start, end, exempt stations
     slow: list[tuple[float, float, float]] = []  # each fault: start, end, compression cap
     for f in scenario_faults(scenario):
         if f.at >= end:
             continue
         tail = max(600.0, 0.25 * f.duration)  # recovery after the fault, at the same pace
-        spans.append((max(start, f.at - 60.0), min(end, f.end + tail)))
+        hit = (ALL,) if FAULT_KINDS[f.kind].scope == "fleet" else tuple(_stations_hit(f, keys))
+        spans.append((max(start, f.at - 60.0), min(end, f.end + tail), hit))
         # every fault gets its own wall time, even inside a longer one (a crash in a cut)
         wall = device_wall_s if f.kind in SHOWN_OFF_LINE else opts.fault_wall_s
         slow.append((f.at, min(end, f.end), f.duration / wall))
     spans.sort()
-    merged: list[list[float]] = []
-    for a, b in spans:
+    merged: list[tuple[float, float, tuple[str, ...]]] = []
+    for a, b, hit in spans:
         if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
+            a0, b0, hit0 = merged[-1]
+            merged[-1] = (a0, max(b0, b), hit0 + hit)
         else:
-            merged.append([a, b])
-    windows = [w for a, b in merged
+            merged.append((a, b, hit))
+    windows = [replace(w, exempt=(ALL,) if ALL in hit else tuple(sorted(set(hit))))
+               for a, b, hit in merged
                for w in _split(a, b, max(1.0, (b - a) / opts.fault_wall_s), slow)]
     seg = 60.0 * opts.latency_minutes
     seg_end = end - 3600.0
-    for a, b in reversed(merged):  # clear of every fault window
+    for a, b, _ in reversed(merged):  # clear of every fault window
         if seg_end > a and seg_end - seg < b:
             seg_end = a
     if seg_end - seg >= start + 3600.0:  # after start-up, or not at all
@@ -375,6 +396,15 @@ def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float
     return out
 
 
+def _collectors(opts: RunOptions, sut: Sut) -> tuple[str, int]:
+    """(collectors mode, fleet processes) of the chain: a vendor's fleet collector is one
+    process for every station."""
+    c = sut.collector
+    if c.kind == "external":
+        return ("fleet" if not c.per_station else opts.collectors), 1
+    return opts.collectors, opts.fleet_processes
+
+
 def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
               windows: list[PaceWindow]) -> ChainSettings:
     collector_args = list(opts.collector_args)
@@ -387,12 +417,12 @@ def _settings(opts: RunOptions, scenario: Scenario, sut: Sut, work: Path,
             devices_args += ["--pace", w.format()]
     c, p = sut.collector, sut.platform
     external_collector = c.kind == "external"
+    collectors, processes = _collectors(opts, sut)
     return ChainSettings(
         scenario=scenario.path, workdir=work, days=opts.days, seed=opts.seed,
         compression=opts.compression,
         broker=str(p.broker) if p.kind == "external" else opts.broker,
-        collectors="fleet" if external_collector and not c.per_station else opts.collectors,
-        fleet_processes=1 if external_collector else opts.fleet_processes,
+        collectors=collectors, fleet_processes=processes,
         collector_args=tuple(collector_args), collector_mutant=sut.collector.mutant,
         devices_args=tuple(devices_args),
         collector_command=c.command if external_collector else (),
@@ -487,7 +517,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             if sut.platform.kind == "reference"
             else f"external: {sut.platform.base_url}"},
         "wall_start": time.time(), "notes": []}
-    windows = pace_windows(opts, scenario) if opts.paced and opts.compression is None else []
+    keys = deal_collectors(scenario.station_ids, *_collectors(opts, sut))
+    windows = pace_windows(opts, scenario, keys) \
+        if opts.paced and opts.compression is None else []
     try:
         chain = Chain(_settings(opts, scenario, sut, out, windows))
     except ValueError as exc:  # e.g. --mqtt-tls without Mosquitto
@@ -592,7 +624,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["wall_end"] = time.time()
         info.setdefault("exit_reason", "completed")
         timeline = add_recoveries(
-            _timeline(actions),
+            _timeline(actions, chain),
             pd.DataFrame(sampler.samples.availability,
                          columns=["station_id", "device", "wall_time", "sim_time", "online"]),
             chain.station_ids) + latency_timeline

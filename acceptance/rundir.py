@@ -5,9 +5,12 @@
                            # station (compare.py, station_compare.py)
     data.availability      # on-line samples of the platform's GET /stations
 
-Nothing is read until asked for, and each file is read once into memory (the comparison
-reads the truth and observed/<stream>.parquet station by station on its own, so it needs
-neither `truth` nor `observed` whole). A file that is missing or
+Nothing is read until asked for, and each file is read once into memory. The record
+streams are never read whole by the checkers, so memory does not grow with the run's length:
+the comparison reads the truth and observed/<stream>.parquet station by station,
+`station_truths()` gives the truth one station at a time, and `truth_table(name, columns)` /
+`observed_columns(stream, columns)` read only the columns a checker needs (`truth` and
+`observed` stay for whole-frame use on short runs). A file that is missing or
 lacks a column raises RunDataError naming the file, what is missing and who writes it, so
 a checker that needs it fails with that message (an `error` outcome) while the others go on.
 
@@ -51,13 +54,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
@@ -78,10 +82,10 @@ from acceptance.observe import (
     STOCK_BALANCE_COLUMNS,
     TAX_CHECK_COLUMNS,
 )
-from acceptance.station_compare import ParquetInputs, compare_by_station
+from acceptance.station_compare import ParquetInputs, TruthReader, compare_by_station
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
-from sim.ledger import read_truth
+from sim.ledger import read_station_truth, read_truth
 
 T = TypeVar("T")
 DAY_S = 86400.0
@@ -270,16 +274,38 @@ class RunData:
         except CompareError as exc:
             raise RunDataError(str(exc)) from None
 
-    def truth_table(self, name: str) -> pd.DataFrame:
-        """A further ground-truth table (nozzles, tanks, cheats) as pandas."""
+    def truth_table(self, name: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """A ground-truth table as pandas, only `columns` if given: a checker of a long run
+        reads the few columns it needs of a table of millions of rows."""
         def read() -> pd.DataFrame:
             self.path("truth/manifest.json", "devices (ground-truth ledger)")
             try:
-                return read_truth(self.root / "truth", name).to_pandas()
-            except (OSError, KeyError) as exc:
+                return read_truth(self.root / "truth", name, columns).to_pandas()
+            except (OSError, KeyError, pa.ArrowException) as exc:
                 raise RunDataError(f"{self.root / 'truth'}: cannot read table {name!r} "
                                    f"({exc})") from None
-        return self.derive(f"truth:{name}", read)
+        return self.derive(f"truth:{name}:{columns}", read)
+
+    def station_truth_table(self, name: str, station_id: str,
+                            columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """One station's rows of a ground-truth table (not kept: read again when asked)."""
+        self.path("truth/manifest.json", "devices (ground-truth ledger)")
+        try:
+            return read_station_truth(self.root / "truth", name, station_id,
+                                      columns=columns).to_pandas()
+        except (OSError, KeyError, pa.ArrowException) as exc:
+            raise RunDataError(f"{self.root / 'truth'}: cannot read table {name!r} of "
+                               f"{station_id} ({exc})") from None
+
+    def station_truths(self) -> Iterator[tuple[str, Truth]]:
+        """Each station's ground truth (the four record tables), one station at a time."""
+        self.path("truth/manifest.json", "devices (ground-truth ledger)")
+        try:
+            reader = TruthReader(self.root / "truth")
+            for sid in reader.stations:
+                yield sid, reader.truth(sid)
+        except CompareError as exc:
+            raise RunDataError(str(exc)) from None
 
     @cached_property
     def dialects(self) -> dict[str, str]:
@@ -296,9 +322,29 @@ class RunData:
 
     @cached_property
     def observed(self) -> dict[str, pd.DataFrame]:
-        """The platform's records, one frame per stream (transactions, inventory, …)."""
+        """The platform's records, one whole frame per stream (transactions, inventory, …).
+        The checkers read `observed_columns` instead: a long run's records do not fit."""
         return {s: self._parquet(f"observed/{s}.parquet", "observer", ("station_id",))
                 for s in STREAMS}
+
+    def observed_columns(self, stream: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        """Those of `columns` the platform's records of `stream` have (station_id always)."""
+        return self.observed_arrow(stream, columns).to_pandas()
+
+    def observed_arrow(self, stream: str, columns: tuple[str, ...],
+                       filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
+        """`observed_columns` as Arrow, only the rows `filters` keep (pyarrow's DNF), read
+        a row group at a time: a few records among millions cost little memory. A filter on
+        a column the file lacks keeps no row."""
+        p = self._parquet_file(f"observed/{stream}.parquet", "observer", ("station_id",))
+        schema = pq.read_schema(p)
+        present = [c for c in columns if c in schema.names]
+        if any(f[0] not in schema.names for f in filters or ()):
+            return schema.empty_table().select(present)
+        try:
+            return pq.read_table(p, columns=present, filters=filters)
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise RunDataError(f"{p}: not a readable Parquet file ({exc})") from None
 
     @cached_property
     def comparison(self) -> Comparison:

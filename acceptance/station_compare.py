@@ -177,21 +177,15 @@ def _positions(ids: pd.Series) -> dict[str, np.ndarray]:
 
 # ---- Parquet files (a run directory) ---------------------------------------------------
 
-class ParquetInputs:
-    """A ground-truth directory (either layout, sim/ledger.py) and the platform's records as
-    one Parquet file per stream with a station_id column (a run's observed/<stream>.parquet),
-    read one station at a time."""
+class TruthReader:
+    """A ground-truth directory (either layout, sim/ledger.py), read one station at a time."""
 
-    def __init__(self, truth_dir: str | Path, observed: Mapping[str, str | Path]) -> None:
+    def __init__(self, truth_dir: str | Path) -> None:
         self.truth_dir = Path(truth_dir)
         if not (self.truth_dir / "manifest.json").is_file():
             raise CompareError(f"ground truth {self.truth_dir}: no manifest.json (not a "
                                f"ground-truth directory, or the devices were not stopped yet)")
         self.manifest = read_manifest(self.truth_dir)
-        missing = [s for s in STREAMS if s not in observed]
-        if missing:
-            raise CompareError(f"platform records: no file for {missing}")
-        self._files = {s: _PlatformFile(Path(observed[s])) for s in STREAMS}
         self._drops = self._read_drops()
 
     @property
@@ -206,12 +200,6 @@ class ParquetInputs:
     def empty_truth(self) -> Truth:
         frames = {t: schema(t).empty_table().to_pandas() for t in TRUTH_TABLES}
         return Truth(**frames, fifo_drops=self._drops.iloc[:0], manifest=self.manifest)
-
-    def platform(self, stream: str, station_id: str) -> pd.DataFrame:
-        return self._files[stream].station(station_id)
-
-    def platform_elsewhere(self, stream: str, stations: Sequence[str]) -> pd.DataFrame:
-        return self._files[stream].elsewhere(stations)
 
     def _table(self, table: str, station_id: str) -> pd.DataFrame:
         try:
@@ -229,6 +217,35 @@ class ParquetInputs:
             return pd.read_parquet(path)  # a row per overflow: small whatever the run's length
         except (OSError, pa.ArrowException) as exc:
             raise CompareError(f"ground truth {path}: cannot read ({exc})") from None
+
+
+class ParquetInputs:
+    """A ground-truth directory and the platform's records as one Parquet file per stream
+    with a station_id column (a run's observed/<stream>.parquet), read one station at a
+    time."""
+
+    def __init__(self, truth_dir: str | Path, observed: Mapping[str, str | Path]) -> None:
+        self._truth = TruthReader(truth_dir)
+        missing = [s for s in STREAMS if s not in observed]
+        if missing:
+            raise CompareError(f"platform records: no file for {missing}")
+        self._files = {s: _PlatformFile(Path(observed[s])) for s in STREAMS}
+
+    @property
+    def stations(self) -> list[str]:
+        return self._truth.stations
+
+    def truth(self, station_id: str) -> Truth:
+        return self._truth.truth(station_id)
+
+    def empty_truth(self) -> Truth:
+        return self._truth.empty_truth()
+
+    def platform(self, stream: str, station_id: str) -> pd.DataFrame:
+        return self._files[stream].station(station_id)
+
+    def platform_elsewhere(self, stream: str, stations: Sequence[str]) -> pd.DataFrame:
+        return self._files[stream].elsewhere(stations)
 
 
 class _PlatformFile:

@@ -8,7 +8,7 @@ sequence number of the device's own event stream and reaches the ledger like any
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -165,9 +165,12 @@ class DeviceFleet:
             for stream in dev.channels:
                 yield dev, stream
 
-    def at_high_water(self, high_water: int) -> str | None:
-        """The station of the first FIFO holding `high_water` records or more (None: none)."""
+    def at_high_water(self, high_water: int, exempt: Collection[str] = ()) -> str | None:
+        """The station of the first FIFO holding `high_water` records or more, other than
+        the `exempt` stations' (None: none)."""
         for (sid, _device), dev in self.devices.items():
+            if sid in exempt:
+                continue
             for ch in dev.channels.values():
                 if ch.fifo.pending >= high_water:
                     return sid

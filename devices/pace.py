@@ -13,15 +13,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+ALL = "*"  # PaceWindow.exempt: every station
+
 
 @dataclass(frozen=True)
 class PaceWindow:
-    """Serve simulated [start, end) at `compression`; `latency`: log when records appear."""
+    """Serve simulated [start, end) at `compression`, at most: the world still holds while
+    a FIFO is at its high-water mark, so a window faster than the chain can carry does not
+    overflow the devices of a correct SUT. `exempt`: stations whose FIFOs do not hold it
+    (a fault keeps their collector from draining: they fill, and overflow, as the fault makes
+    them; "*": all). `latency`: log when records appear."""
 
     start: float
     end: float
     compression: float
     latency: bool = False
+    exempt: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start) and math.isfinite(self.end) and self.end > self.start):
@@ -32,19 +39,24 @@ class PaceWindow:
 
     @classmethod
     def parse(cls, text: str) -> PaceWindow:
-        """`START:END:COMPRESSION[:latency]`, times in epoch seconds."""
+        """`START:END:COMPRESSION[:latency][:exempt=ID,ID…]`, times in epoch seconds."""
         parts = text.split(":")
+        exempt: tuple[str, ...] = ()
+        if len(parts) > 3 and parts[-1].startswith("exempt="):
+            exempt = tuple(x for x in parts.pop()[len("exempt="):].split(",") if x)
         if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "latency"):
-            raise ValueError(f"--pace {text!r}: expected START:END:COMPRESSION[:latency] "
-                             f"(epoch seconds)")
+            raise ValueError(f"--pace {text!r}: expected "
+                             f"START:END:COMPRESSION[:latency][:exempt=ID,ID…] (epoch seconds)")
         try:
             start, end, comp = (float(p) for p in parts[:3])
         except ValueError:
             raise ValueError(f"--pace {text!r}: START, END and COMPRESSION must be numbers") from None
-        return cls(start, end, comp, len(parts) == 4)
+        return cls(start, end, comp, len(parts) == 4, exempt)
 
     def format(self) -> str:
-        return f"{self.start!r}:{self.end!r}:{self.compression!r}" + (":latency" if self.latency else "")
+        return (f"{self.start!r}:{self.end!r}:{self.compression!r}"
+                + (":latency" if self.latency else "")
+                + (f":exempt={','.join(self.exempt)}" if self.exempt else ""))
 
 
 class Pacer:
@@ -73,6 +85,11 @@ class Pacer:
                 break
         return None
 
+    def exempt(self, sim: float) -> tuple[str, ...]:
+        """Stations whose FIFOs do not hold the world at `sim` (PaceWindow.exempt)."""
+        win = self.window(sim)
+        return win.exempt if win else ()
+
     def _next_start(self, sim: float) -> float:
         return next((w.start for w in self.windows if w.start > sim), math.inf)
 
@@ -84,7 +101,8 @@ class Pacer:
             self._anchor = (wall, sim, regime)  # a new regime starts its clock here
         wall0, sim0, _ = self._anchor
         if win is not None:
-            return min(sim0 + (wall - wall0) * win.compression, win.end), False
+            return (min(sim0 + (wall - wall0) * win.compression, win.end),
+                    ALL not in win.exempt)
         limit = self._next_start(sim)
         if self.default is not None:
             return min(sim0 + (wall - wall0) * self.default, limit), False

@@ -308,7 +308,7 @@ class DeviceRun:
                 target, flow = world.now, False
             target = self.control.limit(target)
             if flow:
-                holder = fleet.at_high_water(self.high_water)
+                holder = fleet.at_high_water(self.high_water, self.pacer.exempt(world.now))
                 self._note_held(holder)
                 if holder is not None:
                     target = world.now

@@ -471,25 +471,34 @@ def consolidate(out_dir: Path, station_ids: Sequence[str],
     return files
 
 
-def read_truth(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
+def read_truth(out_dir: str | os.PathLike[str], table: str,
+               columns: Sequence[str] | None = None) -> pa.Table:
     """One ground-truth table of a run directory, in either layout (rows in station order,
-    then time), as the manifest describes it."""
+    then time), as the manifest describes it; only `columns` if given (a long run's
+    checkers read a few columns of millions of rows)."""
     if table not in TABLES:
         raise ValueError(f"ledger: unknown table {table!r}; tables: {list(TABLES)}")
     out = Path(out_dir)
     data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    names = None if columns is None else list(columns)
     if data.get("layout", "tables") == "tables":
-        return pq.read_table(out / f"{table}.parquet", schema=schema(table))
+        return pq.read_table(out / f"{table}.parquet", schema=schema(table), columns=names)
     per_station: dict[str, list[pa.Table]] = {sid: [] for sid in data["stations"]}
     for seg in data["segments"]:
         if seg["table"] == table:
-            rows = pq.ParquetFile(out / seg["file"]).read()
+            rows = pq.ParquetFile(out / seg["file"]).read(columns=names)
             offset = 0
             for sid, n in seg["stations"]:
                 per_station[sid].append(rows.slice(offset, n))
                 offset += n
     parts = [t for sid in data["stations"] for t in per_station[sid]]
-    return pa.concat_tables(parts).combine_chunks() if parts else schema(table).empty_table()
+    return pa.concat_tables(parts).combine_chunks() if parts else _empty(table, columns)
+
+
+def _empty(table: str, columns: Sequence[str] | None) -> pa.Table:
+    full = schema(table)
+    return (full if columns is None else pa.schema([full.field(c) for c in columns])
+            ).empty_table()
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -499,26 +508,31 @@ def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_station_truth(out_dir: str | os.PathLike[str], table: str, station_id: str,
-                       manifest_data: dict[str, Any] | None = None) -> pa.Table:
+                       manifest_data: dict[str, Any] | None = None,
+                       columns: Sequence[str] | None = None) -> pa.Table:
     """One station's rows of a ground-truth table (in time order), in either layout, reading
     no other station's rows into the result: the files are filtered on station_id, so the
     "tables" layout (one row group per station, with statistics) skips the others' row
     groups, and the segment layout reads only the segments whose index lists the station.
-    `manifest_data` saves re-reading the manifest when reading many stations."""
+    `manifest_data` saves re-reading the manifest when reading many stations; only
+    `columns` if given."""
     if table not in TABLES:
         raise ValueError(f"ledger: unknown table {table!r}; tables: {list(TABLES)}")
     out = Path(out_dir)
     data = manifest_data if manifest_data is not None else read_manifest(out)
     if data.get("layout", "tables") == "tables":
-        return _station_rows(out / f"{table}.parquet", table, station_id)
-    parts = [_station_rows(out / seg["file"], table, station_id) for seg in data["segments"]
+        return _station_rows(out / f"{table}.parquet", table, station_id, columns)
+    parts = [_station_rows(out / seg["file"], table, station_id, columns)
+             for seg in data["segments"]
              if seg["table"] == table and any(sid == station_id for sid, _ in seg["stations"])]
-    return pa.concat_tables(parts).combine_chunks() if parts else schema(table).empty_table()
+    return pa.concat_tables(parts).combine_chunks() if parts else _empty(table, columns)
 
 
-def _station_rows(path: Path, table: str, station_id: str) -> pa.Table:
+def _station_rows(path: Path, table: str, station_id: str,
+                  columns: Sequence[str] | None = None) -> pa.Table:
     # A filter copies the station's rows, so the result keeps no other rows' buffers alive.
-    return pq.read_table(path, schema=schema(table), filters=[("station_id", "=", station_id)])
+    return pq.read_table(path, schema=schema(table), filters=[("station_id", "=", station_id)],
+                         columns=None if columns is None else list(columns))
 
 
 def recover(out_dir: str | os.PathLike[str], config: WorldConfig) -> dict[str, Any]:

@@ -856,6 +856,27 @@ def test_the_same_outage_inside_a_fault_window_is_excused(tmp_path):
     assert failed(_check(tmp_path, run)) == set()
 
 
+def test_a_fault_of_a_shared_collectors_process_excuses_every_station_it_took_down(tmp_path):
+    """Fleet mode: a cut of UMB44's link cut the link of the process serving UMB25 too; the
+    timeline says so (detail.stations) and both stations are excused; without it, UMB25's
+    outage is held against the SUT."""
+    def run_with(detail):
+        run = make_run()
+        run.timeline.append(dict(kind="network_cut", station_id="UMB44", device=None,
+                                 sim_start=START + 32 * HOUR, sim_end=START + 34 * HOUR,
+                                 wall_start=wall(START + 32 * HOUR),
+                                 wall_end=wall(START + 34 * HOUR), detail=detail))
+        av = run.availability
+        window = av["sim_time"].between(START + 32 * HOUR, START + 34 * HOUR - 1)
+        run.availability = av.assign(online=av["online"] & ~window)
+        return run
+
+    assert failed(_check(tmp_path / "a", run_with({"stations": ["UMB25", "UMB44"]}))) == set()
+    record = _check(tmp_path / "b", run_with({}))
+    assert failed(record) == {"STB-1"}
+    assert {m.station_id for m in measurements(record, "STB-1") if not m.passed} == {"UMB25"}
+
+
 def test_a_recovery_slower_than_the_grace_is_held_against_the_sut(tmp_path):
     run = make_run()
     av = run.availability

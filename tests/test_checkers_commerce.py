@@ -18,7 +18,13 @@ import pytest
 from test_checkers import DIALECTS, FLEET, Run, faithful_commerce, make_run, outcome
 
 from acceptance.check import check_run
-from acceptance.commerce import month_of, partial_months, truth_balances, truth_sales
+from acceptance.commerce import (
+    merge_sales,
+    month_of,
+    partial_months,
+    truth_balances,
+    truth_sales,
+)
 from acceptance.criteria import defaults
 from acceptance.record import RunRecord
 from sim.vcf import alpha
@@ -258,3 +264,21 @@ def _expected(run: Run) -> dict[str, pd.DataFrame]:
         inventory_seq=run.truth["tank_states"]["inventory_seq"].astype(float)),
         run.truth["deliveries"], run.truth["events"], run.drops)
     return expected_records(t, DIALECTS)
+
+
+def test_sales_cells_station_by_station_equal_the_whole() -> None:
+    """The checker computes the truth's cells one station at a time (a long run's truth does
+    not fit whole): merged, they must equal the cells of all stations at once, including a
+    cell two stations share (its `stations` count)."""
+    fleet = [{"station_id": s, "town": "乌加河镇", "ownership": "private"}
+             for s in ("A", "B", "C")]
+    tx = pd.DataFrame({"station_id": ["A", "A", "B", "C", "C"],
+                       "grade": ["92", "0", "92", "92", "92"],
+                       "end_time": [APR + 10, APR + 20, APR + 30, APR + 40, APR + 31 * 86400],
+                       "volume_ml": [1000, 2000, 3000, 4000, 5000],
+                       "amount_fen": [700, 1400, 2100, 2800, 3500]})
+    whole = truth_sales(tx, fleet, ZONE)
+    parts = [truth_sales(tx[tx["station_id"] == s], fleet, ZONE) for s in ("A", "B", "C")]
+    pd.testing.assert_frame_equal(merge_sales(parts), whole)
+    assert whole.loc[whole["grade"] == "92", "stations"].tolist() == [3, 1]
+    assert merge_sales([parts[0].iloc[:0]]).empty

@@ -121,8 +121,8 @@ def test_a_part_that_dies_is_reported_not_waited_for(tmp_path):
         chain.kill_collector("UMB25")  # on purpose: no drain, but no hang either
         report = chain.wait_drained(timeout=2)
         assert not report.drained
-        assert report.reason.startswith("timeout after 2 s: stopped on purpose: "
-                                        "collector:UMB25"), report.reason
+        assert report.reason.startswith("timeout after 2 s since the world last moved: "
+                                        "stopped on purpose: collector:UMB25"), report.reason
         os.kill(chain.pids()["platform"], signal.SIGKILL)  # behind the chain's back
         # once the chain runs, a SUT part that exits is a finding about the SUT
         with pytest.raises(SutExited, match=r"platform \(pid \d+\) exited on its own with "
@@ -170,10 +170,27 @@ def test_drain_logic_drains_settles_or_keeps_waiting(tmp_path, monkeypatch):
     heartbeat["UMB44"]["backlog"] = 2  # ... but here a spool still holds them
     report = chain.wait_drained(timeout=1.0, settle_s=0.2)
     assert not report.drained
-    assert report.reason == "timeout after 1 s: records left in the spool of UMB44 (2)"
+    assert report.reason == ("timeout after 1 s since the world last moved: records left in "
+                             "the spool of UMB44 (2)")
     status.update(finished=False, sim_time=1.0)
     report = chain.wait_drained(timeout=0.5)
-    assert not report.drained and report.reason == "timeout after 0.5 s: world at 1, ends at 2"
+    assert not report.drained and report.reason == (
+        "timeout after 0.5 s since the world last moved: world at 1, ends at 2")
+    # a world still moving is waited for however long it takes (a long run's last days)
+    heartbeat["UMB44"]["backlog"] = 0
+    chain.api = _FakeApi(12)
+    calls = 0
+
+    def moving():
+        nonlocal calls
+        calls += 1
+        finished = calls >= 40  # 40 observations, 0.2 s apart: far beyond the timeout
+        return {**status, "sim_time": 2.0 if finished else 1.0 + calls / 100,
+                "finished": finished}
+
+    monkeypatch.setattr(chain, "device_status", moving)
+    report = chain.wait_drained(timeout=0.5)
+    assert report.drained and calls >= 40 and report.waited_s > 0.5
 
 
 def test_a_part_that_ignores_sigterm_is_killed_with_its_children(tmp_path):

@@ -304,6 +304,37 @@ def test_device_faults_are_paced_to_give_the_platform_its_time():
             assert wall >= opts.fault_wall_s - 1e-6, (f, wall)
 
 
+def test_fault_windows_exempt_only_the_stations_their_faults_take_away():
+    """A window's compression is a ceiling: the FIFOs of stations no fault touches still
+    hold the world (a 1-day cut served in 6 s outran the chain: UMB28's gauge overflowed in
+    the first 180-day banner run). Exempt: the faulted station, in fleet mode every station
+    of its collectors process, and everybody in a fleet-wide fault's window."""
+    from acceptance.chain import deal_collectors
+    from acceptance.run import RunOptions, pace_windows
+    from acceptance.schedule import scenario_faults
+    from devices.pace import ALL
+    from scenarios.loader import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "urad-middle-banner.yaml")
+    opts = RunOptions(scenario=scenario.path, out=Path("unused"))
+    ids = scenario.station_ids
+    cut = next(f for f in scenario_faults(scenario) if f.station == "UMB43")
+
+    def exempt_at(windows, t):
+        return next(w.exempt for w in windows if w.start <= t < w.end)
+
+    alone = pace_windows(opts, scenario)
+    assert exempt_at(alone, cut.at + 3600) == ("UMB43",)
+    fleet = pace_windows(opts, scenario, deal_collectors(ids, "fleet", 2))
+    shared = exempt_at(fleet, cut.at + 3600)
+    assert "UMB43" in shared and "UMB28" not in shared
+    assert len(shared) == len(ids[ids.index("UMB43") % 2::2])
+    assert all(w.exempt == () for w in fleet if w.latency)
+    faults = load_scenario(ROOT / "scenarios" / "faults.yaml")
+    crash = next(f for f in scenario_faults(faults) if f.kind == "platform_crash")
+    assert exempt_at(pace_windows(opts, faults), crash.at + 1) == (ALL,)
+
+
 def test_fuzz_runs_each_schedule_once_so_a_flaky_sut_does_not_derail_the_search():
     """A SUT that fails a schedule only every other time (as the no-spool collector did with
     a broker restart and a platform stall): the search still ends with a minimal schedule,
@@ -325,3 +356,26 @@ def test_fuzz_runs_each_schedule_once_so_a_flaky_sut_does_not_derail_the_search(
     keys = [json.dumps(r["faults"], sort_keys=True) for r in campaign.runs]
     assert len(keys) == len(set(keys))  # nothing run twice during the search
     assert isinstance(Campaign(1, 5).confirm(sometimes, found, 2), int)
+
+
+def test_the_timeline_names_every_station_a_shared_collector_fault_took_down():
+    """In fleet mode a collector crash or network cut of one station is one of its whole
+    collectors process: timeline.json lists them (detail.stations), so availability excuses
+    them; a device fault, or the per-station mode, names the station alone."""
+    from types import SimpleNamespace
+
+    from acceptance.chain import deal_collectors
+    from acceptance.run import _timeline
+    from acceptance.schedule import Fault, FaultAction
+
+    ids = ["UMB01", "UMB02", "UMB03", "UMB04"]
+    crash = Fault("collector_crash", "UMB03", 100.0, 50.0)
+    silent = Fault("device_silent", "UMB03", 300.0, 50.0, device="G")
+    actions = [FaultAction(1.0, f.at + d, f, a) for f in (crash, silent)
+               for d, a in ((0, "start"), (f.duration, "end"))]
+    fleet = SimpleNamespace(collector_keys=deal_collectors(ids, "fleet", 2))
+    rows = {r["kind"]: r for r in _timeline(actions, fleet)}
+    assert rows["collector_crash"]["detail"]["stations"] == ["UMB01", "UMB03"]
+    assert "stations" not in rows["device_silent"]["detail"]
+    alone = SimpleNamespace(collector_keys=deal_collectors(ids, "per-station", 1))
+    assert all("stations" not in r["detail"] for r in _timeline(actions, alone))

@@ -34,12 +34,27 @@ def test_ceiling_caps_max_mode_from_its_own_anchor():
     assert (target, flow) == (200.0, True)
 
 
-def test_a_window_runs_at_its_compression_without_flow_control_and_ends_on_time():
-    pacer = Pacer([PaceWindow(1000, 2000, 10)])
-    assert pacer.target(1000, wall=5.0, step=300) == (1000, False)  # window clock starts
-    assert pacer.target(1000, wall=6.0, step=300) == (1010, False)
-    assert pacer.target(1500, wall=500.0, step=300) == (2000, False)  # clipped at its end
+def test_a_window_runs_at_its_compression_at_most_and_ends_on_time():
+    """A window's compression is a ceiling: flow control still holds the world for a FIFO at
+    high water (a 1-day fault served in 6 s would otherwise outrun a correct chain), except
+    the exempt stations' — those a fault keeps from draining; "*" exempts every station."""
+    pacer = Pacer([PaceWindow(1000, 2000, 10, exempt=("UMB43",)),
+                   PaceWindow(3000, 4000, 10, exempt=("*",))])
+    assert pacer.target(1000, wall=5.0, step=300) == (1000, True)  # window clock starts
+    assert pacer.target(1000, wall=6.0, step=300) == (1010, True)
+    assert pacer.target(1500, wall=500.0, step=300) == (2000, True)  # clipped at its end
     assert pacer.window(2000) is None and pacer.window(1999.9).compression == 10
+    assert pacer.exempt(1500) == ("UMB43",) and pacer.exempt(2500) == ()
+    assert pacer.target(3000, wall=600.0, step=300) == (3000, False)
+
+
+def test_exempt_round_trips_and_a_held_fifo_of_an_exempt_station_does_not_hold():
+    w = PaceWindow.parse("100:200:50:latency:exempt=UMB01,UMB03")
+    assert w.exempt == ("UMB01", "UMB03") and w.latency
+    assert PaceWindow.parse(w.format()) == w
+    assert PaceWindow.parse("100:200:50:exempt=*").exempt == ("*",)
+    with pytest.raises(ValueError):
+        PaceWindow.parse("100:200:50:fast:exempt=UMB01")
 
 
 def test_fixed_default_compression_has_no_flow_control():

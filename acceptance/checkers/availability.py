@@ -53,7 +53,9 @@ def excuses(data: RunData) -> list[Excuse]:
             if e.sim_start is not None else (INF, INF)
         wall = (e.wall_start, INF if e.wall_end is None else e.wall_end) \
             if e.wall_start is not None else (INF, NAN)
-        out.append(Excuse(e.station_id, e.device, sim[0], sim[1], wall[0], wall[1]))
+        hit = (e.detail or {}).get("stations") if isinstance(e.detail, dict) else None
+        for sid in hit or [e.station_id]:  # fleet mode: every station the fault took down
+            out.append(Excuse(sid, e.device, sim[0], sim[1], wall[0], wall[1]))
     return out
 
 

@@ -38,10 +38,12 @@ import pandas as pd
 
 from acceptance.checkers.common import first
 from acceptance.commerce import (
+    BALANCE_COLUMNS,
     BALANCE_CONVERTED,
     BALANCE_EXACT,
     SALES_KEY,
     SALES_VALUES,
+    merge_sales,
     partial_months,
     truth_balances,
     truth_sales,
@@ -60,10 +62,16 @@ RESOURCES = {"commerce_sales": "GET /api/v1/commerce/sales",
 def _figures(data: RunData) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The truth's sales cells and stock balances (computed once per run directory)."""
     def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+        # station by station, so memory does not grow with the run's length
         zone = ZoneInfo(data.timezone)
-        expected = expected_records(data.truth, data.dialects)
-        return (truth_sales(expected["transactions"], data.fleet, zone),
-                truth_balances(expected, data.fleet, zone))
+        sales, balances = [], []
+        for _sid, truth in data.station_truths():
+            expected = expected_records(truth, data.dialects)
+            sales.append(truth_sales(expected["transactions"], data.fleet, zone))
+            balances.append(truth_balances(expected, data.fleet, zone))
+        balances = [b for b in balances if len(b)]
+        return merge_sales(sales), (pd.concat(balances, ignore_index=True) if balances
+                                    else pd.DataFrame(columns=list(BALANCE_COLUMNS)))
     return data.derive("commerce:truth", compute)
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from acceptance.checkers.availability import seen_online
 from acceptance.checkers.common import first
+from acceptance.compare import STREAMS
 from acceptance.record import Measurement
 from acceptance.rundir import RunData
 
@@ -43,9 +44,12 @@ def equipment_reporting(data: RunData, criteria: dict[str, Any]) -> list[Measure
     never on line, no device clock reported) — each must be 0."""
     nozzles = data.truth_table("nozzles")
     tanks = data.truth_table("tanks")
-    truth_tx = data.truth.transactions
-    plat_tx = data.observed["transactions"]
-    plat_inv = data.observed["inventory"]
+    # distinct (station, nozzle) pairs only: the records themselves are millions in a long run
+    truth_tx = data.truth_table("transactions", ("station_id", "dispenser", "nozzle")) \
+        .drop_duplicates()
+    plat_tx = data.observed_columns("transactions", ("station_id", "device", "nozzle")) \
+        .drop_duplicates()
+    plat_inv = data.observed_columns("inventory", ("station_id", "tank")).drop_duplicates()
     devices_seen = _devices_seen(data)
     out = []
     for sid in data.station_ids:
@@ -91,7 +95,8 @@ def _devices_seen(data: RunData) -> dict[str, set[str]]:
     """Station → devices the platform shows: records from it, an on-line sample, or a
     device clock reported in the registry."""
     seen: dict[str, set[str]] = {}
-    for frame in data.observed.values():
+    for stream in STREAMS:
+        frame = data.observed_columns(stream, ("station_id", "device")).drop_duplicates()
         if len(frame):
             for sid, dev in frame[["station_id", "device"]].astype(str).drop_duplicates() \
                     .itertuples(index=False):

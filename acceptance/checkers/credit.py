@@ -35,7 +35,7 @@ import pandas as pd
 
 from acceptance.checkers.common import first
 from acceptance.checkers.metrology import findings as metrology_findings
-from acceptance.checkers.tax import late_sales, required
+from acceptance.checkers.tax import LATE_SALES_COLUMNS, late_sales, required
 from acceptance.credit import Grade, grade, lifecycle
 from acceptance.oracle import (
     CLASSES,
@@ -190,7 +190,7 @@ def _taxes(data: RunData, al: pd.DataFrame, scope: set[str],
                   & truth["station_id"].astype(str).isin(list(scope))]
     if not len(truth):
         return
-    rows = late_sales(data.truth_table("transactions"),
+    rows = late_sales(data.truth_table("transactions", LATE_SALES_COLUMNS),
                       truth.assign(station_id=truth["station_id"].astype(str)))
     tax = al[al["kind"] == "tax_under_declaration"]
     for r in cast(Iterable[Any], rows.itertuples(index=False)):

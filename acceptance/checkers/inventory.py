@@ -18,7 +18,7 @@ def inventory_complete(data: RunData, criteria: dict[str, Any]) -> list[Measurem
     exactly once with the gauge's values (≥ `inventory_completeness`); the tanks with an
     interval missing altogether (must be none); readings the gauge never took (must be 0)."""
     limit = criteria["inventory_completeness"]
-    recs = _with_tank(data, stream_records(data, "inventory"))
+    recs = stream_records(data, "inventory")
     out = []
     for sid in scope(data, recs):
         mine = recs[recs["station_id"] == sid]
@@ -33,7 +33,7 @@ def inventory_complete(data: RunData, criteria: dict[str, Any]) -> list[Measurem
                                     sorted(bad.groupby("status").size().items())},
                       "records": record_keys(bad, with_detail=True)}
             | ({} if len(truth) else {"reason": "no inventory interval in the ground truth"})))
-        lost = truth[truth["status"] == "lost"]
+        lost = _with_tank(data, sid, truth[truth["status"] == "lost"])
         # tank: the float64 column _with_tank adds
         per_tank = {str(int(cast(float, t))): int(n)
                     for t, n in sorted(lost.groupby("tank").size().items())}
@@ -49,23 +49,21 @@ def inventory_complete(data: RunData, criteria: dict[str, Any]) -> list[Measurem
     return out
 
 
-def _with_tank(data: RunData, recs: pd.DataFrame) -> pd.DataFrame:
-    """Comparison rows of the inventory stream with the tank of each ground-truth reading."""
-    ts = data.truth.tank_states
+def _with_tank(data: RunData, station_id: str, lost: pd.DataFrame) -> pd.DataFrame:
+    """The station's lost inventory readings with the tank of each (from the ground truth;
+    read only for a station that lost any: the readings are millions in a long run)."""
+    if not len(lost):
+        return lost.assign(tank=pd.Series(dtype=np.float64))
+    ts = data.station_truth_table("tank_states", station_id,
+                                  ("tank", "time", "kind", "inventory_seq"))
     ts = ts[(ts["kind"] == "interval") & ts["inventory_seq"].notna()]
     tanks = pd.DataFrame({
-        "station_id": ts["station_id"].astype(str).to_numpy(),
         "seq": ts["inventory_seq"].astype(np.int64).to_numpy(),
         "device_time": np.floor(ts["time"].to_numpy(np.float64)).astype(np.int64),
-        "tank": ts["tank"].astype(np.int64).to_numpy()})
-    keyed = recs.reset_index(drop=True)
-    truth_rows = keyed[keyed["status"] != "unexpected"].astype(
-        {"seq": np.int64, "device_time": np.int64})
-    merged = truth_rows.merge(tanks, on=["station_id", "seq", "device_time"], how="left")
-    merged.index = truth_rows.index
-    out = keyed.assign(tank=np.nan)
-    out.loc[merged.index, "tank"] = merged["tank"].to_numpy(np.float64)
-    return out
+        "tank": ts["tank"].astype(np.float64).to_numpy()})
+    keyed = lost.astype({"seq": np.int64, "device_time": np.int64})
+    merged = keyed.merge(tanks, on=["seq", "device_time"], how="left")
+    return lost.assign(tank=merged["tank"].to_numpy(np.float64))
 
 
 class _TankRecordRow(Protocol):

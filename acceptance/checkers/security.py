@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from acceptance.checkers.common import first
+from acceptance.compare import STREAMS
 from acceptance.record import Measurement
 from acceptance.rundir import RunData
 
@@ -34,9 +35,10 @@ def attacks_refused(data: RunData, criteria: dict[str, Any]) -> list[Measurement
                                evidence={k: a.get(k) for k in EVIDENCE_FIELDS}))
     markers = {k for a in doc["attempts"] for k in a.get("marker_keys") or ()}
     served: set[str] = set()
-    for frame in data.observed.values():
-        if "key" in frame.columns:
-            served |= markers & set(frame["key"].astype(str))
+    for stream in STREAMS if markers else ():
+        found = data.observed_arrow(stream, ("key",), [("key", "in", sorted(markers))])
+        served |= {str(k) for k in found.column("key").to_pylist()} if found.num_columns \
+            else set()
     out.append(Measurement("SEC-1", "attack.forged_records_served", len(served), "==", 0,
                            "records", evidence={"forged_records": len(markers),
                                                 "served": first(sorted(served))}))

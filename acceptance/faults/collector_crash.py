@@ -4,8 +4,9 @@ from acceptance.faults.base import FaultKind
 
 KIND = FaultKind(
     name="collector_crash", layer="collector", served_by="harness", scope="station",
-    summary="kill -9 of the station's collector process (in fleet mode the fleet process serving it); "
-            "started again with the same arguments and spool when the fault ends",
+    summary="kill -9 of the station's collector process (in fleet mode the fleet process serving "
+            "it: timeline.json lists every station it took down, and each is excused); started "
+            "again with the same arguments and spool when the fault ends",
     expected="nothing lost or duplicated: what was read from the devices but not acknowledged "
              "by the platform is in the durable spool and is sent after the restart; device "
              "FIFOs are acknowledged only after the platform's ack",
