@@ -446,6 +446,43 @@ async def drain_once(client, unit: int, profile, codec: Codec, seen: dict) -> in
     return n_acked
 
 
+@pytest.mark.parametrize("exempt", [(), ("S01",)])
+def test_a_pace_window_holds_at_high_water_unless_the_station_is_exempt(tmp_path, exempt):
+    """A window's compression is a ceiling: nobody drains, so the world holds at a FIFO's
+    high-water mark inside the window too — unless a fault took the station away from its
+    collector (exempt): then its FIFOs fill and overflow, and the world goes on to the end."""
+    import threading
+
+    from devices.pace import PaceWindow
+    from devices.runner import DeviceRun
+
+    world = small_world(days=1.0)
+    stop = threading.Event()
+    run = DeviceRun(world, compression=None, out_dir=tmp_path, fifo_depth=60, high_water=40,
+                    pace=[PaceWindow(world.now, world.end, 1e7, exempt=exempt)],
+                    stop_event=stop, ledger=None, echo=False)
+
+    async def scenario():
+        task = asyncio.create_task(run.run())
+        if exempt:
+            await asyncio.wait_for(task, 60)
+            return
+        await wait_for(lambda: run.paused or task.done(), timeout=60)
+        t_paused = world.now
+        for _ in range(20):  # the world stays put while nobody drains
+            await asyncio.sleep(0.01)
+            assert world.now == t_paused < world.end
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(scenario())
+    assert run.result is not None
+    if exempt:
+        assert world.finished and run.result.drops > 0
+    else:
+        assert not world.finished and run.result.drops == 0
+
+
 def test_runner_max_pauses_at_high_water_then_drains_to_the_end(tmp_path):
     import json
     import threading

@@ -48,7 +48,7 @@ def test_a_window_runs_at_its_compression_at_most_and_ends_on_time():
     assert pacer.target(3000, wall=600.0, step=300) == (3000, False)
 
 
-def test_exempt_round_trips_and_a_held_fifo_of_an_exempt_station_does_not_hold():
+def test_exempt_stations_round_trip_through_the_option():
     w = PaceWindow.parse("100:200:50:latency:exempt=UMB01,UMB03")
     assert w.exempt == ("UMB01", "UMB03") and w.latency
     assert PaceWindow.parse(w.format()) == w
