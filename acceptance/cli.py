@@ -374,9 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="keep serving after the simulated period ends, until Ctrl-C "
                                 "or SIGTERM")
             s.add_argument("--pace", action="append", type=_pace, default=[],
-                           metavar="START:END:COMPRESSION[:latency]",
-                           help="serve simulated [START, END) (epoch s) at this compression; "
-                                "':latency' logs when records appear (repeatable)")
+                           metavar="START:END:COMPRESSION[:latency][:exempt=ID,…]",
+                           help="serve simulated [START, END) (epoch s) at this compression at "
+                                "most (FIFOs at high water still hold the world, except the "
+                                "exempt stations', '*': all); ':latency' logs when records "
+                                "appear (repeatable)")
             s.add_argument("--max-compression", type=float,
                            help="ceiling of the compression outside pace windows at 'max'")
             s.add_argument("--controlled", action="store_true",
