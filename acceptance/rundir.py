@@ -335,11 +335,12 @@ class RunData:
                        filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
         """`observed_columns` as Arrow, only the rows `filters` keep (pyarrow's DNF), read
         a row group at a time: a few records among millions cost little memory. A filter on
-        a column the file lacks keeps no row."""
+        a column the file lacks, or has only nulls in (type null), keeps no row."""
         p = self._parquet_file(f"observed/{stream}.parquet", "observer", ("station_id",))
         schema = pq.read_schema(p)
         present = [c for c in columns if c in schema.names]
-        if any(f[0] not in schema.names for f in filters or ()):
+        if any(f[0] not in schema.names or pa.types.is_null(schema.field(f[0]).type)
+               for f in filters or ()):
             return schema.empty_table().select(present)
         try:
             return pq.read_table(p, columns=present, filters=filters)

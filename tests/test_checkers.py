@@ -1097,6 +1097,20 @@ def test_sec1_fails_when_a_forged_fill_is_served(tmp_path):
     assert served.value == 1 and served.evidence["served"] == [forged["key"].iloc[0]]
 
 
+def test_sec1_reads_a_stream_the_platform_holds_nothing_of(tmp_path):
+    """An empty observed stream is written with null-typed columns: the forged-key filter
+    must find nothing there, not fail on the type (the smoke run has no delivery in 2 days)."""
+    run = make_run()
+    run.observed["deliveries"] = run.observed["deliveries"].iloc[0:0].astype(object)
+    path = run.write(tmp_path / "run")
+    assert str(pq.read_schema(path / "observed" / "deliveries.parquet").field("key").type) \
+        == "null"
+    record = check_run(path)
+    assert outcome(record, "SEC-1") != "error"
+    served = measurements(record, "SEC-1", "attack.forged_records_served")[0]
+    assert served.value == 0
+
+
 def test_sec1_fails_when_honest_ingest_stopped(tmp_path):
     run = make_run()
     assert run.security is not None
