@@ -328,7 +328,8 @@ class RunData:
                 for s in STREAMS}
 
     def observed_columns(self, stream: str, columns: tuple[str, ...]) -> pd.DataFrame:
-        """Those of `columns` the platform's records of `stream` have (station_id always)."""
+        """Those of `columns` the platform's records of `stream` have (the file must have
+        station_id; a column it lacks is left out)."""
         return self.observed_arrow(stream, columns).to_pandas()
 
     def observed_arrow(self, stream: str, columns: tuple[str, ...],

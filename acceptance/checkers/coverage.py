@@ -96,11 +96,10 @@ def _devices_seen(data: RunData) -> dict[str, set[str]]:
     device clock reported in the registry."""
     seen: dict[str, set[str]] = {}
     for stream in STREAMS:
-        frame = data.observed_columns(stream, ("station_id", "device")).drop_duplicates()
-        if len(frame):
-            for sid, dev in frame[["station_id", "device"]].astype(str).drop_duplicates() \
-                    .itertuples(index=False):
-                seen.setdefault(sid, set()).add(dev)
+        frame = data.observed_columns(stream, ("station_id", "device"))
+        for sid, dev in frame[["station_id", "device"]].astype(str).drop_duplicates() \
+                .itertuples(index=False):
+            seen.setdefault(sid, set()).add(dev)
     av = data.availability
     for sid, dev in av.loc[av["online"] & (av["device"] != ""), ["station_id", "device"]] \
             .drop_duplicates().itertuples(index=False):
