@@ -2,7 +2,8 @@
 
 A collector is on line when its last status said so and it was heard (any heartbeat or
 online message) within `heartbeat_timeout_s` of platform wall time; a device is on line
-when its collector is, and the collector's last report said the device answers.
+when its collector is, and the collector's last report — from its current boot — said the
+device answers.
 """
 
 from __future__ import annotations
@@ -140,12 +141,14 @@ def _station(conn: Conn, row: tuple, ctx: Context) -> dict[str, Any]:
                      "last_heartbeat_at": hb_at, "last_seen_at": seen_at, "changed_at": changed}
     reported = {r[0]: r for r in conn.query(
         "SELECT device, online, device_time, last_ok_at, failures, error, reported_at, "
-        "drained_through FROM device_status WHERE station_id = ?", (sid,))}
+        "drained_through, boot_id FROM device_status WHERE station_id = ?", (sid,))}
     expected = ["G"] + [f"D{d}" for d in sorted(nozzles)]
     devices = []
     for dev in expected + sorted(set(reported) - set(expected)):
         r = reported.get(dev)
-        fresh = r is not None and now - float(r[6]) <= ctx.heartbeat_timeout_s
+        # a restarted collector has not read its devices yet: the last boot's word is old
+        fresh = (r is not None and now - float(r[6]) <= ctx.heartbeat_timeout_s
+                 and (r[8] is None or r[8] == collector["boot_id"]))
         devices.append({
             "device": dev, "expected": dev in expected,
             "online": bool(collector["online"] and r is not None and r[1] and fresh),

@@ -344,16 +344,17 @@ class Ingestor:
             # collector never sends it.
             self.conn.execute(
                 "INSERT INTO device_status (station_id, device, online, device_time, "
-                "last_ok_at, failures, error, reported_at, msg_seq, drained_through) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id, device) DO "
+                "last_ok_at, failures, error, reported_at, msg_seq, drained_through, boot_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station_id, device) DO "
                 "UPDATE SET online = excluded.online, device_time = excluded.device_time, "
                 "last_ok_at = excluded.last_ok_at, failures = excluded.failures, "
                 "error = excluded.error, reported_at = excluded.reported_at, "
                 "msg_seq = excluded.msg_seq, drained_through = "
-                "COALESCE(excluded.drained_through, device_status.drained_through) "
+                "COALESCE(excluded.drained_through, device_status.drained_through), "
+                "boot_id = excluded.boot_id "
                 "WHERE device_status.msg_seq < excluded.msg_seq",
                 (sid, d["device"], int(d["online"]), d["device_time"], d["last_ok_at"],
-                 d["failures"], text(d["error"]), now, seq, d.get("drained_through")))
+                 d["failures"], text(d["error"]), now, seq, d.get("drained_through"), boot))
             log_rows.append((sid, d["device"], now, p["sent_at"], seq, "heartbeat",
                              int(d["online"]), d["device_time"], boot))
         self._log_availability(log_rows)

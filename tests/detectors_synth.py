@@ -68,7 +68,8 @@ class Spec:
     transit_loss: float = 0.002
     bol: str = "keyed"  # keyed | zero | none
     # cheats and look-alikes
-    skim: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
+    # (device, nozzle) → (factor, from) or (factor, from, until)
+    skim: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
     leak_l_per_h: dict[int, float] = field(default_factory=dict)
     leak_from: int | None = None
     withdrawals: list[tuple[int, int, float]] = field(default_factory=list)  # tank, t, L
@@ -151,8 +152,9 @@ def generate(spec: Spec) -> Synth:
         grade = spec.tanks[nz.tank].grade
         err = nz.error + spec.repeatability * rng.standard_normal(len(f["start"]))
         if (nz.device, nz.nozzle) in spec.skim:
-            k, t0 = spec.skim[(nz.device, nz.nozzle)]
-            err = np.where(f["start"] >= t0, err + k, err)
+            k, t0, *until = spec.skim[(nz.device, nz.nozzle)]
+            on = (f["start"] >= t0) & (f["start"] < (until[0] if until else np.inf))
+            err = np.where(on, err + k, err)
         shown_ml = np.round(f["true_l"] * (1 + err) * 100.0).astype(np.int64) * 10
         temp = _temperature(spec, f["end"], spec.hot_bumps.get(nz.tank, ()))
         v20_true = f["true_l"] * 1000.0 * np.array([VCF.factor(grade, float(c))

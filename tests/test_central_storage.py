@@ -382,6 +382,36 @@ def test_heartbeat_and_last_will_update_the_station_state(db_url: str) -> None:
         ("online", 1)]
 
 
+def test_a_restarted_collector_shows_its_devices_on_line_only_once_it_read_them(
+        db_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from central.resources import Context
+    from central.stations import list_stations
+    from central.vcf import Vcf
+
+    db = ready_database(db_url)
+    clock = Clock()
+    ing = make_ingestor(db, clock)
+    ing.process([inbound(online("UMB01", 1, NOW, True)), inbound(heartbeat("UMB01", 2, NOW))])
+    # it crashes and comes back seconds later, well within the heartbeat timeout, with a new
+    # boot that has not read a device yet
+    clock.t = NOW + 8
+    ing.process([inbound(online("UMB01", 3, clock.t, True, boot_id="boot-2"), clock.t)])
+    ctx = Context(ZoneInfo("Asia/Shanghai"), Vcf(), 90.0, lambda: clock.t)
+
+    def devices() -> dict[str, bool]:
+        with db.borrow() as conn:
+            (st,) = list_stations(conn, {"station_id": ["UMB01"]}, ctx)["items"]
+        assert st["collector"]["online"]
+        return {d["device"]: d["online"] for d in st["devices"]}
+
+    assert not any(devices().values())  # boot-1's word no longer counts
+    clock.t = NOW + 9
+    ing.process([inbound(heartbeat("UMB01", 4, clock.t, boot_id="boot-2"), clock.t)])
+    assert all(devices().values())
+
+
 def test_will_of_current_boot_puts_station_off_line(db_url: str) -> None:
     db = ready_database(db_url)
     ing = make_ingestor(db, Clock())

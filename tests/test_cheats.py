@@ -578,6 +578,11 @@ def test_unbooked_deliveries_next_and_extra():
     first_after = next(k for after, k in keyed if after)
     assert first_after == 0.0
     assert all(k > 0 for after, k in keyed if not after)
+    # switched on a day in, it first acts when the next drop starts: detection is timed from it
+    first_drop = min(d.start_time for d in r.rec["deliveries"]
+                     if d.tank == 3 and d.start_time > START + DAY)
+    assert first_drop > START + DAY + 3600
+    assert r.instance.first_start == pytest.approx(first_drop)
     at = START + DAY + 3600
     extra = run(cheat("unbooked_delivery", tank=2, start=at, mode="extra", compartments=1))
     (drop,) = [d for d in extra.rec["deliveries"] if d.tank == 2]

@@ -80,6 +80,17 @@ def test_tank_gain_on_a_skimming_nozzle() -> None:
     assert len(gains) <= 1 + (45 * DAY - (first.as_of - M0)) // (7 * DAY)  # re-alert ≥ 7 days
 
 
+def test_a_cheat_is_never_learnt_into_the_baseline() -> None:
+    # a 3 % skim from day 20 to day 80 of 130: alerted until it stops, never read as a loss
+    # when it stops (the rolling baseline leaves alarmed days out)
+    start, end = M0 + 20 * DAY, M0 + 80 * DAY
+    props = run(TankVarianceDetector(), station(130, 4, skim=(("D1", 1), 0.03, start, end)))
+    gains = [p.as_of for p in props if p.kind == "tank_gain"]
+    assert kinds(props) == {"tank_gain"}
+    assert min(gains) <= start + 7 * DAY and max(gains) > end - 14 * DAY
+    assert max(gains) <= end + 7 * DAY
+
+
 def test_blind_sales_is_a_tank_loss_and_a_leak_is_not() -> None:
     # a hidden nozzle: every 30th fill of D2/2 never reaches the books, the tank pays for it
     loss = run(TankVarianceDetector(), station(60, 2, filter_every=(("D2", 2), 8)))

@@ -74,6 +74,7 @@ import numpy as np
 
 from central.detectors.base import AlertProposal, Context, DayGrid, tank_horizon
 from central.detectors.data import StationData
+from central.detectors.rolling_baseline import RollingBaseline, fit_baseline
 from central.detectors.wetstock import (
     LevelsModel,
     TankSeries,
@@ -205,8 +206,11 @@ class TankVarianceDetector:
         # the window test: from `wfrom_*` on, windows of the last 1 … window_days segments
         wfrom_pos = wfrom_neg = 0
         pending_loss: tuple[int, int] | None = None  # (since, first segment) of a deferred loss
-        resid = self._rolling_residuals(segments, lim)
+        baseline = RollingBaseline(segments, lim.learn_days, lim.baseline_days,
+                                   lim.baseline_lag_days, lim.outlier_z)
+        resid = np.zeros(len(rest))
         for i, seg in enumerate(rest):
+            resid[i] = baseline.residual(lim.learn_days + i)
             n = len(seg.rows)
             sd = np.sqrt(n * sigma ** 2 + (lim.delivery_sigma_pct / 100 * seg.delivered) ** 2)
             z_raw = resid[i] / sd
@@ -226,9 +230,9 @@ class TankVarianceDetector:
                 quiet = quiet_pos if side == "loss" else quiet_neg
                 if s <= h and w <= hw:
                     continue
+                first = (i - wn + 1) if w > hw else (start_pos if side == "loss"
+                                                       else start_neg)
                 if seg.as_of >= quiet:
-                    first = (i - wn + 1) if w > hw else (start_pos if side == "loss"
-                                                           else start_neg)
                     if side == "loss" and pending_loss is not None:
                         first = min(first, pending_loss[1])
                     window = rest[first:i + 1]
@@ -249,6 +253,10 @@ class TankVarianceDetector:
                         pending_loss = None
                     out.append(alert)
                     quiet = seg.as_of + lim.realert_days * 86400
+                # the alarm's days, and those of the lag after it, never enter the baseline
+                # (a persisting cheat alarms again within the lag: it is never learnt)
+                baseline.suspect(lim.learn_days + first, lim.learn_days + i,
+                                 seg.as_of + lim.baseline_lag_days * 86400)
                 if side == "loss":
                     s_pos, quiet_pos, wfrom_pos = 0.0, quiet, i + 1
                 else:
@@ -269,7 +277,7 @@ class TankVarianceDetector:
         v = np.array([s.variance for s in learn])
         sales = np.array([s.sales for s in learn])
         dl = np.array([s.delivered for s in learn])
-        b, d = _fit_baseline(v, sales, dl, lim.outlier_z)
+        b, d = fit_baseline(v, sales, dl, lim.outlier_z)
         e = v - b * sales - d * dl
         e = e - np.median(e)
         gamma0 = max((1.4826 * float(np.median(np.abs(e)))) ** 2, base["sigma_prior_ml"] ** 2)
@@ -280,27 +288,6 @@ class TankVarianceDetector:
         prior = max(lim.u_sigma_prior_pct / 100 * base["median_daily_sales_20c_ml"],
                     lim.u_sigma_prior_l * 1000.0)
         return float(np.sqrt(var_r)), max(float(np.sqrt(max(gamma0 - 2 * var_r, 0.0))), prior)
-
-    @staticmethod
-    def _rolling_residuals(segments: list[Segment], lim: TankVarianceLimits) -> np.ndarray:
-        """Residual v − β s − δ D of every segment after learning, against a baseline fitted
-        on the `baseline_days` segments that end `baseline_lag_days` before it (never fewer
-        than the learning period): β per litre sold (honest meter errors), δ per litre
-        delivered (the table error over a drop's level range, the drop's stratification).
-        The baseline follows what moves slowly — honest meter drift of ≈ 0.05 % per six
-        months, the seasons (docs/noise-budget.md) — while a cheat's step stays visible for
-        the lag, longer than any test window."""
-        n_learn = lim.learn_days
-        v = np.array([x.variance for x in segments])
-        sales = np.array([x.sales for x in segments])
-        dl = np.array([x.delivered for x in segments])
-        out = np.empty(max(len(segments) - n_learn, 0))
-        for j in range(n_learn, len(segments)):
-            hi = max(n_learn, j - lim.baseline_lag_days)
-            lo = max(0, hi - max(lim.baseline_days, n_learn))
-            b, d = _fit_baseline(v[lo:hi], sales[lo:hi], dl[lo:hi], lim.outlier_z)
-            out[j - n_learn] = v[j] - b * sales[j] - d * dl[j]
-        return out
 
     @staticmethod
     def _window(rest: list[Segment], resid: np.ndarray, first: int, i: int, sigma_r: float,
@@ -499,26 +486,6 @@ def _attribute(series: TankSeries, lim: TankVarianceLimits, learn: tuple[int, in
             and best["gain_explained_l"] >= lim.attribution_share * gain_l:
         best["named"] = True
     return best
-
-
-def _fit_baseline(v: np.ndarray, sales: np.ndarray, dl: np.ndarray,
-                  outlier_z: float) -> tuple[float, float]:
-    """Least squares v ≈ β·sales + δ·delivered, once more without the residuals beyond
-    `outlier_z` robust σ; δ = 0 when the window had no drop."""
-    keep = np.ones(len(v), dtype=bool)
-    b = d = 0.0
-    for _ in range(2):
-        x = np.column_stack([sales[keep], dl[keep]]) if dl[keep].any() else sales[keep, None]
-        if not len(x) or not np.any(x):
-            return 0.0, 0.0
-        coef = np.linalg.lstsq(x, v[keep], rcond=None)[0]
-        b, d = float(coef[0]), float(coef[1]) if len(coef) > 1 else 0.0
-        e = v - b * sales - d * dl
-        mad = 1.4826 * float(np.median(np.abs(e[keep] - np.median(e[keep]))))
-        if mad <= 0:
-            break
-        keep = np.abs(e - np.median(e[keep])) <= outlier_z * mad
-    return b, d
 
 
 def _rising_at(series: TankSeries, end: int, rise_l: float, data: StationData,

@@ -108,6 +108,9 @@ class Cheat:
     span_param: ClassVar[tuple[str, float, float] | None] = None
     attribution: ClassVar[str] = "nozzle"
     summary: ClassVar[str] = ""  # one line: what it is (docs/cheats.md has the rest)
+    # whether switching on changes the world at once; False for kinds that act only on
+    # later occasions (a drop): their first_start is the first occasion (effect_at)
+    acts_on_switch: ClassVar[bool] = True
 
     def __init__(self, config: CheatConfig, where: str, index: int) -> None:
         self.config = config
@@ -240,14 +243,20 @@ class Cheat:
             old, new = self.switch_on(t)
             self.active = True
             self._on_at = t
-            if math.isnan(self.first_start):
-                self.first_start = t
+            if self.acts_on_switch:
+                self.effect_at(t)
         else:
             old, new = self.switch_off(t)
             self.active = False
             self.active_s += t - self._on_at
             self.last_end = t
         self.log(t, "start" if on else "end", old, new)
+
+    def effect_at(self, t: float) -> None:
+        """The cheat acts on the world at t: the first time is its first_start, from which
+        detection is timed (docs/ground-truth.md)."""
+        if math.isnan(self.first_start):
+            self.first_start = t
 
     def switch_on(self, t: float) -> tuple[float, float]:
         """Make the effect at t; returns the changed quantity (old, new) for the timeline."""

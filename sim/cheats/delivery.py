@@ -3,7 +3,8 @@
 Each registers a drop adjuster with the station's DeliveryManager when bound; for every drop
 of its tank the adjuster may change the drop's plan (sim.deliveries.DropPlan: temperature,
 short fraction, BOL keyed in or not) and ask to see the finished DeliveryRecord. Only drops
-that start while the cheat is on are touched.
+that start while the cheat is on are touched; the first such drop's start is the cheat's
+first_start (switching on changes nothing until a drop comes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ DROPS = Param("integer", default=0, minimum=0, maximum=1000,
 class DeliveryCheat(Cheat):
     target = "tank"
     attribution = "tank"
+    acts_on_switch = False
     param_spec: ClassVar[dict[str, Param]] = {"drops": DROPS}
 
     def prepare(self) -> None:
@@ -33,6 +35,7 @@ class DeliveryCheat(Cheat):
 
     def adjust(self, unit: Any, start: float, tag: object, plan: Any) -> None:
         if self.wants(tag):
+            self.effect_at(start)
             self.change(plan)
             plan.done.append(self._done)
 
