@@ -71,9 +71,8 @@ class ChainAppender:
 
     def flush(self) -> None:
         """Write the batch's links and move each station's head (one statement each)."""
-        self.conn.executemany(
-            "INSERT INTO record_chain (station_id, position, stream, key, digest, chain_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?)", self.rows)
+        self.conn.insert("record_chain", ("station_id", "position", "stream", "key", "digest",
+                                          "chain_hash"), self.rows)
         self.conn.executemany(
             "UPDATE chain_heads SET position = ?, head = ? WHERE station_id = ?",
             [(*self.heads[sid], sid) for sid in sorted(self.moved)])

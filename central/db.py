@@ -87,6 +87,36 @@ class Conn:
         if rows:
             self.raw.cursor().executemany(self._sql(sql), rows)
 
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+               skip_conflict_on: str | None = None) -> None:
+        """Bulk insert (inside `transaction()`). `skip_conflict_on`: a unique column; rows
+        whose value is already stored are skipped (another platform instance on this
+        database may have stored it since the caller looked); without it a conflict raises.
+
+        PostgreSQL: COPY (issue 11), through a temporary table when conflicts are skipped,
+        since COPY itself cannot skip them; SQLite: executemany, already in-process."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        skip = f" ON CONFLICT ({skip_conflict_on}) DO NOTHING" if skip_conflict_on else ""
+        if self.dialect != POSTGRESQL:
+            self.executemany(f"INSERT INTO {table} ({cols}) VALUES "
+                             f"({placeholders(len(columns))}){skip}", rows)
+            return
+        cur = self.raw.cursor()
+        target = table
+        if skip_conflict_on:
+            target = f"_copy_{table}"
+            # per session and emptied by every commit: no catalogue churn per batch
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {target} "
+                        f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if skip_conflict_on:
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {target}{skip}")
+            cur.execute(f"DELETE FROM {target}")  # for a second call in this transaction
+
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
         """BEGIN … COMMIT, or ROLLBACK if the block raises. Not re-entrant."""

@@ -64,15 +64,12 @@ _TEXT_OF_KIND = {kind: tuple(f for f in fields if f in TEXT_FIELDS)
                  for kind, fields in RECORD_FIELDS.items()}
 
 
-def _insert_sql(kind: str) -> str:
-    cols = ("key", "station_id", "device", "seq", *RECORD_FIELDS[kind],
-            *OPTIONAL_FIELDS.get(kind, ()),
-            "collected_at", "received_at", "msg_seq", "digest")
-    return (f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(cols)}) VALUES "
-            f"({placeholders(len(cols))}) ON CONFLICT (key) DO NOTHING")
+def _columns(kind: str) -> tuple[str, ...]:
+    return ("key", "station_id", "device", "seq", *RECORD_FIELDS[kind],
+            *OPTIONAL_FIELDS.get(kind, ()), "collected_at", "received_at", "msg_seq", "digest")
 
 
-_INSERT = {kind: _insert_sql(kind) for kind in RECORD_FIELDS}
+_COLUMNS = {kind: _columns(kind) for kind in RECORD_FIELDS}
 EXCERPT_BYTES = 512
 
 
@@ -151,6 +148,8 @@ class Ingestor:
         self.clock = clock
         self.rejection_sample = rejection_sample
         self._rejection_log = RejectionLog()
+        # new rows of the batch in progress, kind → key → row: one bulk insert per kind
+        self._new: dict[str, dict[str, tuple]] = {}
 
     # -- public -------------------------------------------------------------------------
     def process(self, batch: list[Inbound]) -> list[Outcome]:
@@ -161,6 +160,7 @@ class Ingestor:
         tally = _Tally()
         rejections: list[tuple] = []
         outcomes: list[Outcome] = []
+        self._new = {}
         with self.conn.transaction():
             chain = ChainAppender(self.conn)
             chain.lock(r.payload["station_id"] for r in checked
@@ -179,6 +179,9 @@ class Ingestor:
                     self._rejection_log.log(outcome.station_id, msg.topic, outcome.reason,
                                             outcome.detail)
                 outcomes.append(outcome)
+            for kind, rows in self._new.items():
+                self.conn.insert(TABLE_OF_KIND[kind], _COLUMNS[kind], list(rows.values()),
+                                 skip_conflict_on="key")
             chain.flush()
             self._write_rejections(rejections)
             tally.flush(self.conn)
@@ -279,7 +282,9 @@ class Ingestor:
             stored.update(self.conn.query(
                 f"SELECT key, digest FROM {table} WHERE key IN ({placeholders(len(chunk))})",
                 chunk))
-        new_rows = []
+        new_rows = self._new.setdefault(kind, {})
+        # an earlier message of this batch may carry the key too (a resend): staged, not stored
+        stored.update((key, new_rows[key][-1]) for key in order if key in new_rows)
         for key in order:
             rec, digest = candidates[key]
             if key in stored:
@@ -292,13 +297,12 @@ class Ingestor:
                         "a record with this key but different values is already stored"))
                 continue
             out.accepted.append(key)
-            new_rows.append((key, sid, device, rec["seq"],
+            new_rows[key] = ((key, sid, device, rec["seq"],
                              *(text(rec[f]) if f in TEXT_FIELDS else rec[f]
                                for f in RECORD_FIELDS[kind]),
                              *(rec.get(f) for f in OPTIONAL_FIELDS.get(kind, ())),
                              rec["collected_at"], now, p["msg_seq"], digest))
             chain.append(sid, table, key, _stored_digest(kind, rec, digest))
-        self.conn.executemany(_INSERT[kind], new_rows)
         # `records:` counts the devices' own records (what their FIFOs served); state reports
         # are the collector's, counted apart (GET /stats/ingest `states`).
         counted = "states" if kind == "state" else "records"

@@ -9,7 +9,11 @@ committed record survives not only a killed process but also a power cut or kern
 the situation of a real station collector, whose FIFO acknowledgement makes the device forget
 the record. (`NORMAL` would survive `kill -9`, since committed pages sit in the OS cache, but
 could lose the last commits on power loss.) Measured here: ~0.3 ms per FULL commit against
-~0.04 ms for NORMAL; commits are batched per poll round and per platform ack, so FULL is cheap.
+~0.04 ms for NORMAL alone, but 46 stations' fsyncs together cost the fleet a third of its
+throughput (docs/performance.md). So only what a loss would hurt is fsynced: records before
+their FIFO acknowledgement, msg_seq reservations, boots. Deleting what the platform
+acknowledged is not (`synchronous=NORMAL` on its own connection): a delete lost to a power
+cut sends the record again, and the platform answers `duplicate`.
 
 One spool belongs to one station; opening it for another station is an error.
 
@@ -125,6 +129,9 @@ class Spool:
             self._db.close()
             raise
         self._meta_db = self._connect(synchronous)
+        # settle(): no fsync (see the module's docstring); the next durable commit syncs
+        # the WAL with these frames in it anyway.
+        self._settle_db = self._connect("NORMAL")
         self._lock: asyncio.Lock | None = None  # serialises this spool's worker calls
         self.boot_id = uuid.uuid4().hex
         self.boots = self._bump_boot()
@@ -284,7 +291,7 @@ class Spool:
             return 0, 0
         now = time.time() if now is None else now
         moved = 0
-        with self._tx() as db:
+        with self._tx(self._settle_db) as db:
             before = db.total_changes
             db.executemany("DELETE FROM pending WHERE key = ?", [(k,) for k in done])
             removed = db.total_changes - before
@@ -357,3 +364,4 @@ class Spool:
     def close(self) -> None:
         self._db.close()
         self._meta_db.close()
+        self._settle_db.close()

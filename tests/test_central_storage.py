@@ -180,6 +180,51 @@ def test_same_key_with_other_values_is_a_conflict_not_a_duplicate(db_url: str) -
     assert int(vol) == rec["volume_ml"]
 
 
+def test_a_resend_inside_one_batch_is_a_duplicate_and_a_changed_one_a_conflict(
+        db_url: str) -> None:
+    """New rows of a batch are inserted together at its end (COPY on PostgreSQL): a later
+    message of the same batch must still see them."""
+    db = ready_database(db_url)
+    ing = make_ingestor(db, Clock())
+    rec = txn("UMB01", "D1", 7, T0)
+    other = txn("UMB01", "D1", 8, T0 + 600, total_before=40_000, amount_total_before=28_480)
+    tampered = dict(rec, volume_ml=rec["volume_ml"] + 10)
+    outs = ing.process([inbound(data_message("UMB01", "D1", "transaction", [rec], 1, NOW)),
+                        inbound(data_message("UMB01", "D1", "transaction", [rec, other], 2,
+                                             NOW)),
+                        inbound(data_message("UMB01", "D1", "transaction", [tampered], 3,
+                                             NOW))])
+    assert [o.accepted for o in outs] == [[rec["key"]], [other["key"]], []]
+    assert [o.duplicates for o in outs] == [[], [rec["key"]], []]
+    assert outs[2].rejected == [(rec["key"], "conflict")]
+    assert count(db, "transactions") == 2 and count(db, "record_chain") == 2
+    with db.borrow() as conn:
+        (vol,) = conn.query_one("SELECT volume_ml FROM transactions WHERE key = ?",
+                                (rec["key"],))
+    assert int(vol) == rec["volume_ml"]
+
+
+def test_a_record_stored_by_another_instance_since_the_lookup_is_skipped(db_url: str) -> None:
+    """The chain lock makes a second instance on the database wait for the first's commit,
+    so its key lookup sees the rows. Should a row still appear in between (a writer without
+    that lock), the bulk insert skips it instead of failing the batch on the primary key."""
+    db = ready_database(db_url)
+    first, second = make_ingestor(db, Clock()), make_ingestor(db, Clock())
+    rec = txn("UMB01", "D1", 7, T0)
+    assert first.process([inbound(data_message("UMB01", "D1", "transaction", [rec], 1,
+                                               NOW))])[0].accepted
+    looked_up = second.conn.query
+
+    def before_the_commit(sql: str, params=()):  # the key lookup ran before the commit
+        return [] if sql.startswith("SELECT key, digest") else looked_up(sql, params)
+
+    second.conn.query = before_the_commit  # type: ignore[method-assign]
+    [out] = second.process([inbound(data_message("UMB01", "D1", "transaction", [rec], 2,
+                                                 NOW))])
+    assert out.status == "stored"
+    assert count(db, "transactions") == 1
+
+
 def test_record_with_wrong_key_is_rejected_in_the_ack(db_url: str) -> None:
     db = ready_database(db_url)
     ing = make_ingestor(db, Clock())
