@@ -138,6 +138,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="s before records without a platform ack are sent again")
     parser.add_argument("--window", type=int, default=16,
                         help="data messages awaiting the platform's ack (default 16)")
+    parser.add_argument("--linger", type=float, default=0.5,
+                        help="s the uplink waits after it published all the spool held, so "
+                             "that the next messages carry more records (default 0.5; 0: "
+                             "send each poll round's records at once)")
     parser.add_argument("--spool-sync", choices=("FULL", "NORMAL"), default="FULL",
                         help="SQLite synchronous mode of the spool (default FULL: power-safe)")
     parser.add_argument("--log-level", default="INFO",
@@ -152,7 +156,8 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
         poll=PollSettings(poll_interval=args.poll_interval, live_interval=args.live_interval,
                           timeout=args.modbus_timeout, offline_after=args.offline_after,
                           backoff_max=args.backoff_max, idle_poll_max=args.idle_poll_max),
-        uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout))
+        uplink=UplinkSettings(window=args.window, ack_timeout=args.ack_timeout,
+                              linger=args.linger))
 
 
 def _logging(level: str) -> None:

@@ -16,6 +16,7 @@ from pymodbus.exceptions import ModbusException
 
 from collector.endpoints import StationEndpoint
 
+ILLEGAL_FUNCTION = 1
 ILLEGAL_DATA_ADDRESS = 2
 ILLEGAL_DATA_VALUE = 3
 
@@ -73,11 +74,19 @@ class ModbusLink:
             raise ModbusExceptionReply(getattr(reply, "exception_code", -1), what)
         return reply
 
-    async def read(self, unit_id: int, address: int, count: int) -> list[int]:
-        """FC03 read of `count` registers; the reply must hold exactly that many."""
-        what = f"unit {unit_id} read {address}+{count}"
-        reply = await self._call(what, lambda: self.client.read_holding_registers(
-            address, count=count, device_id=unit_id))
+    async def read(self, unit_id: int, address: int, count: int,
+                   write: tuple[int, int] | None = None) -> list[int]:
+        """FC03 read of `count` registers; the reply must hold exactly that many. With
+        `write` (address, value): FC23, which writes that register first, then reads."""
+        if write is None:
+            what = f"unit {unit_id} read {address}+{count}"
+            reply = await self._call(what, lambda: self.client.read_holding_registers(
+                address, count=count, device_id=unit_id))
+        else:
+            what = f"unit {unit_id} write {write[0]}={write[1]} and read {address}+{count}"
+            reply = await self._call(what, lambda: self.client.readwrite_registers(
+                read_address=address, read_count=count, write_address=write[0],
+                values=[write[1]], device_id=unit_id))
         regs = list(reply.registers)
         if len(regs) != count:
             # Also catches a late reply to an earlier request on a serial line.

@@ -39,7 +39,13 @@ from collector.aio import sleep_or_stop
 from collector.codec import DecodeError, decode_fields, is_empty_slot, record_crc_ok
 from collector.drained import DrainTracker
 from collector.endpoints import DeviceEndpoint, StationEndpoint
-from collector.modbus_link import ILLEGAL_DATA_VALUE, LinkError, ModbusExceptionReply, ModbusLink
+from collector.modbus_link import (
+    ILLEGAL_DATA_VALUE,
+    ILLEGAL_FUNCTION,
+    LinkError,
+    ModbusExceptionReply,
+    ModbusLink,
+)
 from collector.profile import Dialect, Fifo, Profile
 from collector.spool import Spool, SpoolRecord
 from collector.states import PendingState, StateReporter
@@ -81,6 +87,7 @@ class FifoCursor:
     dropped: int | None = None  # device overflow counter last seen
     empty_reads: int = 0  # consecutive reads with pending = 0
     due: float = 0.0  # monotonic: not swept before (idle back-off)
+    ack_due: int | None = None  # spooled, acknowledged with the next read of this FIFO (FC23)
 
 
 @dataclass
@@ -103,6 +110,7 @@ class DeviceState:
     next_live: float = 0.0
     live: dict = field(default_factory=dict)  # last header and nozzle/tank values
     quarantined: int = 0
+    fc23: bool = True  # until the device answers FC23 with exception 01
     drain: DrainTracker = field(init=False)  # how far its data is complete (drained_through)
 
     def __post_init__(self) -> None:
@@ -245,9 +253,16 @@ class StationPoller:
         if added:
             self.on_spooled(added)
         self.records_spooled += added
-        # Acknowledge only what is now durable in the spool (cumulative per FIFO).
+        # Acknowledge only what is now durable in the spool (cumulative per FIFO). A FIFO
+        # that holds more is read again at once: its ack rides on that read (FC23), which
+        # halves the requests of a busy FIFO's sequential link.
         for item in drained:
-            await self._ack(item)
+            cursor = item.device.fifos[item.fifo.name]
+            if cursor.more and item.device.fc23:
+                cursor.ack_due = item.ack_seq
+            else:
+                cursor.ack_due = None
+                await self._ack(item)
         return added
 
     def _spool_failed(self, exc: sqlite3.Error, records: int) -> None:
@@ -396,7 +411,7 @@ class StationPoller:
     async def _read_fifo(self, dev: DeviceState, fifo: Fifo,
                          batch: list[SpoolRecord]) -> _Drained | None:
         cursor = dev.fifos[fifo.name]
-        regs = await self._read(dev, fifo.base, fifo.read_count)
+        regs = await self._read_window(dev, fifo, cursor)
         collected_at = time.time()
         try:
             status = decode_fields(regs, 0, fifo.status, dev.dialect)
@@ -459,6 +474,32 @@ class StationPoller:
         if ack_seq is None:
             return None
         return _Drained(dev, fifo, ack_seq)
+
+    async def _read_window(self, dev: DeviceState, fifo: Fifo, cursor: FifoCursor) -> list[int]:
+        """Status and window of a FIFO, with its deferred ack written first (FC23) if any."""
+        ack, cursor.ack_due = cursor.ack_due, None
+        if ack is None:
+            return await self._read(dev, fifo.base, fifo.read_count)
+        try:
+            regs = await self.link.read(dev.endpoint.unit_id, fifo.base, fifo.read_count,
+                                        write=(fifo.ack_address, ack))
+        except ModbusExceptionReply as exc:
+            if exc.code == ILLEGAL_FUNCTION:  # a device without FC23: FC06, then FC03
+                log.info("%s %s: no FC23 (exception 01); acknowledging with FC06 from now on",
+                         self.endpoint.station_id, dev.device)
+                dev.fc23 = False
+                await self._ack(_Drained(dev, fifo, ack))
+            elif exc.code == ILLEGAL_DATA_VALUE:  # not pending: the ack went through before
+                log.warning("%s %s %s: ack %d refused (not pending)", self.endpoint.station_id,
+                            dev.device, fifo.name, ack)
+            else:
+                raise self._fail(dev, exc) from exc
+            return await self._read(dev, fifo.base, fifo.read_count)
+        except LinkError as exc:
+            cursor.ack_due = ack  # it may or may not have arrived: again with the next read
+            raise self._fail(dev, exc) from exc
+        self._ok(dev)
+        return regs
 
     def _note_dropped(self, dev: DeviceState, fifo: Fifo, cursor: FifoCursor,
                       dropped: int | str | None) -> None:

@@ -8,7 +8,9 @@ before every CONNECT.
 
 Forwarding: records are sent oldest first in messages of ≤ `batch_max` records of one kind
 and device, at most `window` messages awaiting the platform's ack (bounds paho's queue, see
-protocols.md §7). A message not acknowledged within the ack timeout is dropped from the window
+protocols.md §7). Once a fill has sent all the spool held, the uplink lingers (`linger`, 0.5 s)
+before the next: records that arrive meanwhile share messages (issue 11: 3.9 → 10.9 records
+per message in the banner fleet, throughput +40 %); a lone record still goes at once. A message not acknowledged within the ack timeout is dropped from the window
 and its records travel again in a new message (new msg_seq). The timeout doubles at each
 expiry (up to `ack_timeout_max`) and returns to `ack_timeout` at the next valid ack, so a
 platform that is down for a while is not buried in resends queued at the broker. Acks must carry a valid
@@ -63,12 +65,15 @@ class UplinkSettings:
     reconnect_min: float = 0.5  # s, first reconnect delay; doubles up to reconnect_max
     reconnect_max: float = 30.0
     connect_timeout: float = 5.0
+    linger: float = 0.5  # s to wait after publishing all the spool held (see _forward_loop)
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_max <= 100:
             raise ValueError(f"batch_max {self.batch_max}: the contract allows 1..100")
         if self.window < 1:
             raise ValueError(f"window {self.window}: must be at least 1")
+        if self.linger < 0:
+            raise ValueError(f"linger {self.linger}: must not be negative")
 
 
 # An ack lists at most a message's keys (100 records, keys ≤ 128 characters): far below this.
@@ -129,6 +134,7 @@ class Uplink:
         self._inflight_ids: set[int] = set()
         self._cursor = 0  # spool id below which every row is in flight or acknowledged
         self._floor = _NO_FLOOR  # lowest cursor a rewind asked for while reading the spool
+        self._dry = False  # the last fill took everything the spool held
         self._ack_timeout = self.settings.ack_timeout
         self._closed = False
         self._ack_tasks: set[asyncio.Task] = set()
@@ -271,7 +277,14 @@ class Uplink:
             self._expire(now)
             self.wake.clear()
             if await self._fill_window():
-                await asyncio.sleep(0)  # let acks and polling in
+                if self._dry and self.settings.linger:
+                    # The spool ran dry: what the devices give meanwhile travels in fuller
+                    # messages, fewer of them (each costs the collector, broker and platform
+                    # far more than a record does). The first record after a quiet spell
+                    # still goes at once, and a backlog in full messages without a pause.
+                    await sleep_or_stop(stop, self.settings.linger)
+                else:
+                    await asyncio.sleep(0)  # let acks and polling in
                 continue
             deadlines = [m.deadline for m in self._inflight.values()]
             timeout = min([1.0] + [d - now for d in deadlines])
@@ -285,7 +298,9 @@ class Uplink:
         while sent < free:
             # A rewind (ack timeout, new broker session) while the spool is read must win.
             self._floor = _NO_FLOOR
-            rows = await self.spool.pending_after_async(self._cursor, batch_max * (free - sent))
+            wanted = batch_max * (free - sent)
+            rows = await self.spool.pending_after_async(self._cursor, wanted)
+            self._dry = len(rows) < wanted
             if not rows or not self.connected.is_set():
                 break
             batches: list[_Batch] = []

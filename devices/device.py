@@ -37,8 +37,9 @@ from sim.records import DispenserView, GaugeView
 
 GAUGE_UNIT_ID = 1
 DISPENSER_UNIT_BASE = 10
-READ_FCS = frozenset((3, 4))
-WRITE_FCS = frozenset((6, 16))
+# FC23 (read/write multiple registers): write one FIFO ack, then read (register map §2)
+READ_FCS = frozenset((3, 4, 23))
+WRITE_FCS = frozenset((6, 16, 23))
 MAX_READ = 125  # Modbus limit for FC03/FC04
 # int_be events carry value_new as int32 at scale 0.0001: the overflow count saturates here.
 MAX_EVENT_COUNT = 214748

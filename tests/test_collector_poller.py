@@ -134,6 +134,58 @@ def test_drains_every_fifo_across_the_wrap_with_exact_values(tmp_path, dialect):
     run(scenario())
 
 
+class CountingLink(ModbusLink):
+    """Counts acks written alone (FC06) and acks that rode on a read (FC23)."""
+
+    def __init__(self, endpoint, timeout) -> None:
+        super().__init__(endpoint, timeout)
+        self.alone = self.riding = 0
+
+    async def read(self, unit_id, address, count, write=None):
+        self.riding += write is not None
+        return await super().read(unit_id, address, count, write)
+
+    async def write(self, unit_id, address, value):
+        self.alone += 1
+        await super().write(unit_id, address, value)
+
+
+@pytest.mark.parametrize("fc23", [True, False])
+def test_a_busy_fifo_acknowledges_with_its_next_read_or_alone_without_fc23(
+        tmp_path, monkeypatch, fc23):
+    """A FIFO holding more than its window is read again at once; its ack goes with that
+    read (FC23). A device that answers FC23 with exception 01 gets FC06 from then on."""
+    if not fc23:  # a device of an older release: 03/04 reads, 06/16 writes only
+        import devices.device
+
+        monkeypatch.setattr(devices.device, "READ_FCS", frozenset((3, 4)))
+        monkeypatch.setattr(devices.device, "WRITE_FCS", frozenset((6, 16)))
+    station = Station()
+    expected = fill(station)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        link = CountingLink(endpoint, FAST.timeout)
+        try:
+            poller = make_poller(endpoint, spool, link=link)
+            await drain(poller, spool, len(expected))
+            assert await until(lambda: not any(station.pending().values()), 5)
+            assert spooled(spool) == expected
+            # riding: the acks of fills 4+4, events 4 (D1) and readings 5 (G)
+            if fc23:
+                assert link.riding == 4 and all(d.fc23 for d in poller.devices)
+            else:  # refused: D1's two FIFOs deferred in the same round, G's one
+                assert link.riding == 3 and not any(d.fc23 for d in poller.devices)
+            return link.alone
+        finally:
+            spool.close()
+            await station.stop()
+
+    # each of the five FIFOs' last ack goes alone; without FC23 the four riding ones too
+    assert run(scenario()) == (5 if fc23 else 9)
+
+
 class FailingOnce(Spool):
     """A spool whose first write fails as a full disk would."""
 
@@ -174,8 +226,8 @@ class CorruptingLink(ModbusLink):
         super().__init__(endpoint, timeout)
         self.bad_reads = bad_reads
 
-    async def read(self, unit_id, address, count):
-        regs = await super().read(unit_id, address, count)
+    async def read(self, unit_id, address, count, write=None):
+        regs = await super().read(unit_id, address, count, write)
         if unit_id == 11 and address == 1000 and self.bad_reads > 0 and regs[0] > 0 \
                 and regs[1] == 65534:
             self.bad_reads -= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -285,5 +286,40 @@ def test_drained_through_waits_for_the_platforms_acks(tmp_path, broker):
 
     try:
         run(scenario())
+    finally:
+        platform.close()
+
+
+def test_records_that_come_while_the_uplink_lingers_share_a_message(tmp_path, broker):
+    """What the spool holds goes at once; what comes in the linger after it waits in the spool
+    (and survives a stop there) and then travels in one message, not one per poll round."""
+    station = Station()
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    lingering = dataclasses.replace(SETTINGS, uplink=dataclasses.replace(SETTINGS.uplink,
+                                                                          linger=600.0))
+    fills = [transaction(i, i) for i in range(4)]
+    keys = [expected_transaction(t)["key"] for t in fills]
+
+    def data() -> list[list[str]]:
+        return [[r["key"] for r in p["records"]] for tp, p in platform.messages
+                if "/evt/transaction" in tp]
+
+    async def scenario():
+        # read in the first poll round with the state reports: the linger starts after them
+        station.d1.accept("transactions", fills[0])
+        async with collecting(station, broker, tmp_path / "spool", lingering) as collector:
+            assert await until(lambda: keys[0] in platform.data, 10)
+            for t in fills[1:]:  # one poll round each: read, spooled, acknowledged
+                station.d1.accept("transactions", t)
+                assert await until(lambda: not any(station.pending().values()), 10)
+            assert fifo_backlog(collector.spool) == 3
+            assert data() == [keys[:1]]  # lingering (600 s), not sent one by one
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            assert await until(lambda: collector.spool.backlog == 0, 10)
+
+    try:
+        run(scenario())
+        assert data() == [keys[:1], keys[1:]]
+        assert sorted(platform.data) == sorted(keys)
     finally:
         platform.close()

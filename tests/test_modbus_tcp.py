@@ -249,7 +249,17 @@ def test_exceptions_wrong_ack_unknown_address_and_unit():
                 r = await client.write_register(1004, bad, device_id=11)
                 assert r.isError() and r.exception_code == 3
             assert (await read(client, 1000, 2, 11)) == [3, 10]
-            # FC16 on the ack register works too (cumulative: releases 10 and 11)
+            # FC23: the ack is written before the read, so the read shows what is left
+            r = await client.readwrite_registers(read_address=1000, read_count=2,
+                                                 write_address=1004, values=[10], device_id=11)
+            assert not r.isError() and r.registers == [2, 11]
+            r = await client.readwrite_registers(read_address=1000, read_count=2,
+                                                 write_address=1004, values=[10], device_id=11)
+            assert r.isError() and r.exception_code == 3  # 10 is gone: refused, no read
+            r = await client.readwrite_registers(read_address=1000, read_count=2,
+                                                 write_address=1003, values=[11], device_id=11)
+            assert r.isError() and r.exception_code == 2  # only an ack register is writable
+            # FC16 on the ack register works too (releases 11; 10 went by FC23 above)
             r = await client.write_registers(1004, [11], device_id=11)
             assert not r.isError()
             assert (await read(client, 1000, 2, 11)) == [1, 12]
@@ -367,7 +377,8 @@ def test_zero_count_read_and_write_paths_of_the_hook():
     async def scenario():
         assert await disp.action(3, 0, 0, 0, regs, None) == ExcCodes.ILLEGAL_VALUE
         assert await disp.action(4, 0, 0, 4, regs, None) is None and regs[:4] == [1, 2, 1, 2]
-        assert await disp.action(23, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_FUNCTION
+        assert await disp.action(22, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_FUNCTION
+        assert await disp.action(23, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_VALUE  # empty
         assert await disp.action(6, 1000, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_VALUE  # empty
 
     run(scenario)
