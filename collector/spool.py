@@ -9,7 +9,7 @@ committed record survives not only a killed process but also a power cut or kern
 the situation of a real station collector, whose FIFO acknowledgement makes the device forget
 the record. (`NORMAL` would survive `kill -9`, since committed pages sit in the OS cache, but
 could lose the last commits on power loss.) Measured here: ~0.3 ms per FULL commit against
-~0.04 ms for NORMAL alone, but 46 stations' fsyncs together cost the fleet a third of its
+~0.04 ms for NORMAL alone, but 46 stations' fsyncs together cost the fleet a quarter of its
 throughput (docs/performance.md). So only what a loss would hurt is fsynced: records before
 their FIFO acknowledgement, msg_seq reservations, boots. Deleting what the platform
 acknowledged is not (`synchronous=NORMAL` on its own connection): a delete lost to a power

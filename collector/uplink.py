@@ -10,8 +10,9 @@ Forwarding: records are sent oldest first in messages of ≤ `batch_max` records
 and device, at most `window` messages awaiting the platform's ack (bounds paho's queue, see
 protocols.md §7). Once a fill has sent all the spool held, the uplink lingers (`linger`, 0.5 s)
 before the next: records that arrive meanwhile share messages (issue 11: 3.9 → 10.9 records
-per message in the banner fleet, throughput +40 %); a lone record still goes at once. A message not acknowledged within the ack timeout is dropped from the window
-and its records travel again in a new message (new msg_seq). The timeout doubles at each
+per message in the banner fleet, throughput +40 %); a lone record still goes at once. A
+message not acknowledged within the ack timeout is dropped from the window and its records
+travel again in a new message (new msg_seq). The timeout doubles at each
 expiry (up to `ack_timeout_max`) and returns to `ack_timeout` at the next valid ack, so a
 platform that is down for a while is not buried in resends queued at the broker. Acks must carry a valid
 signature by the station's key; anything else is counted as forged and ignored.
