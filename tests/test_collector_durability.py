@@ -44,7 +44,9 @@ def start_collector(tmp_path, broker: Mosquitto) -> subprocess.Popen:
            "--station", "S01", "--endpoints", str(tmp_path / "endpoints.json"),
            "--broker", broker.url, "--spool", str(tmp_path / "spool"),
            "--keys", str(tmp_path / "keys.json"), "--heartbeat", "1", "--poll-interval", "0.05",
-           "--ack-timeout", "3", "--log-level", "WARNING"]
+           # at most 4 full messages (400 records) in flight: the platform's count moves in
+           # steps small enough for the kills to land mid-drain (16 could send 1,600 at once)
+           "--window", "4", "--ack-timeout", "3", "--log-level", "WARNING"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "collector.log", "ab"))  # noqa: SIM115
 
