@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'platform.db'}"
         result = run(url, args.records, args.records_per_message, args.batch)
-    print(f"{result['engine']}: {result['records']:,} records (after a tenth untimed) in {result['messages']:,} "
-          f"messages of {result['records_per_message']}, {result['batch']} per transaction: "
+    print(f"{result['engine']}: {result['records']:,} records (after a tenth untimed) in "
+          f"{result['messages']:,} messages of {result['records_per_message']}, "
+          f"{result['batch']} per transaction: "
           f"{result['wall_s']} s → {result['records_per_s']:,} records/s "
           f"(this process's CPU {result['cpu_s_harness']} s)")
     if args.json:
