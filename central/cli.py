@@ -71,6 +71,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = _positive(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a share of one core is at most 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="forecourt platform",
                                 description="Reference central platform: MQTT ingest, "
@@ -109,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-interval", type=_positive, default=1.0,
                    help="wall seconds between detection passes (1.0); each pass evaluates "
                         "every station whose watermark reached a new checkpoint")
+    p.add_argument("--detect-budget", type=_share, default=0.25,
+                   help="share of a core (0 < b ≤ 1) the evaluations of stations whose data "
+                        "still arrives may use (0.25); binds only in compressed runs, where "
+                        "it defers evaluations, never their alerts' as_of "
+                        "(central/detectors/service.py)")
     p.add_argument("--limit-scale", type=_positive, default=1.0,
                    help="multiply every statistical detection limit (CUSUM, t and k-sigma "
                         "limits, minimum litres) by this factor (1.0; docs/detectors.md)")
@@ -273,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(limit_scale=args.limit_scale, detect=not args.no_detect,
                         zone=args.timezone, densities=parse_densities(args.densities),
                         tax=not args.no_tax, metrology=not args.no_metrology)
-    detection = DetectionService(db, settings, interval_s=args.detect_interval)
+    detection = DetectionService(db, settings, interval_s=args.detect_interval,
+                                 budget=args.detect_budget)
     if args.no_detect or args.limit_scale != 1.0:
         log.warning("detection %s", "off (collection only)" if args.no_detect
                     else f"limits scaled by {args.limit_scale:g}")

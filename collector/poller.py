@@ -209,6 +209,7 @@ class StationPoller:
                     await sleep_or_stop(stop, wake - now)
                     continue
                 await self.poll_round(work, now)
+            await self.flush_acks()
         finally:
             self.link.close()
 
@@ -256,17 +257,28 @@ class StationPoller:
         if added:
             self.on_spooled(added)
         self.records_spooled += added
-        # Acknowledge only what is now durable in the spool (cumulative per FIFO). A FIFO
-        # that holds more is read again at once: its ack rides on that read (FC23), which
-        # halves the requests of a busy FIFO's sequential link.
+        # Acknowledge only what is now durable in the spool (cumulative per FIFO), with the
+        # FIFO's next read (FC23): at once for one that holds more, at the next sweep for the
+        # others. That halves the requests of the station's sequential link.
         for item in drained:
             cursor = item.device.fifos[item.fifo.name]
-            if cursor.more and item.device.fc23:
+            if item.device.fc23:
                 cursor.ack_due = item.ack_seq
             else:
                 cursor.ack_due = None
                 await self._ack(item)
         return added
+
+    async def flush_acks(self) -> None:
+        """Write every deferred ack alone (FC06): on a clean stop, so a restart does not read
+        again what is spooled already. Best effort: a failure leaves the records in the device,
+        read again later (the spool and the platform ignore repeats)."""
+        for dev in self.devices:
+            for fifo in dev.profile.fifos.values():
+                cursor = dev.fifos[fifo.name]
+                if cursor.ack_due is not None and not dev.failures:
+                    ack, cursor.ack_due = cursor.ack_due, None
+                    await self._ack(_Drained(dev, fifo, ack))
 
     def _spool_failed(self, exc: sqlite3.Error, records: int) -> None:
         """A round's records could not be stored: none is acknowledged (the devices keep them
@@ -481,6 +493,9 @@ class StationPoller:
     async def _read_window(self, dev: DeviceState, fifo: Fifo, cursor: FifoCursor) -> list[int]:
         """Status and window of a FIFO, with its deferred ack written first (FC23) if any."""
         ack, cursor.ack_due = cursor.ack_due, None
+        if ack is not None and not dev.fc23:  # deferred before the device refused FC23
+            await self._ack(_Drained(dev, fifo, ack))
+            ack = None
         if ack is None:
             return await self._read(dev, fifo.base, fifo.read_count)
         try:

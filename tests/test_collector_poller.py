@@ -151,10 +151,11 @@ class CountingLink(ModbusLink):
 
 
 @pytest.mark.parametrize("fc23", [True, False])
-def test_a_busy_fifo_acknowledges_with_its_next_read_or_alone_without_fc23(
+def test_every_ack_rides_on_the_fifos_next_read_or_goes_alone_without_fc23(
         tmp_path, monkeypatch, fc23):
-    """A FIFO holding more than its window is read again at once; its ack goes with that
-    read (FC23). A device that answers FC23 with exception 01 gets FC06 from then on."""
+    """A FIFO holding more than its window is read again at once, the others at the next
+    sweep; either read carries the ack of the last (FC23). A device that answers FC23 with
+    exception 01 gets FC06 from then on."""
     if not fc23:  # a device of an older release: 03/04 reads, 06/16 writes only
         import devices.device
 
@@ -169,21 +170,44 @@ def test_a_busy_fifo_acknowledges_with_its_next_read_or_alone_without_fc23(
         link = CountingLink(endpoint, FAST.timeout)
         try:
             poller = make_poller(endpoint, spool, link=link)
-            await drain(poller, spool, len(expected))
-            assert await until(lambda: not any(station.pending().values()), 5)
-            assert spooled(spool) == expected
-            # riding: the acks of fills 4+4, events 4 (D1) and readings 5 (G)
-            if fc23:
-                assert link.riding == 4 and all(d.fc23 for d in poller.devices)
-            else:  # refused: D1's two FIFOs deferred in the same round, G's one
-                assert link.riding == 3 and not any(d.fc23 for d in poller.devices)
-            return link.alone
+            async with running(poller):
+                assert await until(lambda: len(spooled(spool)) == len(expected)
+                                   and not any(station.pending().values()), 10)
+                assert spooled(spool) == expected
+                # 9 acks: fills 4+4+1, events 4+2 (D1), readings 5+2, drops 2, events 3 (G)
+                if fc23:
+                    assert link.riding == 9 and link.alone == 0
+                    assert all(d.fc23 for d in poller.devices)
+                else:  # refused once per device (D1 and G), then alone
+                    assert link.riding == 2 and link.alone == 9
+                    assert not any(d.fc23 for d in poller.devices)
         finally:
             spool.close()
             await station.stop()
 
-    # each of the five FIFOs' last ack goes alone; without FC23 the four riding ones too
-    assert run(scenario()) == (5 if fc23 else 9)
+    run(scenario())
+
+
+def test_a_clean_stop_writes_the_deferred_acks(tmp_path):
+    """Stopped right after its last round, the poller acknowledges alone (FC06) what that
+    round spooled, so a restart does not read it again."""
+    station = Station()
+    expected = fill(station)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        link = CountingLink(endpoint, FAST.timeout)
+        try:
+            poller = make_poller(endpoint, spool, link=link)
+            await drain(poller, spool, len(expected))  # stops as soon as all is spooled
+            assert link.alone >= 1
+            assert not any(station.pending().values())
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())
 
 
 class FailingOnce(Spool):

@@ -207,6 +207,53 @@ def test_detection_never_passes_the_watermark(db: Database) -> None:
         assert conn.query_one("SELECT COUNT(*) FROM alerts")[0] == 0
 
 
+def test_the_budget_defers_a_moving_station_never_a_still_one(db: Database,
+                                                              monkeypatch) -> None:
+    """Budget 0.25 and evaluations that take 3 s of a fake timer: while the watermark moves,
+    an evaluation waits for credit; once it stands still for a pass, it is evaluated
+    through it in debt or not."""
+    import central.detectors.service as service_module
+
+    bad = load_station(db, M0 + 8 * H)  # a fill charged 7.50, ending at 10:30
+    now = [0.0]
+    evaluate = service_module.evaluate_station
+
+    def slow_evaluation(*args, **kwargs):
+        now[0] += 3.0
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "evaluate_station", slow_evaluation)
+    service = DetectionService(db, Settings(), budget=0.25, timer=lambda: now[0])
+    with db.borrow() as conn:
+        def drain_to(t: int) -> None:
+            with conn.transaction():
+                conn.execute("UPDATE device_status SET drained_through = ? "
+                             "WHERE station_id = ?", (t, S))
+
+        # credit accrues 0.25 s per second of the timer, evaluations included
+        service.run_once(conn)  # t 0 → 3, credit 2 → −1
+        assert progress(conn, S) == (M0 + 8 * H, M0 + 8 * H)
+        drain_to(M0 + 12 * H)
+        service.run_once(conn)  # t 3, credit −0.25: moving, deferred; watermark recorded
+        assert progress(conn, S) == (M0 + 12 * H, M0 + 8 * H) and service.deferred == 1
+        drain_to(M0 + 13 * H)
+        service.run_once(conn)  # t 3, −0.25: deferred again
+        assert progress(conn, S) == (M0 + 13 * H, M0 + 8 * H) and service.deferred == 2
+        assert conn.query_one("SELECT COUNT(*) FROM alerts")[0] == 0
+        now[0] += 4.0
+        drain_to(M0 + 14 * H + 1800)
+        service.run_once(conn)  # t 7, credit 0.75: through the grid's 14:00; t 10, −2.25
+        assert progress(conn, S) == (M0 + 14 * H + 1800, M0 + 14 * H)
+        (as_of,) = conn.query_one("SELECT as_of FROM alerts WHERE kind = 'price_mismatch'")
+        assert as_of == bad["end_time"]  # from the data, not from when it was evaluated
+        drain_to(M0 + 16 * H + 1800)
+        service.run_once(conn)  # t 10, −1.5: moving, deferred
+        assert progress(conn, S)[1] == M0 + 14 * H and service.deferred == 3
+        service.run_once(conn)  # stood still for a pass: evaluated through it, in debt
+        assert progress(conn, S) == (M0 + 16 * H + 1800, M0 + 16 * H + 1800)
+        assert service.evaluations == 3
+
+
 def test_alert_store_keeps_detector_fields(db: Database) -> None:
     with db.borrow() as conn, conn.transaction():
         raise_alert(conn, station_id=S, kind="gauge_step", severity="critical", raised_at=NOW,
