@@ -3,10 +3,12 @@
 A poll *round* reads the FIFOs that may hold records (at each sweep, every `poll_interval`,
 those due; in between only those that had more pending than one window shows),
 decodes and CRC-checks the records, commits them to the spool in one transaction, and only
-then writes each FIFO's newest spooled sequence number to its `ack` register (cumulative) —
-for a FIFO that holds more, with its next read (FC23: write, then read, in one request), so
-a busy FIFO's sequential link carries one request per window instead of two. A device that
-answers FC23 with exception 01 gets FC06 and FC03 from then on.
+then writes each FIFO's newest spooled sequence number to its `ack` register (cumulative)
+with the FIFO's next read (FC23: write, then read, in one request): at once for a FIFO that
+holds more than its window showed, at the next sweep for the others. The station's
+sequential link then carries one request per window instead of two. A device that answers
+FC23 with exception 01 gets FC06 and FC03 from then on; a clean stop writes what is still
+due with FC06, so a restart does not read it again.
 The header (RTC, profile and dialect check) and the nozzle/tank blocks are read every
 `live_interval`. A FIFO found empty is due again at the next sweep, then, while it stays
 empty, at sweeps twice, four times … as far apart, at most `idle_poll_max`: on a busy

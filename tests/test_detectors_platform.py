@@ -159,7 +159,7 @@ def test_service_raises_an_alert_served_with_as_of_and_detector(db: Database,
                                                                  api: str) -> None:
     drained = M0 + 86400 + 1800
     bad = load_station(db, drained)
-    service = DetectionService(db, Settings(), interval_s=0.05)
+    service = DetectionService(db, Settings(), interval_s=0.05, still_s=0.2)
     service.start()
     try:
         def done() -> bool:
@@ -189,7 +189,7 @@ def test_service_raises_an_alert_served_with_as_of_and_detector(db: Database,
 def test_blind_mutant_raises_nothing_but_advances(db: Database) -> None:
     drained = M0 + 86400
     load_station(db, drained)
-    service = DetectionService(db, mutant_settings("blind"), interval_s=0.05)
+    service = DetectionService(db, mutant_settings("blind"), interval_s=0.05, still_s=0)
     with db.borrow() as conn:
         service.run_once(conn)  # moving watermark: the grid checkpoint
         service.run_once(conn)  # still: the watermark itself
@@ -199,7 +199,7 @@ def test_blind_mutant_raises_nothing_but_advances(db: Database) -> None:
 
 def test_detection_never_passes_the_watermark(db: Database) -> None:
     load_station(db, M0 + 9 * H)  # the bad fill ends at 10:30: not yet complete
-    service = DetectionService(db, Settings(), interval_s=0.05)
+    service = DetectionService(db, Settings(), interval_s=0.05, still_s=0)
     with db.borrow() as conn:
         service.run_once(conn)
         service.run_once(conn)
@@ -210,7 +210,7 @@ def test_detection_never_passes_the_watermark(db: Database) -> None:
 def test_the_budget_defers_a_moving_station_never_a_still_one(db: Database,
                                                               monkeypatch) -> None:
     """Budget 0.25 and evaluations that take 3 s of a fake timer: while the watermark moves,
-    an evaluation waits for credit; once it stands still for a pass, it is evaluated
+    an evaluation waits for credit; once it stood still for `still_s`, it is evaluated
     through it in debt or not."""
     import central.detectors.service as service_module
 
@@ -223,7 +223,8 @@ def test_the_budget_defers_a_moving_station_never_a_still_one(db: Database,
         return evaluate(*args, **kwargs)
 
     monkeypatch.setattr(service_module, "evaluate_station", slow_evaluation)
-    service = DetectionService(db, Settings(), budget=0.25, timer=lambda: now[0])
+    service = DetectionService(db, Settings(), budget=0.25, still_s=5.0,
+                               timer=lambda: now[0])
     with db.borrow() as conn:
         def drain_to(t: int) -> None:
             with conn.transaction():
@@ -249,7 +250,10 @@ def test_the_budget_defers_a_moving_station_never_a_still_one(db: Database,
         drain_to(M0 + 16 * H + 1800)
         service.run_once(conn)  # t 10, −1.5: moving, deferred
         assert progress(conn, S)[1] == M0 + 14 * H and service.deferred == 3
-        service.run_once(conn)  # stood still for a pass: evaluated through it, in debt
+        service.run_once(conn)  # t 10: unmoved for 0 s, not still yet
+        assert progress(conn, S)[1] == M0 + 14 * H and service.deferred == 4
+        now[0] += 5.0
+        service.run_once(conn)  # t 15, credit −0.25: still for 5 s, evaluated through it
         assert progress(conn, S) == (M0 + 16 * H + 1800, M0 + 16 * H + 1800)
         assert service.evaluations == 3
 

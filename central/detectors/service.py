@@ -8,8 +8,9 @@ station's watermark (central/detectors/watermark.py) and picks a checkpoint:
   (local midnight + n × `step_s`, default 1 h of device time) — daily statistics are
   decided at local midnights, record-level checks at most an hour late, and a station is
   evaluated at most once per grid step however fast data arrives;
-- once the watermark has stood still for one tick (the run is drained), the watermark
-  itself, so `evaluated_through` reaches the end of the data.
+- once the watermark has stood still for `still_s` (5 s of wall time: longer than the
+  collectors' heartbeat, which moves it, in a compressed run; the run is drained), the
+  watermark itself, so `evaluated_through` reaches the end of the data.
 
 It evaluates when the checkpoint is past the station's `evaluated_through`, never beyond
 the watermark. Results do not depend on the checkpoints chosen (detectors are causal).
@@ -23,8 +24,8 @@ comes first next time. An evaluation costs in proportion to the station's histor
 run compressed 15 000× the grid's 46 evaluations per wall second would otherwise take the
 whole core from the ingest in the same process (central/ingest.py). What the budget defers
 is only *when* a decision is made on the wall clock: its `as_of` and dedup key come from the
-data (causality above), and a station whose watermark stood still for a pass is evaluated
-through it whatever the credit, so the end of a run is never left unevaluated. At real-time
+data (causality above), and a station whose watermark stood still is evaluated through it
+whatever the credit, so the end of a run is never left unevaluated. At real-time
 pace the grid asks far less than the budget and it never binds.
 
 Each pass also compares the sales of every station whose tax declarations or watermark
@@ -62,7 +63,8 @@ BURST_S = 2.0  # s of evaluation credit kept at most (the budget's bucket)
 class DetectionService:
     def __init__(self, db: Database, settings: Settings, interval_s: float = 1.0,
                  step_s: int = 3600, clock: Callable[[], float] = time.time,
-                 budget: float = 0.25, timer: Callable[[], float] = time.perf_counter) -> None:
+                 budget: float = 0.25, still_s: float = 5.0,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         if not interval_s > 0:
             raise ValueError(f"detect interval must be > 0 s, got {interval_s!r}")
         if not 0 < budget <= 1:
@@ -73,12 +75,13 @@ class DetectionService:
         self.step_s = step_s
         self.clock = clock
         self.budget = budget
+        self.still_s = still_s
         self.timer = timer
         self.evaluations = 0
         self.deferred = 0  # evaluations put off by the budget
         self.alerts = 0
         self.last_error: str | None = None
-        self._seen: dict[str, int] = {}
+        self._seen: dict[str, tuple[int, float]] = {}  # station → (watermark, seen since)
         self._credit = BURST_S
         self._refilled = timer()
         self._last_eval: dict[str, float] = {}  # station → timer() of its last evaluation
@@ -150,8 +153,11 @@ class DetectionService:
         if not candidates:
             return []
         water = max(candidates)
-        still = self._seen.get(station_id) == water
-        self._seen[station_id] = water
+        now = self.timer()
+        seen, since = self._seen.get(station_id, (None, now))
+        if seen != water:
+            self._seen[station_id] = (water, now)
+        still = seen == water and now - since >= self.still_s
         through = water if still else checkpoint(water, self.settings, self.step_s)
         due = evaluated is None or through > evaluated
         if due and not still and evaluated is not None and self._credit <= 0:
