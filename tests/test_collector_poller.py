@@ -150,6 +150,19 @@ class CountingLink(ModbusLink):
         await super().write(unit_id, address, value)
 
 
+@contextlib.asynccontextmanager
+async def counting_poller(station: Station, tmp_path):
+    """A poller of `station` over a CountingLink, with its spool; stops both after."""
+    endpoint = await station.start_tcp()
+    spool = Spool(tmp_path, "S01")
+    link = CountingLink(endpoint, FAST.timeout)
+    try:
+        yield make_poller(endpoint, spool, link=link), spool, link
+    finally:
+        spool.close()
+        await station.stop()
+
+
 @pytest.mark.parametrize("fc23", [True, False])
 def test_every_ack_rides_on_the_fifos_next_read_or_goes_alone_without_fc23(
         tmp_path, monkeypatch, fc23):
@@ -165,25 +178,18 @@ def test_every_ack_rides_on_the_fifos_next_read_or_goes_alone_without_fc23(
     expected = fill(station)
 
     async def scenario():
-        endpoint = await station.start_tcp()
-        spool = Spool(tmp_path, "S01")
-        link = CountingLink(endpoint, FAST.timeout)
-        try:
-            poller = make_poller(endpoint, spool, link=link)
-            async with running(poller):
-                assert await until(lambda: len(spooled(spool)) == len(expected)
-                                   and not any(station.pending().values()), 10)
-                assert spooled(spool) == expected
-                # 9 acks: fills 4+4+1, events 4+2 (D1), readings 5+2, drops 2, events 3 (G)
-                if fc23:
-                    assert link.riding == 9 and link.alone == 0
-                    assert all(d.fc23 for d in poller.devices)
-                else:  # refused once per device (D1 and G), then alone
-                    assert link.riding == 2 and link.alone == 9
-                    assert not any(d.fc23 for d in poller.devices)
-        finally:
-            spool.close()
-            await station.stop()
+        async with counting_poller(station, tmp_path) as (poller, spool, link), \
+                running(poller):
+            assert await until(lambda: len(spooled(spool)) == len(expected)
+                               and not any(station.pending().values()), 10)
+            assert spooled(spool) == expected
+            # 9 acks: fills 4+4+1, events 4+2 (D1), readings 5+2, drops 2, events 3 (G)
+            if fc23:
+                assert link.riding == 9 and link.alone == 0
+                assert all(d.fc23 for d in poller.devices)
+            else:  # refused once per device (D1 and G), then alone
+                assert link.riding == 2 and link.alone == 9
+                assert not any(d.fc23 for d in poller.devices)
 
     run(scenario())
 
@@ -195,17 +201,10 @@ def test_a_clean_stop_writes_the_deferred_acks(tmp_path):
     expected = fill(station)
 
     async def scenario():
-        endpoint = await station.start_tcp()
-        spool = Spool(tmp_path, "S01")
-        link = CountingLink(endpoint, FAST.timeout)
-        try:
-            poller = make_poller(endpoint, spool, link=link)
+        async with counting_poller(station, tmp_path) as (poller, spool, link):
             await drain(poller, spool, len(expected))  # stops as soon as all is spooled
             assert link.alone >= 1
             assert not any(station.pending().values())
-        finally:
-            spool.close()
-            await station.stop()
 
     run(scenario())
 

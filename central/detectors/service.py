@@ -159,11 +159,10 @@ class DetectionService:
             self._seen[station_id] = (water, now)
         still = seen == water and now - since >= self.still_s
         through = water if still else checkpoint(water, self.settings, self.step_s)
-        due = evaluated is None or through > evaluated
-        if due and not still and evaluated is not None and self._credit <= 0:
-            self.deferred += 1  # the budget is spent: later, or once the data stands still
-            due = False
-        if not due:
+        if evaluated is not None and (through <= evaluated
+                                      or (not still and self._credit <= 0)):
+            if through > evaluated:
+                self.deferred += 1  # the budget is spent: later, or once the data stands still
             if stored is None or water > stored:
                 with conn.transaction():
                     record_progress(conn, station_id, water, evaluated, self.clock(), None,
