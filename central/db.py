@@ -149,21 +149,12 @@ class Conn:
             self.raw.close()
 
 
-SQLITE_CACHE_KIB = 64 * 1024  # per connection, at most
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024  # file pages mapped (shared with the OS page cache)
-
-
 def _open_sqlite(path: str, busy_timeout_s: float = 30.0) -> Any:
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                           timeout=busy_timeout_s)
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=NORMAL")
     raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-    # SQLite's default page cache is 2 MiB: once the indexes of six months outgrow it, every
-    # key look-up of the ingest and every station load of detection reads its B-tree pages
-    # again through read() system calls. A 64 MiB cache and a memory map keep them at hand.
-    raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    raw.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     return raw
 
 
