@@ -8,9 +8,10 @@ station's watermark (central/detectors/watermark.py) and picks a checkpoint:
   (local midnight + n × `step_s`, default 1 h of device time) — daily statistics are
   decided at local midnights, record-level checks at most an hour late, and a station is
   evaluated at most once per grid step however fast data arrives;
-- once the watermark has stood still for `still_s` (5 s of wall time: longer than the
-  collectors' heartbeat, which moves it, in a compressed run; the run is drained), the
-  watermark itself, so `evaluated_through` reaches the end of the data.
+- once the watermark has not moved for `still_s` (5 s of wall time, longer than the
+  harness's 1-second heartbeats that move it while data arrives: the data has stopped,
+  e.g. the run is drained), the watermark itself, so `evaluated_through` reaches the end
+  of the data.
 
 It evaluates when the checkpoint is past the station's `evaluated_through`, never beyond
 the watermark. Results do not depend on the checkpoints chosen (detectors are causal).
