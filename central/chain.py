@@ -14,7 +14,7 @@ the ingest side; it reads no data table.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from central.checks import record_digest
@@ -33,6 +33,21 @@ def stored_digest(values: Mapping[str, Any]) -> str:
     (without collected_at); an optional field stored as NULL was not reported, so it is left
     out exactly as the uplink record left it out."""
     return record_digest({k: v for k, v in values.items() if v is not None})
+
+
+def stored_digester(fields: Sequence[str]) -> Callable[[Sequence[Any]], str]:
+    """`stored_digest` of table rows whose values come in `fields` order, without a dict
+    per row: the chain check recomputes it for every record stored."""
+    order = [(i, f"{name}=") for i, name in sorted(enumerate(fields), key=lambda p: p[1])
+             if name != "collected_at"]
+    sha256 = hashlib.sha256
+
+    def digest(values: Sequence[Any]) -> str:
+        text = "\x1f".join([prefix + str(values[i]) for i, prefix in order
+                            if values[i] is not None])
+        return sha256(text.encode("utf-8")).hexdigest()
+
+    return digest
 
 
 class ChainAppender:

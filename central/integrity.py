@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from central.chain import GENESIS, link, stored_digest
+from central.chain import GENESIS, link, stored_digester
 from central.db import Conn
 from central.store import OPTIONAL_FIELDS, RECORD_FIELDS, TABLE_OF_KIND
 
@@ -57,14 +57,13 @@ def verify_station(conn: Conn, station_id: str,
     with `anchor` (position, chain_hash) recorded outside the database earlier if given."""
     report = ChainReport(station_id)
     chained = _check_links(conn, station_id, report, anchor)
-    for stream, key, device, values in _stored(conn, station_id):
+    for stream, key, device, current in _stored(conn, station_id):
         entry = chained.pop(key, None)
         if entry is None:
             report.add("unchained", f"stored in {stream} but not in the chain", key=key)
             continue
         position, chained_stream, digest = entry
         parts = key.split("/")
-        current = stored_digest(values)
         if chained_stream != stream:
             report.add("altered", f"stored in {stream}, chained at position {position} as "
                                   f"{chained_stream}", key=key)
@@ -159,12 +158,14 @@ def _check_links(conn: Conn, station_id: str, report: ChainReport,
     return chained
 
 
-def _stored(conn: Conn, station_id: str) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(stream, key, device, values for the digest) of every record stored for the station."""
+def _stored(conn: Conn, station_id: str) -> Iterator[tuple[str, str, str, str]]:
+    """(stream, key, device, digest of the stored columns) of every record stored for the
+    station."""
     for kind, table in TABLE_OF_KIND.items():
         fields = ("key", "seq", *RECORD_FIELDS[kind], *OPTIONAL_FIELDS.get(kind, ()))
+        digest = stored_digester(fields)
         cur = conn.execute(f"SELECT device, {', '.join(fields)} FROM {table} "
                            "WHERE station_id = ? ORDER BY key", (station_id,))
-        for device, *values in cur:
-            row = dict(zip(fields, values, strict=True))
-            yield table, str(row["key"]), str(device), row
+        for row in cur:
+            values = row[1:]
+            yield table, str(values[0]), str(row[0]), digest(values)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from collector import aio
 from collector.credentials import load_mqtt_password, station_account
 from collector.endpoints import EndpointError, StationEndpoint, load_endpoints
 from collector.keys import KeyFileError, StationKeys, load_key_file, station_keys
@@ -265,7 +266,7 @@ def _main(args: argparse.Namespace, station_ids, spool_for) -> int:
     except _INPUT_ERRORS as exc:
         print(f"collector: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(plan, spool_for))
+    return aio.run(_serve(plan, spool_for))
 
 
 def collector_parser() -> argparse.ArgumentParser:

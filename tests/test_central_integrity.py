@@ -28,7 +28,7 @@ from test_central_support import (
 
 from central import cli
 from central.auth import TokenStore
-from central.chain import GENESIS, link, stored_digest
+from central.chain import GENESIS, link, stored_digest, stored_digester
 from central.db import Database
 from central.http_api import Api, ApiServer
 from central.integrity import verify_station
@@ -104,6 +104,21 @@ def test_honest_ingest_is_chained_in_store_order_and_verifies_intact(db_url: str
     assert report.intact and report.records == len(keys) and report.head == previous
     assert other.intact and other.records == 1
     assert empty.intact and (empty.records, empty.head) == (0, GENESIS)
+
+
+def test_the_row_digester_is_the_stored_digest() -> None:
+    """The chain check's fast digest of a table row equals `stored_digest` of the same
+    columns: NULLs left out, collected_at never part of it, the field order sorted."""
+    fields = ("key", "seq", *RECORD_FIELDS["delivery"], *OPTIONAL_FIELDS["delivery"],
+              "collected_at")
+    digest = stored_digester(fields)
+    for bol in (None, 4_000_000, 0):
+        values = ["S1/G/deliveries/7", 7, *range(100, 100 + len(RECORD_FIELDS["delivery"])),
+                  bol, 1_775_000_000.25]
+        assert digest(values) == stored_digest(dict(zip(fields, values, strict=True)))
+    text = ("serial_number", "seq", "software_id")
+    assert stored_digester(text)(["DSP-01", 3, None]) == \
+        stored_digest({"serial_number": "DSP-01", "seq": 3, "software_id": None})
 
 
 def test_a_changed_value_is_altered(db_url: str) -> None:
