@@ -13,10 +13,14 @@ T = TypeVar("T")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop: the same asyncio API with a faster loop and socket I/O (the
-    loop's own work is about a third of the collectors' CPU; docs/performance.md).
-    asyncio's own loop where uvloop is not installed (Windows) or FORECOURT_EVENT_LOOP is
-    "asyncio"."""
-    if os.environ.get("FORECOURT_EVENT_LOOP", "uvloop") != "asyncio":
+    loop and its socket calls are about a third of a collectors process's busy time;
+    docs/performance.md). asyncio's own loop where uvloop is not installed (Windows) or
+    FORECOURT_EVENT_LOOP is "asyncio"."""
+    choice = os.environ.get("FORECOURT_EVENT_LOOP", "uvloop")
+    if choice not in ("uvloop", "asyncio"):
+        main.close()
+        raise ValueError(f"FORECOURT_EVENT_LOOP={choice!r}: expected uvloop or asyncio")
+    if choice == "uvloop":
         try:
             import uvloop
         except ImportError:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,11 +79,18 @@ class _Stop:
         return self.event is not None and self.event.is_set()
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop: the same asyncio API with a faster loop and socket I/O for the
     Modbus servers (docs/performance.md). asyncio's own loop where uvloop is not installed
     (Windows) or FORECOURT_EVENT_LOOP is "asyncio"."""
-    if os.environ.get("FORECOURT_EVENT_LOOP", "uvloop") != "asyncio":
+    choice = os.environ.get("FORECOURT_EVENT_LOOP", "uvloop")
+    if choice not in ("uvloop", "asyncio"):
+        main.close()
+        raise ValueError(f"FORECOURT_EVENT_LOOP={choice!r}: expected uvloop or asyncio")
+    if choice == "uvloop":
         try:
             import uvloop
         except ImportError:

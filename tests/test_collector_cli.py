@@ -160,3 +160,27 @@ def test_one_stations_unusable_spool_does_not_take_the_fleet_down(tmp_path):
                 platform.close()
             for s in served:
                 s.stop()
+
+
+@pytest.mark.parametrize("choice", ["uvloop", "asyncio", "uv"])
+def test_the_event_loop_is_uvloop_unless_told_asyncio(monkeypatch, choice):
+    """The collectors and the devices run on uvloop by default; FORECOURT_EVENT_LOOP=asyncio
+    selects asyncio's own loop; anything else is refused, naming the variable."""
+    import asyncio
+
+    from collector import aio
+    from devices.runner import run_loop
+
+    monkeypatch.setenv("FORECOURT_EVENT_LOOP", choice)
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    if choice == "uv":
+        for run in (aio.run, run_loop):
+            with pytest.raises(ValueError, match="FORECOURT_EVENT_LOOP='uv'"):
+                run(loop_module())
+        return
+    expected = "uvloop" if choice == "uvloop" else "asyncio"
+    assert aio.run(loop_module()).startswith(expected)
+    assert run_loop(loop_module()).startswith(expected)
