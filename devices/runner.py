@@ -272,7 +272,7 @@ class DeviceRun:
         if any(w.latency for w in self.pacer.windows):
             self._save_emitted()
         summary = fleet.summary()
-        self._note_held(None)  # a hold still in progress counts too
+        self._note_held(None)  # the hold in progress counts up to the stop, not to its last pass
         _write_json(self.out / "devices.json", {
             "stop_reason": reason, "sim_time": self.world.now, "fifo_depth": self.fifo_depth,
             "high_water": self.high_water, "drops": len(fleet.drops),
