@@ -77,7 +77,9 @@ class ChainSettings:
     # fleet mode, the reference collector: stations dealt over this many processes (each an
     # event loop of its own: one loop for 46 stations is the chain's bottleneck, issue 11)
     fleet_processes: int = 1
-    heartbeat_s: float = 1.0
+    # every 2 s (the watermark detection waits on moves at least that often; a device
+    # going off or on line is reported at once anyway)
+    heartbeat_s: float = 2.0
     collector_args: tuple[str, ...] = ()
     collector_mutant: str | None = None  # QA: a broken reference collector (mutants/collector.py)
     platform_args: tuple[str, ...] = ()

@@ -155,7 +155,8 @@ class _Drained:
 class StationPoller:
     def __init__(self, endpoint: StationEndpoint, profiles: dict[str, Profile],
                  builder: RecordBuilder, spool: Spool, settings: PollSettings | None = None,
-                 on_spooled=None, link: ModbusLink | None = None, mutate=None) -> None:
+                 on_spooled=None, link: ModbusLink | None = None, mutate=None,
+                 on_device_change=None) -> None:
         self.endpoint = endpoint
         # a hook that may replace each record before it is spooled (None in the reference;
         # QA's broken variants set it: mutants/collector.py)
@@ -164,6 +165,8 @@ class StationPoller:
         self.builder = builder
         self.spool = spool
         self.on_spooled = on_spooled or (lambda n: None)
+        # called when a device goes on or off line: the station sends its status at once
+        self.on_device_change = on_device_change or (lambda: None)
         self.link = link or ModbusLink(endpoint, self.settings.timeout)
         self.devices: list[DeviceState] = []
         for dev in endpoint.devices:
@@ -318,10 +321,12 @@ class StationPoller:
     # -- comms bookkeeping ------------------------------------------------------------------
 
     def _ok(self, dev: DeviceState) -> None:
-        if not dev.online and dev.last_ok_at is not None:
-            log.info("%s %s back on line", self.endpoint.station_id, dev.device)
+        if not dev.online:
+            if dev.last_ok_at is not None:
+                log.info("%s %s back on line", self.endpoint.station_id, dev.device)
+            dev.online = True
+            self.on_device_change()
         dev.failures = 0
-        dev.online = True
         dev.next_try = 0.0
         dev.last_ok_at = time.time()
         if dev.error is not None and dev.error_reported and not dev.blocked:
@@ -340,8 +345,9 @@ class StationPoller:
             log.info("%s: no device answers; reopening %s", self.endpoint.station_id,
                      self.endpoint.describe())
             self.link.close()
-        if dev.failures >= s.offline_after:
+        if dev.failures >= s.offline_after and dev.online:
             dev.online = False
+            self.on_device_change()
         if dev.failures == s.offline_after:
             log.warning("%s %s off line after %d consecutive failures: %s",
                         self.endpoint.station_id, dev.device, dev.failures, exc)

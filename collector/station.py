@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import __version__
-from collector.aio import sleep_or_stop
+from collector.aio import sleep_or_stop, wait_any
 from collector.endpoints import StationEndpoint
 from collector.keys import StationKeys
 from collector.poller import PollSettings, StationPoller
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CollectorSettings:
     heartbeat_interval: float = 30.0  # s of collector wall time
+    # a device going on or off line is reported at once, but not more often than this
+    status_min_gap: float = 0.5
     spool_synchronous: str = "FULL"
     poll: PollSettings = PollSettings()
     uplink: UplinkSettings = UplinkSettings()
@@ -45,6 +47,7 @@ class StationCollector:
         verify the broker (mqtts), None for plain TCP."""
         self.station_id = endpoint.station_id
         self.settings = settings or CollectorSettings()
+        self._device_changed = asyncio.Event()
         self.spool = Spool(spool_dir, self.station_id,
                            synchronous=self.settings.spool_synchronous)
         try:
@@ -53,7 +56,8 @@ class StationCollector:
                                  self.spool.boot_id, self.settings.uplink, account, tls)
             self.poller = StationPoller(endpoint, profiles, builder, self.spool,
                                         self.settings.poll,
-                                        on_spooled=lambda n: self.uplink.wake.set())
+                                        on_spooled=lambda n: self.uplink.wake.set(),
+                                        on_device_change=self._device_changed.set)
         except Exception:
             self.spool.close()
             raise
@@ -63,14 +67,22 @@ class StationCollector:
                 "backlog": self.spool.backlog, "devices": self.poller.heartbeat_devices()}
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
+        """Every `heartbeat_interval`, and at once (after at least `status_min_gap`) when a
+        device goes on or off line: the platform shows it within a poll's failures, not a
+        heartbeat period later (DAT-6), whatever the period."""
         interval = self.settings.heartbeat_interval
         # The first one soon after start-up, once the first poll sweep had its chance.
         if await sleep_or_stop(stop, min(2.0, interval)):
             return
         while True:
+            self._device_changed.clear()  # this heartbeat reports the change
             if self.uplink.connected.is_set():
                 self.uplink.publish_status("heartbeat", self.heartbeat_fields())
-            if await sleep_or_stop(stop, interval):
+            if await sleep_or_stop(stop, min(self.settings.status_min_gap, interval)):
+                return
+            await wait_any([stop, self._device_changed],
+                           interval - min(self.settings.status_min_gap, interval))
+            if stop.is_set():
                 return
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -323,3 +323,33 @@ def test_records_that_come_while_the_uplink_lingers_share_a_message(tmp_path, br
         assert sorted(platform.data) == sorted(keys)
     finally:
         platform.close()
+
+
+def test_a_device_going_off_or_on_line_is_reported_at_once(tmp_path, broker):
+    """With an hour between heartbeats, the platform still hears at once (after the
+    off-line rule's failures) that D1 stopped answering and, later, that it is back: the
+    status goes with the change, not a heartbeat period later (DAT-6)."""
+    station = Station()
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+    hourly = dataclasses.replace(SETTINGS, heartbeat_interval=3600.0)
+
+    def d1_online() -> list[bool]:
+        return [next(d["online"] for d in p["devices"] if d["device"] == "D1")
+                for p in platform.of_type("heartbeat")]
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool", hourly) as collector:
+            assert await until(lambda: d1_online()[-1:] == [True], 10)
+            station.d1.view.offline = True  # D1 answers nothing from now on
+            assert await until(lambda: d1_online()[-1:] == [False], 20)
+            assert not collector.poller.devices[1].online
+            station.d1.view.offline = False
+            assert await until(lambda: d1_online()[-1:] == [True], 20)
+
+    try:
+        run(scenario())
+        online = d1_online()
+        # one heartbeat per change (and the first): the hourly period sent none of them
+        assert online == [True, False, True] or online == [False, True, False, True], online
+    finally:
+        platform.close()

@@ -9,7 +9,7 @@ station's watermark (central/detectors/watermark.py) and picks a checkpoint:
   decided at local midnights, record-level checks at most an hour late, and a station is
   evaluated at most once per grid step however fast data arrives;
 - once the watermark has not moved for `still_s` (5 s of wall time, longer than the
-  harness's 1-second heartbeats that move it while data arrives: the data has stopped,
+  harness's 2-second heartbeats that move it while data arrives: the data has stopped,
   e.g. the run is drained), the watermark itself, so `evaluated_through` reaches the end
   of the data.
 
