@@ -587,7 +587,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["attack_phase"] = _attack_phase(chain, scenario, out, latency_timeline)
         run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
                      on_action=on_action)
-        _mark(info, "world")
+        _mark(info, "schedule")
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
         pump.stop()
         # declarations of periods that ended in the run but are filed after its end: the tax
@@ -596,7 +596,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         stop_progress.set()
         progress.close()
         info["drain"] = {"drained": drain.drained, "reason": drain.reason,
-                         "waited_s": round(drain.waited_s, 3)}
+                         "waited_s": round(drain.waited_s, 3),
+                         "world_finished_after_s": drain.finished_after_s,
+                         "fifos_empty_after_s": drain.fifos_empty_after_s}
         if not drain.drained:
             info["notes"].append(f"data did not drain: {drain.reason}")
         _mark(info, "drained")

@@ -71,6 +71,7 @@ class StationCollector:
         device goes on or off line: the platform shows it within a poll's failures, not a
         heartbeat period later (DAT-6), whatever the period."""
         interval = self.settings.heartbeat_interval
+        gap = min(self.settings.status_min_gap, interval)
         # The first one soon after start-up, once the first poll sweep had its chance.
         if await sleep_or_stop(stop, min(2.0, interval)):
             return
@@ -78,10 +79,9 @@ class StationCollector:
             self._device_changed.clear()  # this heartbeat reports the change
             if self.uplink.connected.is_set():
                 self.uplink.publish_status("heartbeat", self.heartbeat_fields())
-            if await sleep_or_stop(stop, min(self.settings.status_min_gap, interval)):
+            if await sleep_or_stop(stop, gap):
                 return
-            await wait_any([stop, self._device_changed],
-                           interval - min(self.settings.status_min_gap, interval))
+            await wait_any([stop, self._device_changed], interval - gap)
             if stop.is_set():
                 return
 
