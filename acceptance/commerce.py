@@ -200,3 +200,24 @@ def truth_balances(expected: Mapping[str, pd.DataFrame], fleet: Sequence[Mapping
                                tx_by.get((sid, tank), tx.iloc[0:0]),
                                dl_by.get((sid, tank), dl.iloc[0:0]), zone)
     return pd.DataFrame(rows, columns=list(BALANCE_COLUMNS))
+
+
+class TruthFigures:
+    """The truth's sales cells and stock balances of a run, built station by station from
+    each station's expected records (`add`), so memory does not grow with the run's length.
+    `add` raises ValueError for a station or tank the ledger does not describe."""
+
+    def __init__(self, fleet: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> None:
+        self.fleet, self.zone = fleet, zone
+        self._sales: list[pd.DataFrame] = []
+        self._balances: list[pd.DataFrame] = []
+
+    def add(self, expected: Mapping[str, pd.DataFrame]) -> None:
+        self._sales.append(truth_sales(expected["transactions"], self.fleet, self.zone))
+        self._balances.append(truth_balances(expected, self.fleet, self.zone))
+
+    def result(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(sales cells, stock balances) of every station added."""
+        balances = [b for b in self._balances if len(b)]
+        return merge_sales(self._sales), (pd.concat(balances, ignore_index=True) if balances
+                                          else pd.DataFrame(columns=list(BALANCE_COLUMNS)))

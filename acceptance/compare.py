@@ -24,6 +24,7 @@ of the scenario, listed in the manifest).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -218,8 +219,14 @@ def dialects_from_endpoints(path: str | Path) -> dict[str, str]:
 
 def load_profiles(profiles: Mapping[str, Profile] | None = None) -> dict[str, Profile]:
     """The register profiles by device kind: `profiles`, or the repository's."""
-    return dict(profiles) if profiles else {
-        "dispenser": load_profile("dispenser"), "tank_gauge": load_profile("tank_gauge")}
+    return dict(profiles) if profiles else dict(_repository_profiles())
+
+
+@functools.cache
+def _repository_profiles() -> dict[str, Profile]:
+    # parsed once per process: a check builds expected records station by station, and
+    # parsing the YAML each time was a sixth of `forecourt check` (issue 11)
+    return {"dispenser": load_profile("dispenser"), "tank_gauge": load_profile("tank_gauge")}
 
 
 class _Profiles:
@@ -487,14 +494,17 @@ def compare(truth: Truth, platform: Mapping[str, pd.DataFrame], dialects: Mappin
 
 
 def compare_streams(truth: Truth, platform: Mapping[str, pd.DataFrame],
-                    dialects: Mapping[str, str], profiles: Mapping[str, Profile] | None = None
+                    dialects: Mapping[str, str], profiles: Mapping[str, Profile] | None = None,
+                    expected: Mapping[str, pd.DataFrame] | None = None
                     ) -> dict[str, pd.DataFrame]:
     """Per stream, the records of `compare`: ground-truth records first (in the truth's
-    order), then the unexpected platform records (in the platform's order)."""
+    order), then the unexpected platform records (in the platform's order). `expected`:
+    the truth's `expected_records`, if the caller built them already."""
     missing = [s for s in STREAMS if s not in platform]
     if missing:
         raise CompareError(f"platform records: no frame for {missing}")
-    expected = expected_records(truth, dialects, profiles)
+    if expected is None:
+        expected = expected_records(truth, dialects, profiles)
     return {s: _compare_stream(s, expected[s], _platform_rows(s, platform[s]), truth.fifo_drops)
             for s in STREAMS}
 

@@ -188,7 +188,7 @@ def decide(measurements: list[Measurement], catalogue: list[dict[str, Any]],
             summary = (f"{len(mine) - len(bad) - len(short)}/{len(mine)} measurements within "
                        "limits"
                        + (f"; failed: {', '.join(sorted({m.name for m in bad}))}" if bad else "")
-                       + (f"; run too short: {', '.join(sorted({m.name for m in short}))}"
+                       + (f"; not covered by the run: {', '.join(sorted({m.name for m in short}))}"
                           if short else ""))
             outcome = "fail" if bad else "incomplete" if short else "pass"
             outcomes.append(RequirementOutcome(rid, req["level"], outcome, summary))

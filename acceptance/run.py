@@ -23,7 +23,6 @@ import threading
 import time
 import traceback
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -258,14 +257,12 @@ def _move_truth(chain: Chain, out: Path) -> None:
 
 
 def _write_observed(chain: Chain, out: Path, sampler: Sampler,
-                    detection: DetectionReport | None = None,
-                    records: Future[dict[str, int]] | None = None) -> None:
-    """Everything the platform states, into out/observed/; `records`: the record export,
-    if started earlier (`_export_records`), else done here."""
+                    detection: DetectionReport | None = None) -> None:
+    # After the detection wait, not beside it: both need the platform's one interpreter,
+    # and beside it the wait ran out before the last station's final evaluation (issue 11).
     obs = out / "observed"
     obs.mkdir(exist_ok=True)
-    if records is None:
-        write_observed_records(chain.api, chain.station_ids, obs)  # station by station
+    write_observed_records(chain.api, chain.station_ids, obs)  # station by station
     observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
                                                             index=False)
     # right after the alerts it grades, so both show the same findings
@@ -301,23 +298,12 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
     for name, df in commerce.items():
         df.to_parquet(obs / f"{name}.parquet", index=False)
     write_json(obs / "commerce.json", served)
-    if records is not None:
-        records.result()  # its error, if any, is this observation's
 
 
 def _mark(info: dict[str, Any], phase: str) -> None:
     """When `phase` ended, in wall seconds since the run started (run.json `phase_ends_s`):
     where a long run's time after the world goes."""
     info.setdefault("phase_ends_s", {})[phase] = round(time.time() - info["wall_start"], 1)
-
-
-def _export_records(pool: ThreadPoolExecutor, chain: Chain, out: Path) -> Future[dict[str, int]]:
-    """Start the record export (the run's largest read) once the data drained: the harness
-    decodes the listings on one core while the platform finishes detection on the other,
-    instead of one after the other (issue 11). The records no longer change after the drain."""
-    obs = out / "observed"
-    obs.mkdir(exist_ok=True)
-    return pool.submit(write_observed_records, chain.api, chain.station_ids, obs)
 
 
 def _timeline(actions: list[FaultAction], chain: Chain) -> list[dict[str, Any]]:
@@ -558,8 +544,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     # verification records as the world makes them (acceptance/inputs.py).
     poster = InputPoster(chain.admin_api, chain.sim_time)
     pump = InputPump(poster, chain.truth_dir)
-    export = ThreadPoolExecutor(1, thread_name_prefix="record-export")
-    records: Future[dict[str, int]] | None = None
     try:
         chain.start(before_devices=lambda c: poster.post_prices(scenario))
         pump.start()
@@ -602,7 +586,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         if not drain.drained:
             info["notes"].append(f"data did not drain: {drain.reason}")
         _mark(info, "drained")
-        records = _export_records(export, chain, out)
         detection = chain.wait_detection(end, timeout=opts.detection_timeout_s)
         info["detection"] = {"done": detection.done, "supported": detection.supported,
                              "reason": detection.reason, "through": detection.through,
@@ -616,7 +599,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # the harness as the inspector: a few alerts confirmed, rectified or dismissed, so
         # that the credit grade's lifecycle weights are exercised (acceptance/inspector.py)
         info["inspector"] = inspect(chain.admin_api, scenario, chain.station_ids)
-        _write_observed(chain, out, sampler, detection, records)
+        _write_observed(chain, out, sampler, detection)
         _mark(info, "observed")
         info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
         if info["chain_heads"].get("not_intact"):
@@ -634,14 +617,14 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # the record says the run was interrupted and can at best be incomplete
         info["interrupted"] = str(exc)
         info["exit_reason"] = f"interrupted by {exc} at simulated {_sim_iso(chain)}"
-        _keep_evidence(chain, out, sampler, info, records)
+        _keep_evidence(chain, out, sampler, info)
     except SutExited as exc:
         # a finding about the SUT (STB-1 fails on it), not a harness failure
         info["sut_exited"] = {"part": exc.part, "pid": exc.pid, "exit_code": exc.code,
                               "log": str(exc.log), "log_tail": exc.tail}
         info["exit_reason"] = (f"the SUT's {exc.part} exited on its own with code {exc.code} "
                                f"at simulated {_sim_iso(chain)}")
-        _keep_evidence(chain, out, sampler, info, records)
+        _keep_evidence(chain, out, sampler, info)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
@@ -654,8 +637,6 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             chain.stop()
         except ChainError as exc:
             info["notes"].append(f"stopping the chain: {exc}")
-        # an export still running here is on an error path: with the platform gone it ends
-        export.shutdown(wait=True)
         info["wall_end"] = time.time()
         info.setdefault("exit_reason", "completed")
         timeline = add_recoveries(
@@ -698,12 +679,11 @@ def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
             "waited_s": round(doc["ended_wall"] - doc["started_wall"], 3)}
 
 
-def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any],
-                   records: Future[dict[str, int]] | None) -> None:
+def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any]) -> None:
     """A run that ends early keeps what the platform holds so far (it is then stopped and
     checked like any other)."""
     try:
-        _write_observed(chain, out, sampler, records=records)
+        _write_observed(chain, out, sampler)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["notes"].append(f"the platform could not be observed at the early end: {exc}")
 

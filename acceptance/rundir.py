@@ -52,19 +52,22 @@ Files the run writes and their columns, as this module reads them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from acceptance.commerce import TruthFigures
 from acceptance.compare import (
     STREAMS,
     CompareError,
@@ -92,6 +95,7 @@ DAY_S = 86400.0
 COLLECTOR = ""  # availability rows of the collector itself carry this device
 REAL_TIME_SEGMENT = "real_time_segment"
 # timeline kinds whose off-line time the harness caused: not held against the SUT
+COMMERCE_TRUTH = "commerce:truth"  # RunData.derive key of the truth's commerce figures (COM-1)
 CHEAT_OFF_LINE = "cheat_off_line"  # a cheat took a dispenser off line (not the SUT's fault)
 # SEC-1's attacks log in with the stations' own accounts, which takes their collectors off
 # the broker for a moment (one session per account): the harness's doing, not the SUT's
@@ -351,15 +355,33 @@ class RunData:
     @cached_property
     def comparison(self) -> Comparison:
         """Ground truth ↔ platform, read and compared one station at a time, so memory is
-        bounded by the largest station, not by the run's length (station_compare.py)."""
+        bounded by the largest station, not by the run's length (station_compare.py).
+        The same pass builds the truth's commerce figures (COM-1, `COMMERCE_TRUTH`) from the
+        expected records it makes anyway; if they cannot be built, COM-1 builds them itself
+        and reports why."""
         self.path("truth/manifest.json", "devices (ground-truth ledger)")
         observed = {s: self._parquet_file(f"observed/{s}.parquet", "observer", ("station_id",))
                     for s in STREAMS}
+        figures: TruthFigures | None = None
+        with contextlib.suppress(RunDataError):  # no usable ledger: COM-1 will say so
+            figures = TruthFigures(self.fleet, ZoneInfo(self.timezone))
+
+        def on_expected(expected: Mapping[str, pd.DataFrame]) -> None:
+            nonlocal figures
+            if figures is not None:
+                try:
+                    figures.add(expected)
+                except ValueError:
+                    figures = None
+
         try:
-            return compare_by_station(ParquetInputs(self.root / "truth", observed),
-                                      self.dialects)
+            comparison = compare_by_station(ParquetInputs(self.root / "truth", observed),
+                                            self.dialects, on_expected=on_expected)
         except CompareError as exc:
             raise RunDataError(f"run directory {self.root}: {exc}") from None
+        if figures is not None:
+            self.derive(COMMERCE_TRUTH, figures.result)
+        return comparison
 
     @cached_property
     def stations_doc(self) -> list[dict[str, Any]]:

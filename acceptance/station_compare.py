@@ -33,6 +33,7 @@ from acceptance.compare import (
     Comparison,
     Truth,
     compare_streams,
+    expected_records,
     load_profiles,
 )
 from devices.profile import Profile
@@ -72,14 +73,21 @@ class StationInputs(Protocol):
 # ---- the comparison -------------------------------------------------------------------
 
 def compare_by_station(inputs: StationInputs, dialects: Mapping[str, str],
-                       profiles: Mapping[str, Profile] | None = None) -> Comparison:
+                       profiles: Mapping[str, Profile] | None = None,
+                       on_expected: Callable[[Mapping[str, pd.DataFrame]], None] | None = None
+                       ) -> Comparison:
     """Classify every ground-truth record and every platform record, station by station
-    (the same records as acceptance.compare.compare; module doc)."""
+    (the same records as acceptance.compare.compare; module doc). `on_expected` gets each
+    station's expected records too (`expected_records`), for figures that need them."""
     profs = load_profiles(profiles)  # once, not per station
     truth_parts: dict[str, list[pd.DataFrame]] = {s: [] for s in STREAMS}
     extra_parts: dict[str, list[pd.DataFrame]] = {s: [] for s in STREAMS}
     for truth, platform in _groups(inputs):
-        for stream, records in compare_streams(truth, platform, dialects, profs).items():
+        expected = expected_records(truth, dialects, profs)
+        if on_expected is not None:
+            on_expected(expected)
+        for stream, records in compare_streams(truth, platform, dialects, profs,
+                                               expected).items():
             records = compact(records)
             unexpected = (records["status"] == "unexpected").to_numpy()
             truth_parts[stream].append(records[~unexpected])

@@ -18,6 +18,7 @@ import pytest
 from test_checkers import DIALECTS, FLEET, Run, faithful_commerce, make_run, outcome
 
 from acceptance.check import check_run
+from acceptance.checkers.commerce import _figures
 from acceptance.commerce import (
     merge_sales,
     month_of,
@@ -27,6 +28,7 @@ from acceptance.commerce import (
 )
 from acceptance.criteria import defaults
 from acceptance.record import RunRecord
+from acceptance.rundir import COMMERCE_TRUTH, RunData
 from sim.vcf import alpha
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -282,3 +284,18 @@ def test_sales_cells_station_by_station_equal_the_whole() -> None:
     pd.testing.assert_frame_equal(merge_sales(parts), whole)
     assert whole.loc[whole["grade"] == "92", "stations"].tolist() == [3, 1]
     assert merge_sales([parts[0].iloc[:0]]).empty
+
+
+def test_the_comparisons_pass_builds_the_same_figures(tmp_path: Path) -> None:
+    """The truth's figures come from the comparison's pass over the stations (its expected
+    records, built once) or, without it, from COM-1's own pass: the same frames."""
+    root = make_run().write(tmp_path / "run")
+    shared = RunData(root)
+    assert len(shared.comparison.records)
+    assert COMMERCE_TRUTH in shared._memo  # built by that pass, before COM-1 asked
+    alone = RunData(root)
+    want = _figures(alone)
+    assert "comparison" not in alone.__dict__  # COM-1's own pass
+    for got, expected in zip(_figures(shared), want, strict=True):
+        assert len(expected)
+        pd.testing.assert_frame_equal(got, expected)

@@ -119,6 +119,7 @@ class FakeRun:
         # RunData.comparison: no record lost or altered on the way
         self.comparison = SimpleNamespace(records=pd.DataFrame(
             columns=["station_id", "status", "time"]))
+        self.detection_status = None  # an older run: no record of the detection wait
 
     def truth_table(self, name: str) -> pd.DataFrame:
         assert name == "cheat_instances"

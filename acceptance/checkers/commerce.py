@@ -38,19 +38,16 @@ import pandas as pd
 
 from acceptance.checkers.common import first
 from acceptance.commerce import (
-    BALANCE_COLUMNS,
     BALANCE_CONVERTED,
     BALANCE_EXACT,
     SALES_KEY,
     SALES_VALUES,
-    merge_sales,
+    TruthFigures,
     partial_months,
-    truth_balances,
-    truth_sales,
 )
 from acceptance.compare import expected_records
 from acceptance.record import Measurement
-from acceptance.rundir import RunData
+from acceptance.rundir import COMMERCE_TRUTH, RunData
 from sim.vcf import alpha
 
 RID = "COM-1"
@@ -62,17 +59,13 @@ RESOURCES = {"commerce_sales": "GET /api/v1/commerce/sales",
 def _figures(data: RunData) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The truth's sales cells and stock balances (computed once per run directory)."""
     def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
-        # station by station, so memory does not grow with the run's length
-        zone = ZoneInfo(data.timezone)
-        sales, balances = [], []
+        # station by station, so memory does not grow with the run's length; usually done
+        # already by the comparison's pass over the stations (RunData.comparison)
+        figures = TruthFigures(data.fleet, ZoneInfo(data.timezone))
         for _sid, truth in data.station_truths():
-            expected = expected_records(truth, data.dialects)
-            sales.append(truth_sales(expected["transactions"], data.fleet, zone))
-            balances.append(truth_balances(expected, data.fleet, zone))
-        balances = [b for b in balances if len(b)]
-        return merge_sales(sales), (pd.concat(balances, ignore_index=True) if balances
-                                    else pd.DataFrame(columns=list(BALANCE_COLUMNS)))
-    return data.derive("commerce:truth", compute)
+            figures.add(expected_records(truth, data.dialects))
+        return figures.result()
+    return data.derive(COMMERCE_TRUTH, compute)
 
 
 def operations_analysis(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
