@@ -94,8 +94,8 @@ T = TypeVar("T")
 DAY_S = 86400.0
 COLLECTOR = ""  # availability rows of the collector itself carry this device
 REAL_TIME_SEGMENT = "real_time_segment"
-# timeline kinds whose off-line time the harness caused: not held against the SUT
 COMMERCE_TRUTH = "commerce:truth"  # RunData.derive key of the truth's commerce figures (COM-1)
+# timeline kinds whose off-line time the harness caused: not held against the SUT
 CHEAT_OFF_LINE = "cheat_off_line"  # a cheat took a dispenser off line (not the SUT's fault)
 # SEC-1's attacks log in with the stations' own accounts, which takes their collectors off
 # the broker for a moment (one session per account): the harness's doing, not the SUT's
