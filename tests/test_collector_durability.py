@@ -100,7 +100,15 @@ def test_kill_9_mid_drain_loses_nothing(tmp_path):
 
             proc = start_collector(tmp_path, broker)
             procs.append(proc)
-            assert wait_until(lambda: len(platform.data) == len(expected), 90)
+
+            def reports(device: str) -> list[dict]:
+                return [r for r in platform.states.values()
+                        if r["key"].startswith(f"S01/{device}/")]
+
+            # the records and each start's state report (a state may still wait in the
+            # spool, behind the records, when the last record arrives)
+            assert wait_until(lambda: len(platform.data) == len(expected)
+                              and all(len(reports(d)) >= 3 for d in ("D1", "G")), 90)
             assert wait_until(lambda: not any(served.call(station.pending).values()), 10)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
@@ -110,9 +118,7 @@ def test_kill_9_mid_drain_loses_nothing(tmp_path):
             # each of the three starts reported every device's state once (a baseline), with
             # the state counter carried over in the spool: three distinct keys per device
             for device in ("D1", "G"):
-                reports = [r for r in platform.states.values()
-                           if r["key"].startswith(f"S01/{device}/")]
-                assert sorted(r["seq"] for r in reports) == [0, 1, 2], reports
+                assert sorted(r["seq"] for r in reports(device)) == [0, 1, 2], reports(device)
         finally:
             for p in procs:
                 if p.poll() is None:
