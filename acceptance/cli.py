@@ -423,9 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall seconds to wait for the data to drain after the schedule, "
                         "counted from the world's last simulated progress (default 300)")
     s.add_argument("--detection-timeout", type=float, default=120.0,
-                   help="wall seconds to wait, after draining, for the platform's detectors to "
-                        "evaluate through the run's end (GET /api/v1/detection/status; "
-                        "default 120)")
+                   help="after draining, the run waits for the platform's detectors to evaluate "
+                        "through its end (GET /api/v1/detection/status); it gives up after "
+                        "this many wall seconds without progress (default 120)")
     s.set_defaults(func=cmd_run)
 
     from acceptance.observing.command import add_arguments, cmd_observe

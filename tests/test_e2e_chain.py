@@ -250,7 +250,7 @@ def test_detection_wait_logic(tmp_path):
     chain.api = _FakeDetection(status(UMB25=end, UMB44=end - 1))  # one station behind
     report = chain.wait_detection(end, timeout=0.5, grace_s=0.1)
     assert not report.done and report.reason == (
-        "timeout after 0.5 s: evaluated_through < the run's end at UMB44 (1999)")
+        "no progress for 0.5 s: evaluated_through < the run's end at UMB44 (1999)")
     chain.api = _FakeDetection(status(UMB25=end))  # UMB44 not listed at all
     report = chain.wait_detection(end, timeout=0.3, grace_s=0.1)
     assert not report.done and report.reason.endswith("UMB44 (None)")
@@ -263,6 +263,32 @@ def test_detection_wait_logic(tmp_path):
     report = chain.wait_detection(end, timeout=30, grace_s=0.3)
     assert report.done and not report.supported and 0.3 <= report.waited_s < 5
     assert report.reason == "no GET /api/v1/detection/status: waited the fixed grace of 0.3 s"
+
+
+class _AdvancingDetection(_FakeDetection):
+    """Each answer has UMB44 evaluated one step further, up to `end`."""
+
+    def __init__(self, end: int, steps: int) -> None:
+        super().__init__([])
+        self.end, self.behind = end, steps
+
+    def items(self, resource, **filters):
+        assert resource == "detection/status"
+        through = self.end - self.behind
+        self.behind = max(0, self.behind - 1)
+        return [{"station_id": sid, "watermark": self.end, "evaluated_through": t,
+                 "updated_at": 1.0} for sid, t in (("UMB25", self.end), ("UMB44", through))]
+
+
+def test_detection_wait_bounds_the_time_without_progress(tmp_path):
+    """A long run's final evaluations take longer than `timeout` in all, but each answer
+    shows progress: the wait goes on to the end (the timeout counts from the last progress,
+    whatever the machine's speed, as the answers, not the clock, drive it)."""
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run"))
+    chain.api = _AdvancingDetection(2000, steps=6)  # ≥ 6 polls 0.2 s apart: > the timeout
+    report = chain.wait_detection(2000, timeout=0.5, grace_s=0.1)
+    assert report.done and report.reason == "evaluated" and report.waited_s > 0.5
+    assert chain.api.behind == 0
 
 
 def test_fleet_collectors_dealt_over_processes(tmp_path):
