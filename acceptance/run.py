@@ -107,7 +107,7 @@ class RunOptions:
     lang: str = "zh-CN"
     pdf: bool = False
     drain_timeout_s: float = 300.0
-    detection_timeout_s: float = 120.0  # after draining: the detection wait gives up after this long without progress
+    detection_timeout_s: float = 120.0  # detection wait: gives up after this long without progress
     fault_timeout_s: float = 1800.0
     sample_interval_s: float = 0.5
     collectors: str = "per-station"
