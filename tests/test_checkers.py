@@ -1276,15 +1276,17 @@ def test_dat6_judges_the_wall_time_to_show_a_device_off_line(tmp_path):
 
 def test_alarms_are_not_proven_where_detection_did_not_reach_the_end(tmp_path):
     """The harness stopped waiting while the platform had evaluated UMB44 only to a day
-    before the end: no ALM-* requirement may pass on alerts of data never evaluated."""
+    before the end: no requirement judged on alerts (ALM-*, MET-1, CRD-1) may pass on
+    alerts of data never evaluated."""
     root = make_run().write(tmp_path / "run")
-    status = {"done": False, "supported": True, "reason": "timeout after 120 s", "through": END,
+    status = {"done": False, "supported": True, "reason": "no progress for 120 s",
+              "through": END,
               "waited_s": 120.0, "status": {
                   "UMB25": {"station_id": "UMB25", "evaluated_through": END},
                   "UMB44": {"station_id": "UMB44", "evaluated_through": END - 86400}}}
     (root / "observed/detection_status.json").write_text(json.dumps(status))
     record = check_run(root)
-    alarms = [r.id for r in CATALOGUE if r.id.startswith("ALM-")]
+    alarms = [r.id for r in CATALOGUE if r.id.startswith("ALM-")] + ["MET-1", "CRD-1"]
     for rid in alarms:
         assert outcome(record, rid) == "incomplete", rid
         (m,) = measurements(record, rid, "detection.stations_not_evaluated_to_the_end")

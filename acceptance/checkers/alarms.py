@@ -29,7 +29,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from acceptance.checkers.common import EVIDENCE_LIMIT, first
+from acceptance.checkers.common import EVIDENCE_LIMIT, detection_coverage, first
 from acceptance.oracle import (
     CHEAT_ALERT_KINDS,
     DAY_S,
@@ -61,24 +61,6 @@ def incidents(data: RunData) -> pd.DataFrame:
     grouped = bad.assign(time=pd.to_numeric(bad["time"])).groupby("station_id")["time"]
     return pd.DataFrame({"start": grouped.min(), "end": grouped.max(),
                          "records": grouped.size()}).reset_index()
-
-
-def _coverage(data: RunData, rid: str) -> list[Measurement]:
-    """Scope: every station's detection evaluated through the run's end, as the platform's
-    GET /api/v1/detection/status said when the harness stopped waiting. Alerts of data
-    never evaluated are unknown: a requirement on them that would pass is incomplete. None
-    for a run without that record, or a platform that does not offer the status."""
-    doc = data.detection_status
-    if not doc or not doc.get("supported") or not isinstance(doc.get("status"), dict):
-        return []
-    through = float(doc["through"])
-    short = {sid: (st or {}).get("evaluated_through") for sid, st in doc["status"].items()
-             if not isinstance((st or {}).get("evaluated_through"), int | float)
-             or float(st["evaluated_through"]) < through}
-    evidence: dict[str, Any] = {"through": through, "wait": doc.get("reason"),
-                                "evaluated_through": dict(sorted(short.items()))}
-    return [Measurement(rid, "detection.stations_not_evaluated_to_the_end", len(short), "==",
-                        0, "stations", None, evidence=evidence, scope=True)]
 
 
 def _observed_days(data: RunData) -> dict[str, float]:
@@ -128,7 +110,7 @@ def _class_checker(cls: str):
                           f"raised without cause")
         out.append(Measurement(rid, "alerts.unexplained", len(false), "==", 0, "alerts",
                                None, evidence=ev))
-        return out + _coverage(data, rid)
+        return out + detection_coverage(data, rid)
 
     check.__name__ = cls.lower()
     check.__doc__ = f"{rid}: detection, time and attribution of {cls} cheats."
@@ -161,7 +143,7 @@ def false_alerts(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
     return [Measurement("ALM-FP", "alerts.false_per_station_month",
                         None if rate is None else round(rate, 6), "<=",
                         criteria["false_alerts_per_station_month"], "alerts/station-month",
-                        None, evidence=evidence), *_coverage(data, "ALM-FP")]
+                        None, evidence=evidence), *detection_coverage(data, "ALM-FP")]
 
 
 def _alert_list(alerts: pd.DataFrame) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from acceptance.compare import STATUSES
+from acceptance.record import Measurement
 from acceptance.rundir import RunData
 
 EVIDENCE_LIMIT = 20  # records / stations named in one measurement's evidence
@@ -82,3 +83,22 @@ def per_device(records: pd.DataFrame, statuses: tuple[str, ...]) -> dict[str, in
     """Device → records with one of `statuses` (only devices that have some)."""
     bad = records[records["status"].isin(statuses)]
     return {str(k): int(v) for k, v in sorted(bad.groupby("device").size().items())}
+
+
+def detection_coverage(data: RunData, rid: str) -> list[Measurement]:
+    """Scope of a requirement judged on the platform's alerts (ALM-*, MET-1, CRD-1): every
+    station's detection evaluated through the run's end, as the platform's
+    GET /api/v1/detection/status said when the harness stopped waiting. Alerts of data
+    never evaluated are unknown: a requirement on them that would pass is incomplete. None
+    for a run without that record, or a platform that does not offer the status."""
+    doc = data.detection_status
+    if not doc or not doc.get("supported") or not isinstance(doc.get("status"), dict):
+        return []
+    through = float(doc["through"])
+    short = {sid: (st or {}).get("evaluated_through") for sid, st in doc["status"].items()
+             if not isinstance((st or {}).get("evaluated_through"), int | float)
+             or float(st["evaluated_through"]) < through}
+    evidence: dict[str, Any] = {"through": through, "wait": doc.get("reason"),
+                                "evaluated_through": dict(sorted(short.items()))}
+    return [Measurement(rid, "detection.stations_not_evaluated_to_the_end", len(short), "==",
+                        0, "stations", None, evidence=evidence, scope=True)]

@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from acceptance.checkers.common import first
+from acceptance.checkers.common import detection_coverage, first
 from acceptance.checkers.metrology import findings as metrology_findings
 from acceptance.checkers.tax import LATE_SALES_COLUMNS, late_sales, required
 from acceptance.credit import Grade, grade, lifecycle
@@ -112,7 +112,7 @@ def credit_graded(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
                         "the rule, and a platform that grades all A could not be told apart")
     out.append(Measurement(RID, "credit.findings_graded", len(graded), ">=", 1, "stations",
                            None, evidence=ev, scope=True))
-    return out
+    return out + detection_coverage(data, RID)
 
 
 def _compare(sid: str, item: dict[str, Any] | None, rule: Grade,

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from acceptance.checkers.alarms import _scores as alarm_scores
-from acceptance.checkers.common import first
+from acceptance.checkers.common import detection_coverage, first
 from acceptance.oracle import DAY_S, MATCH_AFTER_S, MATCH_BEFORE_S, normalise_alerts
 from acceptance.record import Measurement
 from acceptance.rundir import RunData
@@ -248,7 +248,7 @@ def verification_flagged(data: RunData, criteria: dict[str, Any]) -> list[Measur
     out += _audit(data)
     out.append(_unexplained(data, found, al))
     out.append(_refused(posts))
-    return out
+    return out + detection_coverage(data, RID)
 
 
 def _expired_at(lapses: pd.DataFrame, t: float) -> bool:
