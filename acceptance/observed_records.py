@@ -4,23 +4,33 @@ Reading every record of a 180-day banner run through the API at once would hold 
 of JSON items in memory. Here each station's items become one Parquet file of their own as
 they arrive; the stream's file is then put together from them, one row group per station
 (acceptance/station_compare.py reads a station's rows from its row groups), so memory is
-bounded by the largest station. Column types are those of the whole frame: a column that
-is an integer at one station and has a null at another (float in pandas) is float in the
-file, as pandas would have made it; a field only some stations' items have is null at the
-others.
+bounded by the few stations fetched at once (FETCHERS below). Column types are those of
+the whole frame: a column that is an integer at one station and has a null at another
+(float in pandas) is float in the file, as pandas would have made it; a field only some
+stations' items have is null at the others.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from acceptance.observe import RECORD_RESOURCES, PlatformClient, records_frame
+
+# Stations fetched at once while this process turns the last one into Parquet. While one
+# fetch waits for the platform (another process) the other decodes its answer here, so the
+# two cores overlap instead of taking turns: 298 477 records exported in 6.2–6.4 s against
+# 7.8 one station at a time; three at once were slower (7.4–7.7 s: more GIL contention).
+# Memory holds at most FETCHERS + 1 stations' items.
+FETCHERS = 2
 
 
 def write_observed_records(client: PlatformClient, station_ids: Iterable[str],
@@ -29,16 +39,35 @@ def write_observed_records(client: PlatformClient, station_ids: Iterable[str],
     station; returns the rows written per resource."""
     ids = list(station_ids)
     written: dict[str, int] = {}
-    for resource in RECORD_RESOURCES:
-        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{resource}-") as tmp:
-            parts: list[Path] = []
-            for sid in ids:
-                frame = records_frame(resource, client.items(resource, station_id=sid))
-                if len(frame):
-                    parts.append(Path(tmp) / f"{len(parts)}.parquet")
-                    frame.to_parquet(parts[-1], index=False)
-            written[resource] = _join(parts, resource, directory / f"{resource}.parquet")
+    with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="export") as pool:
+        fetched = _ahead(pool, client, [(r, sid) for r in RECORD_RESOURCES for sid in ids])
+        for resource in RECORD_RESOURCES:
+            with tempfile.TemporaryDirectory(dir=directory, prefix=f".{resource}-") as tmp:
+                parts: list[Path] = []
+                for _ in ids:
+                    frame = records_frame(resource, next(fetched))
+                    if len(frame):
+                        parts.append(Path(tmp) / f"{len(parts)}.parquet")
+                        frame.to_parquet(parts[-1], index=False)
+                written[resource] = _join(parts, resource, directory / f"{resource}.parquet")
     return written
+
+
+def _ahead(pool: ThreadPoolExecutor, client: PlatformClient,
+           jobs: list[tuple[str, str]]) -> Iterator[list[dict[str, Any]]]:
+    """Each (resource, station)'s items in turn, the next FETCHERS fetched while the caller
+    works on this one."""
+    waiting: deque[Future[list[dict[str, Any]]]] = deque()
+    for job in jobs:
+        waiting.append(pool.submit(_fetch, client, *job))
+        if len(waiting) > FETCHERS:
+            yield waiting.popleft().result()
+    while waiting:
+        yield waiting.popleft().result()
+
+
+def _fetch(client: PlatformClient, resource: str, station_id: str) -> list[dict[str, Any]]:
+    return list(client.items(resource, station_id=station_id))
 
 
 def _join(parts: list[Path], resource: str, path: Path) -> int:
