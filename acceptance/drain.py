@@ -148,7 +148,7 @@ def wait_detection(chain: Chain, through: float, timeout: float = 120.0,
     t0 = time.monotonic()
     deadline = t0 + timeout
     report = DetectionReport(False, True, "not started", 0.0, through)
-    seen: dict[str, Any] = {}
+    best: dict[str, float] = {}  # each station's furthest evaluated_through
     while True:
         chain.check()
         report.waited_s = time.monotonic() - t0
@@ -182,10 +182,15 @@ def wait_detection(chain: Chain, through: float, timeout: float = 120.0,
             if not behind:
                 report.done, report.reason = True, "evaluated"
                 return report
-            now_at = {sid: (by_station.get(sid) or {}).get("evaluated_through")
-                      for sid in chain.station_ids}
-            if now_at != seen:
-                seen, deadline = now_at, time.monotonic() + timeout
+            # progress: a station evaluated further than ever before (a value that only
+            # flaps is none, or a broken platform could hold the run for ever)
+            moved = False
+            for sid in chain.station_ids:
+                at = (by_station.get(sid) or {}).get("evaluated_through")
+                if _at_least(at, float("-inf")) and float(at) > best.get(sid, float("-inf")):
+                    best[sid], moved = float(at), True
+            if moved:
+                deadline = time.monotonic() + timeout
             report.reason = "evaluated_through < the run's end at " + ", ".join(
                 f"{sid} ({(by_station.get(sid) or {}).get('evaluated_through')})"
                 for sid in behind)

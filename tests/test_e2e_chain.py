@@ -291,6 +291,29 @@ def test_detection_wait_bounds_the_time_without_progress(tmp_path):
     assert chain.api.behind == 0
 
 
+class _FlappingDetection(_FakeDetection):
+    """UMB44's evaluated_through goes back and forth (a broken platform); answers run out
+    after `limit` calls, so a wait that took flapping for progress fails instead of hanging."""
+
+    def __init__(self, end: int, limit: int) -> None:
+        super().__init__([])
+        self.end, self.calls, self.limit = end, 0, limit
+
+    def items(self, resource, **filters):
+        self.calls += 1
+        assert self.calls <= self.limit, "the wait took flapping for progress"
+        through = self.end - 10 - self.calls % 2
+        return [{"station_id": sid, "watermark": self.end, "evaluated_through": t,
+                 "updated_at": 1.0} for sid, t in (("UMB25", self.end), ("UMB44", through))]
+
+
+def test_detection_wait_is_not_held_by_a_value_that_only_flaps(tmp_path):
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run"))
+    chain.api = _FlappingDetection(2000, limit=200)  # 200 polls 0.2 s apart: 40 s
+    report = chain.wait_detection(2000, timeout=0.5, grace_s=0.1)
+    assert not report.done and report.reason.startswith("no progress for 0.5 s")
+
+
 def test_fleet_collectors_dealt_over_processes(tmp_path):
     """`fleet_processes`: the stations are dealt over several `forecourt collectors`
     processes, each with its own proxy; the data arrive exactly once, and a station's
