@@ -258,6 +258,48 @@ def test_the_budget_defers_a_moving_station_never_a_still_one(db: Database,
         assert service.evaluations == 3
 
 
+def test_a_station_standing_still_while_others_move_pays_from_the_budget(monkeypatch) -> None:
+    """A compressed run's world waits for one station's FIFO: the other stations' data stand
+    still while that one's moves. They are evaluated only as credit allows; once no
+    station's data has moved for `still_s`, each is evaluated through its watermark in debt
+    or not (the end of a run). Stations, watermarks and a 3-s evaluation are faked."""
+    from types import SimpleNamespace
+
+    import central.detectors.service as service_module
+
+    water = {"A": M0 + 10 * H, "B": M0 + 10 * H}
+    evaluated = {"A": M0 + 9 * H, "B": M0 + 9 * H}
+    now, calls = [0.0], []
+
+    def evaluate(conn, sid, through, settings, **kwargs):
+        now[0] += 3.0
+        calls.append(sid)
+        evaluated[sid] = through
+        return []
+
+    monkeypatch.setattr(service_module, "station_watermark",
+                        lambda conn, sid, settings: SimpleNamespace(watermark=water[sid],
+                                                                    excluded={}))
+    monkeypatch.setattr(service_module, "progress", lambda conn, sid: (water[sid], evaluated[sid]))
+    monkeypatch.setattr(service_module, "record_progress", lambda *args: None)
+    monkeypatch.setattr(service_module, "evaluate_station", evaluate)
+    service = DetectionService(None, Settings(), budget=0.25, still_s=5.0,  # type: ignore[arg-type]
+                               timer=lambda: now[0])
+    service.run_station(None, "A")  # t 0, credit 2: evaluated; t 3, credit −1
+    service.run_station(None, "B")  # moving (first seen), in debt: deferred
+    assert calls == ["A"] and service.deferred == 1
+    now[0] += 6.0
+    water["A"] += 2 * H  # A drains on; B has not moved for 6 s
+    service.run_station(None, "A")  # moving, in debt: deferred
+    service.run_station(None, "B")  # still, but A moved just now: deferred too
+    assert calls == ["A"] and service.deferred == 3
+    now[0] += 5.0  # nothing moves any more: the data has stopped
+    service.run_station(None, "A")
+    service.run_station(None, "B")
+    assert calls == ["A", "A", "B"]
+    assert evaluated == {"A": M0 + 12 * H, "B": M0 + 10 * H}  # through each watermark
+
+
 def test_alert_store_keeps_detector_fields(db: Database) -> None:
     with db.borrow() as conn, conn.transaction():
         raise_alert(conn, station_id=S, kind="gauge_step", severity="critical", raised_at=NOW,

@@ -25,9 +25,14 @@ comes first next time. An evaluation costs in proportion to the station's histor
 run compressed 15 000× the grid's 46 evaluations per wall second would otherwise take the
 whole core from the ingest in the same process (central/ingest.py). What the budget defers
 is only *when* a decision is made on the wall clock: its `as_of` and dedup key come from the
-data (causality above), and a station whose watermark stood still is evaluated through it
-whatever the credit, so the end of a run is never left unevaluated. At real-time
-pace the grid asks far less than the budget and it never binds.
+data (causality above). Once *no* station's watermark has moved for `still_s` (the data
+has stopped, e.g. a run drained), every station is evaluated through its watermark
+whatever the credit, so the end of a run is never left unevaluated. A station that stands
+still while others still move — in a compressed run, every station but the one draining
+while the world waits for a FIFO — pays from the budget like any other: otherwise each such
+wait of 5 s would evaluate all 46 stations in debt (in the banner's 180-day run that kept
+detection at a quarter of a core whatever the budget). At real-time pace the grid asks far
+less than the budget and it never binds.
 
 Each pass also compares the sales of every station whose tax declarations or watermark
 changed with its declarations (以销核税, central/tax.py) and raises a `tax_under_declaration`
@@ -83,6 +88,7 @@ class DetectionService:
         self.alerts = 0
         self.last_error: str | None = None
         self._seen: dict[str, tuple[int, float]] = {}  # station → (watermark, seen since)
+        self._moved_at = timer()  # the last time any station's watermark moved
         self._credit = BURST_S
         self._refilled = timer()
         self._last_eval: dict[str, float] = {}  # station → timer() of its last evaluation
@@ -158,10 +164,12 @@ class DetectionService:
         seen, since = self._seen.get(station_id, (None, now))
         if seen != water:
             self._seen[station_id] = (water, now)
+            self._moved_at = now
         still = seen == water and now - since >= self.still_s
         through = water if still else checkpoint(water, self.settings, self.step_s)
+        all_still = still and now - self._moved_at >= self.still_s
         if evaluated is not None and (through <= evaluated
-                                      or (not still and self._credit <= 0)):
+                                      or (not all_still and self._credit <= 0)):
             if through > evaluated:
                 self.deferred += 1  # the budget is spent: later, or once the data stands still
             if stored is None or water > stored:
