@@ -47,8 +47,14 @@ class DetectionReport:
     status: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
 def _at_least(value: Any, through: float) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= through
+    n = _number(value)
+    return n is not None and n >= through
 
 
 def wait_drained(chain: Chain, timeout: float = 120.0, settle_s: float = 5.0) -> DrainReport:
@@ -186,9 +192,9 @@ def wait_detection(chain: Chain, through: float, timeout: float = 120.0,
             # flaps is none, or a broken platform could hold the run for ever)
             moved = False
             for sid in chain.station_ids:
-                at = (by_station.get(sid) or {}).get("evaluated_through")
-                if _at_least(at, float("-inf")) and float(at) > best.get(sid, float("-inf")):
-                    best[sid], moved = float(at), True
+                at = _number((by_station.get(sid) or {}).get("evaluated_through"))
+                if at is not None and at > best.get(sid, float("-inf")):
+                    best[sid], moved = at, True
             if moved:
                 deadline = time.monotonic() + timeout
             report.reason = "evaluated_through < the run's end at " + ", ".join(
