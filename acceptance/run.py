@@ -187,7 +187,8 @@ class Sampler(threading.Thread):
                     "station_id": sid, "device": str(dev.get("device")), "wall_time": wall,
                     "sim_time": sim, "online": bool(dev.get("online"))})
         for name, pid in self.chain.pids().items():
-            role = name.split(":")[0]
+            # "collector:UMB01", "collectors", "collectors1" … (fleet mode, N processes)
+            role = name.split(":")[0].rstrip("0123456789")
             if role not in self.SUT_ROLES:
                 continue
             got = _proc_sample(pid)

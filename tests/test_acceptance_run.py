@@ -213,6 +213,32 @@ def test_smoke_refuses_a_platform_that_grades_every_station_a_on_crd1_only(tmp_p
         == [("UMB44", "confirmed", 200), ("UMB44", "closed", 200)]
 
 
+def test_the_sampler_samples_every_sut_process_and_only_those():
+    """Resources (STB-1) of every SUT process: per-station collectors, one fleet collectors
+    process or several ("collectors1", "collectors2": missed before, so STB-1 judged the
+    banner's runs without the collectors' memory), the platform, a managed broker."""
+    import os
+
+    from acceptance.run import Sampler
+
+    class FakeChain:
+        def sim_time(self):
+            return 1.0
+
+        def station_states(self):
+            return {}
+
+        def pids(self):
+            names = ("harness", "devices", "platform", "broker", "collector:UMB01",
+                     "collectors", "collectors1", "collectors2")
+            return dict.fromkeys(names, os.getpid())
+
+    sampler = Sampler(FakeChain(), 1.0)  # type: ignore[arg-type]
+    sampler.sample()
+    assert {r["role"] for r in sampler.samples.resources} == {
+        "platform", "broker", "collector:UMB01", "collectors", "collectors1", "collectors2"}
+
+
 def test_harness_errors_exit_2_with_the_reason(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\n", encoding="utf-8")
