@@ -55,7 +55,7 @@ from acceptance.observed_records import write_observed_records
 from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
-from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE
+from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE, RESOURCE_COLUMNS
 from acceptance.schedule import Fault, FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from acceptance.tls import client_context
@@ -156,9 +156,8 @@ class _Samples:
 
 
 class Sampler(threading.Thread):
-    """Samples the platform's on-line view and the SUT processes while the run goes on."""
-
-    SUT_ROLES = ("platform", "collector", "collectors", "broker")
+    """Samples the platform's on-line view and every process of the run (the SUT's for
+    STB-1, the harness's own to explain the run's time) while the run goes on."""
 
     def __init__(self, chain: Chain, interval: float) -> None:
         super().__init__(name="sampler", daemon=True)
@@ -187,15 +186,19 @@ class Sampler(threading.Thread):
                     "station_id": sid, "device": str(dev.get("device")), "wall_time": wall,
                     "sim_time": sim, "online": bool(dev.get("online"))})
         for name, pid in self.chain.pids().items():
-            # "collector:UMB01", "collectors", "collectors1" … (fleet mode, N processes)
-            role = name.split(":")[0].rstrip("0123456789")
-            if role not in self.SUT_ROLES:
-                continue
             got = _proc_sample(pid)
             if got:
                 self.samples.resources.append({"role": name, "pid": pid, "wall_time": wall,
                                                "sim_time": sim, "rss_bytes": got[0],
                                                "cpu_seconds": got[1]})
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds of each part at its last sample; a restarted part's processes add up."""
+        last = {(r["role"], r["pid"]): r["cpu_seconds"] for r in self.samples.resources}
+        out: dict[str, float] = {}
+        for (role, _), cpu in last.items():
+            out[role] = out.get(role, 0.0) + cpu
+        return {role: round(cpu, 1) for role, cpu in sorted(out.items())}
 
 
 class Progress:
@@ -646,9 +649,9 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                          columns=["station_id", "device", "wall_time", "sim_time", "online"]),
             chain.station_ids) + latency_timeline
         write_json(out / "timeline.json", timeline)
-        pd.DataFrame(sampler.samples.resources,
-                     columns=["role", "pid", "wall_time", "sim_time", "rss_bytes",
-                              "cpu_seconds"]).to_parquet(out / "resources.parquet", index=False)
+        pd.DataFrame(sampler.samples.resources, columns=list(RESOURCE_COLUMNS)).to_parquet(
+            out / "resources.parquet", index=False)
+        info["cpu_s"] = sampler.cpu_by_role()
         write_json(out / "run.json", info, default=str)
     _move_truth(chain, out)
     _add_cheat_outages(out)

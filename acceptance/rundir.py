@@ -21,7 +21,9 @@ Files the run writes and their columns, as this module reads them:
 - `observed/availability.parquet`: `station_id`, `device` ("" for the collector itself,
   otherwise `G` / `D<n>`), `wall_time`, `sim_time`, `online` — one row per station and
   device at each sample of GET /stations; the rows of one sample share its times.
-- `resources.parquet`: `role`, `pid`, `wall_time`, `sim_time`, `rss_bytes`, `cpu_seconds`.
+- `resources.parquet`: `role`, `pid`, `wall_time`, `sim_time`, `rss_bytes`, `cpu_seconds` of
+  every process of the run: the SUT's (`is_sut_role`, judged by STB-1) and the harness's own
+  (`harness`, `devices`: sampled to explain where a run's time goes, never judged).
 - `latency.parquet`: `key`, `station_id`, `stream`, `emitted_wall` (device emitted the
   record), `visible_wall` (first seen through the platform API; null = never).
 - `timeline.json`: a list of `{kind, station_id, device, sim_start, sim_end, wall_start,
@@ -105,6 +107,13 @@ EXCUSED_KINDS = (*(k.name for k in FAULT_KINDS.values() if k.excused), CHEAT_OFF
 
 AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
 RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")
+SUT_ROLES = ("platform", "collector", "collectors", "broker")
+
+
+def is_sut_role(role: str) -> bool:
+    """A process of the system under test: "platform", "broker", "collector:UMB01",
+    "collectors", "collectors1" … (fleet mode, N processes); not "harness" or "devices"."""
+    return role.split(":")[0].rstrip("0123456789") in SUT_ROLES
 LATENCY_COLUMNS = ("key", "station_id", "stream", "emitted_wall", "visible_wall")
 RECONCILIATION_COLUMNS = ("station_id", "tank", "day", "variance_ml",
                           "cumulative_variance_pct_of_sales")

@@ -213,13 +213,15 @@ def test_smoke_refuses_a_platform_that_grades_every_station_a_on_crd1_only(tmp_p
         == [("UMB44", "confirmed", 200), ("UMB44", "closed", 200)]
 
 
-def test_the_sampler_samples_every_sut_process_and_only_those():
-    """Resources (STB-1) of every SUT process: per-station collectors, one fleet collectors
-    process or several ("collectors1", "collectors2": missed before, so STB-1 judged the
-    banner's runs without the collectors' memory), the platform, a managed broker."""
+def test_the_sampler_samples_every_process_and_sums_the_cpu_per_part():
+    """Resources of every process: the SUT's for STB-1 (per-station collectors, one fleet
+    collectors process or several: "collectors1", "collectors2" were missed before, so STB-1
+    judged the banner's runs without the collectors' memory; the platform, a managed broker)
+    and the harness's own, so that a run explains where its time went (run.json `cpu_s`)."""
     import os
 
     from acceptance.run import Sampler
+    from acceptance.rundir import is_sut_role
 
     class FakeChain:
         def sim_time(self):
@@ -235,8 +237,17 @@ def test_the_sampler_samples_every_sut_process_and_only_those():
 
     sampler = Sampler(FakeChain(), 1.0)  # type: ignore[arg-type]
     sampler.sample()
-    assert {r["role"] for r in sampler.samples.resources} == {
-        "platform", "broker", "collector:UMB01", "collectors", "collectors1", "collectors2"}
+    names = {"harness", "devices", "platform", "broker", "collector:UMB01", "collectors",
+             "collectors1", "collectors2"}
+    assert {r["role"] for r in sampler.samples.resources} == names
+    assert {n for n in names if is_sut_role(n)} == names - {"harness", "devices"}
+    # a part restarted under a new pid: both processes' CPU counts, each at its last sample
+    sampler.samples.resources = [
+        {"role": "platform", "pid": 1, "cpu_seconds": 2.0},
+        {"role": "platform", "pid": 1, "cpu_seconds": 5.0},
+        {"role": "platform", "pid": 2, "cpu_seconds": 1.5},
+        {"role": "devices", "pid": 3, "cpu_seconds": 4.0}]
+    assert sampler.cpu_by_role() == {"devices": 4.0, "platform": 6.5}
 
 
 def test_harness_errors_exit_2_with_the_reason(tmp_path):

@@ -31,7 +31,7 @@ from acceptance.checkers.availability import day_bounds, online_by_day
 from acceptance.checkers.common import EVIDENCE_LIMIT, first, record_keys
 from acceptance.criteria import PLAN_STABILITY_DAYS, shortened_stability
 from acceptance.record import Measurement
-from acceptance.rundir import DAY_S, RunData
+from acceptance.rundir import DAY_S, RunData, is_sut_role
 
 MIB = 1024.0 * 1024.0
 DAILY_COLUMNS = ("station_id", "day", "day_index", "expected", "received_once",
@@ -133,6 +133,7 @@ def daily_table(data: RunData, criteria: dict[str, Any]) -> pd.DataFrame:
 
 def resource_measurements(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
     res = data.resources
+    res = res[[is_sut_role(str(r)) for r in res["role"]]]  # the harness's own are not judged
     res = res.assign(sim_time=pd.to_numeric(res["sim_time"], errors="coerce"),
                      rss_bytes=pd.to_numeric(res["rss_bytes"], errors="coerce"),
                      cpu_seconds=pd.to_numeric(res["cpu_seconds"], errors="coerce"))
