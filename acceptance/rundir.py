@@ -107,13 +107,7 @@ EXCUSED_KINDS = (*(k.name for k in FAULT_KINDS.values() if k.excused), CHEAT_OFF
 
 AVAILABILITY_COLUMNS = ("station_id", "device", "wall_time", "sim_time", "online")
 RESOURCE_COLUMNS = ("role", "pid", "wall_time", "sim_time", "rss_bytes", "cpu_seconds")
-SUT_ROLES = ("platform", "collector", "collectors", "broker")
-
-
-def is_sut_role(role: str) -> bool:
-    """A process of the system under test: "platform", "broker", "collector:UMB01",
-    "collectors", "collectors1" … (fleet mode, N processes); not "harness" or "devices"."""
-    return role.split(":")[0].rstrip("0123456789") in SUT_ROLES
+SUT_ROLES = ("platform", "collector", "collectors", "broker")  # roles in resources.parquet
 LATENCY_COLUMNS = ("key", "station_id", "stream", "emitted_wall", "visible_wall")
 RECONCILIATION_COLUMNS = ("station_id", "tank", "day", "variance_ml",
                           "cumulative_variance_pct_of_sales")
@@ -122,6 +116,12 @@ ALERT_FIELDS = ("id", "station_id", "kind", "severity", "raised_at", "as_of", "d
                 "nozzle", "tank", "title", "detail", "evidence", "status", "created_at",
                 "detector", "confirmed_at")
 ALERT_REQUIRED = ("id", "station_id", "kind", "as_of")  # what the oracle cannot do without
+
+
+def is_sut_role(role: str) -> bool:
+    """A process of the system under test: "platform", "broker", "collector:UMB01",
+    "collectors", "collectors1" … (fleet mode, N processes); not "harness" or "devices"."""
+    return role.split(":")[0].rstrip("0123456789") in SUT_ROLES
 
 
 class RunDataError(ValueError):
