@@ -148,8 +148,13 @@ class Ingestor:
         self.clock = clock
         self.rejection_sample = rejection_sample
         self._rejection_log = RejectionLog()
-        # new rows of the batch in progress, kind → key → row: one bulk insert per kind
-        self._new: dict[str, dict[str, tuple]] = {}
+        # the batch in progress, looked up and written in bulk (a few statements per batch,
+        # not four per message: each is a round trip on PostgreSQL)
+        self._new: dict[str, dict[str, tuple]] = {}  # kind → key → new row
+        self._stored: dict[str, dict[str, str]] = {}  # table → key → digest, before the batch
+        self._seen: dict[tuple[str, int], tuple[str, float]] = {}  # message → (digest, sent_at)
+        self._fresh: set[tuple[str, int]] = set()  # messages this batch stored first
+        self._acks: list[tuple[str, int, Outcome, str, bytes]] = []
 
     # -- public -------------------------------------------------------------------------
     def process(self, batch: list[Inbound]) -> list[Outcome]:
@@ -160,8 +165,11 @@ class Ingestor:
         tally = _Tally()
         rejections: list[tuple] = []
         outcomes: list[Outcome] = []
-        self._new = {}
+        self._new, self._acks = {}, []
+        verified = [r for r in checked if isinstance(r, Verified)]
         with self.conn.transaction():
+            self._look_up_messages(verified, now)
+            self._look_up_records(verified)
             chain = ChainAppender(self.conn)
             chain.lock(r.payload["station_id"] for r in checked
                        if isinstance(r, Verified) and r.topic.kind in TABLE_OF_KIND)
@@ -179,6 +187,7 @@ class Ingestor:
                     self._rejection_log.log(outcome.station_id, msg.topic, outcome.reason,
                                             outcome.detail)
                 outcomes.append(outcome)
+            self._issue_acks(now)
             for kind, rows in self._new.items():
                 self.conn.insert(TABLE_OF_KIND[kind], _COLUMNS[kind], list(rows.values()),
                                  skip_conflict_on="key")
@@ -204,11 +213,19 @@ class Ingestor:
                   rejections: list[tuple], chain: ChainAppender) -> Outcome:
         p = v.payload
         sid = p["station_id"]
-        seen = self.conn.query_one(
-            "SELECT digest, sent_at FROM ingest_messages WHERE station_id = ? AND msg_seq = ?",
-            (sid, p["msg_seq"]))
+        ident = (sid, p["msg_seq"])
+        seen = self._seen.get(ident)
         redelivery = seen is not None
-        if seen is not None:
+        if ident in self._fresh:  # this copy stored it; a later copy in the batch is seen
+            self._fresh.discard(ident)
+            self._seen[ident] = (v.digest, p["sent_at"])
+            tally.add(sid, f"messages:{p['type']}")
+        elif seen is None:
+            # another platform instance on this database stored it since our look-up (both
+            # subscribe to the broker): a redelivery, not a primary-key error
+            redelivery = True
+            tally.add(sid, "messages:redelivered")
+        else:
             digest, sent_at = seen
             if msg.retained and digest == v.digest:
                 tally.add(sid, "ignored:retained_redelivery")
@@ -221,17 +238,6 @@ class Ingestor:
                                f" sent_at {float(sent_at):.0f} is {now - float(sent_at):.0f} s "
                                f"old (window {self.replay_window_s:.0f} s)", sid)
             tally.add(sid, "messages:redelivered")
-        else:
-            inserted = self.conn.execute(
-                "INSERT INTO ingest_messages (station_id, msg_seq, type, device, sent_at, "
-                "received_at, digest, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (station_id, msg_seq) DO NOTHING",
-                (sid, p["msg_seq"], p["type"], p.get("device"), p["sent_at"], now, v.digest,
-                 len(p.get("records", ())))).rowcount
-            # 0: another platform instance on this database stored it since our SELECT (both
-            # subscribe to the broker): a redelivery, not a primary-key error
-            redelivery = inserted == 0
-            tally.add(sid, "messages:redelivered" if redelivery else f"messages:{p['type']}")
 
         kind = v.topic.kind
         if kind == "heartbeat":
@@ -245,8 +251,52 @@ class Ingestor:
 
         outcome = self._records(msg, v, now, tally, rejections, chain)
         outcome.status = "redelivery" if redelivery else "stored"
-        outcome.ack = self._ack(sid, p["msg_seq"], outcome, ring, now)
+        active = ring.active(sid)
+        if active is not None:  # verified with this station's key, so it has one
+            self._acks.append((sid, p["msg_seq"], outcome, *active))
         return outcome
+
+    def _look_up_messages(self, verified: list[Verified], now: float) -> None:
+        """What the database knew of the batch's messages before it (`_seen`), and store
+        those it did not know (`_fresh`: the ones this batch inserted)."""
+        self._seen, self._fresh = {}, set()
+        first: dict[tuple[str, int], Verified] = {}
+        for v in verified:
+            first.setdefault((v.payload["station_id"], v.payload["msg_seq"]), v)
+        idents = list(first)
+        for chunk in in_chunks(idents):
+            self._seen.update(((sid, int(seq)), (digest, float(sent_at)))
+                              for sid, seq, digest, sent_at in self.conn.query(
+                "SELECT m.station_id, m.msg_seq, m.digest, m.sent_at FROM ingest_messages m "
+                f"JOIN (VALUES {', '.join(['(?, ?)'] * len(chunk))}) v "
+                "ON m.station_id = v.column1 AND m.msg_seq = v.column2",
+                [x for ident in chunk for x in ident]))
+        new = [ident for ident in idents if ident not in self._seen]
+        for chunk in in_chunks(new):
+            rows = [(sid, seq, p["type"], p.get("device"), p["sent_at"], now, v.digest,
+                     len(p.get("records", ())))
+                    for sid, seq in chunk for v in (first[(sid, seq)],) for p in (v.payload,)]
+            self._fresh.update((sid, int(seq)) for sid, seq in self.conn.query(
+                "INSERT INTO ingest_messages (station_id, msg_seq, type, device, sent_at, "
+                "received_at, digest, records) VALUES "
+                f"{', '.join(['(' + placeholders(8) + ')'] * len(rows))} "
+                "ON CONFLICT (station_id, msg_seq) DO NOTHING RETURNING station_id, msg_seq",
+                [x for row in rows for x in row]))
+
+    def _look_up_records(self, verified: list[Verified]) -> None:
+        """The digests already stored under the keys the batch's records carry."""
+        keys: dict[str, set[str]] = {}
+        for v in verified:
+            if v.topic.kind in TABLE_OF_KIND:
+                keys.setdefault(TABLE_OF_KIND[v.topic.kind], set()).update(
+                    rec["key"] for rec in v.payload["records"])
+        self._stored = {}
+        for table, wanted in keys.items():
+            stored = self._stored[table] = {}
+            for chunk in in_chunks(sorted(wanted)):
+                stored.update(self.conn.query(
+                    f"SELECT key, digest FROM {table} WHERE key IN "
+                    f"({placeholders(len(chunk))})", chunk))
 
     def _records(self, msg: Inbound, v: Verified, now: float, tally: _Tally,
                  rejections: list[tuple], chain: ChainAppender) -> Outcome:
@@ -277,18 +327,14 @@ class Ingestor:
             order.append(key)
 
         table = TABLE_OF_KIND[kind]
-        stored: dict[str, str] = {}
-        for chunk in in_chunks(order):
-            stored.update(self.conn.query(
-                f"SELECT key, digest FROM {table} WHERE key IN ({placeholders(len(chunk))})",
-                chunk))
         new_rows = self._new.setdefault(kind, {})
-        # an earlier message of this batch may carry the key too (a resend): staged, not stored
-        stored.update((key, new_rows[key][-1]) for key in order if key in new_rows)
+        before = self._stored.get(table, {})
         for key in order:
             rec, digest = candidates[key]
-            if key in stored:
-                if stored[key] == digest:
+            # an earlier message of this batch may carry the key too (a resend): staged
+            stored = new_rows[key][-1] if key in new_rows else before.get(key)
+            if stored is not None:
+                if stored == digest:
                     out.duplicates.append(key)
                 else:
                     out.rejected.append((key, "conflict"))
@@ -315,26 +361,31 @@ class Ingestor:
                         ", ".join(f"{k} ({r})" for k, r in out.rejected[:5]))
         return out
 
-    def _ack(self, sid: str, acked: int, out: Outcome, ring: KeyRing,
-             now: float) -> tuple[str, bytes] | None:
-        active = ring.active(sid)
-        if active is None:  # verified with this station's key, so it has one
-            return None
-        kid, key = active
-        row = self.conn.query_one(
-            "INSERT INTO ack_counters (station_id, msg_seq) VALUES (?, 1) "
-            "ON CONFLICT (station_id) DO UPDATE SET msg_seq = ack_counters.msg_seq + 1 "
-            "RETURNING msg_seq", (sid,))
-        if row is None:  # RETURNING always gives the row; a database that does not is broken
-            raise RuntimeError(f"ack counter of {sid}: the database returned no row")
-        (seq,) = row
-        topic = ack_topic(sid)
-        body = {"v": 1, "type": "ack", "station_id": sid, "msg_seq": int(seq), "sent_at": now,
-                "acked_msg_seq": acked, "accepted": out.accepted,
-                "duplicates": out.duplicates,
-                "rejected": [{"key": k, "reason": r} for k, r in out.rejected]}
-        signed = signing.sign(key, kid, topic, body)
-        return topic, json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
+    def _issue_acks(self, now: float) -> None:
+        """Number and sign the batch's acks: one upsert of every station's ack counter."""
+        if not self._acks:
+            return
+        counts = Counter(sid for sid, *_ in self._acks)
+        rows = list(counts.items())
+        last = dict(self.conn.query(
+            "INSERT INTO ack_counters (station_id, msg_seq) VALUES "
+            f"{', '.join(['(?, ?)'] * len(rows))} ON CONFLICT (station_id) DO UPDATE SET "
+            "msg_seq = ack_counters.msg_seq + excluded.msg_seq RETURNING station_id, msg_seq",
+            [x for row in rows for x in row]))
+        if set(last) != set(counts):  # RETURNING gives every row; a database that does not is broken
+            raise RuntimeError(f"ack counters: the database returned {sorted(last)} for "
+                               f"{sorted(counts)}")
+        seq = {sid: int(last[sid]) - n for sid, n in counts.items()}
+        for sid, acked, out, kid, key in self._acks:
+            seq[sid] += 1
+            topic = ack_topic(sid)
+            body = {"v": 1, "type": "ack", "station_id": sid, "msg_seq": seq[sid],
+                    "sent_at": now, "acked_msg_seq": acked, "accepted": out.accepted,
+                    "duplicates": out.duplicates,
+                    "rejected": [{"key": k, "reason": r} for k, r in out.rejected]}
+            signed = signing.sign(key, kid, topic, body)
+            out.ack = topic, json.dumps(signed, separators=(",", ":"),
+                                        ensure_ascii=False).encode()
 
     # -- status -------------------------------------------------------------------------
     def _heartbeat(self, p: dict[str, Any], now: float) -> None:

@@ -338,15 +338,51 @@ def test_two_platform_instances_on_one_database_do_not_race_on_a_message(db_url:
     first, second = make_ingestor(db, Clock()), make_ingestor(db, Clock())
     msg = data_message("UMB01", "G", "inventory", [inventory("UMB01", 5, T0)], 3, NOW)
     assert first.process([inbound(msg)])[0].accepted
-    looked_up = second.conn.query_one
+    looked_up = second.conn.query
 
     def before_the_commit(sql: str, params=()):  # the lookup ran before the first committed
-        return None if "FROM ingest_messages" in sql else looked_up(sql, params)
+        return [] if sql.startswith("SELECT") and "FROM ingest_messages" in sql \
+            else looked_up(sql, params)
 
-    second.conn.query_one = before_the_commit  # type: ignore[method-assign]
+    second.conn.query = before_the_commit  # type: ignore[method-assign]
     [out] = second.process([inbound(msg)])
     assert out.status == "redelivery" and out.duplicates == [f"UMB01/G/inventory/5/{T0}"]
     assert count(db, "inventory") == 1 and counters(db)["messages:redelivered"] == 1
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_number_of_messages(
+        db_url: str) -> None:
+    """Messages are looked up, stored and acknowledged in bulk: on PostgreSQL each statement
+    is a round trip, and four per message made small messages cost twice as much (issue 11)."""
+    db = ready_database(db_url)
+    ing = make_ingestor(db, Clock())
+    statements = 0
+
+    def counted(method):
+        def call(*args, **kwargs):
+            nonlocal statements
+            statements += 1
+            return method(*args, **kwargs)
+        return call
+
+    for name in ("execute", "query", "query_one", "executemany", "insert"):
+        setattr(ing.conn, name, counted(getattr(ing.conn, name)))
+
+    def batch(first_seq: int, n: int) -> int:
+        nonlocal statements
+        statements = 0
+        msgs = [data_message("UMB01", "G", "inventory", [inventory("UMB01", seq, T0 + 600 * seq)],
+                             seq, NOW) for seq in range(first_seq, first_seq + n)]
+        outs = ing.process([inbound(m) for m in msgs])
+        assert [o.status for o in outs] == ["stored"] * n and all(o.ack for o in outs)
+        acks = [verify_ack(*o.ack, KEYS["UMB01"]["k1"]) for o in outs]
+        assert [a["acked_msg_seq"] for a in acks] == list(range(first_seq, first_seq + n))
+        return statements
+
+    assert batch(1, 2) == batch(3, 20)
+    assert count(db, "inventory") == count(db, "ingest_messages") == 22
+    with db.borrow() as conn:
+        assert int(conn.query_one("SELECT msg_seq FROM ack_counters")[0]) == 22
 
 
 def test_forged_message_does_not_burn_the_msg_seq(db_url: str) -> None:
