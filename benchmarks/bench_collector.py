@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
 import random
 import signal
 import socket
@@ -34,6 +33,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from proc_stat import cpu_seconds  # noqa: E402
 
 from acceptance.broker import Mosquitto  # noqa: E402
 from collector.keys import generate_key_file, load_key_file  # noqa: E402
@@ -114,12 +115,6 @@ def free_port_range(n: int) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError(f"no {n} consecutive free ports found")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc (children excluded)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

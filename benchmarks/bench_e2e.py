@@ -46,24 +46,14 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
+from proc_stat import stat
 
 from acceptance.chain import Chain, ChainSettings
 from scenarios.variant import write_scenario_variant
 
 REPO = Path(__file__).resolve().parent.parent
 BANNER = REPO / "scenarios" / "urad-middle-banner.yaml"
-TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_S = 30 * 60  # issue 3: 46 stations × 180 days end to end within 30 minutes
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds user+system) of a live process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class CpuSampler:
@@ -85,7 +75,7 @@ class CpuSampler:
         cpu: dict[int, float] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                st = _stat(int(entry))
+                st = stat(int(entry))
                 if st:
                     parents[int(entry)], cpu[int(entry)] = st
         for name, root in self.roots.items():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -25,27 +24,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from proc_stat import cpu_seconds
+
 from acceptance.broker import EmbeddedBroker, free_port
 from acceptance.observe import ApiError, PlatformClient
 from acceptance.observed_records import write_observed_records
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
 
 def export_once(client: PlatformClient, pid: int, stations: list[str], out: Path) -> dict:
     out.mkdir()
-    cpu0, here0, t0 = _cpu_s(pid), time.process_time(), time.perf_counter()
+    cpu0, here0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
     written = write_observed_records(client, stations, out)
     wall = time.perf_counter() - t0
     shutil.rmtree(out)
     records = sum(written.values())
     return {"records": records, "wall_s": round(wall, 2),
-            "records_per_s": round(records / wall), "platform_cpu_s": round(_cpu_s(pid) - cpu0, 2),
+            "records_per_s": round(records / wall), "platform_cpu_s": round(cpu_seconds(pid) - cpu0, 2),
             "harness_cpu_s": round(time.process_time() - here0, 2)}
 
 

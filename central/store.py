@@ -168,11 +168,12 @@ class Ingestor:
         self._new, self._acks = {}, []
         verified = [r for r in checked if isinstance(r, Verified)]
         with self.conn.transaction():
+            chain = ChainAppender(self.conn)
+            chain.lock(v.payload["station_id"] for v in verified
+                       if v.topic.kind in TABLE_OF_KIND)
+            # after the lock: another instance's commit of the same stations is visible
             self._look_up_messages(verified, now)
             self._look_up_records(verified)
-            chain = ChainAppender(self.conn)
-            chain.lock(r.payload["station_id"] for r in checked
-                       if isinstance(r, Verified) and r.topic.kind in TABLE_OF_KIND)
             for msg, result in zip(batch, checked, strict=True):
                 if isinstance(result, Rejection):
                     outcome = Outcome("rejected", result.reason, result.detail,
