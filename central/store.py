@@ -274,9 +274,7 @@ class Ingestor:
                 [x for ident in chunk for x in ident]))
         new = [ident for ident in idents if ident not in self._seen]
         for chunk in in_chunks(new):
-            rows = [(sid, seq, p["type"], p.get("device"), p["sent_at"], now, v.digest,
-                     len(p.get("records", ())))
-                    for sid, seq in chunk for v in (first[(sid, seq)],) for p in (v.payload,)]
+            rows = [_message_row(first[ident], now) for ident in chunk]
             self._fresh.update((sid, int(seq)) for sid, seq in self.conn.query(
                 "INSERT INTO ingest_messages (station_id, msg_seq, type, device, sent_at, "
                 "received_at, digest, records) VALUES "
@@ -474,6 +472,12 @@ class Ingestor:
                 "SELECT id FROM ingest_rejections WHERE station_id = ? "
                 "ORDER BY received_at DESC, id DESC LIMIT ?)",
                 (sid, sid, self.rejection_sample))
+
+
+def _message_row(v: Verified, now: float) -> tuple:
+    p = v.payload
+    return (p["station_id"], p["msg_seq"], p["type"], p.get("device"), p["sent_at"], now,
+            v.digest, len(p.get("records", ())))
 
 
 def _stored_digest(kind: str, rec: Mapping[str, Any], digest: str) -> str:
