@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.signing import canonical_text
+
 SCHEMA_VERSION = 1
 MSG_SEQ_BLOCK = 1000  # msg_seq values reserved per durable write
 
@@ -104,7 +106,7 @@ class PendingRow:
     key: str
     kind: str
     device: str
-    payload: str  # JSON text of the uplink record
+    payload: str  # JSON text of the uplink record (canonical from Spool.canonical_from on)
 
 
 class Spool:
@@ -135,6 +137,7 @@ class Spool:
         self._lock: asyncio.Lock | None = None  # serialises this spool's worker calls
         self.boot_id = uuid.uuid4().hex
         self.boots = self._bump_boot()
+        self.canonical_from = self._canonical_from()
         reserved = int(self._meta("msg_seq_reserved", "0"))
         self._next_msg_seq = reserved + 1
         self._reserved = reserved
@@ -217,6 +220,17 @@ class Spool:
             self._set_meta(db, "boot_id", self.boot_id)
         return boots
 
+    def _canonical_from(self) -> int:
+        """The spool id from which payloads are kept as their canonical text (sign_records
+        splices them into messages as they are); a spool of an older collector has its
+        rows before it re-encoded when they are sent."""
+        with self._tx(self._meta_db) as db:
+            first = self._meta("canonical_from", "")
+            if not first:
+                first = str(self._issued_id(db) + 1)
+                self._set_meta(db, "canonical_from", first)
+        return int(first)
+
     # -- message sequence --------------------------------------------------------------------
 
     def next_msg_seq(self) -> int:
@@ -244,8 +258,7 @@ class Spool:
         Returns the number of new rows. Only after this returns may the FIFO be acknowledged.
         """
         now = time.time() if now is None else now
-        rows = [(r.key, r.kind, r.device, json.dumps(r.payload, separators=(",", ":")), now)
-                for r in records]
+        rows = [(r.key, r.kind, r.device, canonical_text(r.payload), now) for r in records]
         if not rows and not meta:
             return 0
         with self._tx() as db:

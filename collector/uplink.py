@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.aio import sleep_or_stop, wait_any
 from collector.keys import StationKeys
 from collector.mqtt_loop import LoopDriver
-from collector.signing import sign, verify
+from collector.signing import canonical_text, sign, sign_records, verify
 from collector.spool import PendingRow, Spool
 
 log = logging.getLogger(__name__)
@@ -339,8 +339,10 @@ class Uplink:
             log.error("%s: no msg_seq (spool: %s); sending later", self.station_id, exc)
             return False
         payload["device"] = b.device
-        payload["records"] = [json.loads(r.payload) for r in b.rows]
-        data = sign(topic, payload, self.keys)
+        canonical_from = self.spool.canonical_from
+        records = [r.payload if r.id >= canonical_from else canonical_text(json.loads(r.payload))
+                   for r in b.rows]
+        data = sign_records(topic, payload, records, self.keys)
         info = self.client.publish(topic, data, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats.publish_errors += 1

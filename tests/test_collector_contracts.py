@@ -8,11 +8,13 @@ import json
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.endpoints import EndpointError, load_endpoints, parse_endpoints
 from collector.keys import KeyFileError, StationKeys, generate_key_file, load_key_file
 from collector.profile import ProfileError, load_profile, load_profiles, parse_profile
-from collector.signing import canonical_bytes, sign, verify
+from collector.signing import canonical_bytes, canonical_text, sign, sign_records, verify
 
 KEY = bytes(range(32))  # 000102…1f
 KEYS = StationKeys("UMB01", "k1", {"k1": KEY, "k0": b"\x11" * 32})
@@ -59,6 +61,26 @@ def test_verify_rejects_tampering_other_topic_and_unknown_kid():
     old = {"v": 1, "type": "ack", "station_id": "UMB01", "msg_seq": 9, "sent_at": 1.0}
     sign("fsx/v1/UMB01/ack", old, StationKeys("UMB01", "k0", KEYS.keys))
     assert old["kid"] == "k0" and verify("fsx/v1/UMB01/ack", old, KEYS)
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=8) \
+    | st.floats(allow_nan=False, allow_infinity=False)
+_RECORD = st.dictionaries(st.text(max_size=6), _JSON_SCALARS, max_size=6)
+
+
+@given(envelope=st.dictionaries(st.text(max_size=9), _JSON_SCALARS, max_size=6),
+       records=st.lists(_RECORD, max_size=4))
+def test_records_spliced_as_canonical_text_sign_the_same_bytes(envelope, records):
+    """The uplink splices the spool's canonical record texts into the message: the bytes
+    and the signature are those of signing the parsed records, whatever the envelope's keys
+    (sorting before or after "records", non-ASCII)."""
+    envelope.pop("records", None)
+    whole = {**envelope, "records": records}
+    spliced = dict(envelope)
+    assert sign_records("fsx/v1/UMB01/D1/evt/transaction", spliced,
+                        [canonical_text(r) for r in records], KEYS) \
+        == sign("fsx/v1/UMB01/D1/evt/transaction", whole, KEYS)
+    assert spliced["sig"] == whole["sig"] and "records" not in spliced
 
 
 def test_generated_key_file_round_trips(tmp_path):

@@ -30,6 +30,26 @@ def test_add_is_idempotent_by_key_and_keeps_arrival_order(tmp_path):
     spool.close()
 
 
+def test_payloads_are_kept_canonical_from_the_first_id_of_this_format(tmp_path):
+    """A spool of an older collector (payloads in key order, no `canonical_from`) has its
+    rows before the mark re-encoded by the uplink; every row after it is canonical."""
+    fresh = Spool(tmp_path, "S01")
+    fresh.close()
+    old = sqlite3.connect(fresh.path)
+    old.execute("INSERT INTO pending(key, kind, device, payload, first_seen) VALUES "
+                "('k1', 'transaction', 'D1', '{\"seq\":1,\"key\":\"k1\"}', 0)")
+    old.execute("DELETE FROM meta WHERE name = 'canonical_from'")
+    old.commit()
+    old.close()
+    spool = Spool(tmp_path, "S01")
+    spool.add([SpoolRecord("k2", "transaction", "D1", {"seq": 2, "油": "92", "key": "k2"})])
+    first, second = spool.pending_after(0, 10)
+    assert first.id < spool.canonical_from <= second.id
+    assert second.payload == '{"key":"k2","seq":2,"油":"92"}'
+    spool.close()
+    assert Spool(tmp_path, "S01").canonical_from == second.id  # the mark stays where it is
+
+
 def test_delete_and_reject(tmp_path):
     spool = Spool(tmp_path, "S01")
     spool.add([rec(i) for i in range(5)])

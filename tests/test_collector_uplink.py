@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
 import time
 
 import jsonschema
@@ -30,6 +31,7 @@ from acceptance.broker import Mosquitto
 from collector.keys import StationKeys
 from collector.poller import PollSettings
 from collector.profile import load_profiles
+from collector.spool import Spool, SpoolRecord
 from collector.station import CollectorSettings, StationCollector
 from collector.uplink import MAX_ACK_BYTES, UplinkSettings
 from contracts import UPLINK_SCHEMAS
@@ -219,6 +221,37 @@ def test_unacknowledged_records_travel_again_in_a_new_message(tmp_path, broker):
         seqs = carrying()
         assert len(seqs) == len(set(seqs)) >= 2  # each resend is a new message
         assert list(platform.data) == [key]
+    finally:
+        platform.close()
+
+
+def test_records_an_older_collector_spooled_are_sent_signed_canonically(tmp_path, broker):
+    """Collectors before the spool's `canonical_from` kept payloads in key order; those rows
+    are re-encoded when sent (spliced as they are, their signature would not verify)."""
+    old = Spool(tmp_path / "spool", "S01")
+    old.add([SpoolRecord("S01/D1/transactions/9/1767225600", "transaction", "D1",
+                         {"seq": 9, "key": "S01/D1/transactions/9/1767225600", "油": 1})])
+    old.close()
+    db = sqlite3.connect(old.path)
+    db.execute("UPDATE pending SET payload = '{\"seq\":9,\"key\":\"S01/D1/transactions/9/"
+               "1767225600\",\"\\u6cb9\":1}'")  # as json.dumps wrote it before
+    db.execute("DELETE FROM meta WHERE name = 'canonical_from'")
+    db.commit()
+    db.close()
+    station = Station()
+    expected = fill(station)
+    platform = FakePlatform(broker.host, broker.port, "S01", KEY)
+
+    async def scenario():
+        async with collecting(station, broker, tmp_path / "spool") as collector:
+            assert collector.spool.canonical_from == 2  # row 1 is the older collector's
+            assert await until(lambda: collector.spool.backlog == 0
+                               and len(platform.data) == len(expected) + 1, 20)
+
+    try:
+        run(scenario())
+        assert platform.bad_signatures == 0
+        assert platform.data["S01/D1/transactions/9/1767225600"]["油"] == 1
     finally:
         platform.close()
 
