@@ -1,4 +1,5 @@
-"""The Modbus link to one station: its TCP gateway or RTU serial line (pymodbus 3.16 async).
+"""The Modbus link to one station: its TCP gateway (collector/modbus_tcp.py) or RTU serial
+line (pymodbus 3.16 async).
 
 Every request is bounded by a timeout and classified: `LinkError` when the device did not
 answer properly (timeout, no connection, garbled reply, an exception code other than the
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 
 from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
 from collector.endpoints import StationEndpoint
+from collector.modbus_tcp import ExceptionReply, ModbusTcpClient, ReplyError
 
 ILLEGAL_FUNCTION = 1
 ILLEGAL_DATA_ADDRESS = 2
@@ -37,18 +39,9 @@ class ModbusLink:
     def __init__(self, endpoint: StationEndpoint, timeout: float = 1.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient
-        if endpoint.transport == "tcp":
-            self.client = AsyncModbusTcpClient(endpoint.host, port=endpoint.port, timeout=timeout,
-                                               retries=0, reconnect_delay=0)
-        else:
-            self.client = AsyncModbusSerialClient(
-                endpoint.serial_port, framer=FramerType.RTU, baudrate=endpoint.baudrate,
-                bytesize=endpoint.bytesize, parity=endpoint.parity, stopbits=endpoint.stopbits,
-                timeout=timeout, retries=0, reconnect_delay=0)
-        # One silent unit must not make pymodbus drop the link the other units share;
-        # the poller decides when a device is off line.
-        self.client.set_max_no_responses(1 << 30)
+        self.client: ModbusTcpClient | _SerialClient = (
+            ModbusTcpClient(endpoint.host, endpoint.port, timeout)
+            if endpoint.transport == "tcp" else _SerialClient(endpoint, timeout))
         self._lock = asyncio.Lock()
 
     async def _ensure_connected(self) -> None:
@@ -65,14 +58,11 @@ class ModbusLink:
         async with self._lock:
             await self._ensure_connected()
             try:
-                reply = await asyncio.wait_for(coro_factory(), self.timeout * 2 + 1.0)
-            except (TimeoutError, OSError, ModbusException) as exc:
+                return await coro_factory()
+            except ExceptionReply as exc:
+                raise ModbusExceptionReply(exc.code, what) from exc
+            except (TimeoutError, OSError, ReplyError) as exc:
                 raise LinkError(f"{what}: {type(exc).__name__}: {exc}") from exc
-        if reply is None:
-            raise LinkError(f"{what}: no reply")
-        if reply.isError():
-            raise ModbusExceptionReply(getattr(reply, "exception_code", -1), what)
-        return reply
 
     async def read(self, unit_id: int, address: int, count: int,
                    write: tuple[int, int] | None = None) -> list[int]:
@@ -80,14 +70,11 @@ class ModbusLink:
         `write` (address, value): FC23, which writes that register first, then reads."""
         if write is None:
             what = f"unit {unit_id} read {address}+{count}"
-            reply = await self._call(what, lambda: self.client.read_holding_registers(
-                address, count=count, device_id=unit_id))
+            regs = await self._call(what, lambda: self.client.read(unit_id, address, count))
         else:
             what = f"unit {unit_id} write {write[0]}={write[1]} and read {address}+{count}"
-            reply = await self._call(what, lambda: self.client.readwrite_registers(
-                read_address=address, read_count=count, write_address=write[0],
-                values=[write[1]], device_id=unit_id))
-        regs = list(reply.registers)
+            regs = await self._call(what, lambda: self.client.write_read(
+                unit_id, address, count, write[0], write[1]))
         if len(regs) != count:
             # Also catches a late reply to an earlier request on a serial line.
             raise LinkError(f"{what}: reply holds {len(regs)} registers")
@@ -96,7 +83,58 @@ class ModbusLink:
     async def write(self, unit_id: int, address: int, value: int) -> None:
         """FC06 write of one register."""
         await self._call(f"unit {unit_id} write {address}={value}",
-                         lambda: self.client.write_register(address, value, device_id=unit_id))
+                         lambda: self.client.write(unit_id, address, value))
 
     def close(self) -> None:
         self.client.close()
+
+
+class _SerialClient:
+    """pymodbus's RTU client behind the requests of ModbusTcpClient (same names, same errors)."""
+
+    def __init__(self, endpoint: StationEndpoint, timeout: float) -> None:
+        self._client = AsyncModbusSerialClient(
+            endpoint.serial_port, framer=FramerType.RTU, baudrate=endpoint.baudrate,
+            bytesize=endpoint.bytesize, parity=endpoint.parity, stopbits=endpoint.stopbits,
+            timeout=timeout, retries=0, reconnect_delay=0)
+        self.timeout = timeout
+        # One silent unit must not make pymodbus drop the line the other units share;
+        # the poller decides when a device is off line.
+        self._client.set_max_no_responses(1 << 30)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    async def connect(self) -> bool:
+        return await self._client.connect()
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def _reply(self, request):
+        try:
+            # pymodbus has its own timeout; this bound is for a request it never ends
+            reply = await asyncio.wait_for(request, self.timeout * 2 + 1.0)
+        except ModbusException as exc:
+            raise ReplyError(f"{type(exc).__name__}: {exc}") from exc
+        if reply is None:
+            raise ReplyError("no reply")
+        if reply.isError():
+            raise ExceptionReply(getattr(reply, "exception_code", -1))
+        return reply
+
+    async def read(self, unit: int, address: int, count: int) -> list[int]:
+        reply = await self._reply(self._client.read_holding_registers(
+            address, count=count, device_id=unit))
+        return list(reply.registers)
+
+    async def write_read(self, unit: int, address: int, count: int,
+                         write_address: int, value: int) -> list[int]:
+        reply = await self._reply(self._client.readwrite_registers(
+            read_address=address, read_count=count, write_address=write_address,
+            values=[value], device_id=unit))
+        return list(reply.registers)
+
+    async def write(self, unit: int, address: int, value: int) -> None:
+        await self._reply(self._client.write_register(address, value, device_id=unit))
