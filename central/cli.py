@@ -116,9 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-interval", type=_positive, default=1.0,
                    help="wall seconds between detection passes (1.0); each pass evaluates "
                         "every station whose watermark reached a new checkpoint")
-    p.add_argument("--detect-budget", type=_share, default=0.25,
+    p.add_argument("--detect-budget", type=_share, default=0.05,
                    help="share of a core (0 < b ≤ 1) the evaluations of stations whose data "
-                        "still arrives may use (0.25); binds only in compressed runs, where "
+                        "still arrives may use (0.05); binds only in compressed runs, where "
                         "it defers evaluations, never their alerts' as_of "
                         "(central/detectors/service.py)")
     p.add_argument("--limit-scale", type=_positive, default=1.0,
