@@ -84,7 +84,6 @@ def _time_out(waiter: asyncio.Future) -> None:
 class ModbusTcpClient:
     """Every request is bounded by `timeout` (TimeoutError)."""
 
-
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self._protocol: _Protocol | None = None
