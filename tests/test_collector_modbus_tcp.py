@@ -68,7 +68,9 @@ def test_requests_are_framed_as_the_standard_says():
         return [await c.read(11, 1000, 3), await c.write_read(11, 1000, 2, 1099, 65535),
                 await c.write(12, 1099, 7)]
 
-    echo = lambda r: [r]  # noqa: E731  FC06 answers with the request itself
+    def echo(request: bytes) -> list[bytes]:  # FC06 answers with the request itself
+        return [request]
+
     got, seen = run([lambda r: [registers(r, [1, 2, 65535])], lambda r: [registers(r, [4, 5])],
                      echo], calls)
     assert got == [[1, 2, 65535], [4, 5], None]
