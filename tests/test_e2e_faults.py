@@ -118,6 +118,8 @@ def test_network_cut_for_a_simulated_day(tmp_path):
     with Chain(settings(tmp_path)) as chain:
         t0 = chain.scenario.start_epoch
         chain.wait_sim_time(t0 + 12 * H, timeout=60)  # the world holds here while we cut
+        # a loaded machine may start the collector late: cut a link that has carried data
+        wait_for(lambda: chain.api.ingest_stats("UMB44")["accepted"], 60, "UMB44 records in")
         chain.cut_network("UMB44")
         cut_at = chain.sim_time()
         held = [chain.custody()["UMB44"]]
