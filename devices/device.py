@@ -1,7 +1,8 @@
 """One field device (加油机 dispenser or 液位仪 tank gauge) as a Modbus unit.
 
 A FieldDevice owns its cursor FIFOs and its register image, takes the world's records
-(`accept`), and answers Modbus requests through `action` (the pymodbus SimDevice hook).
+(`accept`), and answers Modbus requests: `misbehaviour`, `write_ack` and its image serve
+devices.tcp_server; `action` is the pymodbus SimDevice hook (RTU).
 Unit ids: tank gauge 1, dispenser n -> 10 + n.
 """
 
@@ -230,6 +231,31 @@ class FieldDevice:
         return "taken off line" if self.offline else "fault device_silent"
 
     # ---- Modbus ------------------------------------------------------------------------
+    def misbehaviour(self) -> tuple[str | None, float]:
+        """How the device treats the request in hand: ("silent", 0) no reply, ("busy", 0)
+        exception 06, ("slow", delay_s) the reply comes late, (None, 0) as usual; counted."""
+        if self.silent_now():
+            self.ignored_requests += 1
+            return "silent", 0.0
+        mode, delay = self.silence.mode_at(self.clock.now) if self.silence else (None, 0.0)
+        if mode == "busy":
+            self.busy_replies += 1
+        elif mode == "slow":
+            self.slow_replies += 1
+        return mode, delay
+
+    def write_ack(self, address: int, count: int, value: int) -> ExcCodes | None:
+        """A write (FC06, FC16, the write of FC23): only to a FIFO ack register, one at a
+        time (02 otherwise); a sequence that is not pending changes nothing (03)."""
+        fifo = self.ack_fifos.get(address)
+        if fifo is None or count != 1:
+            return ExcCodes.ILLEGAL_ADDRESS
+        try:
+            fifo.ack(value)
+        except AckError:
+            return ExcCodes.ILLEGAL_VALUE
+        return None
+
     async def action(
         self,
         func_code: int,
@@ -239,30 +265,20 @@ class FieldDevice:
         registers: list[int],
         set_values: Sequence[int] | Sequence[bool] | None,
     ) -> ExcCodes | None:
-        """pymodbus SimDevice hook, run before every reply (invalid/read-only addresses
-        were already answered with exception 02 by pymodbus). While the device is silent
-        it raises DeviceSilent, which the server answers with no reply at all."""
-        if self.silent_now():
-            self.ignored_requests += 1
+        """pymodbus SimDevice hook (RTU), run before every reply (invalid/read-only
+        addresses were already answered with exception 02 by pymodbus). While the device is
+        silent it raises DeviceSilent, which the server answers with no reply at all."""
+        mode, delay = self.misbehaviour()
+        if mode == "silent":
             raise DeviceSilent(f"{self.where} is silent ({self.silent_reason()})")
-        mode, delay = self.silence.mode_at(self.clock.now) if self.silence else (None, 0.0)
         if mode == "busy":
-            self.busy_replies += 1
             return ExcCodes.DEVICE_BUSY
         if mode == "slow":
-            self.slow_replies += 1
             await asyncio.sleep(delay)
         if set_values is not None:
             if func_code not in WRITE_FCS:
                 return ExcCodes.ILLEGAL_FUNCTION
-            fifo = self.ack_fifos.get(address)
-            if fifo is None or count != 1:
-                return ExcCodes.ILLEGAL_ADDRESS
-            try:
-                fifo.ack(int(set_values[0]))
-            except AckError:
-                return ExcCodes.ILLEGAL_VALUE
-            return None
+            return self.write_ack(address, count, int(set_values[0]))
         # FC06 reads the written register back for its echo: serve it like a read.
         if func_code not in READ_FCS and func_code != 6:
             return ExcCodes.ILLEGAL_FUNCTION

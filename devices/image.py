@@ -174,6 +174,18 @@ class DeviceImage:
             a = stop
             i += 1
 
+    def covers(self, address: int, count: int) -> bool:
+        """Every register of [address, address+count) lies in a region (else exception 02)."""
+        end = address + count
+        i = bisect.bisect_right(self._starts, address) - 1
+        a = address
+        while a < end:
+            if i < 0 or i >= len(self.regions) or not self.regions[i].start <= a < self.regions[i].end:
+                return False
+            a = self.regions[i].end
+            i += 1
+        return True
+
     def read(self, address: int, count: int) -> list[int]:
         out = [0] * count
         self.fill(out, 0, address, count)

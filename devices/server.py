@@ -1,14 +1,14 @@
 """Modbus servers: one per station, like the station's serial-to-Ethernet gateway (串口服务器).
 
-TCP: every device of the station behind one listening socket, one unit id per device;
-an unknown unit id answers exception 0x0B (gateway target failed to respond).
-RTU: the same devices on one serial line (a pty from devices.rtu); an unknown unit id
-gets no answer, as on a real RS-485 bus.
-Both: a silent device (devices.silence) gets no answer: the servers run with
-`ignore_missing_devices`, so its hook's NoSuchIdException means "send nothing", and on TCP
-the catch-all answers 0x0B itself. A device in a noise (RTU) or garbled (TCP) window has
-some of its reply frames corrupted on their way out (pymodbus's `trace_packet` hook sees
-every frame just before it is written).
+TCP: every device of the station behind one listening socket, one unit id per device
+(devices.tcp_server); an unknown unit id answers exception 0x0B (gateway target failed to
+respond).
+RTU: the same devices on one serial line (a pty from devices.rtu), served by pymodbus; an
+unknown unit id gets no answer, as on a real RS-485 bus. A silent device (devices.silence)
+gets no answer: the server runs with `ignore_missing_devices`, so its hook's
+NoSuchIdException means "send nothing".
+Both: a device in a noise (RTU) or garbled (TCP) window has some of its reply frames
+corrupted on their way out (`_on_the_wire` sees every frame just before it is written).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.device import FieldDevice
 from devices.silence import WIRE_MODES, garble
+from devices.tcp_server import TcpGateway
 
 RTU_SERIAL: dict[str, Any] = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
 
@@ -32,23 +32,11 @@ async def _no_such_device(func_code, start_address, address, count, registers, s
     raise NoSuchIdException("no device with this unit id at the station")
 
 
-async def _gateway_no_response(func_code, start_address, address, count, registers, set_values):
-    # TCP: the station's serial-to-Ethernet gateway reports the missing unit (0x0B).
-    return ExcCodes.GATEWAY_NO_RESPONSE
-
-
-def _catch_all(transport: str) -> SimDevice:
-    """Unit id 0 in pymodbus means 'every id not defined'."""
-    action = _gateway_no_response if transport == "tcp" else _no_such_device
-    return SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
-                     action=action)
-
-
-def _sim_devices(devices: Sequence[FieldDevice], transport: str) -> list[SimDevice]:
-    ids = [d.unit_id for d in devices]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"duplicate unit ids at one station: {sorted(ids)}")
-    return [d.sim_device() for d in devices] + [_catch_all(transport)]
+def _sim_devices(devices: Sequence[FieldDevice]) -> list[SimDevice]:
+    """The RTU line's devices, and unit id 0: in pymodbus 'every id not defined'."""
+    return [d.sim_device() for d in devices] + [SimDevice(
+        id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
+        action=_no_such_device)]
 
 
 class StationServer:
@@ -57,7 +45,10 @@ class StationServer:
     def __init__(self, station_id: str, devices: Sequence[FieldDevice]) -> None:
         self.station_id = station_id
         self.devices = list(devices)
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        ids = [d.unit_id for d in self.devices]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate unit ids at station {station_id}: {sorted(ids)}")
+        self._server: TcpGateway | ModbusSerialServer | None = None
         self.host: str | None = None
         self.port: int | None = None
         self.serial_port: str | None = None
@@ -77,7 +68,7 @@ class StationServer:
         self._transport = transport
 
     def _on_the_wire(self, sending: bool, frame: bytes) -> bytes:
-        """pymodbus `trace_packet` hook: a reply frame leaves corrupted if its device is in a
+        """`trace_packet` hook: a reply frame leaves corrupted if its device is in a
         noise/garbled window and the window's draw for this frame says so."""
         if not sending or len(frame) < 5:  # 5: an RTU exception reply, the shortest frame
             return frame
@@ -94,25 +85,21 @@ class StationServer:
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on host:port (0 = a free port); returns the port."""
         self._serve_as("tcp")
-        server = ModbusTcpServer(_sim_devices(self.devices, "tcp"), address=(host, port),
-                                 ignore_missing_devices=True, trace_packet=self._on_the_wire)
+        gateway = TcpGateway(self.station_id, self._by_unit,
+                             on_the_wire=lambda frame: self._on_the_wire(True, frame))
         try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:
+            self.port = await gateway.start(host, port)
+        except OSError as exc:
             raise OSError(f"station {self.station_id}: cannot listen on {host}:{port} ({exc})") from None
-        self._server = server
+        self._server = gateway
         self.host = host
-        sockets = getattr(server.transport, "sockets", None)
-        if not sockets:
-            raise OSError(f"station {self.station_id}: the server on {host}:{port} has no socket")
-        self.port = int(sockets[0].getsockname()[1])
         return self.port
 
     async def start_rtu(self, serial_port: str) -> None:
         """Serve on a serial device (the device end of a pty pair), 38400 8N1."""
         self._serve_as("rtu")
         server = ModbusSerialServer(
-            _sim_devices(self.devices, "rtu"), port=serial_port, ignore_missing_devices=True,
+            _sim_devices(self.devices), port=serial_port, ignore_missing_devices=True,
             reconnect_delay=0.5, trace_packet=self._on_the_wire, **RTU_SERIAL)
         try:
             await server.serve_forever(background=True)
@@ -122,6 +109,8 @@ class StationServer:
         self.serial_port = serial_port
 
     async def stop(self) -> None:
-        if self._server is not None:
+        if isinstance(self._server, TcpGateway):
+            await self._server.stop()
+        elif self._server is not None:
             await self._server.shutdown()
-            self._server = None
+        self._server = None
