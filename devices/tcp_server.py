@@ -94,8 +94,8 @@ def serve(dev: FieldDevice, pdu: bytes) -> bytes:
         r_address, r_count, w_address, w_count, nbytes = READ_WRITE.unpack_from(pdu, 1)
         if not 1 <= w_count <= MAX_RW_WRITE or nbytes != 2 * w_count or n != 10 + nbytes:
             return exception(fc, ILLEGAL_VALUE)
-        if (err := read_refusal(dev, r_address, r_count)) is not None:
-            return exception(fc, err)  # refused before anything is written
+        if (refused := read_refusal(dev, r_address, r_count)) is not None:
+            return exception(fc, refused)  # before anything is written
         value = int.from_bytes(pdu[10:12], "big")
         if (err := dev.write_ack(w_address, w_count, value)) is not None:
             return exception(fc, err)
