@@ -19,6 +19,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from devices.codec import CodecError
 from devices.device import MAX_READ, FieldDevice
@@ -115,8 +116,7 @@ class _Link(asyncio.Protocol):
         self.late: asyncio.TimerHandle | None = None  # a slow device's reply on its way
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport
         self.gateway.links.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -8,15 +8,30 @@ import asyncio
 import random
 import struct
 
+import pytest
+import uvloop
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
-from test_modbus_tcp import build_station, make_txn, run
+from test_modbus_tcp import build_station, make_txn
 
 from devices.server import StationServer
 from sim.records import DeviceEvent
 
 T0 = 1767225600.0
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request):
+    """Run a coroutine function on the loop the devices process may use (devices.runner)."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def run_on(coro_fn, timeout: float = 30.0):
+        async def main():
+            return await asyncio.wait_for(coro_fn(), timeout)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main())
+    return run_on
 
 
 def filled_station():
@@ -107,7 +122,7 @@ def by_the_map(devices, unit: int, pdu: bytes) -> bytes | None:
     return None
 
 
-def test_every_request_is_answered_as_pymodbus_answered_it_or_as_the_map_orders():
+def test_every_request_is_answered_as_pymodbus_answered_it_or_as_the_map_orders(run):
     devices = filled_station()
     reqs = requests(devices, 1500, seed=7)
 
@@ -140,7 +155,7 @@ def test_every_request_is_answered_as_pymodbus_answered_it_or_as_the_map_orders(
     assert same > 500 and differ > 100, (same, differ)
 
 
-def test_pipelined_split_and_foreign_frames():
+def test_pipelined_split_and_foreign_frames(run):
     """Three requests in one segment, one request cut in three segments: every reply, in
     order. A frame with protocol id 1 (not Modbus): the connection is closed."""
     def frame(tid: int, unit: int, pdu: bytes) -> bytes:
@@ -178,7 +193,7 @@ def test_pipelined_split_and_foreign_frames():
     assert rest == b""
 
 
-def test_an_fc23_whose_read_is_refused_writes_nothing():
+def test_an_fc23_whose_read_is_refused_writes_nothing(run):
     """The read part is checked before the ack is applied (docs/register-map.md §8)."""
     devices = filled_station()
     fifo = devices[0].ack_fifos[1004]
