@@ -1,7 +1,7 @@
 """Serve a world's devices over Modbus while the world runs (`forecourt devices`).
 
 Everything runs in one asyncio loop and one thread: the Modbus servers and the world's
-steps interleave, because neither the world nor the pymodbus datastore is thread-safe.
+steps interleave, because neither the world nor the devices' Modbus state is thread-safe.
 
 - compression N: about every `tick_s` wall seconds the world advances to
   start + elapsed_wall × N (in steps of at most `max_step_s`, yielding to the servers
