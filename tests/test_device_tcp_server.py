@@ -1,6 +1,7 @@
-"""The devices' own Modbus TCP gateway (devices.tcp_server) answers every well-formed request
-byte for byte as pymodbus's server did with the same devices, and handles what pymodbus's
-does not: pipelined and split frames, frames that are not Modbus, malformed PDUs."""
+"""The devices' own Modbus TCP gateway (devices.tcp_server) answers every request byte for
+byte as pymodbus's server did with the same devices, or as the register map orders where
+pymodbus did not; and it handles pipelined and split frames, frames that are not Modbus and
+PDUs of the wrong length."""
 
 from __future__ import annotations
 
@@ -157,7 +158,8 @@ def test_every_request_is_answered_as_pymodbus_answered_it_or_as_the_map_orders(
 
 def test_pipelined_split_and_foreign_frames(run):
     """Three requests in one segment, one request cut in three segments: every reply, in
-    order. A frame with protocol id 1 (not Modbus): the connection is closed."""
+    order. A PDU of the wrong length: 03. A frame with protocol id 1 (not Modbus): the
+    connection is closed."""
     def frame(tid: int, unit: int, pdu: bytes) -> bytes:
         return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
 
@@ -178,18 +180,21 @@ def test_pipelined_split_and_foreign_frames(run):
                 await writer.drain()
                 await asyncio.sleep(0.01)
             four = await reader.readexactly(7 + 2 + 4)
-            writer.write(struct.pack(">HHHB", 5, 1, 6, 11) + read)
+            writer.write(frame(5, 11, read + b"\x00"))  # one byte too many for FC03
+            five = await reader.readexactly(9)
+            writer.write(struct.pack(">HHHB", 6, 1, 6, 11) + read)
             rest = await asyncio.wait_for(reader.read(), 5)  # b"" once the peer closed
             writer.close()
-            return one, two, three, four, rest
+            return one, two, three, four, five, rest
         finally:
             await server.stop()
 
-    one, two, three, four, rest = run(scenario)
+    one, two, three, four, five, rest = run(scenario)
     assert one[:2] == b"\x00\x01" and one[7:9] == b"\x03\x04"
     assert two[:2] == b"\x00\x02" and two[6:] == b"\x0c\x83\x0b"
     assert three[:2] == b"\x00\x03" and three[7:] == b"\x81\x01"
     assert four[:2] == b"\x00\x04" and four[7:] == one[7:]
+    assert five[:2] == b"\x00\x05" and five[7:] == b"\x83\x03"
     assert rest == b""
 
 
