@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import cast
 
 from devices.codec import CodecError
-from devices.device import MAX_READ, FieldDevice
+from devices.device import MAX_READ, READ_FCS, WRITE_FCS, FieldDevice
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE, DEVICE_BUSY = 
 GATEWAY_NO_RESPONSE = 0x0B
 MAX_WRITE = 123  # FC16 registers per request (Modbus limit)
 MAX_RW_WRITE = 121  # FC23 write registers per request (Modbus limit)
-SERVED_FCS = frozenset((3, 4, 6, 16, 23))  # every other function code answers 01
+SERVED_FCS = READ_FCS | WRITE_FCS  # as on RTU; every other function code answers 01
 
 # (frame about to be sent) -> the frame as it goes out (devices.server garbles it in a window)
 WireHook = Callable[[bytes], bytes]
