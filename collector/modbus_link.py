@@ -1,5 +1,5 @@
 """The Modbus link to one station: its TCP gateway (collector/modbus_tcp.py) or RTU serial
-line (pymodbus 3.16 async).
+line (collector/modbus_rtu.py).
 
 Every request is bounded by a timeout and classified: `LinkError` when the device did not
 answer properly (timeout, no connection, garbled reply, an exception code other than the
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient
-from pymodbus.exceptions import ModbusException
+import serial
 
 from collector.endpoints import StationEndpoint
+from collector.modbus_rtu import ModbusRtuClient
 from collector.modbus_tcp import ExceptionReply, ModbusTcpClient, ReplyError
 
 ILLEGAL_FUNCTION = 1
@@ -39,9 +38,11 @@ class ModbusLink:
     def __init__(self, endpoint: StationEndpoint, timeout: float = 1.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self.client: ModbusTcpClient | _SerialClient = (
+        self.client: ModbusTcpClient | ModbusRtuClient = (
             ModbusTcpClient(endpoint.host, endpoint.port, timeout)
-            if endpoint.transport == "tcp" else _SerialClient(endpoint, timeout))
+            if endpoint.transport == "tcp" else ModbusRtuClient(
+                endpoint.serial_port, baudrate=endpoint.baudrate, bytesize=endpoint.bytesize,
+                parity=endpoint.parity, stopbits=endpoint.stopbits, timeout=timeout))
         self._lock = asyncio.Lock()
 
     async def _ensure_connected(self) -> None:
@@ -49,7 +50,7 @@ class ModbusLink:
             return
         try:
             ok = await asyncio.wait_for(self.client.connect(), self.timeout + 1.0)
-        except (TimeoutError, OSError, ModbusException) as exc:
+        except (TimeoutError, OSError, serial.SerialException) as exc:
             raise LinkError(f"cannot connect to {self.endpoint.describe()}: {exc!r}") from exc
         if not ok:
             raise LinkError(f"cannot connect to {self.endpoint.describe()}")
@@ -87,54 +88,3 @@ class ModbusLink:
 
     def close(self) -> None:
         self.client.close()
-
-
-class _SerialClient:
-    """pymodbus's RTU client behind the requests of ModbusTcpClient (same names, same errors)."""
-
-    def __init__(self, endpoint: StationEndpoint, timeout: float) -> None:
-        self._client = AsyncModbusSerialClient(
-            endpoint.serial_port, framer=FramerType.RTU, baudrate=endpoint.baudrate,
-            bytesize=endpoint.bytesize, parity=endpoint.parity, stopbits=endpoint.stopbits,
-            timeout=timeout, retries=0, reconnect_delay=0)
-        self.timeout = timeout
-        # One silent unit must not make pymodbus drop the line the other units share;
-        # the poller decides when a device is off line.
-        self._client.set_max_no_responses(1 << 30)
-
-    @property
-    def connected(self) -> bool:
-        return self._client.connected
-
-    async def connect(self) -> bool:
-        return await self._client.connect()
-
-    def close(self) -> None:
-        self._client.close()
-
-    async def _reply(self, request):
-        try:
-            # pymodbus has its own timeout; this bound is for a request it never ends
-            reply = await asyncio.wait_for(request, self.timeout * 2 + 1.0)
-        except ModbusException as exc:
-            raise ReplyError(f"{type(exc).__name__}: {exc}") from exc
-        if reply is None:
-            raise ReplyError("no reply")
-        if reply.isError():
-            raise ExceptionReply(getattr(reply, "exception_code", -1))
-        return reply
-
-    async def read(self, unit: int, address: int, count: int) -> list[int]:
-        reply = await self._reply(self._client.read_holding_registers(
-            address, count=count, device_id=unit))
-        return list(reply.registers)
-
-    async def write_read(self, unit: int, address: int, count: int,
-                         write_address: int, value: int) -> list[int]:
-        reply = await self._reply(self._client.readwrite_registers(
-            read_address=address, read_count=count, write_address=write_address,
-            values=[value], device_id=unit))
-        return list(reply.registers)
-
-    async def write(self, unit: int, address: int, value: int) -> None:
-        await self._reply(self._client.write_register(address, value, device_id=unit))

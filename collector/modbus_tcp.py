@@ -6,7 +6,8 @@ Through the collector's ModbusLink a 125-register read cost ≈ 140 µs of CPU w
 3.16's client (its transaction manager, a text form of every decoded reply built for a
 debug log that is off, a task per request) and ≈ 55 µs with this one, which decodes a
 reply with one `struct` call (benchmarks/bench_modbus_client.py, docs/performance.md).
-RTU lines keep pymodbus (collector/modbus_link.py).
+`PduClient` holds the requests and the checks of their replies; RTU framing is in
+collector/modbus_rtu.py.
 
 A reply is taken only when its transaction id, protocol id, unit id and function code are
 the request's and its length is exact; anything else is dropped (a late reply to an earlier
@@ -81,48 +82,25 @@ def _time_out(waiter: asyncio.Future) -> None:
         waiter.set_exception(TimeoutError("no reply in time"))
 
 
-class ModbusTcpClient:
-    """Every request is bounded by `timeout` (TimeoutError)."""
+async def bounded(waiter: asyncio.Future[bytes], timeout: float) -> bytes:
+    """The waiter's reply, or TimeoutError after `timeout`: a timer rather than
+    asyncio.wait_for, so no task per request (a third of its CPU)."""
+    timer = asyncio.get_running_loop().call_later(timeout, _time_out, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self._protocol: _Protocol | None = None
-        self._tid = 0
 
-    @property
-    def connected(self) -> bool:
-        return self._protocol is not None and self._protocol.transport is not None
+class PduClient:
+    """The collector's three requests over any framing: `_exchange` sends one request PDU
+    to a unit and returns its reply PDU (function code first)."""
 
-    async def connect(self) -> bool:
-        self.close()
-        _, self._protocol = await asyncio.get_running_loop().create_connection(
-            _Protocol, self.host, self.port)
-        return True
-
-    def close(self) -> None:
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.close()
-        self._protocol = None
+    async def _exchange(self, unit: int, pdu: bytes) -> bytes:
+        raise NotImplementedError
 
     async def _request(self, unit: int, pdu: bytes) -> bytes:
-        """Send one request PDU; the reply PDU (function code first)."""
-        protocol = self._protocol
-        if protocol is None or protocol.transport is None:
-            raise ReplyError("not connected")
-        self._tid = self._tid % 0xFFFF + 1  # 1 … 65535: 0 reads as "any" to some gateways
-        header = MBAP.pack(self._tid, 0, len(pdu) + 1, unit)
-        protocol.header = header[:4] + header[6:]
-        protocol.buffer.clear()
-        loop = asyncio.get_running_loop()
-        waiter = protocol.waiter = loop.create_future()
-        protocol.transport.write(header + pdu)
-        # a timer rather than asyncio.wait_for: no task per request (a third of its CPU)
-        timer = loop.call_later(self.timeout, _time_out, waiter)
-        try:
-            reply = await waiter
-        finally:
-            timer.cancel()
-            protocol.waiter = None
+        reply = await self._exchange(unit, pdu)
         if reply[0] == pdu[0] | 0x80:
             if len(reply) != 2:
                 raise ReplyError(f"exception reply of {len(reply)} bytes")
@@ -154,3 +132,43 @@ class ModbusTcpClient:
         reply = await self._request(unit, pdu)
         if reply != pdu:
             raise ReplyError("write reply does not echo the request")
+
+
+class ModbusTcpClient(PduClient):
+    """Every request is bounded by `timeout` (TimeoutError)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._protocol: _Protocol | None = None
+        self._tid = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None and self._protocol.transport is not None
+
+    async def connect(self) -> bool:
+        self.close()
+        _, self._protocol = await asyncio.get_running_loop().create_connection(
+            _Protocol, self.host, self.port)
+        return True
+
+    def close(self) -> None:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
+
+    async def _exchange(self, unit: int, pdu: bytes) -> bytes:
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None:
+            raise ReplyError("not connected")
+        self._tid = self._tid % 0xFFFF + 1  # 1 … 65535: 0 reads as "any" to some gateways
+        header = MBAP.pack(self._tid, 0, len(pdu) + 1, unit)
+        protocol.header = header[:4] + header[6:]
+        protocol.buffer.clear()
+        loop = asyncio.get_running_loop()
+        waiter = protocol.waiter = loop.create_future()
+        protocol.transport.write(header + pdu)
+        try:
+            return await bounded(waiter, self.timeout)
+        finally:
+            protocol.waiter = None

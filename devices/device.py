@@ -2,25 +2,23 @@
 
 A FieldDevice owns its cursor FIFOs and its register image, takes the world's records
 (`accept`), and answers Modbus requests: `misbehaviour`, `write_ack` and its image serve
-devices.tcp_server; `action` is the pymodbus SimDevice hook (RTU).
+devices.pdu, over TCP (devices.tcp_server) and RTU (devices.rtu_server).
 Unit ids: tank gauge 1, dispenser n -> 10 + n.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from pymodbus.constants import ExcCodes
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.codec import Codec, CodecError
 from devices.fifo import AckError, CursorFifo, FifoDrop, RecordLayout
 from devices.image import CivilTime, Clock, DeviceImage, FieldBlock, FifoRegion, Region, live_region
 from devices.profile import Profile
-from devices.silence import DeviceSilent, SilenceWindows
+from devices.silence import SilenceWindows
 from devices.streams import (
     RECORD_VALUES,
     Values,
@@ -255,49 +253,3 @@ class FieldDevice:
         except AckError:
             return ExcCodes.ILLEGAL_VALUE
         return None
-
-    async def action(
-        self,
-        func_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        set_values: Sequence[int] | Sequence[bool] | None,
-    ) -> ExcCodes | None:
-        """pymodbus SimDevice hook (RTU), run before every reply (invalid/read-only
-        addresses were already answered with exception 02 by pymodbus). While the device is
-        silent it raises DeviceSilent, which the server answers with no reply at all."""
-        mode, delay = self.misbehaviour()
-        if mode == "silent":
-            raise DeviceSilent(f"{self.where} is silent ({self.silent_reason()})")
-        if mode == "busy":
-            return ExcCodes.DEVICE_BUSY
-        if mode == "slow":
-            await asyncio.sleep(delay)
-        if set_values is not None:
-            if func_code not in WRITE_FCS:
-                return ExcCodes.ILLEGAL_FUNCTION
-            return self.write_ack(address, count, int(set_values[0]))
-        # FC06 reads the written register back for its echo: serve it like a read.
-        if func_code not in READ_FCS and func_code != 6:
-            return ExcCodes.ILLEGAL_FUNCTION
-        if not 1 <= count <= MAX_READ:
-            return ExcCodes.ILLEGAL_VALUE
-        self.image.fill(registers, address - start_address, address, count)
-        return None
-
-    def sim_device(self) -> SimDevice:
-        """The pymodbus device: every region valid, read-only except the ack registers."""
-        writable = self.image.writable()
-        simdata: list[SimData] = []
-        for r in self.image.regions:
-            a = r.start
-            for w in sorted(x for x in writable if r.start <= x < r.end):
-                if w > a:
-                    simdata.append(SimData(a, count=w - a, datatype=DataType.REGISTERS, readonly=True))
-                simdata.append(SimData(w, count=1, datatype=DataType.REGISTERS))
-                a = w + 1
-            if a < r.end:
-                simdata.append(SimData(a, count=r.end - a, datatype=DataType.REGISTERS, readonly=True))
-        return SimDevice(id=self.unit_id, simdata=simdata, action=self.action)

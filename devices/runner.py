@@ -44,7 +44,8 @@ from devices.control import ClockControl
 from devices.fleet import DeviceFleet, DropRow, WorldClock
 from devices.pace import Pacer, PaceWindow
 from devices.rtu import PtyPair
-from devices.server import RTU_SERIAL, StationServer
+from devices.rtu_server import RTU_SERIAL
+from devices.server import StationServer
 from devices.silence import Silence
 
 ENDPOINTS_FORMAT = "forecourt-endpoints/1"

@@ -3,40 +3,21 @@
 TCP: every device of the station behind one listening socket, one unit id per device
 (devices.tcp_server); an unknown unit id answers exception 0x0B (gateway target failed to
 respond).
-RTU: the same devices on one serial line (a pty from devices.rtu), served by pymodbus; an
-unknown unit id gets no answer, as on a real RS-485 bus. A silent device (devices.silence)
-gets no answer: the server runs with `ignore_missing_devices`, so its hook's
-NoSuchIdException means "send nothing".
-Both: a device in a noise (RTU) or garbled (TCP) window has some of its reply frames
+RTU: the same devices on one serial line (a pty from devices.rtu; devices.rtu_server); an
+unknown unit id gets no answer, as on a real RS-485 bus.
+Both answer a request PDU as devices.pdu says; a silent device (devices.silence) answers
+nothing; a device in a noise (RTU) or garbled (TCP) window has some of its reply frames
 corrupted on their way out (`_on_the_wire` sees every frame just before it is written).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusSerialServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.device import FieldDevice
+from devices.rtu_server import RtuLine
 from devices.silence import WIRE_MODES, garble
 from devices.tcp_server import TcpGateway
-
-RTU_SERIAL: dict[str, Any] = {"baudrate": 38400, "parity": "N", "stopbits": 1, "bytesize": 8}
-
-
-async def _no_such_device(func_code, start_address, address, count, registers, set_values):
-    # RTU: with ignore_missing_devices pymodbus sends nothing, as on an RS-485 bus.
-    raise NoSuchIdException("no device with this unit id at the station")
-
-
-def _sim_devices(devices: Sequence[FieldDevice]) -> list[SimDevice]:
-    """The RTU line's devices, and unit id 0: in pymodbus 'every id not defined'."""
-    return [d.sim_device() for d in devices] + [SimDevice(
-        id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
-        action=_no_such_device)]
 
 
 class StationServer:
@@ -48,7 +29,7 @@ class StationServer:
         ids = [d.unit_id for d in self.devices]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate unit ids at station {station_id}: {sorted(ids)}")
-        self._server: TcpGateway | ModbusSerialServer | None = None
+        self._server: TcpGateway | RtuLine | None = None
         self.host: str | None = None
         self.port: int | None = None
         self.serial_port: str | None = None
@@ -67,10 +48,10 @@ class StationServer:
                                      f"the station is served over {transport.upper()}")
         self._transport = transport
 
-    def _on_the_wire(self, sending: bool, frame: bytes) -> bytes:
-        """`trace_packet` hook: a reply frame leaves corrupted if its device is in a
+    def _on_the_wire(self, frame: bytes) -> bytes:
+        """A reply frame leaves corrupted if its device is in a
         noise/garbled window and the window's draw for this frame says so."""
-        if not sending or len(frame) < 5:  # 5: an RTU exception reply, the shortest frame
+        if len(frame) < 5:  # 5: an RTU exception reply, the shortest frame
             return frame
         dev = self._by_unit.get(frame[0] if self._transport == "rtu" else frame[6])
         window = dev.silence.wire_at(dev.clock.now) if dev is not None else None
@@ -86,7 +67,7 @@ class StationServer:
         """Listen on host:port (0 = a free port); returns the port."""
         self._serve_as("tcp")
         gateway = TcpGateway(self.station_id, self._by_unit,
-                             on_the_wire=lambda frame: self._on_the_wire(True, frame))
+                             on_the_wire=self._on_the_wire)
         try:
             self.port = await gateway.start(host, port)
         except OSError as exc:
@@ -98,19 +79,16 @@ class StationServer:
     async def start_rtu(self, serial_port: str) -> None:
         """Serve on a serial device (the device end of a pty pair), 38400 8N1."""
         self._serve_as("rtu")
-        server = ModbusSerialServer(
-            _sim_devices(self.devices), port=serial_port, ignore_missing_devices=True,
-            reconnect_delay=0.5, trace_packet=self._on_the_wire, **RTU_SERIAL)
+        line = RtuLine(self.station_id, self._by_unit,
+                       on_the_wire=self._on_the_wire)
         try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:
+            await line.start(serial_port)
+        except (OSError, ValueError) as exc:
             raise OSError(f"station {self.station_id}: cannot open serial port {serial_port} ({exc})") from None
-        self._server = server
+        self._server = line
         self.serial_port = serial_port
 
     async def stop(self) -> None:
-        if isinstance(self._server, TcpGateway):
+        if self._server is not None:
             await self._server.stop()
-        elif self._server is not None:
-            await self._server.shutdown()
         self._server = None

@@ -24,8 +24,6 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pymodbus.exceptions import NoSuchIdException
-
 MODES = ("silent", "busy", "slow", "noise", "garbled")
 # modes that act on the reply's bytes, not on the request: the transport each one fits
 WIRE_MODES = {"noise": "rtu", "garbled": "tcp"}
@@ -65,11 +63,6 @@ class Silence:
 
     def covers(self, station_id: str, device: str) -> bool:
         return self.station_id == station_id and self.device in (None, device)
-
-
-class DeviceSilent(NoSuchIdException):
-    """Raised by a silent device's request hook. pymodbus servers started with
-    `ignore_missing_devices` answer a NoSuchIdException with no reply at all."""
 
 
 class SilenceWindows:

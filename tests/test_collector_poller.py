@@ -171,9 +171,9 @@ def test_every_ack_rides_on_the_fifos_next_read_or_goes_alone_without_fc23(
     sweep; either read carries the ack of the last (FC23). A device that answers FC23 with
     exception 01 gets FC06 from then on."""
     if not fc23:  # a device of an older release: 03/04 reads, 06/16 writes only
-        import devices.tcp_server
+        import devices.pdu
 
-        monkeypatch.setattr(devices.tcp_server, "SERVED_FCS", frozenset((3, 4, 6, 16)))
+        monkeypatch.setattr(devices.pdu, "SERVED_FCS", frozenset((3, 4, 6, 16)))
     station = Station()
     expected = fill(station)
 

@@ -14,6 +14,7 @@ import uvloop
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus_reference import sim_device
 from test_modbus_tcp import build_station, make_txn
 
 from devices.server import StationServer
@@ -51,7 +52,7 @@ async def pymodbus_server(devices) -> tuple[ModbusTcpServer, int]:
         return ExcCodes.GATEWAY_NO_RESPONSE
     catch_all = SimDevice(id=0, simdata=[SimData(0, count=65536, datatype=DataType.REGISTERS)],
                           action=gateway_no_response)
-    server = ModbusTcpServer([d.sim_device() for d in devices] + [catch_all],
+    server = ModbusTcpServer([sim_device(d) for d in devices] + [catch_all],
                              address=("127.0.0.1", 0), ignore_missing_devices=True)
     await server.serve_forever(background=True)
     return server, server.transport.sockets[0].getsockname()[1]

@@ -16,7 +16,8 @@ from devices.crc import crc_registers
 from devices.fleet import DeviceFleet, WorldClock
 from devices.profile import load_profile
 from devices.rtu import PtyPair
-from devices.server import RTU_SERIAL, StationServer
+from devices.rtu_server import RTU_SERIAL
+from devices.server import StationServer
 from sim.config import DispenserConfig, PriceChange, StationConfig, TankConfig, WorldConfig
 from sim.world import World
 

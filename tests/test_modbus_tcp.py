@@ -367,23 +367,6 @@ def test_a_dispenser_taken_off_line_answers_nothing():
     assert run(scenario) == 1
 
 
-def test_zero_count_read_and_write_paths_of_the_hook():
-    from pymodbus.constants import ExcCodes
-
-    devices, _, _, _ = build_station("int_be")
-    disp = devices[0]
-    regs = [0] * 200
-
-    async def scenario():
-        assert await disp.action(3, 0, 0, 0, regs, None) == ExcCodes.ILLEGAL_VALUE
-        assert await disp.action(4, 0, 0, 4, regs, None) is None and regs[:4] == [1, 2, 1, 2]
-        assert await disp.action(22, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_FUNCTION
-        assert await disp.action(23, 0, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_VALUE  # empty
-        assert await disp.action(6, 1000, 1004, 1, regs, [1]) == ExcCodes.ILLEGAL_VALUE  # empty
-
-    run(scenario)
-
-
 def test_live_values_follow_the_world_step():
     devices, d1, _, clock = build_station("int_be")
 
