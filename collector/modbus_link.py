@@ -33,33 +33,37 @@ class ModbusExceptionReply(LinkError):
 
 
 class ModbusLink:
-    """Requests to the devices behind one endpoint, one at a time (serial lines demand it)."""
+    """Requests to the devices behind one endpoint. An RTU line takes one request at a time
+    for all its units; a TCP gateway gets one connection per unit, each one request at a
+    time, so a station's devices are read side by side (one reply lost or garbled on a
+    connection never shifts the replies of another)."""
 
     def __init__(self, endpoint: StationEndpoint, timeout: float = 1.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self.client: ModbusTcpClient | ModbusRtuClient = (
-            ModbusTcpClient(endpoint.host, endpoint.port, timeout)
-            if endpoint.transport == "tcp" else ModbusRtuClient(
-                endpoint.serial_port, baudrate=endpoint.baudrate, bytesize=endpoint.bytesize,
-                parity=endpoint.parity, stopbits=endpoint.stopbits, timeout=timeout))
-        self._lock = asyncio.Lock()
+        self._lines: dict[int, tuple[ModbusTcpClient | ModbusRtuClient, asyncio.Lock]] = {}
 
-    async def _ensure_connected(self) -> None:
-        if self.client.connected:
-            return
-        try:
-            ok = await asyncio.wait_for(self.client.connect(), self.timeout + 1.0)
-        except (TimeoutError, OSError, serial.SerialException) as exc:
-            raise LinkError(f"cannot connect to {self.endpoint.describe()}: {exc!r}") from exc
-        if not ok:
-            raise LinkError(f"cannot connect to {self.endpoint.describe()}")
+    def _line(self, unit_id: int) -> tuple[ModbusTcpClient | ModbusRtuClient, asyncio.Lock]:
+        ep = self.endpoint
+        key = unit_id if ep.transport == "tcp" else 0
+        line = self._lines.get(key)
+        if line is None:
+            client = ModbusTcpClient(ep.host, ep.port, self.timeout) if ep.transport == "tcp" \
+                else ModbusRtuClient(ep.serial_port, baudrate=ep.baudrate, bytesize=ep.bytesize,
+                                     parity=ep.parity, stopbits=ep.stopbits, timeout=self.timeout)
+            line = self._lines[key] = (client, asyncio.Lock())
+        return line
 
-    async def _call(self, what: str, coro_factory):
-        async with self._lock:
-            await self._ensure_connected()
+    async def _call(self, unit_id: int, what: str, request):
+        client, lock = self._line(unit_id)
+        async with lock:
+            if not client.connected:
+                try:
+                    await asyncio.wait_for(client.connect(), self.timeout + 1.0)
+                except (TimeoutError, OSError, serial.SerialException) as exc:
+                    raise LinkError(f"cannot connect to {self.endpoint.describe()}: {exc!r}") from exc
             try:
-                return await coro_factory()
+                return await request(client)
             except ExceptionReply as exc:
                 raise ModbusExceptionReply(exc.code, what) from exc
             except (TimeoutError, OSError, ReplyError) as exc:
@@ -71,10 +75,10 @@ class ModbusLink:
         `write` (address, value): FC23, which writes that register first, then reads."""
         if write is None:
             what = f"unit {unit_id} read {address}+{count}"
-            regs = await self._call(what, lambda: self.client.read(unit_id, address, count))
+            regs = await self._call(unit_id, what, lambda c: c.read(unit_id, address, count))
         else:
             what = f"unit {unit_id} write {write[0]}={write[1]} and read {address}+{count}"
-            regs = await self._call(what, lambda: self.client.write_read(
+            regs = await self._call(unit_id, what, lambda c: c.write_read(
                 unit_id, address, count, write[0], write[1]))
         if len(regs) != count:
             # Also catches a late reply to an earlier request on a serial line.
@@ -83,8 +87,9 @@ class ModbusLink:
 
     async def write(self, unit_id: int, address: int, value: int) -> None:
         """FC06 write of one register."""
-        await self._call(f"unit {unit_id} write {address}={value}",
-                         lambda: self.client.write(unit_id, address, value))
+        await self._call(unit_id, f"unit {unit_id} write {address}={value}",
+                         lambda c: c.write(unit_id, address, value))
 
     def close(self) -> None:
-        self.client.close()
+        for client, _ in self._lines.values():
+            client.close()

@@ -5,15 +5,17 @@ those due; in between only those that had more pending than one window shows),
 decodes and CRC-checks the records, commits them to the spool in one transaction, and only
 then writes each FIFO's newest spooled sequence number to its `ack` register (cumulative)
 with the FIFO's next read (FC23: write, then read, in one request): at once for a FIFO that
-holds more than its window showed, at the next sweep for the others. The station's
-sequential link then carries one request per window instead of two. A device that answers
+holds more than its window showed, at the next sweep for the others. The link then carries
+one request per window instead of two. A round polls the station's devices side by side
+(over TCP each device has a connection of its own; on an RTU line they take turns), each
+device's FIFOs one after another. A device that answers
 FC23 with exception 01 gets FC06 and FC03 from then on; a clean stop writes what is still
 due with FC06, so a restart does not read it again.
 The header (RTC, profile and dialect check) and the nozzle/tank blocks are read every
 `live_interval`. A FIFO found empty is due again at the next sweep, then, while it stays
 empty, at sweeps twice, four times … as far apart, at most `idle_poll_max`: on a busy
-station the sequential link then goes to the FIFOs that hold records instead of to a dozen
-empty ones (issue 11). A device that is failing is swept every time (its off-line rule is
+device the link then goes to the FIFOs that hold records instead of to empty ones
+(issue 11). A device that is failing is swept every time (its off-line rule is
 unchanged).
 
 Comms failures (timeouts, exception replies, no connection) are counted per device; the
@@ -37,6 +39,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -225,24 +228,19 @@ class StationPoller:
         if work is None:
             work = {d.device: list(d.profile.fifos.values()) for d in self.devices}
         self.rounds += 1
-        batch: list[SpoolRecord] = []
-        drained: list[_Drained] = []
         self._states = []
-        for dev in self.devices:
-            if now < dev.next_try:
-                continue
-            try:
-                if now >= dev.next_live:
-                    await self._read_live(dev)
-                    dev.next_live = now + self.settings.live_interval
-                if dev.blocked:
-                    continue
-                for fifo in work.get(dev.device, ()):
-                    got = await self._read_fifo(dev, fifo, batch)
-                    if got is not None:
-                        drained.append(got)
-            except _DeviceFailed:
-                continue
+        # the devices side by side (over TCP each has its own connection); each one's
+        # records and acks kept apart, then joined in device order, so the spool's order
+        # does not depend on which reply came first
+        due = [dev for dev in self.devices if now >= dev.next_try
+               and (work.get(dev.device) or now >= dev.next_live)]
+        polls = [self._poll_device(dev, work.get(dev.device, ()), now) for dev in due]
+        # one device alone needs no task (a task costs more than most of its requests)
+        parts = [await polls[0]] if len(polls) == 1 else await asyncio.gather(*polls)
+        batch = [r for records, _ in parts for r in records]
+        drained = [d for _, ds in parts for d in ds]
+        order = {dev.device: i for i, dev in enumerate(self.devices)}
+        self._states.sort(key=lambda p: order[p.device])
         states = self._states
         batch.extend(p.record for p in states)
         try:
@@ -264,7 +262,7 @@ class StationPoller:
         self.records_spooled += added
         # Acknowledge only what is now durable in the spool (cumulative per FIFO), with the
         # FIFO's next read (FC23): at once for one that holds more, at the next sweep for the
-        # others. That halves the requests of the station's sequential link.
+        # others. That halves the requests on the link.
         for item in drained:
             cursor = item.device.fifos[item.fifo.name]
             if item.device.fc23:
@@ -273,6 +271,24 @@ class StationPoller:
                 cursor.ack_due = None
                 await self._ack(item)
         return added
+
+    async def _poll_device(self, dev: DeviceState, fifos: Sequence[Fifo],
+                           now: float) -> tuple[list[SpoolRecord], list[_Drained]]:
+        """One device's part of a round: its live blocks when due, then its FIFOs."""
+        records: list[SpoolRecord] = []
+        drained: list[_Drained] = []
+        try:
+            if now >= dev.next_live:
+                await self._read_live(dev)
+                dev.next_live = now + self.settings.live_interval
+            if not dev.blocked:
+                for fifo in fifos:
+                    got = await self._read_fifo(dev, fifo, records)
+                    if got is not None:
+                        drained.append(got)
+        except _DeviceFailed:
+            pass
+        return records, drained
 
     async def flush_acks(self) -> None:
         """Write every deferred ack alone (FC06): on a clean stop, so a restart does not read

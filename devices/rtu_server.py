@@ -80,8 +80,10 @@ class RtuLine:
             data = os.read(self._line.fileno(), 4096)
         except BlockingIOError:
             return
-        except OSError as exc:  # the collector end closed: wait for the next one to open it
-            log.debug("station %s: serial line: %s", self.station_id, exc)
+        except OSError as exc:  # the pty pair is gone (socat ended): a cut line, not a spin
+            log.warning("station %s: serial line failed (%s); no longer served",
+                        self.station_id, exc)
+            asyncio.get_running_loop().remove_reader(self._line.fileno())
             return
         self.buffer += data
         if self.late is None:

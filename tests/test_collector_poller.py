@@ -164,6 +164,45 @@ async def counting_poller(station: Station, tmp_path, settings: PollSettings = F
         await station.stop()
 
 
+class WaitingLink(ModbusLink):
+    """Holds every read of the first device until a read of another device has started:
+    a poller that reads the devices one after another never gets past the first."""
+
+    def __init__(self, endpoint, timeout, first: int) -> None:
+        super().__init__(endpoint, timeout)
+        self.first = first
+        self.other_started = asyncio.Event()
+
+    async def read(self, unit_id, address, count, write=None):
+        if unit_id == self.first:
+            await self.other_started.wait()
+        else:
+            self.other_started.set()
+        return await super().read(unit_id, address, count, write)
+
+
+def test_a_round_reads_the_devices_side_by_side_over_tcp(tmp_path):
+    """Each device over its own connection: the gauge's reads go on while the dispenser's
+    wait (here: until the gauge's first read has started), and everything is spooled."""
+    station = Station()
+    expected = fill(station)
+
+    async def scenario():
+        endpoint = await station.start_tcp()
+        spool = Spool(tmp_path, "S01")
+        first = endpoint.devices[0].unit_id
+        link = WaitingLink(endpoint, FAST.timeout, first)
+        try:
+            await drain(make_poller(endpoint, spool, link=link), spool, len(expected))
+            assert spooled(spool) == expected
+            assert len(link._lines) == len(endpoint.devices)  # a connection per device
+        finally:
+            spool.close()
+            await station.stop()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("fc23", [True, False])
 def test_every_ack_rides_on_the_fifos_next_read_or_goes_alone_without_fc23(
         tmp_path, monkeypatch, fc23):
