@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from abc import ABC, abstractmethod
 
 MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length (unit id + PDU), unit id
 MAX_PDU = 253
@@ -92,12 +93,12 @@ async def bounded(waiter: asyncio.Future[bytes], timeout: float) -> bytes:
         timer.cancel()
 
 
-class PduClient:
+class PduClient(ABC):
     """The collector's three requests over any framing: `_exchange` sends one request PDU
     to a unit and returns its reply PDU (function code first)."""
 
-    async def _exchange(self, unit: int, pdu: bytes) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    async def _exchange(self, unit: int, pdu: bytes) -> bytes: ...
 
     async def _request(self, unit: int, pdu: bytes) -> bytes:
         reply = await self._exchange(unit, pdu)

@@ -185,6 +185,7 @@ class StationPoller:
                                             {name: FifoCursor() for name in profile.fifos}))
         self.states = StateReporter(endpoint.station_id, spool)
         self._states: list[PendingState] = []  # state reports of the round in progress
+        self._order = {dev.device: i for i, dev in enumerate(self.devices)}
         self.records_spooled = 0
         self.rounds = 0
         self.spool_failures = 0  # consecutive failed spool writes (disk full, I/O error)
@@ -239,8 +240,7 @@ class StationPoller:
         parts = [await polls[0]] if len(polls) == 1 else await asyncio.gather(*polls)
         batch = [r for records, _ in parts for r in records]
         drained = [d for _, ds in parts for d in ds]
-        order = {dev.device: i for i, dev in enumerate(self.devices)}
-        self._states.sort(key=lambda p: order[p.device])
+        self._states.sort(key=lambda p: self._order[p.device])
         states = self._states
         batch.extend(p.record for p in states)
         try:
