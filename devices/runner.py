@@ -2,6 +2,8 @@
 
 Everything runs in one asyncio loop and one thread: the Modbus servers and the world's
 steps interleave, because neither the world nor the devices' Modbus state is thread-safe.
+Only the ground truth's Parquet files are written in a thread of their own (the rows are
+handed over in the loop), so a flush does not keep the servers from answering.
 
 - compression N: about every `tick_s` wall seconds the world advances to
   start + elapsed_wall × N (in steps of at most `max_step_s`, yielding to the servers
@@ -134,7 +136,8 @@ class DeviceRun:
     free ports. rtu_station_ids: stations served over RTU (None = those whose config says
     transport "rtu"). high_water: default 80 % of fifo_depth. ledger: "default" writes the
     sim Ledger's ground truth into out_dir, None records none, or pass an object with the
-    sim Ledger's attach(world), flush(), close() and set_extra_table(name, table).
+    sim Ledger's attach(world), flush_in_background(), close() and
+    set_extra_table(name, table).
     progress(done_sim_s, total_sim_s, extra) is called about 5 times per wall second.
     silences: devices that stop answering for a while (fault device_silent).
     """
@@ -347,7 +350,7 @@ class DeviceRun:
             if now - last_flush >= self.flush_every_s:
                 self._save_drops()
                 if self.truth is not None:
-                    self.truth.flush()
+                    self.truth.flush_in_background()
                 last_flush = now
             if now - last_progress >= 0.2:
                 self._report(sim0, total)

@@ -20,6 +20,7 @@ import json
 import os
 from array import array
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from operator import attrgetter
 from pathlib import Path
@@ -244,11 +245,18 @@ class _Table:
         return out
 
 
+def export_tables(tables: dict[str, _Table]) -> StationColumns:
+    return {name: table.export() for name, table in tables.items()}
+
+
 class StationTruth:
     """Ground truth of one station, in typed columns; a RecordListener and truth listener."""
 
     def __init__(self, station_id: str) -> None:
         self.station_id = station_id
+        self._start()
+
+    def _start(self) -> None:
         self.tables = {name: _Table(spec) for name, spec in COLUMNS.items()}
         self._by_stream = {s: self.tables[t] for s, t in _STREAM_TABLE.items()}
         self._by_kind = {k: self.tables[t] for k, t in _TRUTH_TABLE.items()}
@@ -267,15 +275,14 @@ class StationTruth:
         table.append(record)
 
     def export(self) -> StationColumns:
-        return {name: table.export() for name, table in self.tables.items()}
+        return export_tables(self.tables)
 
-    def take(self) -> StationColumns:
-        """Export and forget: what was collected since the last take()."""
-        out = self.export()
-        self.tables = {name: _Table(spec) for name, spec in COLUMNS.items()}
-        self._by_stream = {s: self.tables[t] for s, t in _STREAM_TABLE.items()}
-        self._by_kind = {k: self.tables[t] for k, t in _TRUTH_TABLE.items()}
-        return out
+    def detach(self) -> dict[str, _Table]:
+        """Hand over the tables collected since the last detach(); new ones take their place.
+        Nothing is copied, so a live world's loop can call it; export them in any thread."""
+        old = self.tables
+        self._start()
+        return old
 
 
 def _rows(columns: dict[str, Any]) -> int:
@@ -581,6 +588,8 @@ class Ledger:
         self._segment_files: dict[str, dict[str, Any]] = {}
         self._next_segment = 1
         self._world: Any = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: Future[dict[str, Any]] | None = None
         self.scenario_name = scenario_name
         self.scenario_digest = scenario_digest
         self.closed = False
@@ -628,28 +637,61 @@ class Ledger:
     def flush(self) -> dict[str, Any]:
         """Write everything collected so far (complete files); returns the manifest."""
         self._check_open()
-        self._write_segment()
-        files = dict(self._segment_files)
-        files.update(self._write_extra())
-        return self._write_manifest(files, complete=False, segments=self._segments)
+        self._wait()
+        return self._write(*self._take())
+
+    def flush_in_background(self) -> None:
+        """flush(), but only the taking of the rows happens now; the ledger's writer thread
+        writes them, so a live world's event loop does not stall on Parquet (a banner run's
+        flush took 1.3-1.5 s, longer than a collector's request timeout). Writes happen one
+        at a time, in order; the next flush or close waits for this one and raises its
+        error."""
+        self._check_open()
+        self._wait()
+        job = self._take()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-flush")
+        self._pending = self._writer.submit(self._write, *job)
 
     def close(self, complete: bool | None = None) -> dict[str, Any]:
         """Write the final files; returns the manifest."""
         self._check_open()
+        self._wait()
+        if self._writer is not None:
+            self._writer.shutdown()
         if complete is None:
             complete = bool(self._world is not None and self._world.finished)
-        self._write_segment()
+        truth, extra, now = self._take()
+        self._write_segment(truth)
         files = consolidate(self.out_dir, self.station_ids, self._segments)
-        files.update(self._write_extra())
+        files.update(self._write_extra(extra))
         self.closed = True
-        return self._write_manifest(files, complete=complete, segments=None)
+        return self._write_manifest(files, now, complete=complete, segments=None)
 
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError("ledger: already closed")
 
-    def _write_segment(self) -> None:
-        exports = {sid: self._truth[sid].take() for sid in self.station_ids}
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _take(self) -> tuple[dict[str, dict[str, _Table]], dict[str, pa.Table], float | None]:
+        """What a write needs, taken in the world's thread: the rows since the last take,
+        the extra tables and how far the world is."""
+        return ({sid: self._truth[sid].detach() for sid in self.station_ids},
+                dict(self._extra), None if self._world is None else self._world.now)
+
+    def _write(self, truth: dict[str, dict[str, _Table]], extra: dict[str, pa.Table],
+               now: float | None) -> dict[str, Any]:
+        self._write_segment(truth)
+        files = dict(self._segment_files)
+        files.update(self._write_extra(extra))
+        return self._write_manifest(files, now, complete=False, segments=self._segments)
+
+    def _write_segment(self, truth: dict[str, dict[str, _Table]]) -> None:
+        exports = {sid: export_tables(tables) for sid, tables in truth.items()}
         entries = write_segment(self.out_dir, self._next_segment, self.station_ids, exports)
         self._next_segment += 1
         for entry in entries:
@@ -658,14 +700,14 @@ class Ledger:
             self._segment_files[entry["file"]] = {**file_digest(path), "rows": rows}
         self._segments.extend(entries)
 
-    def _write_extra(self) -> dict[str, dict[str, Any]]:
+    def _write_extra(self, extra: dict[str, pa.Table]) -> dict[str, dict[str, Any]]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return {f"{name}.parquet": write_extra(self.out_dir, name, table)
-                for name, table in sorted(self._extra.items())}
+                for name, table in sorted(extra.items())}
 
-    def _write_manifest(self, files: dict[str, dict[str, Any]], *, complete: bool,
-                        segments: list[dict[str, Any]] | None) -> dict[str, Any]:
-        now = None if self._world is None else self._world.now
+    def _write_manifest(self, files: dict[str, dict[str, Any]], now: float | None, *,
+                        complete: bool, segments: list[dict[str, Any]] | None
+                        ) -> dict[str, Any]:
         data = manifest(self.config, stations=self.station_ids, complete=complete,
                         simulated_until=dict.fromkeys(self.station_ids, now), files=files,
                         scenario_name=self.scenario_name, scenario_digest=self.scenario_digest,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
+from waiting import HANG_S
 
+from sim import ledger as ledger_module
 from sim.config import (
     CheatConfig,
     DispenserConfig,
@@ -161,6 +164,54 @@ def test_flush_mid_run_leaves_consistent_readable_files(tmp_path: Path) -> None:
     assert final["counts"]["transactions"] > first["counts"]["transactions"]
     assert read_truth(tmp_path, "transactions").num_rows == final["counts"]["transactions"]
     with pytest.raises(RuntimeError, match="already closed"):
+        ledger.flush()
+
+
+def test_a_background_flush_takes_the_rows_at_once_and_writes_them_beside_the_world(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _config()
+    reference = simulate(cfg, tmp_path / "sim", workers=1)
+    world = World(cfg)
+    ledger = Ledger(tmp_path / "live", cfg).attach(world)
+    release, writers = threading.Event(), []
+    real = ledger_module.write_segment
+
+    def held(*args):  # the write waits until the world has moved on
+        assert release.wait(HANG_S)
+        writers.append(threading.current_thread())
+        return real(*args)
+
+    monkeypatch.setattr(ledger_module, "write_segment", held)
+    cut = world.start + 0.5 * DAY
+    world.run_until(cut)
+    ledger.flush_in_background()  # returns with its write still held
+    world.run_until(world.start + 0.9 * DAY)
+    release.set()
+    second = ledger.flush()  # waits for the first
+    assert writers[0] is not threading.main_thread() and writers[1] is threading.main_thread()
+    first_segment = pq.read_table(tmp_path / "live" / "segments" / "transactions-00001.parquet")
+    assert first_segment.num_rows > 0 and max(first_segment["end_time"].to_pylist()) <= cut
+    assert second["simulated_until"]["A"] == world.start + 0.9 * DAY
+    assert {seg["file"][-13:] for seg in second["segments"]} == {"00001.parquet",
+                                                                 "00002.parquet"}
+    world.run_until(world.end)
+    ledger.flush_in_background()
+    assert _digests(ledger.close()) == _digests(reference)
+
+
+def test_a_background_flush_error_is_raised_by_the_next_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _config(days=0.3)
+    world = World(cfg)
+    ledger = Ledger(tmp_path, cfg).attach(world)
+    world.run_until(world.end)
+
+    def full(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ledger_module, "write_segment", full)
+    ledger.flush_in_background()
+    with pytest.raises(OSError, match="No space left"):
         ledger.flush()
 
 
