@@ -56,6 +56,16 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def encode(body: Any) -> bytes:
+    """A JSON answer. orjson: encoding record listings was 44 % of the platform's CPU in a
+    run's export (docs/performance.md); `json` for what orjson refuses (a float subclass, an
+    integer beyond 64 bits), so no answer fails that did before."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def error(status: int, code: str, message: str, parameter: str | None = None,
           headers: dict[str, str] | None = None) -> Response:
     return Response(status, {"error": {"status": status, "code": code, "parameter": parameter,
@@ -346,9 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("PATCH")
 
     def _send(self, resp: Response, close: bool = False) -> None:
-        # orjson: a record listing's encoding was 44 % of the platform's CPU in a run's export
-        payload = resp.body if isinstance(resp.body, bytes) else orjson.dumps(
-            resp.body, option=orjson.OPT_NON_STR_KEYS)
+        payload = resp.body if isinstance(resp.body, bytes) else encode(resp.body)
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))

@@ -34,7 +34,7 @@ from test_central_support import (
 from central.alerts import raise_alert
 from central.auth import TokenStore
 from central.checks import Inbound
-from central.http_api import Api, ApiServer
+from central.http_api import Api, ApiServer, encode
 from central.keys import parse_key_file
 from central.openapi import openapi_document
 from central.resources import Context
@@ -610,3 +610,23 @@ def test_documented_gets_never_fail_inside_the_platform(api: tuple[Client, Clock
     if status >= 400:
         assert isinstance(body.get("error", {}).get("code"), str), (path, params, body)
         assert status in (400, 401, 403, 404, 413), (path, params, status, body)
+
+
+class _Ratio(float):
+    """A float subclass, which orjson refuses and json encodes."""
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(allow_nan=False, allow_infinity=False).map(_Ratio) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text() | st.integers(0, 9), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_JSON_VALUES)
+@settings(max_examples=300, deadline=None)
+def test_an_answer_is_the_json_that_json_would_give(body: Any) -> None:
+    # orjson encodes the answers; what it refuses falls back to json: the same document
+    assert json.loads(encode(body)) == json.loads(json.dumps(body))
