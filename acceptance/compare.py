@@ -305,11 +305,13 @@ def expected_records(truth: Truth, dialects: Mapping[str, str],
                           stamp(col.to_numpy(np.float64)) if p.kind == "floor"
                           else col.astype(np.int64))
         kinds = np.where(exp["device"].to_numpy() == "G", "tank_gauge", "dispenser")
+        # once, not per measure and kind
+        row_dialects = exp["station_id"].map(dialects).to_numpy()
         for m in spec.measures:
             values = np.zeros(len(src), dtype=np.int64)
             for kind in ("tank_gauge", "dispenser"):
-                for dialect in set(dialects[s] for s in exp["station_id"].unique()):
-                    rows = (kinds == kind) & (exp["station_id"].map(dialects).to_numpy() == dialect)
+                for dialect in set(row_dialects):
+                    rows = (kinds == kind) & (row_dialects == dialect)
                     if not rows.any():
                         continue
                     f = prof.field(kind, stream, m.register)
