@@ -394,6 +394,48 @@ def test_the_platforms_database_is_the_one_it_was_started_on(tmp_path):
     assert not (tmp_path / "missing.db").exists()  # never creates one
 
 
+def test_the_harness_lock_waits_out_a_deadlock_with_a_platform_transaction(db_url):
+    """The harness locks the tables one after another. A platform transaction holding the
+    last and then asking for the first is a deadlock that PostgreSQL breaks by aborting the
+    harness's side (CI, 2026-12-07): the lock is taken again once that transaction ends."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("SQLite locks the whole database at once: no deadlock")
+    import threading
+
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        # New sessions look for a deadlock after 10 s of waiting; the platform's side below
+        # never does, so the harness's side finds the cycle, as in CI, whatever the load.
+        admin.execute(sql.SQL("ALTER DATABASE {} SET deadlock_timeout = '10s'").format(
+            sql.Identifier(admin.execute("SELECT current_database()").fetchone()[0])))
+        tables = [r[0] for r in admin.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "ORDER BY tablename")]
+    platform = psycopg.connect(db_url)
+    taken: dict[str, object] = {}
+    harness = threading.Thread(target=lambda: taken.update(lock=DatabaseLock(db_url)))
+    try:
+        platform.execute("SET deadlock_timeout = '1h'")
+        platform.execute("SET lock_timeout = '120s'")
+        platform.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(
+            sql.Identifier(tables[-1])))  # what an INSERT takes
+        harness.start()
+        assert wait_until(lambda: _blocked_on_a_lock(db_url), TIMEOUT)
+        # closes the cycle; returns once the harness's side has given way
+        platform.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(
+            sql.Identifier(tables[0])))
+        platform.commit()
+        harness.join(120)
+        assert isinstance(taken.get("lock"), DatabaseLock)
+    finally:
+        platform.close()
+        harness.join(120)
+        if isinstance(taken.get("lock"), DatabaseLock):
+            taken["lock"].release()  # type: ignore[attr-defined]
+
+
 class Publisher:
     """A stand-in collector: publishes signed messages (QoS 1) and collects the acks."""
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from acceptance.schedule import Fault
 
 LOCK_WAIT_S = 30.0  # for the platform's transaction in progress to end
+DEADLOCK_ATTEMPTS = 5
 
 
 def platform_db_url(chain: Chain) -> str:
@@ -90,18 +91,35 @@ class DatabaseLock:
         except psycopg.Error as exc:
             raise ChainError(f"platform_db_unavailable: cannot connect: {exc}") from exc
         try:
-            conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT_S * 1000)}ms'")
-            tables = [r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "ORDER BY tablename")]
-            if not tables:
-                raise ChainError("platform_db_unavailable: the platform's schema has no table")
-            conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
-                sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+            for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+                try:
+                    self._lock_tables(conn, sql)
+                    break
+                except psycopg.errors.DeadlockDetected as exc:
+                    # The tables are locked one after another; a platform transaction that
+                    # holds one and then wants one already taken here is a deadlock, and
+                    # PostgreSQL may abort this side. Rolled back, that transaction ends, and
+                    # the next attempt waits behind it.
+                    conn.rollback()
+                    if attempt == DEADLOCK_ATTEMPTS:
+                        raise ChainError(f"platform_db_unavailable: {attempt} attempts to lock "
+                                         f"the platform's tables ended in a deadlock: {exc}"
+                                         ) from exc
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+
+    @staticmethod
+    def _lock_tables(conn: Any, sql: Any) -> None:
+        conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT_S * 1000)}ms'")
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "ORDER BY tablename")]
+        if not tables:
+            raise ChainError("platform_db_unavailable: the platform's schema has no table")
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
