@@ -7,9 +7,11 @@ fixed writer options, so the same config and seed give byte-identical files whic
 way the world was run (one process, several, or stepped by the device servers).
 
 `simulate` (sim/runner.py) writes station by station as workers finish; a `Ledger`
-attached to a live World (device mode) keeps everything and `flush()` rewrites complete
-files atomically, so an interrupted run always leaves readable, consistent files and a
-manifest saying how far the truth goes (docs/ground-truth.md).
+attached to a live World (device mode) appends complete segment files at each `flush()`
+(`flush_in_background()` from the device servers' loop: the rows are taken at once and
+written in the ledger's writer thread), atomically, so an interrupted run always leaves
+readable, consistent files and a manifest saying how far the truth goes
+(docs/ground-truth.md).
 """
 
 from __future__ import annotations
