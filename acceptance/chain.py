@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from acceptance.drain import (
 from acceptance.keys import make_key_file
 from acceptance.netproxy import TcpProxy
 from acceptance.observe import ApiError, PlatformClient
-from acceptance.processes import HOST, ChainError, ManagedBroker, Part, wait_for
+from acceptance.processes import HOST, ChainError, ManagedBroker, Part, descendants, wait_for
 from contracts import REGISTER_PROFILES
 from scenarios.loader import load_scenario
 
@@ -373,6 +374,10 @@ class Chain:
         for part in parts:
             if part.alive and part.pid:
                 out[part.name] = part.pid
+        if self.platform.alive and self.platform.pid:
+            # the reference platform's detection worker (central/detectors/worker.py)
+            for i, child in enumerate(descendants(self.platform.pid)):
+                out[f"{self.platform.name}:child{i or ''}"] = child
         if self.broker.mosquitto and self.broker.pid:
             out["broker"] = self.broker.pid
         return out
@@ -405,7 +410,12 @@ class Chain:
     def freeze_platform(self, frozen: bool) -> None:
         if self.external_platform:
             raise ChainError("the platform is external: the chain cannot freeze it")
+        # the whole platform hangs, its detection worker too (central/detectors/worker.py)
+        helpers = descendants(self.platform.pid) if self.platform.pid else []
         self.platform.freeze(frozen)
+        for pid in helpers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def stop_platform(self, kill: bool = False) -> None:
         """Stop the platform: SIGTERM, or SIGKILL with `kill` (a crash)."""

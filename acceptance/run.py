@@ -12,6 +12,7 @@ harness could not run (reason on stderr and in run.json).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -260,13 +262,32 @@ def _move_truth(chain: Chain, out: Path) -> None:
             shutil.move(str(p), truth / p.name)
 
 
-def _write_observed(chain: Chain, out: Path, sampler: Sampler,
-                    detection: DetectionReport | None = None) -> None:
-    # After the detection wait, not beside it: both need the platform's one interpreter,
-    # and beside it the wait ran out before the last station's final evaluation (issue 11).
+def _export_records(chain: Chain, out: Path, info: dict[str, Any]) -> None:
+    """The stored records (station by station) and the platform's chain heads; when each
+    ended goes to run.json's `phase_ends_s` ("records", "chain_heads")."""
     obs = out / "observed"
     obs.mkdir(exist_ok=True)
-    write_observed_records(chain.api, chain.station_ids, obs)  # station by station
+    write_observed_records(chain.api, chain.station_ids, obs)
+    _mark(info, "records")
+    info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
+    _mark(info, "chain_heads")
+
+
+def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> Future[None]:
+    """`_export_records` in a thread of its own; the future gives its end or its error."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="records")
+    try:
+        return pool.submit(_export_records, chain, out, info)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _write_observed(chain: Chain, out: Path, sampler: Sampler,
+                    detection: DetectionReport | None = None) -> None:
+    """What the platform decided (after the detection wait) and served; the records are
+    `_export_records`'."""
+    obs = out / "observed"
+    obs.mkdir(exist_ok=True)
     observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
                                                             index=False)
     # right after the alerts it grades, so both show the same findings
@@ -548,6 +569,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     # verification records as the world makes them (acceptance/inputs.py).
     poster = InputPoster(chain.admin_api, chain.sim_time)
     pump = InputPump(poster, chain.truth_dir)
+    exported: Future[None] | None = None  # the record export, begun once drained
     try:
         chain.start(before_devices=lambda c: poster.post_prices(scenario))
         pump.start()
@@ -590,7 +612,15 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         if not drain.drained:
             info["notes"].append(f"data did not drain: {drain.reason}")
         _mark(info, "drained")
+        # Once drained the records and the chain heads are final: fetched beside the
+        # detection wait, which the reference platform spends in its detection worker
+        # (central/detectors/worker.py), so both cores work (issue 11). Undrained, records
+        # may still come in: they are fetched after the wait, as late as before.
+        if drain.drained:
+            exported = _begin_export(chain, out, info)
         detection = chain.wait_detection(end, timeout=opts.detection_timeout_s)
+        if exported is None:
+            exported = _begin_export(chain, out, info)
         info["detection"] = {"done": detection.done, "supported": detection.supported,
                              "reason": detection.reason, "through": detection.through,
                              "waited_s": round(detection.waited_s, 3)}
@@ -605,12 +635,11 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["inspector"] = inspect(chain.admin_api, scenario, chain.station_ids)
         _write_observed(chain, out, sampler, detection)
         _mark(info, "observed")
-        info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
+        exported.result()
         if info["chain_heads"].get("not_intact"):
             info["notes"].append("the platform's own chain check finds tampering at "
                                  f"{', '.join(info['chain_heads']['not_intact'])} "
                                  f"({CHAIN_HEADS_FILE})")
-        _mark(info, "chain_heads")
         info["exit_codes"] = chain.stop_field()
         # anything of the final ground truth the run did not post (late; run.json says so)
         poster.post_truth_table(chain.truth_dir)
@@ -621,14 +650,14 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # the record says the run was interrupted and can at best be incomplete
         info["interrupted"] = str(exc)
         info["exit_reason"] = f"interrupted by {exc} at simulated {_sim_iso(chain)}"
-        _keep_evidence(chain, out, sampler, info)
+        _keep_evidence(chain, out, sampler, info, exported)
     except SutExited as exc:
         # a finding about the SUT (STB-1 fails on it), not a harness failure
         info["sut_exited"] = {"part": exc.part, "pid": exc.pid, "exit_code": exc.code,
                               "log": str(exc.log), "log_tail": exc.tail}
         info["exit_reason"] = (f"the SUT's {exc.part} exited on its own with code {exc.code} "
                                f"at simulated {_sim_iso(chain)}")
-        _keep_evidence(chain, out, sampler, info)
+        _keep_evidence(chain, out, sampler, info, exported)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
@@ -683,10 +712,18 @@ def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
             "waited_s": round(doc["ended_wall"] - doc["started_wall"], 3)}
 
 
-def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any]) -> None:
+def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any],
+                   exported: Future[None] | None) -> None:
     """A run that ends early keeps what the platform holds so far (it is then stopped and
-    checked like any other)."""
+    checked like any other). `exported`: the record export begun beside the detection wait,
+    if it was: awaited, and done again if it failed."""
     try:
+        if exported is not None:
+            with contextlib.suppress(ChainError, TimeoutError, ApiError, OSError):
+                exported.result()
+        if "records" not in info.get("phase_ends_s", {}):
+            (out / "observed").mkdir(exist_ok=True)
+            write_observed_records(chain.api, chain.station_ids, out / "observed")
         _write_observed(chain, out, sampler)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["notes"].append(f"the platform could not be observed at the early end: {exc}")

@@ -1,16 +1,17 @@
-"""`forecourt platform`: the reference central platform (市级监管平台) as one process.
+"""`forecourt platform`: the reference central platform (市级监管平台).
 
     forecourt platform --db sqlite:///runs/platform.db --broker mqtt://127.0.0.1:1883 \\
         --http 127.0.0.1:8080 --keys runs/keys.json \\
         --registry scenarios/fleets/urad-middle-banner.csv [--tokens tokens.json]
 
 At start it applies pending schema migrations, imports the station registry, subscribes
-to the uplink, serves the HTTP API and starts the detection service (central/detectors/:
-cheat alerts on each station's data up to its watermark, every --detect-interval s; limits
-scaled by --limit-scale, none raised with --no-detect; the sales vs tax declarations
-comparison of central/tax.py, off with --no-tax; the metrology audit of central/metrology.py,
-off with --no-metrology; the credit grade of central/credit.py, every station A with the QA
-option --flat-credit); then prints one JSON line to stdout
+to the uplink, serves the HTTP API and starts the detection service (central/detectors/;
+in a worker process of its own, or a thread with --detection thread: cheat alerts on each
+station's data up to its watermark, every --detect-interval s; limits scaled by
+--limit-scale, none raised with --no-detect; the sales vs tax declarations comparison of
+central/tax.py, off with --no-tax; the metrology audit of central/metrology.py, off with
+--no-metrology; the credit grade of central/credit.py, every station A with the QA option
+--flat-credit); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations;
 `--verify-chain [--station S] [--heads FILE]` only verifies the stored records against their
@@ -40,6 +41,7 @@ from central.credentials import load_mqtt_password
 from central.db import Conn, Database, DatabaseError, redact_url
 from central.detectors.base import Settings
 from central.detectors.service import DetectionService
+from central.detectors.worker import DetectionProcess
 from central.http_api import Api, ApiServer
 from central.ingest import IngestService, parse_broker_url
 from central.integrity import load_heads, stations_to_verify, verify_station
@@ -121,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
                         "still arrives may use (0.05); binds only in compressed runs, where "
                         "it defers evaluations, never their alerts' as_of "
                         "(central/detectors/service.py)")
+    p.add_argument("--detection", choices=("process", "thread"), default="process",
+                   help="where detection runs: a worker process of its own, using a second "
+                        "core (default), or a thread of this process "
+                        "(central/detectors/worker.py)")
     p.add_argument("--limit-scale", type=_positive, default=1.0,
                    help="multiply every statistical detection limit (CUSUM, t and k-sigma "
                         "limits, minimum litres) by this factor (1.0; docs/detectors.md)")
@@ -285,8 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(limit_scale=args.limit_scale, detect=not args.no_detect,
                         zone=args.timezone, densities=parse_densities(args.densities),
                         tax=not args.no_tax, metrology=not args.no_metrology)
-    detection = DetectionService(db, settings, interval_s=args.detect_interval,
-                                 budget=args.detect_budget)
+    detection: DetectionService | DetectionProcess = (
+        DetectionProcess(args.db, settings, interval_s=args.detect_interval,
+                         budget=args.detect_budget, log_level=args.log_level)
+        if args.detection == "process" else
+        DetectionService(db, settings, interval_s=args.detect_interval,
+                         budget=args.detect_budget))
     if args.no_detect or args.limit_scale != 1.0:
         log.warning("detection %s", "off (collection only)" if args.no_detect
                     else f"limits scaled by {args.limit_scale:g}")

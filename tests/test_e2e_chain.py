@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from waiting import HANG_S
+from waiting import HANG_S, wait_for
 
 from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform, load_truth
@@ -123,12 +123,31 @@ def test_a_part_that_dies_is_reported_not_waited_for(tmp_path):
         assert not report.drained
         assert report.reason.startswith("timeout after 2 s since the world last moved: "
                                         "stopped on purpose: collector:UMB25"), report.reason
-        os.kill(chain.pids()["platform"], signal.SIGKILL)  # behind the chain's back
+        # the platform's detection worker is one of its parts: sampled, frozen with it
+        worker = chain.pids()["platform:child"]
+        assert b"central.detectors.worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+        platform = chain.pids()["platform"]
+        chain.freeze_platform(True)  # signals are delivered asynchronously
+        wait_for(lambda: {state(platform), state(worker)} == {"T"}, HANG_S, "both stopped")
+        chain.freeze_platform(False)
+        wait_for(lambda: "T" not in {state(platform), state(worker)}, HANG_S, "both resumed")
+        os.kill(platform, signal.SIGKILL)  # behind the chain's back
         # once the chain runs, a SUT part that exits is a finding about the SUT
         with pytest.raises(SutExited, match=r"platform \(pid \d+\) exited on its own with "
                                             r"code -9"):
             chain.wait_drained(timeout=60)
     assert chain.platform.exit_codes == [-9]
+    # and the worker did not outlive it (a detector writing beside the platform's successor)
+    wait_for(lambda: state(worker) in ("", "Z"), HANG_S, "the detection worker's end")
+
+
+def state(pid: int) -> str:
+    """The process's state letter (T stopped, Z zombie), "" once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
 
 
 def test_a_part_that_fails_to_start_is_named_and_the_rest_stopped(tmp_path):

@@ -1,5 +1,6 @@
-"""The detection service: a thread in `forecourt platform` that keeps every active
-station's detection up to date with its watermark.
+"""The detection service: a thread that keeps every active station's detection up to date
+with its watermark, in the platform's detection worker (central/detectors/worker.py) or,
+with `forecourt platform --detection thread`, in the platform's own process.
 
 Every `interval_s` (wall clock; `--detect-interval`, default 1 s) it computes each
 station's watermark (central/detectors/watermark.py) and picks a checkpoint:
@@ -22,9 +23,8 @@ evaluations may use at most that share of the thread's wall time, as a token buc
 grows by `budget` s per wall second, at most `BURST_S`; an evaluation spends what it took;
 none starts in debt). Stations are visited least recently evaluated first, so a skipped one
 comes first next time. An evaluation costs in proportion to the station's history, so in a
-run compressed 15 000× the grid's 46 evaluations per wall second would otherwise take the
-whole core from the ingest in the same process (central/ingest.py). What the budget defers
-is only *when* a decision is made on the wall clock: its `as_of` and dedup key come from the
+run compressed 15 000× the grid's 46 evaluations per wall second would otherwise take a
+whole core from the ingest and the rest of the chain. What the budget defers is only *when* a decision is made on the wall clock: its `as_of` and dedup key come from the
 data (causality above). Once *no* station's watermark has moved for `still_s` (the data
 has stopped, e.g. a run drained), every station is evaluated through its watermark
 whatever the credit, so the end of a run is never left unevaluated. A station that stands
@@ -74,10 +74,7 @@ class DetectionService:
                  step_s: int = 3600, clock: Callable[[], float] = time.time,
                  budget: float = 0.05, still_s: float = 5.0,
                  timer: Callable[[], float] = time.perf_counter) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"detect interval must be > 0 s, got {interval_s!r}")
-        if not 0 < budget <= 1:
-            raise ValueError(f"detect budget must be in (0, 1], got {budget!r}")
+        self.check_options(interval_s, budget)
         self.db = db
         self.settings = settings
         self.interval_s = interval_s
@@ -98,6 +95,13 @@ class DetectionService:
         self._tax = tax.TaxAlerter(settings.context().zone)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def check_options(interval_s: float, budget: float) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"detect interval must be > 0 s, got {interval_s!r}")
+        if not 0 < budget <= 1:
+            raise ValueError(f"detect budget must be in (0, 1], got {budget!r}")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
