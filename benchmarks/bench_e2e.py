@@ -249,7 +249,8 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
     t0 = time.monotonic()
     with chain:
         started = time.monotonic()
-        roots = {name: pid for name, pid in chain.pids().items()}
+        # a part's children (the platform's detection worker) count in the part's tree
+        roots = {name: pid for name, pid in chain.pids().items() if ":child" not in name}
         sampler = CpuSampler(roots).start()
         python_parts = {n: p for n, p in roots.items()
                         if n != "harness" and not (n == "broker" and broker == "mosquitto")}
