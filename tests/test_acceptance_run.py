@@ -70,10 +70,10 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
                if i["kind"] == "posted_price")
     assert info["detection"]["done"] and info["detection"]["supported"]
     # the platform's detection worker ran (sampled as a part of the platform), and the
-    # records were exported beside the detection wait, the chain heads after them
+    # records and chain heads were fetched once drained, beside the detection wait
     assert info["cpu_s"]["platform:child"] > 0, info["cpu_s"]
     ends = info["phase_ends_s"]
-    assert ends["drained"] <= ends["records"] <= ends["chain_heads"], ends
+    assert ends["drained"] <= min(ends["records"], ends["chain_heads"]), ends
     assert json.loads((run / "observed" / "detection_status.json").read_text())["done"]
     # every station's chain head kept with the evidence, and the platform's database still
     # verifies against it (docs/security.md: tamper evidence)

@@ -56,6 +56,7 @@ class DetectionProcess:
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._watch: threading.Thread | None = None
 
     @property
@@ -72,18 +73,26 @@ class DetectionProcess:
         # the worker runs the platform's own code, wherever that was imported from
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             filter(None, (_CODE_ROOT, os.environ.get("PYTHONPATH")))))
-        # stdout/stderr inherited: the worker logs to the platform's log
-        self._proc = subprocess.Popen([sys.executable, "-m", "central.detectors.worker"],
-                                      stdin=subprocess.PIPE, env=env)
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(self.config).encode() + b"\n")
-        self._proc.stdin.close()
-        log.info("detection worker started (pid %d)", self._proc.pid)
+        with self._lock:  # never a new worker after stop()
+            if self._stop.is_set():
+                return
+            # stdout/stderr inherited: the worker logs to the platform's log
+            proc = subprocess.Popen([sys.executable, "-m", "central.detectors.worker"],
+                                    stdin=subprocess.PIPE, env=env)
+            self._proc = proc
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(self.config).encode() + b"\n")
+            proc.stdin.close()
+        except OSError:  # it died at once: _supervise sees its exit code
+            pass
+        log.info("detection worker started (pid %d)", proc.pid)
 
     def _supervise(self) -> None:
         while not self._stop.is_set():
             proc = self._proc
-            assert proc is not None
+            if proc is None:  # stopped before the first start
+                return
             code = proc.wait()
             if self._stop.is_set():
                 return
@@ -95,8 +104,9 @@ class DetectionProcess:
             self._spawn()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        proc = self._proc
+        with self._lock:
+            self._stop.set()
+            proc = self._proc
         if proc is None:
             return
         proc.terminate()
