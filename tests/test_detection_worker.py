@@ -101,3 +101,11 @@ def test_the_worker_ends_with_a_platform_killed_by_sigkill(tmp_path: Path) -> No
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_worker_started_by_hand_without_its_configuration_says_what_it_expects() -> None:
+    res = subprocess.run([sys.executable, "-m", "central.detectors.worker"], input="{bad\n",
+                         capture_output=True, text=True, timeout=HANG_S)
+    assert res.returncode == 2
+    assert "expected the configuration from `forecourt platform` as one JSON line on stdin" \
+        in res.stderr

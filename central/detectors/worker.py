@@ -15,7 +15,8 @@ on its own (logged, with its exit code). `stop()`: SIGTERM, then SIGKILL after a
 The worker (`main`) runs `DetectionService` until SIGTERM or until the platform that
 started it is gone: Linux delivers SIGTERM when the parent dies (PR_SET_PDEATHSIG), and
 the worker also watches its parent's pid, so a platform killed with SIGKILL (a crash
-fault) never leaves a detector writing beside its successor.
+fault) never leaves a detector writing beside its successor. It ignores SIGINT: a Ctrl-C
+reaches the whole process group, and the platform stops its worker itself.
 """
 
 from __future__ import annotations
@@ -132,11 +133,17 @@ def _die_with(parent: int) -> None:
 
 
 def main() -> int:
-    config: dict[str, Any] = json.loads(sys.stdin.readline())
+    try:
+        config: dict[str, Any] = json.loads(sys.stdin.readline())
+        parent = int(config["parent"])
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"central.detectors.worker: expected the configuration from `forecourt "
+              f"platform` as one JSON line on stdin ({exc!r})", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    parent = int(config["parent"])
+    # Ctrl-C in a terminal reaches the whole process group: the platform stops its worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
     logging.basicConfig(level=config["log_level"], stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
