@@ -4,9 +4,9 @@ from acceptance.faults.base import FaultKind
 
 KIND = FaultKind(
     name="platform_stall", layer="platform", served_by="harness", scope="fleet",
-    summary="the reference platform process is frozen (SIGSTOP: a stalled database, a full "
-            "garbage collection, an overloaded host): no acks, no API; resumed (SIGCONT) when "
-            "the fault ends",
+    summary="the reference platform is frozen, its detection worker too (SIGSTOP: a stalled "
+            "database, a full garbage collection, an overloaded host): no acks, no API, no "
+            "alerts; resumed (SIGCONT) when the fault ends",
     expected="collectors keep spooling, time out waiting for acks and resend; the platform, "
              "once resumed, stores each record once (resends are duplicates it recognises) and "
              "acknowledges them",
