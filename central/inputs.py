@@ -46,7 +46,10 @@ TAX_DECLARATION_SCHEMA: dict[str, Any] = {
         "declared_volume_ml": {**FEN, "description": "declared sales volume, mL"},
         "declared_sales_fen": {**FEN, "description": "declared turnover, fen"},
         "declared_tax_fen": {**FEN, "description": "tax declared, fen"},
-        "declared_at": {"type": "string", "format": "date-time"},
+        "declared_at": {"type": "string", "format": "date-time",
+                        "description": "when the station filed it; a grade the period's "
+                                       "declarations leave out is judged 1 day after the "
+                                       "latest (GET /api/v1/tax-checks)"},
         "authority": TEXT,
         "reference": {**TEXT, "description": "declaration number; unique per station"},
     },
@@ -208,17 +211,20 @@ def store_tax_declaration(conn: Conn, body: Any, zone: ZoneInfo, created_by: str
             (body["station_id"], ref)) is not None:
         raise InputError("reference", f"declaration {ref!r} of {body['station_id']} is "
                          "already stored", status=409)
+    declared_at = body.get("declared_at")
+    declared_epoch = None if declared_at is None else int(_datetime(declared_at, "declared_at",
+                                                                    zone))
     row_id = uuid.uuid4().hex
     conn.execute(
         "INSERT INTO tax_declarations (id, station_id, period_start, period_end, "
         "period_start_epoch, period_end_epoch, grade, declared_volume_ml, declared_sales_fen, "
-        "declared_tax_fen, reference, body_json, created_at, created_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "declared_tax_fen, reference, body_json, created_at, created_by, declared_at_epoch) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row_id, body["station_id"], body["period_start"], body["period_end"], start_epoch,
          end_epoch, body.get("grade"), body.get("declared_volume_ml"), body["declared_sales_fen"],
          body.get("declared_tax_fen"), ref, json.dumps(body, ensure_ascii=False,
                                                         sort_keys=True),
-         time.time(), created_by))
+         time.time(), created_by, declared_epoch))
     return {"id": row_id, **body}
 
 

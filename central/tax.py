@@ -21,7 +21,11 @@ on the form and a fill straddling a boundary:
 Only a positive gap is flagged (more sold than declared); an over-declaration is no tax
 loss. A row is `checked` once the station's data is complete through the period's end (its
 watermark, GET /api/v1/detection/status), `pending` before; platform sales only grow as
-data arrives, so a flag on a pending row already stands.
+data arrives, so a flag on a pending row already stands. A `missing_declaration` row waits
+longer: until the data is complete `FILING_GRACE_S` (1 day) past the latest `declared_at` of
+the period's declarations (the period's end for one that gives none). A station's filing
+arrives as one declaration per grade, one request after the other; judged in between, the
+grades still on their way would be taken as left out — and the alert would stay.
 
 Rows are computed on request from what is stored, so a declaration or a late transaction is
 taken into account at the next request. The detection service raises a
@@ -41,6 +45,7 @@ from central.alerts import raise_alert
 from central.db import Conn
 
 BOOKING_WINDOW_S = 1800  # fills of the last 30 min may be booked in the next period (日结)
+FILING_GRACE_S = 86_400  # a grade not declared is judged missing 1 day after the filing
 TOLERANCE_REL = 0.005  # of the platform's sales of the period
 TOLERANCE_VOLUME_ML = 10_000  # 10 L
 TOLERANCE_SALES_FEN = 10_000  # ¥100
@@ -98,8 +103,9 @@ def declared_periods(conn: Conn, station_id: str,
     """(period start, end) → the station's declarations of that period, in period order."""
     decls = conn.query(
         "SELECT id, period_start_epoch, period_end_epoch, period_end, grade, "
-        "declared_volume_ml, declared_sales_fen, reference FROM tax_declarations "
-        "WHERE station_id = ? ORDER BY period_start_epoch, id", (station_id,))
+        "declared_volume_ml, declared_sales_fen, reference, declared_at_epoch "
+        "FROM tax_declarations WHERE station_id = ? ORDER BY period_start_epoch, id",
+        (station_id,))
     periods: dict[tuple[int, int], list[tuple]] = {}
     for d in decls:
         a = int(d[1])
@@ -119,10 +125,13 @@ def period_checks(conn: Conn, station_id: str, a: int, b: int, decls: list[tuple
                 _total(late, d[4]), status, through) for d in decls]
     covered = {d[4] for d in decls}
     if None not in covered:  # a declaration of all grades covers every grade
+        filed = max([b, *(int(d[8]) for d in decls if d[8] is not None)])
+        judged = "checked" if through is not None and through >= filed + FILING_GRACE_S \
+            else "pending"
         for grade in sorted(set(sales) - covered):
             if sales[grade][0] or sales[grade][1]:
                 out.append(_row(station_id, a, b, grade, None, None, None, 0, sales[grade],
-                                late.get(grade, (0, 0, 0)), status, through))
+                                late.get(grade, (0, 0, 0)), judged, through))
     out.sort(key=lambda r: (r["grade"] or "", r["id"]))
     return out
 
@@ -188,8 +197,9 @@ def raise_alerts(conn: Conn, station_id: str, rows: Iterable[dict[str, Any]],
 
 class TaxAlerter:
     """Raises the `tax_under_declaration` alerts of the detection service, comparing each
-    declared period once its data is complete — and again only when a declaration of it is
-    added (a checked period's transactions cannot change: the watermark is past it)."""
+    declared period once its data is complete — at every pass while a row of it is pending
+    (a grade not declared, within the filing's grace), then again only when a declaration of
+    it is added (a checked period's transactions cannot change: the watermark is past it)."""
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
@@ -207,5 +217,6 @@ class TaxAlerter:
             rows = period_checks(conn, station_id, a, b, decls, through)
             with conn.transaction():
                 ids += raise_alerts(conn, station_id, rows, raised_at)
-            self._done[key] = len(decls)
+            if all(r["status"] == "checked" for r in rows):
+                self._done[key] = len(decls)
         return ids

@@ -2,7 +2,8 @@
 
 `record.tables["tax"]` (acceptance/checkers/tax.py `tax_table`) holds one row per station,
 declaration period and grade: what was declared, what the dispensers sold in the period, the
-ground truth's gap and the platform's, whether the platform flagged it, and the oracle's view
+ground truth's gap and the platform's, whether the platform flagged it (in its final
+comparison, or by a tax alert raised at any time), and the oracle's view
 (`must_flag`: an under-declaration beyond the published tolerance; `below_tolerance`: one
 too small to tell from the honest timing difference; `honest`). This module orders the rows
 by station (ledger order) and period, in yuan, with the period as local time, and names the
@@ -53,10 +54,12 @@ def tax_section(record: RunRecord, ledger: list[str]) -> TaxSection:
                             float(r["period_start"]), str(r["grade"])))
     rows = []
     for r in raw:
-        flagged, truth = bool(r["flagged"]), str(r["truth"])
+        # a tax alert is the platform's flag too, even when its final comparison cleared it
+        alerted = bool(r.get("alerted"))
+        flagged, truth = bool(r["flagged"]) or alerted, str(r["truth"])
         right = (flagged if truth == "must_flag" else not flagged if truth == "honest"
                  else None)
-        if r["state"] in ("pending", "late", "not_posted"):
+        if r["state"] in ("pending", "late", "not_posted") and not (alerted and truth == "honest"):
             right = None
         gap = r.get("platform_gap_fen")
         rows.append(TaxRow(

@@ -69,10 +69,13 @@ def _watermark(conn: Any, station: str, through: int) -> None:
 
 
 def _declare(conn: Any, station: str, sales_fen: int, volume_ml: int | None = None,
-             grade: str | None = "92", ref: str | None = None) -> dict[str, Any]:
+             grade: str | None = "92", ref: str | None = None,
+             declared_at: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"station_id": station, "period_start": _iso(A),
                             "period_end": _iso(B), "declared_sales_fen": sales_fen,
                             "reference": ref or f"TAX-{station}-{grade}"}
+    if declared_at is not None:
+        body["declared_at"] = _iso(declared_at)
     if grade is not None:
         body["grade"] = grade
     if volume_ml is not None:
@@ -133,14 +136,20 @@ def test_a_grade_left_out_gets_a_flagged_row_of_its_own(db: Database) -> None:
         _fills(conn, "UMB01", [A + 3600 * i for i in range(1, 5)], grade="92")
         _fills(conn, "UMB01", [A + 3600 * i for i in range(1, 5)], grade="0", device="D2",
                msg_seq=2)
-        _declare(conn, "UMB01", 4 * 28_480, 4 * FILL_ML, grade="92")
+        filed = B + 3600
+        _declare(conn, "UMB01", 4 * 28_480, 4 * FILL_ML, grade="92", declared_at=filed)
         _watermark(conn, "UMB01", B)
         rows = tax.station_tax_checks(conn, "UMB01", ZONE)
-    assert [(r["grade"], r["missing_declaration"], r["flagged"]) for r in rows] == [
-        ("0", True, True), ("92", False, False)]
-    missing = rows[0]
-    assert missing["declaration_id"] is None and missing["declared_sales_fen"] == 0
-    assert missing["gap_sales_fen"] == 4 * 28_480
+        assert [(r["grade"], r["missing_declaration"], r["flagged"], r["status"])
+                for r in rows] == [("0", True, True, "pending"), ("92", False, False, "checked")]
+        missing = rows[0]
+        assert missing["declaration_id"] is None and missing["declared_sales_fen"] == 0
+        assert missing["gap_sales_fen"] == 4 * 28_480
+        # judged left out once the data is complete a grace past the filing
+        _watermark(conn, "UMB01", filed + tax.FILING_GRACE_S - 1)
+        assert tax.station_tax_checks(conn, "UMB01", ZONE)[0]["status"] == "pending"
+        _watermark(conn, "UMB01", filed + tax.FILING_GRACE_S)
+        assert tax.station_tax_checks(conn, "UMB01", ZONE)[0]["status"] == "checked"
 
 
 def test_a_declaration_of_all_grades_compares_every_grade(db: Database) -> None:
@@ -188,6 +197,36 @@ def test_the_detection_service_raises_one_alert_per_flagged_checked_period(
         assert alert == (tax.ALERT_KIND, "UMB01", float(B), None, "tax")
         for off in (Settings(tax=False), Settings(detect=False)):
             assert DetectionService(db, off).run_tax(conn, "UMB02") == []
+
+
+def test_a_filing_posted_one_grade_at_a_time_raises_no_alert_half_way(
+        db: Database) -> None:
+    """Banner runs 19–21: a detection pass between the posts of one filing took the grades
+    still on their way as left out, and the alert stayed. A grade is judged missing only once
+    the data is complete FILING_GRACE_S past the filing; one really left out is alerted then."""
+    filed = B + 3600
+    with db.borrow() as conn:
+        for station, msg in (("UMB01", 1), ("UMB02", 3)):
+            _fills(conn, station, [A + 3600 * i for i in range(1, 5)], grade="92",
+                   msg_seq=msg)
+            _fills(conn, station, [A + 3600 * i for i in range(1, 5)], grade="0",
+                   device="D2", msg_seq=msg + 1)
+            _watermark(conn, station, filed + 600)
+        service = DetectionService(db, Settings(), clock=lambda: NOW)
+        for station in ("UMB01", "UMB02"):
+            _declare(conn, station, 4 * 28_480, 4 * FILL_ML, grade="92", declared_at=filed)
+            assert service.run_tax(conn, station) == []  # between two posts
+        _declare(conn, "UMB01", 4 * 28_480, 4 * FILL_ML, grade="0", declared_at=filed)
+        # UMB02 never declares grade 0
+        for station in ("UMB01", "UMB02"):
+            assert service.run_tax(conn, station) == []
+            _watermark(conn, station, filed + tax.FILING_GRACE_S)
+        assert service.run_tax(conn, "UMB01") == []
+        [alert] = service.run_tax(conn, "UMB02")
+        assert service.run_tax(conn, "UMB02") == []  # the period is settled, raised once
+        detail = conn.query_one("SELECT detail FROM alerts WHERE id = ?", (alert,))
+        assert detail is not None and "no declaration of grade 0" in detail[0]
+        assert conn.query_one("SELECT COUNT(*) FROM alerts WHERE station_id = 'UMB01'") == (0,)
 
 
 def _api(db: Database, *, with_tax: bool = True) -> Api:
@@ -243,6 +282,7 @@ GOOD = {"station_id": "UMB01", "period_start": "2026-04-01T08:00:00+08:00",
     (dict(GOOD, period_end="2026-04-01T07:00:00+08:00"), 400, "period_end"),  # end < start
     (dict(GOOD, period_end="2026-04-02"), 400, "period_end"),  # a date after a date-time
     (dict(GOOD, period_start="2026-04-02", period_end="2026-04-01"), 400, "period_end"),
+    (dict(GOOD, declared_at="after lunch"), 400, "declared_at"),
     (GOOD, 409, "reference"),  # the same reference again
     (b"{\"station_id\": ", 400, "body"),  # not JSON
 ])

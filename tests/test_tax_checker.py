@@ -225,3 +225,49 @@ def test_the_checker_reads_only_the_run_directory(tmp_path):
         sales_cross_checked(RunData(root), defaults())
     info = json.loads((root / "run.json").read_text())
     assert info["inputs_posted"]["counts"]["tax_declaration"]["posted"] == 20
+
+
+def _tax_alert(run: Run, ident: str, station: str, period_end: float,
+               grade: str | None) -> None:
+    """A `tax_under_declaration` alert as the reference platform raises it (§5.3)."""
+    evidence = json.dumps({"grade": grade, "missing_declaration": True})
+    alert = dict(id=ident, station_id=station, kind="tax_under_declaration", severity="warning",
+                 as_of=period_end, raised_at=period_end + 60, status="open", detector="tax",
+                 evidence=evidence)
+    run.alerts = pd.concat([run.alerts, pd.DataFrame([alert])], ignore_index=True)
+
+
+def test_a_tax_alert_at_an_honest_period_fails_though_the_final_comparison_is_clear(tmp_path):
+    """A grade judged missing between two declarations of one filing: the alert stays,
+    the final comparison no longer flags it. TAX-1 counts the alert (banner runs 19–21)."""
+    run = make_run()
+    truth = run.truth["tax_declarations"]
+    honest = truth[truth["station_id"] == "UMB44"].iloc[0]
+    cheated = truth[truth["station_id"] == "UMB25"].iloc[0]
+    _tax_alert(run, "t1", "UMB25", float(cheated["period_end"]), str(cheated["grade"]))
+    assert outcome(_check(tmp_path / "a", run), "TAX-1") == "pass"  # a right alert
+    _tax_alert(run, "t2", "UMB44", float(honest["period_end"]), str(honest["grade"]))
+    record = _check(tmp_path / "b", run)
+    assert outcome(record, "TAX-1") == "fail"
+    [m] = measurements(record, "TAX-1", "tax.false_flags", "UMB44")
+    assert m.value == 1 and "alert t2 raised" in m.evidence["flagged_honest"][0]
+    table = pd.DataFrame(record.tables["tax"])
+    assert table["alerted"].sum() == 2
+    assert table.loc[table["alerted"], "truth"].tolist().count("honest") == 1
+
+
+def test_a_tax_alert_naming_no_grade_or_no_declared_period_fails(tmp_path):
+    run = make_run()
+    truth = run.truth["tax_declarations"]
+    honest = truth[truth["station_id"] == "UMB44"].iloc[0]
+    _tax_alert(run, "t3", "UMB44", float(honest["period_end"]), None)
+    record = _check(tmp_path / "a", run)
+    [m] = measurements(record, "TAX-1", "tax.false_flags", "UMB44")
+    assert outcome(record, "TAX-1") == "fail" and m.value >= 1
+    run = make_run()
+    _tax_alert(run, "t4", "UMB44", 12345.0, "92")
+    _tax_alert(run, "t5", "UMB44", float(honest["period_end"]), "no-such-grade")
+    record = _check(tmp_path / "b", run)
+    assert outcome(record, "TAX-1") == "fail"
+    [m] = measurements(record, "TAX-1", "tax.flags_without_declaration", None)
+    assert m.value == 2 and m.evidence["tax_alerts"] == 2

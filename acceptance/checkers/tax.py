@@ -16,8 +16,12 @@ judged. Per station:
 
 - `tax.under_declarations_missed`: required rows the platform did not flag == 0 (a row it
   lists as pending and unflagged is not judged: see below);
-- `tax.false_flags`: honest rows — and rows the truth does not have — the platform flagged
-  == 0;
+- `tax.false_flags`: honest rows the platform flagged in its final comparison, or raised a
+  `tax_under_declaration` alert for at any time == 0. An alert is the platform's verdict
+  (§5.3: `as_of` = the period's end, evidence = the check row, whose `grade` names the
+  grade; an alert naming no grade stands for its whole period). It stays raised when the
+  final comparison no longer flags the row — e.g. a grade judged missing between two
+  declarations of the same filing — so reading only the final comparison would miss it;
 - `tax.declarations_not_compared`: declarations the platform accepted and lists no check
   for == 0 (a platform that stores declarations and compares nothing fails here);
 - `tax.declarations_refused`: valid declarations the platform refused (4xx other than 409)
@@ -28,6 +32,9 @@ judged. Per station:
   not complete through the period's end), or that reached it only after the observation or
   not at all (no answer) == 0 — the run did not let them be judged: incomplete, not failed.
 
+Flags and tax alerts on periods or grades the truth has no row for are
+`tax.flags_without_declaration` == 0 (fleet-wide).
+
 A run in which no declaration period ended gets the fleet scope measurement
 `tax.periods_declared` ≥ 1 = 0: TAX-1 is incomplete, and the evidence says why. A shortened
 declaration period (scenario `tax.period_days`) is stated in the evidence.
@@ -35,6 +42,7 @@ declaration period (scenario `tax.period_days`) is stated in the evidence.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from typing import Any, cast
@@ -139,6 +147,7 @@ def sales_cross_checked(data: RunData, criteria: dict[str, Any]) -> list[Measure
     rows = late_sales(tx, truth.assign(station_id=truth["station_id"].astype(str)))
     merged = _matches(rows, checks)
     posts = _posts(data)
+    alerts = tax_alerts(data)
     out: list[Measurement] = [Measurement(
         RID, "tax.periods_declared", len(truth), ">=", 1, "declarations", scope=True,
         evidence={"period": period, "stations": int(truth["station_id"].nunique()),
@@ -149,8 +158,8 @@ def sales_cross_checked(data: RunData, criteria: dict[str, Any]) -> list[Measure
     for sid in data.station_ids:
         mine = merged[merged["station_id"] == sid]
         if len(mine):
-            out += _station(sid, mine, posts, criteria)
-    out.append(_false_flags_elsewhere(data, checks, rows))
+            out += _station(sid, mine, posts, criteria, alerts[alerts["station_id"] == sid])
+    out.append(_false_flags_elsewhere(checks, rows, alerts))
     return out
 
 
@@ -173,12 +182,57 @@ def _state(row: Any, posts: dict[tuple[str, str], dict[str, Any]]) -> str:
     return "pending" if str(row.status_p) == "pending" else "clear"
 
 
+def tax_alerts(data: RunData) -> pd.DataFrame:
+    """The platform's `tax_under_declaration` alerts: id, station_id, period_end (the alert's
+    `as_of`, whole seconds) and grade (its evidence's `grade`; None when it names none)."""
+    al = data.alerts
+    al = al[al["kind"] == "tax_under_declaration"]
+    return pd.DataFrame({
+        "id": al["id"].astype(str), "station_id": al["station_id"].astype(str),
+        "period_end": [None if pd.isna(t) else round(float(t)) for t in al["as_of"]],
+        "grade": [_evidence_grade(e) for e in al["evidence"]]},
+        columns=["id", "station_id", "period_end", "grade"])
+
+
+def _evidence_grade(evidence: Any) -> str | None:
+    try:
+        doc = json.loads(evidence) if isinstance(evidence, str) else evidence
+    except ValueError:
+        return None
+    grade = doc.get("grade") if isinstance(doc, dict) else None
+    return None if grade is None else str(grade)
+
+
+def _alerted(mine: pd.DataFrame, alerts: pd.DataFrame) -> dict[tuple[int, str], list[str]]:
+    """(period end, grade) of the station's truth rows → the ids of the tax alerts raised for
+    it; an alert naming no grade counts for every row of a period with no under-declaration
+    (otherwise it may be the right one, and is not judged)."""
+    out: dict[tuple[int, str], list[str]] = {}
+    for end, rows in mine.groupby(mine["period_end"].round().astype(int)):
+        here = alerts[alerts["period_end"] == int(cast(int, end))]
+        if not len(here):
+            continue
+        cheated = bool(rows["under_declared"].astype(bool).any())
+        for grade in rows["grade"].astype(str):
+            ids = [str(a.id) for a in cast(Iterable[Any], here.itertuples(index=False))
+                   if a.grade == grade or (a.grade is None and not cheated)]
+            if ids:
+                out[(int(cast(int, end)), grade)] = ids
+    return out
+
+
 def _station(sid: str, mine: pd.DataFrame, posts: dict[tuple[str, str], dict[str, Any]],
-             criteria: dict[str, Any]) -> list[Measurement]:
+             criteria: dict[str, Any], alerts: pd.DataFrame) -> list[Measurement]:
     missed, false, not_compared, refused, unchecked = [], [], [], [], []
     below, caught, errors = [], [], []
+    alerted = _alerted(mine, alerts)
     for r in cast(Iterable[Any], mine.itertuples(index=False)):
         state = _state(r, posts)
+        ids = alerted.get((round(float(r.period_end)), str(r.grade)), [])
+        if ids and not bool(r.under_declared):
+            false.append(f"{_name(r)}: honest (true gap {int(r.gap_amount_fen)} fen), "
+                         f"alert {ids[0]} raised" + (f" (+{len(ids) - 1})" if len(ids) > 1
+                                                     else ""))
         if state == "refused":
             refused.append(f"{_name(r)}: HTTP {posts[(sid, str(r.reference))].get('status')}")
             continue
@@ -207,7 +261,7 @@ def _station(sid: str, mine: pd.DataFrame, posts: dict[tuple[str, str], dict[str
                 continue
             caught.append(_name(r))
             errors.append(_gap_error(r))
-        elif state == "flagged":
+        elif state == "flagged" and not ids:
             false.append(f"{_name(r)}: honest (true gap {int(r.gap_amount_fen)} fen), "
                          f"flagged with gap {r.gap_sales_fen_p} fen")
     limit = float(criteria["tax_gap_tolerance"])
@@ -252,9 +306,10 @@ def _gap_error(r: Any) -> tuple[float, dict[str, Any]]:
         "platform_gap_ml": _plain(r.gap_volume_ml_p), "true_sales_fen": int(r.true_amount_fen)}
 
 
-def _false_flags_elsewhere(data: RunData, checks: pd.DataFrame,
-                           truth: pd.DataFrame) -> Measurement:
-    """Flags on periods or grades the truth has no declaration for (fleet-wide)."""
+def _false_flags_elsewhere(checks: pd.DataFrame, truth: pd.DataFrame,
+                           alerts: pd.DataFrame) -> Measurement:
+    """Flags and tax alerts on periods or grades the truth has no declaration for
+    (fleet-wide)."""
     keys = {(str(s), float(a), float(b), str(g)) for s, a, b, g in
             cast(Iterable[Any], truth[list(_KEY)].itertuples(index=False))}
     flagged = checks[checks["flagged"].fillna(False).astype(bool)] if len(checks) else checks
@@ -262,9 +317,16 @@ def _false_flags_elsewhere(data: RunData, checks: pd.DataFrame,
              for r in cast(Iterable[Any], flagged.itertuples(index=False))
              if (str(r.station_id), float(r.period_start), float(r.period_end),
                  str(r.grade)) not in keys]
+    ends = {(str(s), round(float(b)), str(g)) for s, _a, b, g in keys}
+    periods = {(s, b) for s, b, _g in ends}
+    stray += [f"alert {a.id}: {a.station_id} period ending {a.period_end} grade {a.grade}"
+              for a in cast(Iterable[Any], alerts.itertuples(index=False))
+              if (a.station_id, a.period_end, a.grade) not in ends
+              and not (a.grade is None and (a.station_id, a.period_end) in periods)]
     return Measurement(RID, "tax.flags_without_declaration", len(stray), "==", 0,
                        "checks", None, evidence={"flags": first(stray),
-                                                 "checks_listed": len(checks)})
+                                                 "checks_listed": len(checks),
+                                                 "tax_alerts": len(alerts)})
 
 
 def _num(v: Any) -> float:
@@ -284,7 +346,7 @@ def _plain(v: Any) -> Any:
 
 def tax_table(data: RunData) -> pd.DataFrame:
     """One row per station, period and grade: declared, sold, the true gap, the platform's
-    gap and flag, and the oracle's judgement."""
+    gap, flag and whether it raised a tax alert, and the oracle's judgement."""
     truth = data.truth_table("tax_declarations")
     if not len(truth):
         return pd.DataFrame()
@@ -294,6 +356,9 @@ def tax_table(data: RunData) -> pd.DataFrame:
                       truth.assign(station_id=truth["station_id"].astype(str)))
     merged = _matches(rows, checks)
     posts = _posts(data)
+    alerts = tax_alerts(data)
+    alerted = {(str(sid), *key) for sid, mine in merged.groupby("station_id")
+               for key in _alerted(mine, alerts[alerts["station_id"] == str(sid)])}
     out = []
     for r in cast(Iterable[Any], merged.itertuples(index=False)):
         state = _state(r, posts)
@@ -306,6 +371,7 @@ def tax_table(data: RunData) -> pd.DataFrame:
             "true_amount_fen": int(r.true_amount_fen), "true_gap_fen": int(r.gap_amount_fen),
             "platform_gap_fen": _plain(r.gap_sales_fen_p) if r.matched == "both" else None,
             "flagged": state == "flagged", "state": state, "truth": judged,
+            "alerted": (str(r.station_id), round(float(r.period_end)), str(r.grade)) in alerted,
             "under_declared": bool(r.under_declared)})
     return pd.DataFrame(out)
 
