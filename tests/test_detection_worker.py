@@ -109,3 +109,17 @@ def test_a_worker_started_by_hand_without_its_configuration_says_what_it_expects
     assert res.returncode == 2
     assert "expected the configuration from `forecourt platform` as one JSON line on stdin" \
         in res.stderr
+
+
+def test_a_worker_that_keeps_failing_is_started_less_and_less_often(tmp_path: Path) -> None:
+    """A worker that cannot start (here: a log level it does not know) exits at once; the
+    platform starts it again after a delay that doubles each time (1 s, 2 s, … up to 60 s
+    with the defaults)."""
+    worker = DetectionProcess(f"sqlite:///{tmp_path / 'p.db'}", Settings(),
+                              log_level="NO-SUCH-LEVEL", restart_delay_s=0.02)
+    worker.start()
+    try:
+        wait_for(lambda: worker.restarts >= 4, HANG_S, "four restarts")
+    finally:
+        worker.stop()
+    assert worker.delays[:4] == [0.02, 0.04, 0.08, 0.16]

@@ -10,7 +10,9 @@ locks across processes as across connections; PostgreSQL by its transactions).
 `DetectionProcess` (in the platform) starts `python -m central.detectors.worker`, hands it
 its configuration as one JSON line on stdin (the database URL may carry a password, which
 a command line would show to every user of the machine), and starts it again if it exits
-on its own (logged, with its exit code). `stop()`: SIGTERM, then SIGKILL after a timeout.
+on its own (logged, with its exit code): after 1 s, doubling while it keeps failing within a
+minute of its start (up to 60 s apart), so a worker that cannot start (a database gone) does
+not flood the log. `stop()`: SIGTERM, then SIGKILL after a timeout.
 
 The worker (`main`) runs `DetectionService` until SIGTERM or until the platform that
 started it is gone: Linux delivers SIGTERM when the parent dies (PR_SET_PDEATHSIG), and
@@ -30,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +44,27 @@ log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 RESTART_DELAY_S = 1.0  # between an unexpected exit and the next start
+RESTART_MAX_DELAY_S = 60.0  # the delay doubles while the worker keeps failing, up to this
+HEALTHY_S = 60.0  # a worker that ran this long before it failed starts the back-off afresh
 _CODE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding central/
 
 
 class DetectionProcess:
     """The platform's handle on its detection worker; same `start`/`stop` as
-    `DetectionService`. `restarts`: how often the worker had to be started again."""
+    `DetectionService`. `restarts`: how often the worker had to be started again;
+    `delays`: the wait before each of those starts."""
 
     def __init__(self, db_url: str, settings: Settings, interval_s: float = 1.0,
-                 budget: float = 0.05, log_level: str = "INFO") -> None:
+                 budget: float = 0.05, log_level: str = "INFO",
+                 restart_delay_s: float = RESTART_DELAY_S) -> None:
         DetectionService.check_options(interval_s, budget)  # bad options fail in the platform
         self.config = {"db": db_url, "settings": dataclasses.asdict(settings),
                        "interval_s": interval_s, "budget": budget, "log_level": log_level,
                        "parent": os.getpid()}
         self.restarts = 0
+        self.delays: list[float] = []
+        self._first_delay = restart_delay_s
+        self._started = 0.0  # time.monotonic() of the last start
         self._proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -81,6 +91,7 @@ class DetectionProcess:
             proc = subprocess.Popen([sys.executable, "-m", "central.detectors.worker"],
                                     stdin=subprocess.PIPE, env=env)
             self._proc = proc
+            self._started = time.monotonic()
         assert proc.stdin is not None
         try:
             proc.stdin.write(json.dumps(self.config).encode() + b"\n")
@@ -90,6 +101,7 @@ class DetectionProcess:
         log.info("detection worker started (pid %d)", proc.pid)
 
     def _supervise(self) -> None:
+        delay = self._first_delay
         while not self._stop.is_set():
             proc = self._proc
             if proc is None:  # stopped before the first start
@@ -97,11 +109,15 @@ class DetectionProcess:
             code = proc.wait()
             if self._stop.is_set():
                 return
+            if time.monotonic() - self._started >= HEALTHY_S:
+                delay = self._first_delay
             log.error("detection worker (pid %d) exited on its own with code %s; starting "
-                      "it again", proc.pid, code)
-            if self._stop.wait(RESTART_DELAY_S):
+                      "it again in %.3g s", proc.pid, code, delay)
+            if self._stop.wait(delay):
                 return
+            self.delays.append(delay)
             self.restarts += 1
+            delay = min(2 * delay, RESTART_MAX_DELAY_S)
             self._spawn()
 
     def stop(self, timeout: float = 30.0) -> None:
