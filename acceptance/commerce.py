@@ -91,7 +91,7 @@ def truth_sales(transactions: pd.DataFrame, fleet: Sequence[Mapping[str, Any]],
     town = {str(r["station_id"]): str(r["town"]) for r in fleet}
     owner = {str(r["station_id"]): str(r["ownership"]) for r in fleet}
     sid = transactions["station_id"].astype(str)
-    unknown = sorted(set(sid) - set(town))
+    unknown = sorted(set(sid.unique()) - set(town))
     if unknown:
         raise ValueError(f"transactions of station(s) {unknown} that the fleet ledger "
                          f"does not list")

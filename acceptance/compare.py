@@ -288,7 +288,7 @@ def expected_records(truth: Truth, dialects: Mapping[str, str],
         missing = sorted(set(_needed_columns(spec)) - set(src.columns))
         if missing:
             raise CompareError(f"ground truth {spec.table}: missing column(s) {missing}")
-        unknown = sorted(set(src["station_id"]) - set(dialects))
+        unknown = sorted(set(src["station_id"].unique()) - set(dialects))
         if unknown:
             raise CompareError(f"no register dialect for station(s) {unknown} "
                                f"(dialects given for {sorted(dialects)})")

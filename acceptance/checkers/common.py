@@ -56,7 +56,7 @@ def scope(data: RunData, records: pd.DataFrame | None = None) -> list[str]:
     a platform holding data of a station outside the run is measured too."""
     ids = list(data.station_ids)
     if records is not None and len(records):
-        extra = sorted(set(records["station_id"].astype(str)) - set(ids))
+        extra = sorted({str(s) for s in records["station_id"].unique()} - set(ids))
         ids += extra
     return ids
 

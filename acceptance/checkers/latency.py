@@ -44,7 +44,7 @@ def latency_p95(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
     lat = latencies(table, data.run_info.get("wall_end"))
     out = [Measurement("DAT-5", NAME, _p95(lat["latency_s"]), "<=", limit, "s", None,
                        evidence=_evidence(lat) | {"segments": windows})]
-    for sid in sorted(set(lat["station_id"])):
+    for sid in sorted(set(lat["station_id"].unique())):
         mine = lat[lat["station_id"] == sid]
         out.append(Measurement("DAT-5", NAME, _p95(mine["latency_s"]), "<=", limit, "s", sid,
                                evidence=_evidence(mine)))
