@@ -492,7 +492,10 @@ def _write_latency(chain: Chain, out: Path, timeline: list[dict[str, Any]],
         for stream in em["stream"].unique():
             p = out / "observed" / f"{stream}.parquet"
             if p.exists():
-                obs = pd.read_parquet(p, columns=["key", "received_at"])
+                # only the segment's keys: grouping millions of stored keys took seconds
+                keys = em.loc[em["stream"] == stream, "key"].unique().tolist()
+                obs = pd.read_parquet(p, columns=["key", "received_at"],
+                                      filters=[("key", "in", keys)])
                 seen.append(obs.groupby("key", as_index=False)["received_at"].min())
         vis = pd.concat(seen) if seen else pd.DataFrame(columns=["key", "received_at"])
         rows = em.merge(vis, on="key", how="left").rename(columns={"received_at": "visible_wall"})
