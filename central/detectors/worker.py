@@ -11,8 +11,8 @@ locks across processes as across connections; PostgreSQL by its transactions).
 its configuration as one JSON line on stdin (the database URL may carry a password, which
 a command line would show to every user of the machine), and starts it again if it exits
 on its own (logged, with its exit code): after 1 s, doubling while it keeps failing within a
-minute of its start (up to 60 s apart), so a worker that cannot start (a database gone) does
-not flood the log. `stop()`: SIGTERM, then SIGKILL after a timeout.
+minute of its start (up to 60 s apart), so a worker that cannot start (a bad configuration)
+does not flood the log. `stop()`: SIGTERM, then SIGKILL after a timeout.
 
 The worker (`main`) runs `DetectionService` until SIGTERM or until the platform that
 started it is gone: Linux delivers SIGTERM when the parent dies (PR_SET_PDEATHSIG), and
