@@ -25,3 +25,24 @@ def test_the_city_report_lists_every_declared_period_with_both_gaps(tmp_path):
     en = render_reports(record, tmp_path / "en", lang="en")[1].read_text(encoding="utf-8")
     assert "Sales vs tax declarations" in en and "under-declared" in en
     assert zh  # the county report renders too (TAX-1 among the requirements)
+
+
+def test_a_tax_alert_at_an_honest_period_shows_as_a_wrong_flag(tmp_path):
+    """The final comparison is clear, but the platform raised an alert for the period: the
+    table shows it flagged, and wrongly."""
+    import json
+
+    import pandas as pd
+
+    run = make_run()
+    truth = run.truth["tax_declarations"]
+    honest = truth[truth["station_id"] == "UMB44"].iloc[0]
+    alert = dict(id="t1", station_id="UMB44", kind="tax_under_declaration",
+                 severity="warning", as_of=float(honest["period_end"]), status="open",
+                 evidence=json.dumps({"grade": str(honest["grade"])}))
+    run.alerts = pd.concat([run.alerts, pd.DataFrame([alert])], ignore_index=True)
+    record = check_run(run.write(tmp_path / "run"), write=False)
+    section = tax_section(record, ["UMB25", "UMB44"])
+    wrong = [r for r in section.rows if r.right is False]
+    assert section.false_flags == 1 and len(wrong) == 1
+    assert wrong[0].station_id == "UMB44" and wrong[0].flagged and wrong[0].truth == "honest"
