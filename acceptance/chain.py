@@ -375,7 +375,8 @@ class Chain:
             if part.alive and part.pid:
                 out[part.name] = part.pid
         if self.platform.alive and self.platform.pid:
-            # the reference platform's detection worker (central/detectors/worker.py)
+            # the reference platform's detection worker (central/detectors/worker.py), then
+            # its chain-check process (central/chain_check.py): the order they started in
             for i, child in enumerate(descendants(self.platform.pid)):
                 out[f"{self.platform.name}:child{i or ''}"] = child
         if self.broker.mosquitto and self.broker.pid:

@@ -5,8 +5,9 @@
         --registry scenarios/fleets/urad-middle-banner.csv [--tokens tokens.json]
 
 At start it applies pending schema migrations, imports the station registry, subscribes
-to the uplink, serves the HTTP API and starts the detection service (central/detectors/;
-in a worker process of its own, or a thread with --detection thread: cheat alerts on each
+to the uplink, serves the HTTP API (its chain check, GET /api/v1/integrity/chain, in a
+process of its own, or the request's thread with --chain-check thread) and starts the
+detection service (central/detectors/; in a worker process of its own, or a thread with --detection thread: cheat alerts on each
 station's data up to its watermark, every --detect-interval s; limits scaled by
 --limit-scale, none raised with --no-detect; the sales vs tax declarations comparison of
 central/tax.py, off with --no-tax; the metrology audit of central/metrology.py, off with
@@ -37,6 +38,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.auth import TokenError, load_tokens
+from central.chain_check import ChainCheckProcess, verify_here
 from central.credentials import load_mqtt_password
 from central.db import Conn, Database, DatabaseError, redact_url
 from central.detectors.base import Settings
@@ -127,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="where detection runs: a worker process of its own, using a second "
                         "core (default), or a thread of this process "
                         "(central/detectors/worker.py)")
+    p.add_argument("--chain-check", choices=("process", "thread"), default="process",
+                   help="where GET /api/v1/integrity/chain verifies a chain: a process of "
+                        "its own, started at the first request, so the check uses a second "
+                        "core (default), or the request's thread (central/chain_check.py)")
     p.add_argument("--limit-scale", type=_positive, default=1.0,
                    help="multiply every statistical detection limit (CUSUM, t and k-sigma "
                         "limits, minimum litres) by this factor (1.0; docs/detectors.md)")
@@ -310,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(zone, vcf, args.heartbeat_timeout, time.time, tax=not args.no_tax,
                   metrology=not args.no_metrology, flat_credit=args.flat_credit)
     try:
-        server = ApiServer(Api(db, tokens, ctx, health), *args.http)
+        chain_check = ChainCheckProcess(args.db) if args.chain_check == "process" else None
+        server = ApiServer(Api(db, tokens, ctx, health,
+                               chain_check.verify if chain_check else verify_here), *args.http)
     except OSError as exc:
         return _fail(f"--http {args.http[0]}:{args.http[1]}: cannot listen ({exc.strerror})")
 
@@ -320,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest.start()
     server.start()
     detection.start()
+    if chain_check is not None:  # after the detection worker: the harness samples both
+        chain_check.start()
     ready = {"event": "ready", "http": server.url, "db": redact_url(args.db),
              "broker": args.broker, "stations": len(registry)}
     if generated:
@@ -332,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopping")
         detection.stop()
         server.stop()
+        if chain_check is not None:
+            chain_check.stop()
         ingest.stop()
         db.close()
         for sig, handler in previous.items():

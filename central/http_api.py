@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from central import alerts, audit, integrity, stations
+from central import alerts, audit, stations
 from central.auth import Principal, TokenStore, roles_for
+from central.chain_check import verify_here
 from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
 from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
@@ -37,6 +38,8 @@ from central.resources import (
 from central.schemas import StrictValidator, json_path
 
 log = logging.getLogger(__name__)
+# GET /integrity/chain's verification: (request's connection, station) → report
+ChainVerify = Callable[[Conn, str], dict[str, Any]]
 MAX_BODY = 1 << 20  # bytes of a request body; a larger one is not read (413)
 SOCKET_TIMEOUT_S = 30.0  # per socket read/write of a connection (ApiServer's default)
 # A request (line, headers and body) must arrive whole within this: a client trickling a
@@ -130,7 +133,8 @@ def _failure(exc: Exception, method: str, target: str) -> Response:
     return error(500, "internal_error", "the platform failed; see its log")
 
 
-def _chain_report(conn: Conn, query: dict[str, list[str]]) -> dict[str, Any]:
+def _chain_report(conn: Conn, query: dict[str, list[str]],
+                  verify: ChainVerify = verify_here) -> dict[str, Any]:
     """GET /api/v1/integrity/chain?station_id=S: the station's record chain verified."""
     check_known_params(query, ("station_id",))
     sid = station_param(query)
@@ -138,14 +142,15 @@ def _chain_report(conn: Conn, query: dict[str, list[str]]) -> dict[str, Any]:
         raise ParamError("station_id", "required: the station whose chain to verify")
     if conn.query_one("SELECT 1 FROM stations WHERE station_id = ?", (sid,)) is None:
         raise ParamError("station_id", f"no station {sid} in the registry", status=404)
-    return integrity.verify_station(conn, sid).as_dict()
+    return verify(conn, sid)
 
 
 class Api:
     """Routing, authentication and handlers; independent of the socket server."""
 
     def __init__(self, db: Database, tokens: TokenStore, ctx: Context,
-                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+                 health: Callable[[], dict[str, Any]] | None = None,
+                 chain_check: ChainVerify = verify_here) -> None:
         self.db = db
         self.tokens = tokens
         self.ctx = ctx
@@ -155,7 +160,7 @@ class Api:
             f"{PREFIX}/stations": lambda c, q: stations.list_stations(c, q, self.ctx),
             f"{PREFIX}/stats/ingest": lambda c, q: {**stations.ingest_stats(c, q),
                                                      "ingest": self.health()},
-            f"{PREFIX}/integrity/chain": _chain_report,
+            f"{PREFIX}/integrity/chain": lambda c, q: _chain_report(c, q, chain_check),
         }
         for res in (*TABLE_RESOURCES, *COMPUTED_RESOURCES):
             def list_route(c: Any, q: dict, r: ListResource = res) -> Any:

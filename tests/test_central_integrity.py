@@ -4,7 +4,12 @@ station's records are hash-chained at ingest; a later change in the database is 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,10 +30,12 @@ from test_central_support import (
     state,
     txn,
 )
+from waiting import HANG_S, wait_for
 
 from central import cli
 from central.auth import TokenStore
 from central.chain import GENESIS, link, stored_digest, stored_digester
+from central.chain_check import ChainCheckProcess
 from central.db import Database
 from central.http_api import Api, ApiServer
 from central.integrity import verify_station
@@ -366,3 +373,70 @@ def test_two_instances_storing_the_same_stream_concurrently_chain_each_record_on
         for station in ("UMB01", "UMB02"):
             report = verify_station(conn, station)
             assert report.intact and report.records == 96, report.findings
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) is gone too
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    return True
+
+
+def test_the_chain_check_in_a_process_of_its_own(db_url: str) -> None:
+    """`--chain-check process`: the same answers as in the request's thread, tampering
+    found, a dead process answered 503 and replaced, and the process stops with it."""
+    db = ready_database(db_url)
+    keys = _ingest(db)
+    tokens = TokenStore([(ADMIN, "admin", "tester")])
+    ctx = Context(ZoneInfo("Asia/Shanghai"), Vcf(), 90.0, lambda: NOW)
+    checker = ChainCheckProcess(db_url)
+    checker.start()
+    server = ApiServer(Api(db, tokens, ctx, chain_check=checker.verify), "127.0.0.1", 0).start()
+    path = "/api/v1/integrity/chain?station_id=UMB01"
+    try:
+        status, body = _get(server.url, path, ADMIN)
+        with db.borrow() as conn:
+            assert (status, body) == (200, verify_station(conn, "UMB01").as_dict())
+        assert body["intact"] is True and body["records"] == 9
+        first = checker.pid
+        assert first is not None and first != os.getpid()
+        _sql(db, "UPDATE transactions SET volume_ml = volume_ml + 1 WHERE key = ?", (keys[0],))
+        status, body = _get(server.url, path, ADMIN)
+        assert status == 200 and body["intact"] is False
+        assert [(f["finding"], f["key"]) for f in body["findings"]] == [("altered", keys[0])]
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: _gone(first), HANG_S, "the killed chain-check process gone")
+        status, body = _get(server.url, path, ADMIN)
+        assert status == 503 and body["error"]["code"] == "unavailable"
+        status, body = _get(server.url, path, ADMIN)
+        assert status == 200 and body["findings_total"] == 1
+        second = checker.pid
+        assert second is not None and second != first
+    finally:
+        server.stop()
+        checker.stop()
+        db.close()
+    wait_for(lambda: _gone(second), HANG_S, "the chain-check process stopped")
+
+
+def test_the_chain_check_process_leaves_when_the_platform_is_killed(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'platform.db'}"
+    ready_database(db_url).close()
+    code = ("import sys; from central.chain_check import ChainCheckProcess; "
+            f"c = ChainCheckProcess({db_url!r}); c.start(); print(c.pid, flush=True); "
+            "sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proc.stdout.readline())  # type: ignore[union-attr]
+        assert not _gone(child)
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: _gone(child), HANG_S, "the orphaned chain-check process gone")
+    finally:
+        proc.kill()
+        proc.wait()
