@@ -61,9 +61,11 @@ from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE, RESOURCE_COLUMNS
 from acceptance.schedule import Fault, FaultAction, run_schedule, scenario_faults, wait_on_line
 from acceptance.sut import Sut, SutError, parse_sut
 from acceptance.tls import client_context
+from acceptance.world_config import build_world_config
 from devices.pace import ALL, PaceWindow
 from mutants.platform import platform_args, platform_command
 from scenarios.loader import Scenario, ScenarioError, load_scenario
+from sim.cheats.registry import make_cheat
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ def harness_version() -> str:
 
 
 TRUTH_FILES = ("manifest.json",)
+# simulated time after a change a device shows only in its header during which the world is
+# slowed, so that the collector reads the header (`header_changes`)
+CHANGE_WINDOW_S = 6 * 3600.0
 
 
 class HarnessError(RuntimeError):
@@ -125,6 +130,9 @@ class RunOptions:
     pace_wall_s_per_day: float = 1.0
     pace_min_s: float = 10.0
     fault_wall_s: float = 6.0  # wall seconds each fault window lasts
+    # wall seconds of the CHANGE_WINDOW_S after a cheat changes what a device's header shows:
+    # twice the reference collector's header read interval (collector --live-interval 5 s)
+    change_wall_s: float = 10.0
     latency_minutes: float = 10.0  # simulated minutes of the near-real-time segment
     latency_compression: float = 60.0
 
@@ -378,7 +386,8 @@ def pace_windows(opts: RunOptions, scenario: Scenario,
                  keys: dict[str, str] | None = None) -> list[PaceWindow]:
     """Each fault served slowly enough to act on it (`fault_wall_s` of wall time, also when it
     lies inside a longer one) — a device fault slowly enough for the platform to show the
-    device off line within `device_offline_shown_s` (DAT-6) and the harness to see it — and
+    device off line within `device_offline_shown_s` (DAT-6) and the harness to see it —, the
+    CHANGE_WINDOW_S after each header change (`header_changes`) in `change_wall_s`, and
     a near-real-time segment for latency (DAT-5) in the last quiet stretch of the run.
     The windows' compressions are ceilings: the other stations' FIFOs still hold the world
     (a day's fault in 6 s outruns the chain); only the stations the faults take away from
@@ -399,6 +408,10 @@ def pace_windows(opts: RunOptions, scenario: Scenario,
         # every fault gets its own wall time, even inside a longer one (a crash in a cut)
         wall = device_wall_s if f.kind in SHOWN_OFF_LINE else opts.fault_wall_s
         slow.append((f.at, min(end, f.end), f.duration / wall))
+    for t in header_changes(scenario, start, end):
+        b = min(end, t + CHANGE_WINDOW_S)
+        spans.append((t, b, ()))
+        slow.append((t, b, (b - t) / opts.change_wall_s))
     spans.sort()
     merged: list[tuple[float, float, tuple[str, ...]]] = []
     for a, b, hit in spans:
@@ -418,6 +431,18 @@ def pace_windows(opts: RunOptions, scenario: Scenario,
     if seg_end - seg >= start + 3600.0:  # after start-up, or not at all
         windows.append(PaceWindow(seg_end - seg, seg_end, opts.latency_compression, latency=True))
     return windows
+
+
+def header_changes(scenario: Scenario, start: float, end: float) -> list[float]:
+    """When cheats change what a device's header shows and nothing else (new ids, a broken
+    seal, no event logged). A collector sees such a change only at its next header read,
+    every few seconds of *wall* time: at full compression that is a day of simulated time or
+    more, most of what MET-1 allows (`metrology_change_days`), so the world slows down after
+    each."""
+    cheats = (make_cheat(cc, f"cheats[{i}]", i)
+              for i, cc in enumerate(build_world_config(scenario).cheats))
+    return [c.config.start for c in cheats
+            if start <= c.config.start < end and c.header_change_at_start()]
 
 
 def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float]]

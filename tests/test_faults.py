@@ -335,6 +335,33 @@ def test_fault_windows_exempt_only_the_stations_their_faults_take_away():
     assert exempt_at(pace_windows(opts, faults), crash.at + 1) == (ALL,)
 
 
+def test_a_change_only_the_header_shows_is_paced_for_the_collector_to_read_it():
+    """A mainboard swap that logs no event shows only in the dispenser's header, which the
+    collector reads every few wall seconds: the world gives the 6 h after it change_wall_s
+    of wall time, for every station (banner run 24 missed MET-1's 2 days at full pace).
+    Logged, the swap's events reach the platform through the FIFO: no window."""
+    from dataclasses import replace
+
+    from acceptance.run import CHANGE_WINDOW_S, RunOptions, header_changes, pace_windows
+    from scenarios.loader import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "urad-middle-banner.yaml")
+    opts = RunOptions(scenario=scenario.path, out=Path("unused"))
+    swap = next(c for c in scenario.data["cheats"] if c["kind"] == "mainboard_swap")
+    t = scenario.instant(swap["start"])
+    assert header_changes(scenario, scenario.start_epoch, scenario.end_epoch) == [t]
+    covering = [w for w in pace_windows(opts, scenario)
+                if w.start < t + CHANGE_WINDOW_S and w.end > t]
+    assert covering and covering[0].start <= t and all(w.exempt == () for w in covering)
+    wall = sum((min(w.end, t + CHANGE_WINDOW_S) - max(w.start, t)) / w.compression
+               for w in covering)
+    assert wall >= opts.change_wall_s - 1e-6
+    logged = replace(scenario, data={**scenario.data, "cheats": [
+        dict(c, log_events=True) if c is swap else c for c in scenario.data["cheats"]]})
+    assert header_changes(logged, scenario.start_epoch, scenario.end_epoch) == []
+    assert not any(w.start <= t < w.end for w in pace_windows(opts, logged))
+
+
 def test_fuzz_runs_each_schedule_once_so_a_flaky_sut_does_not_derail_the_search():
     """A SUT that fails a schedule only every other time (as the no-spool collector did with
     a broker restart and a platform stall): the search still ends with a minimal schedule,

@@ -281,6 +281,12 @@ class Cheat:
         """What the cheat leaves in the data (docs/cheats.md, "trace" words)."""
         return []
 
+    def header_change_at_start(self) -> bool:
+        """Whether switching it on changes what the device's header shows (ids, a seal) with
+        no event in a FIFO: a collector sees it only at its next header read (acceptance.run
+        slows the world after it)."""
+        return False
+
     def expected_alerts(self) -> list[str]:
         """Alert kinds that count as detecting it (for a look-alike: the operational kinds it
         may raise)."""

@@ -96,6 +96,9 @@ class PartCheat(FactorCheat):
             codes.append(events.SEAL_RESTORED)
         return codes
 
+    def header_change_at_start(self) -> bool:
+        return bool(self.replaced or self.seal_bit) and not self.logs
+
     def trace(self) -> list[str]:
         return (event_trace(self.part_event_codes())
                 + (["ids"] if self.replaced else []) + (["seal"] if self.seal_bit else [])
