@@ -7,12 +7,12 @@
 At start it applies pending schema migrations, imports the station registry, subscribes
 to the uplink, serves the HTTP API (its chain check, GET /api/v1/integrity/chain, in a
 process of its own, or the request's thread with --chain-check thread) and starts the
-detection service (central/detectors/; in a worker process of its own, or a thread with --detection thread: cheat alerts on each
-station's data up to its watermark, every --detect-interval s; limits scaled by
---limit-scale, none raised with --no-detect; the sales vs tax declarations comparison of
-central/tax.py, off with --no-tax; the metrology audit of central/metrology.py, off with
---no-metrology; the credit grade of central/credit.py, every station A with the QA option
---flat-credit); then prints one JSON line to stdout
+detection service (central/detectors/; in a worker process of its own, or a thread with
+--detection thread: cheat alerts on each station's data up to its watermark, every
+--detect-interval s; limits scaled by --limit-scale, none raised with --no-detect; the
+sales vs tax declarations comparison of central/tax.py, off with --no-tax; the metrology
+audit of central/metrology.py, off with --no-metrology; the credit grade of
+central/credit.py, every station A with the QA option --flat-credit); then prints one JSON line to stdout
 ({"event": "ready", "http": …, "tokens": {…only if generated…}}). SIGTERM/SIGINT stop
 it cleanly (exit 0). `migrate(argv)` (or `--migrate-only`) only applies migrations;
 `--verify-chain [--station S] [--heads FILE]` only verifies the stored records against their
@@ -131,8 +131,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(central/detectors/worker.py)")
     p.add_argument("--chain-check", choices=("process", "thread"), default="process",
                    help="where GET /api/v1/integrity/chain verifies a chain: a process of "
-                        "its own, started at the first request, so the check uses a second "
-                        "core (default), or the request's thread (central/chain_check.py)")
+                        "its own, started with the platform, so the check uses a second core "
+                        "(default), or the request's thread (central/chain_check.py)")
     p.add_argument("--limit-scale", type=_positive, default=1.0,
                    help="multiply every statistical detection limit (CUSUM, t and k-sigma "
                         "limits, minimum litres) by this factor (1.0; docs/detectors.md)")

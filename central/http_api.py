@@ -133,8 +133,8 @@ def _failure(exc: Exception, method: str, target: str) -> Response:
     return error(500, "internal_error", "the platform failed; see its log")
 
 
-def _chain_report(conn: Conn, query: dict[str, list[str]],
-                  verify: ChainVerify = verify_here) -> dict[str, Any]:
+def _chain_report(conn: Conn, query: dict[str, list[str]], verify: ChainVerify
+                  ) -> dict[str, Any]:
     """GET /api/v1/integrity/chain?station_id=S: the station's record chain verified."""
     check_known_params(query, ("station_id",))
     sid = station_param(query)

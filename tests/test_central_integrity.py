@@ -4,7 +4,6 @@ station's records are hash-chained at ingest; a later change in the database is 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -30,7 +29,7 @@ from test_central_support import (
     state,
     txn,
 )
-from waiting import HANG_S, wait_for
+from waiting import HANG_S, gone, wait_for
 
 from central import cli
 from central.auth import TokenStore
@@ -375,20 +374,10 @@ def test_two_instances_storing_the_same_stream_concurrently_chain_each_record_on
             assert report.intact and report.records == 96, report.findings
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie (exited, not yet reaped by its parent) is gone too
-    with contextlib.suppress(FileNotFoundError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    return True
-
-
 def test_the_chain_check_in_a_process_of_its_own(db_url: str) -> None:
     """`--chain-check process`: the same answers as in the request's thread, tampering
-    found, a dead process answered 503 and replaced, and the process stops with it."""
+    found; a process found dead replaced, one that dies during a request answered 503;
+    the process stops when told to."""
     db = ready_database(db_url)
     keys = _ingest(db)
     tokens = TokenStore([(ADMIN, "admin", "tester")])
@@ -408,19 +397,31 @@ def test_the_chain_check_in_a_process_of_its_own(db_url: str) -> None:
         status, body = _get(server.url, path, ADMIN)
         assert status == 200 and body["intact"] is False
         assert [(f["finding"], f["key"]) for f in body["findings"]] == [("altered", keys[0])]
+        # found dead before a request: replaced at once
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: _gone(first), HANG_S, "the killed chain-check process gone")
+        wait_for(lambda: checker.pid is None, HANG_S, "the killed process seen dead")
+        status, body = _get(server.url, path, ADMIN)
+        assert status == 200 and body["findings_total"] == 1, body
+        second = checker.pid
+        assert second is not None and second != first
+        # dies during a request (one that leaves without answering): 503, then served again
+        checker.stop()
+        wait_for(lambda: gone(second), HANG_S, "the chain-check process stopped")
+        checker._proc = subprocess.Popen(  # fault injection: the process is private
+            [sys.executable, "-c", "import sys; sys.stdin.readline(); sys.stdin.readline()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        checker._proc.stdin.write("{}\n")  # type: ignore[union-attr]  # its "configuration"
         status, body = _get(server.url, path, ADMIN)
         assert status == 503 and body["error"]["code"] == "unavailable"
         status, body = _get(server.url, path, ADMIN)
         assert status == 200 and body["findings_total"] == 1
-        second = checker.pid
-        assert second is not None and second != first
+        third = checker.pid
+        assert third is not None
     finally:
         server.stop()
         checker.stop()
         db.close()
-    wait_for(lambda: _gone(second), HANG_S, "the chain-check process stopped")
+    wait_for(lambda: gone(third), HANG_S, "the chain-check process stopped with the platform")
 
 
 def test_the_chain_check_process_leaves_when_the_platform_is_killed(tmp_path: Path) -> None:
@@ -433,10 +434,10 @@ def test_the_chain_check_process_leaves_when_the_platform_is_killed(tmp_path: Pa
                             stdout=subprocess.PIPE, text=True)
     try:
         child = int(proc.stdout.readline())  # type: ignore[union-attr]
-        assert not _gone(child)
+        assert not gone(child)
         proc.kill()
         proc.wait()
-        wait_for(lambda: _gone(child), HANG_S, "the orphaned chain-check process gone")
+        wait_for(lambda: gone(child), HANG_S, "the orphaned chain-check process gone")
     finally:
         proc.kill()
         proc.wait()

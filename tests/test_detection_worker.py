@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_central_support import fresh_database, ready_database
 from test_detectors_platform import S, load_station
-from waiting import HANG_S, wait_for
+from waiting import HANG_S, gone, wait_for
 
 from central.db import Database
 from central.detectors.base import Settings
@@ -24,15 +24,6 @@ from central.detectors.runner import progress
 from central.detectors.worker import DetectionProcess
 
 M0 = 1774972800
-
-
-def gone(pid: int) -> bool:
-    """The process has ended (a zombie left for its new parent counts as ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,3 +24,12 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "",
             return value
         assert time.monotonic() < deadline, f"{what or predicate}: not within {timeout} s"
         time.sleep(step)
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie left for its new parent counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
