@@ -2,7 +2,7 @@
 the chain check (every station's record chain recomputed and compared with the stored
 records, GET /api/v1/integrity/chain) and the record listings the harness exports
 (transactions, inventory, deliveries, events: every page of 1000 per station, encoded as
-the API encodes it). HTTP is left out: what is timed is the platform's own work.
+the API encodes it, with orjson). HTTP is left out: what is timed is the platform's own work.
 
     python benchmarks/bench_platform_reads.py --db sqlite:///RUN/platform.db [--repeat 2]
 
@@ -13,7 +13,6 @@ nothing).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 from central import integrity
 from central import resources as res
 from central.db import Database
+from central.http_api import encode
 
 RECORDS = (res.TRANSACTIONS, res.INVENTORY, res.DELIVERIES, res.EVENTS)
 
@@ -48,7 +48,7 @@ def listings(conn, stations: list[str]) -> tuple[int, float]:
                 if cursor:
                     query["cursor"] = [cursor]
                 page = resource.list(conn, query, ctx)
-                json.dumps(page, ensure_ascii=False).encode("utf-8")
+                encode(page)  # as the API encodes it (orjson)
                 items += len(page["items"])
                 cursor = page["next_cursor"]
                 if not cursor:
