@@ -242,7 +242,9 @@ def serve_embedded(url: str) -> None:
     """`forecourt broker`: run the embedded broker until SIGINT/SIGTERM."""
     host, port = parse_broker_url(url)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # set from another thread: the handler runs in the main thread, which may hold the
+    # event's lock inside stop.wait() at that instant (Event.set there would deadlock)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop.set).start())
     with EmbeddedBroker(host, port):
         print(f"embedded MQTT broker (amqtt) listening on mqtt://{host}:{port}", flush=True)
         try:

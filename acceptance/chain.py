@@ -375,9 +375,7 @@ class Chain:
             if part.alive and part.pid:
                 out[part.name] = part.pid
         if self.platform.alive and self.platform.pid:
-            # the reference platform's detection worker (central/detectors/worker.py), then
-            # its chain-check process (central/chain_check.py): the order they started in
-            for i, child in enumerate(descendants(self.platform.pid)):
+            for i, child in enumerate(_platform_children(self.platform.pid)):
                 out[f"{self.platform.name}:child{i or ''}"] = child
         if self.broker.mosquitto and self.broker.pid:
             out["broker"] = self.broker.pid
@@ -556,3 +554,17 @@ def _write_private(path: Path, doc: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f)
+
+
+def _platform_children(pid: int) -> list[int]:
+    """The platform's child processes: the reference platform's detection worker first
+    (central/detectors/worker.py; sampled as `platform:child`, also when it was started
+    again), then the others in the order they started (its chain-check process,
+    central/chain_check.py: `platform:child1`)."""
+    def not_worker(child: int) -> bool:
+        try:
+            return b"central.detectors.worker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            return True
+
+    return sorted(descendants(pid), key=not_worker)

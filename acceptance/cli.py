@@ -177,7 +177,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         for f in scenario_faults(scenario) if f.kind in modes]
     # SIGTERM (how a harness stops us) ends the run like Ctrl-C: ground truth closed
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # set from another thread: the handler runs in the main thread, which may hold the
+    # event's lock inside stop.wait() at that instant (Event.set there would deadlock)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop.set).start())
     bar = ProgressBar("devices", config.days * 86400.0)
     world = World(config)
     try:

@@ -147,22 +147,24 @@ class Part:
 
 
 def descendants(pid: int) -> list[int]:
-    """Child processes of `pid`, recursively (from /proc)."""
-    parents: dict[int, int] = {}
+    """Child processes of `pid`, recursively (from /proc), in the order they started (not
+    by pid: pids wrap around, at 32768 by default)."""
+    parents: dict[int, tuple[int, int]] = {}  # pid → (parent, start time in clock ticks)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            fields = stat[stat.rindex(")") + 2:].split()
+            parents[int(entry)] = (int(fields[1]), int(fields[19]))
     found: list[int] = []
     frontier = [pid]
     while frontier:
-        kids = [p for p, parent in parents.items() if parent in frontier]
+        kids = [p for p, (parent, _) in parents.items() if parent in frontier]
         found += kids
         frontier = kids
-    return found
+    return sorted(found, key=lambda p: (parents[p][1], p))
 
 
 # ---- brokers ----------------------------------------------------------------------------

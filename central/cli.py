@@ -323,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--http {args.http[0]}:{args.http[1]}: cannot listen ({exc.strerror})")
 
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+    # set from another thread: the handler runs in the main thread, which may hold the
+    # event's lock inside stop.wait() at that instant (Event.set there would deadlock)
+    previous = {sig: signal.signal(sig, lambda *_: threading.Thread(target=stop.set).start())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     ingest.start()
     server.start()

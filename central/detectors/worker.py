@@ -157,7 +157,9 @@ def main() -> int:
               f"platform` as one JSON line on stdin ({exc!r})", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # set from another thread: the handler runs in the main thread, which may hold the
+    # event's lock inside stop.wait() at that instant (Event.set there deadlocked a worker)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop.set).start())
     # Ctrl-C in a terminal reaches the whole process group: the platform stops its worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
