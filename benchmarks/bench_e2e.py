@@ -176,12 +176,24 @@ def busiest_tcp_station(scenario_path: Path) -> str:
     return max(rows, key=lambda r: sum(r["throughput_l_per_day"].values()))["station_id"]
 
 
-def one_station_scenario(base: Path, station: str, out: Path) -> Path:
+def subset_scenario(base: Path, stations: list[str], out: Path, name: str,
+                    rtu: bool = False) -> Path:
+    """The scenario with only `stations`, their cheats, tank conditions and faults; over
+    Modbus TCP only unless `rtu`."""
     data = yaml.safe_load(base.read_text(encoding="utf-8"))
-    keep = {key: [x for x in data.get(key) or [] if x.get("station") == station]
+    keep = {key: [x for x in data.get(key) or [] if x.get("station") in stations]
             for key in ("tank_conditions", "cheats", "faults")}
-    return write_scenario_variant(base, out, name=f"bench-{station}", stations=[station],
-                                  rtu_stations=[], **keep)
+    serial = {} if rtu else {"rtu_stations": []}  # (else the ledger's transport)
+    return write_scenario_variant(base, out, name=name, stations=stations, **keep, **serial)
+
+
+def first_stations(scenario_path: Path, n: int) -> list[str]:
+    from scenarios.loader import load_scenario
+
+    ids = [r["station_id"] for r in load_scenario(scenario_path).stations]
+    if not 1 <= n <= len(ids):
+        raise SystemExit(f"--fleet-stations: expected 1..{len(ids)}, found {n}")
+    return ids[:n]
 
 
 def fifo_windows(endpoints: dict) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
@@ -342,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fleet-days", type=float, default=1.0)
     p.add_argument("--broker", default="embedded", help="embedded | mosquitto | mqtt://h:p")
     p.add_argument("--collectors", choices=("fleet", "per-station"), default="fleet")
+    p.add_argument("--fleet-stations", type=int,
+                   help="the fleet run with only the banner's first N stations (a curve of "
+                        "the ratio against stations)")
     p.add_argument("--fleet-processes", type=int, default=1,
                    help="fleet collectors: stations dealt over this many processes")
     p.add_argument("--collector-arg", action="append", default=[],
@@ -362,14 +377,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.only in (None, "one"):
             station = args.station or busiest_tcp_station(args.scenario)
-            scenario = one_station_scenario(args.scenario, station, work / "one.yaml")
+            scenario = subset_scenario(args.scenario, [station], work / "one.yaml",
+                                       f"bench-{station}")
             results["one"] = run(f"one station ({station})", scenario, args.one_days,
                                  work / "one", args.broker, args.collectors, args.timeout,
                                  tuple(args.collector_arg), args.profile, args.raw_seconds,
                                  args.fleet_processes)
             show(results["one"])
         if args.only in (None, "fleet"):
-            results["fleet"] = run("banner fleet", args.scenario, args.fleet_days,
+            scenario, label = args.scenario, "banner fleet"
+            if args.fleet_stations:
+                scenario = subset_scenario(args.scenario,
+                                           first_stations(args.scenario, args.fleet_stations),
+                                           work / "fleet.yaml", "bench-fleet", rtu=True)
+                label = f"banner's first {args.fleet_stations} stations"
+            results["fleet"] = run(label, scenario, args.fleet_days,
                                    work / "fleet", args.broker, args.collectors, args.timeout,
                                    tuple(args.collector_arg), args.profile, args.raw_seconds,
                                    args.fleet_processes)

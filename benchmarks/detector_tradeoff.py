@@ -93,7 +93,8 @@ def main() -> None:
                     "last_end": float("nan"), "expected_alerts": '["tank_gain", "meter_skim"]',
                     "attribution": t["attribution"]}])
                 s = score(row, alerts, end).instances[0]
-                found.append((t["tank"], s.detected and s.days_to_detect <= 7, s.detected,
+                found.append((t["tank"], s.detected and s.days_to_detect is not None
+                              and s.days_to_detect <= 7, s.detected,
                               s.attributed))
         months = honest_days / MONTH_DAYS
         by_tank = {tk: round(float(np.mean([f[1] for f in found if f[0] == tk])), 2)

@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--days", type=float, default=2.0)
     ap.add_argument("--only", action="append", help="reference, or a mutant name (repeatable)")
     args = ap.parse_args()
-    runs = [("reference", [])] + [(m, ["--sut-mutant", m]) for m in MUTANTS] + [
+    runs: list[tuple[str, list[str]]] = [("reference", [])] + [(m, ["--sut-mutant", m]) for m in MUTANTS] + [
         (m, ["--platform-mutant", m]) for m in PLATFORM_MUTANTS]
     if args.only:
         runs = [r for r in runs if r[0] in args.only]

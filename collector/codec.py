@@ -65,11 +65,16 @@ def decode_u32(words: Sequence[int], dialect: Dialect) -> int:
 
 
 def _to_count(value: float, field: Field) -> int:
-    if not math.isfinite(value):
-        raise DecodeError(f"field {field.name!r}: not a finite number ({value})")
     if field.scale is None:  # profile.py gives every measure and counter a scale
         raise DecodeError(f"field {field.name!r}: a {field.type} without a scale")
-    return round(value / float(field.scale))
+    return _rounded_count(value, float(field.scale), field)
+
+
+def _rounded_count(value: float, scale: float, field: Field) -> int:
+    count = value / scale
+    if not math.isfinite(count):  # NaN, infinity, or a float64 too large for its scale
+        raise DecodeError(f"field {field.name!r}: not a finite number of counts ({value})")
+    return round(count)
 
 
 def decode_measure(words: Sequence[int], dialect: Dialect, field: Field) -> int:
@@ -161,7 +166,7 @@ class _Layout:
         if not ordered:
             return None
         lo = ordered[0].offset
-        fmt, at, order = [">"], lo, []
+        fmt, at, order = [">"], lo, list[int]()
         for f in ordered:
             if f.offset < at or _SIZES.get(f.type, f.size) != f.size or f.size < 1 or (
                 dialect.floating and f.type in ("measure", "counter") and not f.scale):
@@ -190,10 +195,7 @@ class _Layout:
             words = [registers[start + i] for i in self._order]
         values = dict(zip(self._names, self._unpack(self._pack(*words)), strict=True))
         for name, f, scale in self._floats:
-            value = values[name]
-            if not math.isfinite(value):
-                raise DecodeError(f"field {f.name!r}: not a finite number ({value})")
-            values[name] = round(value / scale)  # as _to_count
+            values[name] = _rounded_count(values[name], scale, f)
         for name in self._texts:
             values[name] = values[name].rstrip(b"\x00").decode("ascii", errors="replace")
         return values

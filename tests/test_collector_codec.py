@@ -143,6 +143,15 @@ def test_nan_is_a_decode_error():
         decode_value(nan, field(GAUGE, "tank", "temperature"), F32_LE)
 
 
+def test_a_float_too_large_for_its_scale_is_a_decode_error():
+    """1e308 L is finite, but not in counts of 0.01 L (it used to escape as OverflowError)."""
+    from collector.codec import DecodeError
+
+    huge = list(struct.unpack(">4H", struct.pack(">d", 1e308)))[::-1]
+    with pytest.raises(DecodeError, match="volume_totalizer"):
+        decode_value(huge, field(DISPENSER, "nozzle", "volume_totalizer"), F32_LE)
+
+
 def test_gauge_records_convert_to_uplink_units():
     inv = GAUGE.fifos["inventory"]
     # seq 7, tank 2, epoch 1767225600, level 1834.50 mm, water 12.30 mm, −7.25 °C,
@@ -160,3 +169,56 @@ def test_gauge_records_convert_to_uplink_units():
                    "water_level_um": 12300, "temperature_mc": -7250,
                    "gross_volume_ml": 18321700, "volume_20c_ml": 18540200,
                    "ullage_ml": 11700100, "water_volume_ml": 101600}
+
+
+def _layouts():
+    """Every field group the collector decodes: (where, fields, dialect)."""
+    for pname, prof in PROFILES.items():
+        for dname, dialect in prof.dialects.items():
+            groups = [(f"block {b.name}", b.fields) for b in prof.blocks.values()]
+            for fifo in prof.fifos.values():
+                groups += [(f"{fifo.name} status", fifo.status),
+                           (f"{fifo.name} record", fifo.record)]
+            for where, fields in groups:
+                yield f"{pname} {dname} {where}", fields, dialect
+
+
+LAYOUTS = list(_layouts())
+
+
+def _one_by_one(registers, start, fields, dialect):
+    from collector.codec import DecodeError, decode_field
+
+    try:
+        return {name: decode_field(registers, start, f, dialect) for name, f in fields.items()}
+    except DecodeError:
+        return DecodeError
+
+
+@pytest.mark.parametrize(("where", "fields", "dialect"), LAYOUTS,
+                         ids=[w for w, _, _ in LAYOUTS])
+@given(data=st.data())
+def test_compiled_layout_decodes_as_field_by_field(where, fields, dialect, data):
+    """decode_fields (one struct per layout) gives what decode_field gives field by field,
+    for any registers: NaN floats and a too-short read included."""
+    from collector.codec import DecodeError
+
+    size = max(f.offset + f.size for f in fields.values())
+    start = data.draw(st.integers(0, 3))
+    word = st.one_of(st.sampled_from([0, 0xFFFF, 0x7FC0, 0x7F80, 0x8000]),
+                     st.integers(0, 0xFFFF))
+    registers = data.draw(st.lists(word, min_size=start + size - 1, max_size=start + size + 2))
+    expected = _one_by_one(registers, start, fields, dialect)
+    if expected is DecodeError:
+        with pytest.raises(DecodeError):
+            decode_fields(registers, start, fields, dialect)
+    else:
+        got = decode_fields(registers, start, fields, dialect)
+        assert got == expected and list(got) == list(expected)
+
+
+@given(st.lists(st.integers(0, 0xFFFF), max_size=64))
+def test_record_crc_a_register_at_a_time(registers):
+    from collector.codec import crc16_registers
+
+    assert crc16_registers(registers) == crc16_modbus(registers_to_bytes(registers))
