@@ -3,6 +3,7 @@
     python benchmarks/bench_e2e.py                       # 1 station, then the banner fleet
     python benchmarks/bench_e2e.py --only fleet --fleet-days 1 --broker mosquitto
     python benchmarks/bench_e2e.py --json results.json
+    python benchmarks/bench_e2e.py --only fleet --fleet-stations 4 --fleet-days 23   # a subset
 
 Each run starts the real chain (acceptance.chain: `forecourt devices` at --compression max,
 broker, `forecourt platform`, reference collectors), waits until every record is at the

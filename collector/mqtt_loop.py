@@ -8,6 +8,14 @@ keepalive run on the loop thread, so paho's callbacks run there too.
 
 `connect()` may still run in a worker thread (a TLS handshake blocks): socket callbacks that
 arrive off the loop thread are handed over with `call_soon_threadsafe`.
+
+uvloop (the collectors' loop) closes an fd's poll handle when the poll reports an error
+(POLLERR: a connection reset by the broker or the network) after running the callbacks once,
+but keeps the closed handle registered. The socket is then read no more, and the next
+add_writer raises RuntimeError (uvloop#552). paho reads at most a few packets per call, so
+that one read may leave the reset unseen. The driver therefore re-registers the socket when
+uvloop refuses, and once per MISC_INTERVAL_S in any case: the next poll reports the error
+again, and paho, reading, sees it and closes the session.
 """
 
 from __future__ import annotations
@@ -64,11 +72,30 @@ class LoopDriver:
         if sock is None or self.client.socket() is not sock:
             return  # closed again before the loop got to it
         self._sock = sock  # typed Any: paho's SocketLike has no fileno() in its stubs
-        self.loop.add_reader(self._sock, self._read)
+        self._keep_reading()
         if self.client.want_write():
             self._set_writer(self._sock, True)
         if self._misc is None or self._misc.done():
             self._misc = self.loop.create_task(self._misc_loop())
+
+    def _keep_reading(self) -> None:
+        """Register the reader (again: a no-op for a live uvloop handle)."""
+        try:
+            self.loop.add_reader(self._sock, self._read)
+        except RuntimeError:  # uvloop closed the handle after a poll error (module doc)
+            self._rearm()
+
+    def _rearm(self) -> None:
+        """Drop the socket's stale uvloop handle, and register the reader (and the writer if
+        paho has something to send) anew."""
+        sock = self._sock
+        for remove in (self.loop.remove_reader, self.loop.remove_writer):
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                remove(sock)
+        self.loop.add_reader(sock, self._read)
+        self._writing = self.client.want_write()
+        if self._writing:
+            self.loop.add_writer(sock, self._write)
 
     def _unwatch(self, sock) -> None:
         if sock is not self._sock:
@@ -85,10 +112,14 @@ class LoopDriver:
     def _set_writer(self, sock, on: bool) -> None:
         if sock is not self._sock or on == self._writing:
             return
-        if on:
-            self.loop.add_writer(sock, self._write)
-        else:
-            self.loop.remove_writer(sock)
+        try:
+            if on:
+                self.loop.add_writer(sock, self._write)
+            else:
+                self.loop.remove_writer(sock)
+        except RuntimeError:  # uvloop closed the handle after a poll error (module doc)
+            self._rearm()
+            return
         self._writing = on
 
     def _read(self) -> None:
@@ -105,6 +136,8 @@ class LoopDriver:
 
     async def _misc_loop(self) -> None:
         while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
+            if self._sock is not None:
+                self._keep_reading()  # a reset that one read left unseen is read within 1 s
             await asyncio.sleep(MISC_INTERVAL_S)
 
     def detach(self) -> None:

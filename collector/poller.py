@@ -488,7 +488,8 @@ class StationPoller:
             try:
                 fields = decode_fields(raw, 0, fifo.record, dev.dialect)
             except DecodeError as exc:
-                # CRC-valid but undecodable (a NaN float): a device fault; same treatment.
+                # CRC-valid but undecodable (a float NaN or too large for its scale): a device
+                # fault; same treatment.
                 if i == 0:
                     ack_seq = await self._bad_record(dev, fifo, cursor, head, raw, collected_at,
                                                      reason=f"undecodable ({exc})")
