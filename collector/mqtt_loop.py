@@ -80,10 +80,11 @@ class LoopDriver:
 
     def _keep_reading(self) -> None:
         """Register the reader (again: a no-op for a live uvloop handle)."""
-        try:
-            self.loop.add_reader(self._sock, self._read)
-        except RuntimeError:  # uvloop closed the handle after a poll error (module doc)
-            self._rearm()
+        with contextlib.suppress(ValueError, OSError):  # closed: paho's close callback follows
+            try:
+                self.loop.add_reader(self._sock, self._read)
+            except RuntimeError:  # uvloop closed the handle after a poll error (module doc)
+                self._rearm()
 
     def _rearm(self) -> None:
         """Drop the socket's stale uvloop handle, and register the reader (and the writer if
