@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.codec import (
+    DecodeError,
     crc16_modbus,
+    crc16_registers,
+    decode_field,
     decode_fields,
     decode_value,
     is_empty_slot,
@@ -136,8 +139,6 @@ def test_counter_float64_recovers_large_totalizers(count):
 
 
 def test_nan_is_a_decode_error():
-    from collector.codec import DecodeError
-
     nan = list(struct.unpack(">2H", struct.pack(">f", float("nan"))))[::-1]
     with pytest.raises(DecodeError, match="temperature"):
         decode_value(nan, field(GAUGE, "tank", "temperature"), F32_LE)
@@ -145,8 +146,6 @@ def test_nan_is_a_decode_error():
 
 def test_a_float_too_large_for_its_scale_is_a_decode_error():
     """1e308 L is finite, but not in counts of 0.01 L (it used to escape as OverflowError)."""
-    from collector.codec import DecodeError
-
     huge = list(struct.unpack(">4H", struct.pack(">d", 1e308)))[::-1]
     with pytest.raises(DecodeError, match="volume_totalizer"):
         decode_value(huge, field(DISPENSER, "nozzle", "volume_totalizer"), F32_LE)
@@ -187,8 +186,6 @@ LAYOUTS = list(_layouts())
 
 
 def _one_by_one(registers, start, fields, dialect):
-    from collector.codec import DecodeError, decode_field
-
     try:
         return {name: decode_field(registers, start, f, dialect) for name, f in fields.items()}
     except DecodeError:
@@ -201,8 +198,6 @@ def _one_by_one(registers, start, fields, dialect):
 def test_compiled_layout_decodes_as_field_by_field(where, fields, dialect, data):
     """decode_fields (one struct per layout) gives what decode_field gives field by field,
     for any registers: NaN floats and a too-short read included."""
-    from collector.codec import DecodeError
-
     size = max(f.offset + f.size for f in fields.values())
     start = data.draw(st.integers(0, 3))
     word = st.one_of(st.sampled_from([0, 0xFFFF, 0x7FC0, 0x7F80, 0x8000]),
@@ -219,6 +214,4 @@ def test_compiled_layout_decodes_as_field_by_field(where, fields, dialect, data)
 
 @given(st.lists(st.integers(0, 0xFFFF), max_size=64))
 def test_record_crc_a_register_at_a_time(registers):
-    from collector.codec import crc16_registers
-
     assert crc16_registers(registers) == crc16_modbus(registers_to_bytes(registers))
