@@ -144,8 +144,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "that the next messages carry more records (default 0.5; 0: "
                              "send each poll round's records at once)")
     parser.add_argument("--spool-sync", choices=("FULL", "NORMAL"), default="FULL",
-                        help="spool durability (default FULL: power-safe, a commit returns once "
-                             "its WAL is synced, group-committed; NORMAL: safe against kill -9 only)")
+                        help="SQLite synchronous mode of the spool (default FULL: power-safe)")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
