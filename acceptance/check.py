@@ -47,8 +47,10 @@ def check_run(run_dir: str | Path, *, write: bool = True,
                                 source=f"{data.root / 'scenario.yaml'}: criteria")
     measurements, errors = run_checkers(data, criteria, catalogue_entries)
     entries = [r.to_dict() for r in catalogue_entries]
-    # interrupted, or ended by a SUT part that exited on its own (STB-1 fails on that)
-    complete = not (data.run_info.get("interrupted") or data.run_info.get("sut_exited"))
+    # interrupted, or ended by a SUT part that exited on its own or a world that stalled
+    # (STB-1 fails on those)
+    complete = not any(data.run_info.get(k) for k in ("interrupted", "sut_exited",
+                                                      "world_stalled"))
     outcomes, verdict = decide(measurements, entries, errors, complete=complete)
     notes = list(_run_notes(data))
     tables = build_tables(data, criteria, notes)

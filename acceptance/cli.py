@@ -255,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           days=args.days, seed=args.seed,
                           compression=args.compression, lang=args.lang, pdf=args.pdf,
                           drain_timeout_s=args.drain_timeout, collectors=args.collectors,
+                          stall_timeout_s=args.stall_timeout,
                           fleet_processes=args.fleet_processes,
                           mqtt_tls=args.mqtt_tls,
                           detection_timeout_s=args.detection_timeout))
@@ -424,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drain-timeout", type=float, default=300.0,
                    help="wall seconds to wait for the data to drain after the schedule, "
                         "counted from the world's last simulated progress (default 300)")
+    s.add_argument("--stall-timeout", type=float, default=300.0,
+                   help="before the schedule's end: wall seconds the world may be held at a "
+                        "FIFO's high-water mark without progress, with no fault in force, "
+                        "before the run ends with that station's collector as the finding "
+                        "(STB-1; default 300)")
     s.add_argument("--detection-timeout", type=float, default=120.0,
                    help="after draining, the run waits for the platform's detectors to evaluate "
                         "through its end (GET /api/v1/detection/status); it gives up after "

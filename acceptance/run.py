@@ -58,7 +58,14 @@ from acceptance.processes import ChainError, SutExited
 from acceptance.record import write_json
 from acceptance.recovery import add_recoveries
 from acceptance.rundir import ATTACK_PHASE, CHEAT_OFF_LINE, RESOURCE_COLUMNS
-from acceptance.schedule import Fault, FaultAction, run_schedule, scenario_faults, wait_on_line
+from acceptance.schedule import (
+    Fault,
+    FaultAction,
+    WorldStalled,
+    run_schedule,
+    scenario_faults,
+    wait_on_line,
+)
 from acceptance.sut import Sut, SutError, parse_sut
 from acceptance.tls import client_context
 from acceptance.world_config import build_world_config
@@ -116,6 +123,7 @@ class RunOptions:
     drain_timeout_s: float = 300.0
     detection_timeout_s: float = 120.0  # detection wait: gives up after this long without progress
     fault_timeout_s: float = 1800.0
+    stall_timeout_s: float = 300.0  # world held without progress, no fault in force: a finding
     sample_interval_s: float = 0.5
     collectors: str = "per-station"
     fleet_processes: int = 1  # collectors "fleet": stations dealt over this many processes
@@ -630,7 +638,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
                                  f"after start; the world started anyway (off-line time counts)")
         info["attack_phase"] = _attack_phase(chain, scenario, out, latency_timeline)
         run_schedule(chain, scenario_faults(scenario), end, timeout=opts.fault_timeout_s,
-                     on_action=on_action)
+                     on_action=on_action, stall_timeout_s=opts.stall_timeout_s)
         _mark(info, "schedule")
         drain = chain.wait_drained(timeout=opts.drain_timeout_s)
         pump.stop()
@@ -684,6 +692,11 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         # the record says the run was interrupted and can at best be incomplete
         info["interrupted"] = str(exc)
         info["exit_reason"] = f"interrupted by {exc} at simulated {_sim_iso(chain)}"
+        _keep_evidence(chain, out, sampler, info, exported)
+    except WorldStalled as exc:
+        # a finding about the SUT (STB-1 fails on it), not a harness failure
+        info["world_stalled"] = exc.to_dict()
+        info["exit_reason"] = str(exc)
         _keep_evidence(chain, out, sampler, info, exported)
     except SutExited as exc:
         # a finding about the SUT (STB-1 fails on it), not a harness failure

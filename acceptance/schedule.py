@@ -86,14 +86,31 @@ def plan(faults: Iterable[Fault], end: float) -> list[Operation]:
     return sorted(ops, key=lambda o: (o.at, o.action == "start"))
 
 
+class WorldStalled(RuntimeError):
+    """The world was held at a FIFO's high-water mark, without progress and with no fault in
+    force, for longer than the stall timeout: a station's collector does not drain (a finding
+    about the SUT, which ends the run; STB-1 fails on it)."""
+
+    def __init__(self, station: str | None, sim_time: float, held_s: float) -> None:
+        self.station, self.sim_time, self.held_s = station, sim_time, held_s
+        who = f"station {station}'s" if station else "a station's"
+        super().__init__(f"the world was held {held_s:.0f} s without progress at simulated "
+                         f"{sim_time:.0f}, at the high-water mark of {who} device FIFOs: its "
+                         f"collector does not drain them, and no fault was in force")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"station": self.station, "sim_time": self.sim_time, "held_s": self.held_s}
+
+
 def run_schedule(chain: Chain, faults: Iterable[Fault], end: float, timeout: float,
                  on_action: Callable[[FaultAction], None] | None = None,
-                 stall_s: float = 3.0) -> list[FaultAction]:
+                 stall_s: float = 3.0, stall_timeout_s: float = 300.0) -> list[FaultAction]:
     """Carry the schedule out on a chain started with `controlled`; then release the world.
 
     A world held at the FIFOs' high-water mark (compression max, a station whose collector
     does not drain) may never reach an operation: after `stall_s` wall seconds without
-    progress, the harness faults in force end early (action `end-early`)."""
+    progress, the harness faults in force end early (action `end-early`); with none in
+    force, after `stall_timeout_s` it raises WorldStalled."""
     clock = chain.clock
     if clock is None:
         raise RuntimeError("run_schedule needs a chain started with ChainSettings.controlled")
@@ -114,7 +131,8 @@ def run_schedule(chain: Chain, faults: Iterable[Fault], end: float, timeout: flo
     ops = plan(faults, end)
     while ops:
         op = ops.pop(0)
-        st = _reach(chain, op.at, deadline, stall_s if active else None)
+        st = _reach(chain, op.at, deadline, stall_s if active else stall_timeout_s,
+                    faults_in_force=bool(active))
         if st is None:  # stalled: what is in force ends now
             sim = float(clock.status()["sim_time"])
             for f in list(active):
@@ -155,10 +173,11 @@ def wait_on_line(chain: Chain, timeout: float) -> tuple[bool, float]:
         time.sleep(0.2)
 
 
-def _reach(chain: Chain, t: float, deadline: float, stall_s: float | None
+def _reach(chain: Chain, t: float, deadline: float, stall_s: float, faults_in_force: bool
            ) -> dict[str, Any] | None:
-    """Advance the world to `t` and wait until it holds there (or has finished). None: the
-    world made no progress for `stall_s` wall seconds while flow control held it."""
+    """Advance the world to `t` and wait until it holds there (or has finished). When the
+    world made no progress for `stall_s` wall seconds while flow control held it: None if
+    faults are in force (they end early), else WorldStalled."""
     clock = chain.clock
     assert clock is not None
     st = clock.advance_to(t)
@@ -171,8 +190,10 @@ def _reach(chain: Chain, t: float, deadline: float, stall_s: float | None
                                f"(at {st['sim_time']:.0f}) before the fault timeout")
         if st["sim_time"] != last:
             last, moved = float(st["sim_time"]), now
-        elif stall_s is not None and st["paused"] and now - moved >= stall_s:
-            return None
+        elif st["paused"] and now - moved >= stall_s:
+            if faults_in_force:
+                return None
+            raise WorldStalled(st.get("held_by"), float(st["sim_time"]), now - moved)
         time.sleep(0.02)
         st = clock.status()
     return st

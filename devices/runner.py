@@ -438,7 +438,8 @@ class DeviceRun:
     def _clock_status(self) -> dict[str, Any]:
         world = self.world
         return {"sim_time": world.now, "end": world.end, "finished": bool(world.finished),
-                "paused": self.paused, "backlog": self.fleet.backlog()}
+                "paused": self.paused, "backlog": self.fleet.backlog(),
+                "held_by": self._held_since[0] if self._held_since else None}
 
     def _report(self, sim0: float, total: float) -> None:
         if self.progress is not None:

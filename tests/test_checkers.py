@@ -1302,3 +1302,20 @@ def test_alarms_are_not_proven_where_detection_did_not_reach_the_end(tmp_path):
     (root / "observed/detection_status.json").write_text(json.dumps(status))
     record = check_run(root)
     assert all(outcome(record, rid) == "pass" for rid in alarms)
+
+
+def test_a_world_stalled_at_a_stations_fifos_fails_stb_1_and_leaves_the_run_incomplete(
+        tmp_path):
+    """acceptance/schedule.py WorldStalled: the run ended early because one station's
+    collector did not drain its FIFOs, with no fault in force."""
+    root = make_run().write(tmp_path / "run")
+    info = json.loads((root / "run.json").read_text(encoding="utf-8"))
+    stalled = {"station": "UMB44", "sim_time": END - 86400.0, "held_s": 301.5}
+    info.update(world_stalled=stalled, exit_reason="the world was held 302 s …")
+    _json(root / "run.json", info)
+    record = check_run(root)
+    assert failed(record) == {"STB-1"} and not record.complete
+    assert record.verdict == "not_accepted"
+    (m,) = measurements(record, "STB-1", "sut.world_stalled")
+    assert (m.value, m.passed, m.station_id, m.evidence) == (1, False, "UMB44", stalled)
+    assert any("the world was held 302 s" in n for n in record.notes)

@@ -19,7 +19,7 @@ from waiting import wait_for
 
 from acceptance.chain import Chain, ChainSettings
 from acceptance.compare import compare_platform
-from acceptance.schedule import run_schedule, scenario_faults
+from acceptance.schedule import WorldStalled, run_schedule, scenario_faults
 from scenarios.variant import write_scenario_variant
 
 pytestmark = pytest.mark.e2e
@@ -246,3 +246,25 @@ def test_wrong_device_clocks_reach_the_platform_as_the_devices_showed_them(tmp_p
                     & (records["stream"] == "inventory")]
     late = gauge[(gauge["time"] >= t0 + 13 * H) & (gauge["time"] < t0 + 14 * H)]
     assert len(late) >= 3 and ((late["device_time"] - late["time"]) > 3000).all()
+
+
+def test_a_collector_that_stops_draining_with_no_fault_in_force_ends_the_schedule(tmp_path):
+    """UMB25's collector hangs (SIGSTOP) with no fault scheduled: at max compression the
+    world is held at its FIFOs' high-water mark; after the stall timeout the schedule raises
+    WorldStalled naming UMB25, instead of waiting for the fault timeout (run 28 waited)."""
+    scenario = write_scenario_variant(SMOKE, tmp_path / "stall.yaml", cheats=[], fifo={"depth": 10},
+                                      faults=[{"kind": "network_cut", "station": "UMB44",
+                                               "at": "+1d", "duration": "1h"}])
+    with Chain(settings(tmp_path, scenario=scenario, compression=None)) as chain:
+        t0 = chain.scenario.start_epoch
+        chain.wait_sim_time(t0 + H, timeout=60)
+        chain.freeze_collector("UMB25", True)
+        try:
+            with pytest.raises(WorldStalled) as stalled:
+                run_schedule(chain, scenario_faults(chain.scenario), t0 + 2 * 86400.0,
+                             timeout=600, stall_timeout_s=2.0)
+        finally:
+            chain.freeze_collector("UMB25", False)
+        assert stalled.value.station == "UMB25" and stalled.value.held_s >= 2.0
+        assert t0 + H <= stalled.value.sim_time < t0 + 86400.0  # before the cut's start
+        assert chain.device_status()["stations"]["UMB25"]["pending"] >= 8  # the high-water mark

@@ -65,7 +65,7 @@ def stable_operation(data: RunData, criteria: dict[str, Any]) -> list[Measuremen
                                     sorted(lost.groupby("stream").size().items())},
                       "dropped_at_device": int(lost["dropped_at_device"].sum()),
                       "records": record_keys(lost)}))
-    out.append(sut_exits(data))
+    out += [sut_exits(data), world_stalled(data)]
     out += resource_measurements(data, criteria)
     return out
 
@@ -76,6 +76,15 @@ def sut_exits(data: RunData) -> Measurement:
     exited = data.run_info.get("sut_exited")
     return Measurement("STB-1", "sut.exited_on_its_own", 1 if exited else 0, "==", 0,
                        "processes", evidence=exited or {})
+
+
+def world_stalled(data: RunData) -> Measurement:
+    """The run ended because the world was held at a station's FIFO high-water mark, without
+    progress and with no fault in force: that station's collector did not drain its devices
+    (acceptance/schedule.py WorldStalled)."""
+    stalled = data.run_info.get("world_stalled")
+    return Measurement("STB-1", "sut.world_stalled", 1 if stalled else 0, "==", 0, "runs",
+                       stalled.get("station") if stalled else None, evidence=stalled or {})
 
 
 def longest_run(flags: pd.Series | list[bool]) -> int:
