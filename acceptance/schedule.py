@@ -94,9 +94,10 @@ class WorldStalled(RuntimeError):
     def __init__(self, station: str | None, sim_time: float, held_s: float) -> None:
         self.station, self.sim_time, self.held_s = station, sim_time, held_s
         who = f"station {station}'s" if station else "a station's"
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sim_time))
         super().__init__(f"the world was held {held_s:.0f} s without progress at simulated "
-                         f"{sim_time:.0f}, at the high-water mark of {who} device FIFOs: its "
-                         f"collector does not drain them, and no fault was in force")
+                         f"{at}, at the high-water mark of {who} device FIFOs: its collector "
+                         f"does not drain them, and no fault was in force")
 
     def to_dict(self) -> dict[str, Any]:
         return {"station": self.station, "sim_time": self.sim_time, "held_s": self.held_s}
