@@ -279,9 +279,10 @@ def _move_truth(chain: Chain, out: Path) -> None:
 
 
 def _export_records(chain: Chain, out: Path, info: dict[str, Any]) -> None:
-    """The stored records (station by station) and, beside them, the platform's chain heads
-    (its chain check keeps its interpreter busy while the harness decodes pages); when each
-    ended goes to run.json's `phase_ends_s` ("records", "chain_heads")."""
+    """The stored records (station by station), then the views computed from them alone
+    (`_write_data_views`), and, beside both, the platform's chain heads (its chain check
+    keeps its interpreter busy while the harness decodes pages); when each ended goes to
+    run.json's `phase_ends_s` ("records", "data_views", "chain_heads")."""
     def heads() -> None:
         info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
         _mark(info, "chain_heads")
@@ -292,7 +293,25 @@ def _export_records(chain: Chain, out: Path, info: dict[str, Any]) -> None:
         checked = pool.submit(heads)
         write_observed_records(chain.api, chain.station_ids, obs)
         _mark(info, "records")
+        _write_data_views(chain, obs)
+        _mark(info, "data_views")
         checked.result()
+
+
+def _write_data_views(chain: Chain, obs: Path) -> None:
+    """The reconciliation and the commerce analytics: computed from the records alone, so
+    final once the data drained, and fetched beside the detection wait (in the reference
+    platform each costs a load of every station's readings: ≈ 15 s apiece in the banner's
+    180 days, once spent after the wait with a core idle)."""
+    rec_rows = []
+    for sid in chain.station_ids:
+        rec_rows += list(chain.api.items("reconciliation", station_id=sid))
+    if rec_rows:
+        pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
+    commerce, served = observe_commerce(chain.api, chain.station_ids)
+    for name, df in commerce.items():
+        df.to_parquet(obs / f"{name}.parquet", index=False)
+    write_json(obs / "commerce.json", served)
 
 
 def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> Future[None]:
@@ -306,8 +325,8 @@ def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> Future[None]
 
 def _write_observed(chain: Chain, out: Path, sampler: Sampler,
                     detection: DetectionReport | None = None) -> None:
-    """What the platform decided (after the detection wait) and served; the records are
-    `_export_records`'."""
+    """What the platform decided (after the detection wait) and served; the records and
+    the views computed from them are `_export_records`'."""
     obs = out / "observed"
     obs.mkdir(exist_ok=True)
     observe_alerts(chain.api, chain.station_ids).to_parquet(obs / "alerts.parquet",
@@ -336,15 +355,6 @@ def _write_observed(chain: Chain, out: Path, sampler: Sampler,
     cols = ("station_id", "device", "wall_time", "sim_time", "online")
     pd.DataFrame(sampler.samples.availability, columns=list(cols)).to_parquet(
         obs / "availability.parquet", index=False)
-    rec_rows = []
-    for sid in chain.station_ids:
-        rec_rows += list(chain.api.items("reconciliation", station_id=sid))
-    if rec_rows:
-        pd.DataFrame(rec_rows).to_parquet(obs / "reconciliation.parquet", index=False)
-    commerce, served = observe_commerce(chain.api, chain.station_ids)
-    for name, df in commerce.items():
-        df.to_parquet(obs / f"{name}.parquet", index=False)
-    write_json(obs / "commerce.json", served)
 
 
 def _mark(info: dict[str, Any], phase: str) -> None:
@@ -768,9 +778,13 @@ def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, An
         if exported is not None:
             with contextlib.suppress(ChainError, TimeoutError, ApiError, OSError):
                 exported.result()
-        if "records" not in info.get("phase_ends_s", {}):
-            (out / "observed").mkdir(exist_ok=True)
-            write_observed_records(chain.api, chain.station_ids, out / "observed")
+        done = info.get("phase_ends_s", {})
+        obs = out / "observed"
+        obs.mkdir(exist_ok=True)
+        if "records" not in done:
+            write_observed_records(chain.api, chain.station_ids, obs)
+        if "data_views" not in done:
+            _write_data_views(chain, obs)
         _write_observed(chain, out, sampler)
     except (ChainError, TimeoutError, ApiError, OSError) as exc:
         info["notes"].append(f"the platform could not be observed at the early end: {exc}")
