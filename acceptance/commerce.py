@@ -202,6 +202,24 @@ def truth_balances(expected: Mapping[str, pd.DataFrame], fleet: Sequence[Mapping
     return pd.DataFrame(rows, columns=list(BALANCE_COLUMNS))
 
 
+@dataclass(frozen=True)
+class FigurePart:
+    """One station's truth sales cells and stock balances from its expected records, or why
+    not (ValueError's message): picklable, for a comparison's worker processes
+    (acceptance/station_compare.py `compare_in_processes`)."""
+
+    fleet: Sequence[Mapping[str, Any]]
+    zone: ZoneInfo
+
+    def __call__(self, expected: Mapping[str, pd.DataFrame]
+                 ) -> tuple[pd.DataFrame, pd.DataFrame] | str:
+        try:
+            return (truth_sales(expected["transactions"], self.fleet, self.zone),
+                    truth_balances(expected, self.fleet, self.zone))
+        except ValueError as exc:
+            return str(exc)
+
+
 class TruthFigures:
     """The truth's sales cells and stock balances of a run, built station by station from
     each station's expected records (`add`), so memory does not grow with the run's length.
@@ -213,8 +231,14 @@ class TruthFigures:
         self._balances: list[pd.DataFrame] = []
 
     def add(self, expected: Mapping[str, pd.DataFrame]) -> None:
-        self._sales.append(truth_sales(expected["transactions"], self.fleet, self.zone))
-        self._balances.append(truth_balances(expected, self.fleet, self.zone))
+        self.add_part(FigurePart(self.fleet, self.zone)(expected))
+
+    def add_part(self, part: tuple[pd.DataFrame, pd.DataFrame] | str) -> None:
+        """A station's figures as `FigurePart` made them (its error message: ValueError)."""
+        if isinstance(part, str):
+            raise ValueError(part)
+        self._sales.append(part[0])
+        self._balances.append(part[1])
 
     def result(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(sales cells, stock balances) of every station added."""

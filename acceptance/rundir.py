@@ -57,7 +57,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -69,7 +69,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from acceptance.commerce import TruthFigures
+from acceptance.commerce import FigurePart, TruthFigures
 from acceptance.compare import (
     STREAMS,
     CompareError,
@@ -87,7 +87,7 @@ from acceptance.observe import (
     STOCK_BALANCE_COLUMNS,
     TAX_CHECK_COLUMNS,
 )
-from acceptance.station_compare import ParquetInputs, TruthReader, compare_by_station
+from acceptance.station_compare import TruthReader, compare_parquet
 from scenarios.fleet import load_fleet
 from scenarios.loader import scenario_digest
 from sim.ledger import read_station_truth, read_truth
@@ -374,22 +374,19 @@ class RunData:
         figures: TruthFigures | None = None
         with contextlib.suppress(RunDataError):  # no usable ledger: COM-1 will say so
             figures = TruthFigures(self.fleet, ZoneInfo(self.timezone))
-
-        def on_expected(expected: Mapping[str, pd.DataFrame]) -> None:
-            nonlocal figures
-            if figures is not None:
-                try:
-                    figures.add(expected)
-                except ValueError:
-                    figures = None
-
         try:
-            comparison = compare_by_station(ParquetInputs(self.root / "truth", observed),
-                                            self.dialects, on_expected=on_expected)
+            comparison, parts = compare_parquet(
+                self.root / "truth", observed, self.dialects,
+                None if figures is None else FigurePart(figures.fleet, figures.zone))
         except CompareError as exc:
             raise RunDataError(f"run directory {self.root}: {exc}") from None
         if figures is not None:
-            self.derive(COMMERCE_TRUTH, figures.result)
+            try:
+                for part in parts:
+                    figures.add_part(part)
+                self.derive(COMMERCE_TRUTH, figures.result)
+            except ValueError:  # a station or tank the ledger does not describe
+                pass
         return comparison
 
     @cached_property

@@ -17,9 +17,12 @@ of stations within a stream differs, never a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -80,22 +83,38 @@ def compare_by_station(inputs: StationInputs, dialects: Mapping[str, str],
     (the same records as acceptance.compare.compare; module doc). `on_expected` gets each
     station's expected records too (`expected_records`), for figures that need them."""
     profs = load_profiles(profiles)  # once, not per station
+    return _assemble(_compare_group(truth, platform, dialects, profs, on_expected)
+                     for truth, platform in _groups(inputs))
+
+
+Group = dict[str, pd.DataFrame]  # stream → one group's compact records
+
+
+def _compare_group(truth: Truth, platform: Mapping[str, pd.DataFrame],
+                   dialects: Mapping[str, str], profs: Mapping[str, Profile],
+                   on_expected: Callable[[Mapping[str, pd.DataFrame]], None] | None
+                   ) -> Group:
+    expected = expected_records(truth, dialects, profs)
+    if on_expected is not None:
+        on_expected(expected)
+    out = {stream: compact(records) for stream, records in
+           compare_streams(truth, platform, dialects, profs, expected).items()}
+    # Arrow's allocator (mimalloc) keeps the pages a station's reads freed; handing them
+    # back keeps the peak near one station's, not the high-water mark of several
+    pa.default_memory_pool().release_unused()
+    return out
+
+
+def _assemble(groups: Iterable[Group]) -> Comparison:
+    """compare's order: per stream, the ground-truth records of every group, then the
+    unexpected ones."""
     truth_parts: dict[str, list[pd.DataFrame]] = {s: [] for s in STREAMS}
     extra_parts: dict[str, list[pd.DataFrame]] = {s: [] for s in STREAMS}
-    for truth, platform in _groups(inputs):
-        expected = expected_records(truth, dialects, profs)
-        if on_expected is not None:
-            on_expected(expected)
-        for stream, records in compare_streams(truth, platform, dialects, profs,
-                                               expected).items():
-            records = compact(records)
+    for group in groups:
+        for stream, records in group.items():
             unexpected = (records["status"] == "unexpected").to_numpy()
             truth_parts[stream].append(records[~unexpected])
             extra_parts[stream].append(records[unexpected])
-        # Arrow's allocator (mimalloc) keeps the pages a station's reads freed; handing them
-        # back keeps the peak near one station's, not the high-water mark of several
-        pa.default_memory_pool().release_unused()
-    # compare's order: per stream, the ground-truth records, then the unexpected ones
     parts = [p for s in STREAMS for p in (*truth_parts[s], *extra_parts[s]) if len(p)]
     return Comparison(concat_compact(parts))
 
@@ -104,10 +123,78 @@ def _groups(inputs: StationInputs) -> Iterator[tuple[Truth, dict[str, pd.DataFra
     """(ground truth, platform frames) per station, then the platform's other records."""
     stations = inputs.stations
     for sid in stations:
-        yield inputs.truth(sid), {s: inputs.platform(s, sid) for s in STREAMS}
-    elsewhere = {s: inputs.platform_elsewhere(s, stations) for s in STREAMS}
-    if any(len(f) for f in elsewhere.values()):
-        yield inputs.empty_truth(), elsewhere
+        yield _station_group(inputs, sid)
+    elsewhere = _elsewhere_group(inputs)
+    if elsewhere is not None:
+        yield elsewhere
+
+
+def _station_group(inputs: StationInputs, sid: str) -> tuple[Truth, dict[str, pd.DataFrame]]:
+    return inputs.truth(sid), {s: inputs.platform(s, sid) for s in STREAMS}
+
+
+def _elsewhere_group(inputs: StationInputs) -> tuple[Truth, dict[str, pd.DataFrame]] | None:
+    elsewhere = {s: inputs.platform_elsewhere(s, inputs.stations) for s in STREAMS}
+    return (inputs.empty_truth(), elsewhere) if any(len(f) for f in elsewhere.values()) \
+        else None
+
+
+# ---- the same, over processes ------------------------------------------------------------
+
+MIN_STATIONS_PER_WORKER = 8  # a worker costs ≈ 1–2 s to start; a banner station ≈ 0.5 s
+
+
+def compare_parquet(truth_dir: str | Path, observed: Mapping[str, str | Path],
+                    dialects: Mapping[str, str],
+                    summarise: Callable[[Mapping[str, pd.DataFrame]], Any] | None = None,
+                    workers: int | None = None) -> tuple[Comparison, list[Any]]:
+    """`compare_by_station(ParquetInputs(truth_dir, observed), dialects)`, with the stations
+    dealt over `workers` processes (default: one per core, at most 4, with at least
+    `MIN_STATIONS_PER_WORKER` stations each), each reading its stations' rows from the files
+    itself (memory: one station per process). The same records in the same order, whatever
+    `workers`. `summarise` (picklable) is called on each station's expected records; its
+    results come back in the ground truth's order of stations. A CompareError in a worker
+    is raised here."""
+    stations = TruthReader(truth_dir).stations
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4, len(stations) // MIN_STATIONS_PER_WORKER)
+    if workers <= 1:
+        summaries: list[Any] = []
+        hook = None if summarise is None else (lambda e: summaries.append(summarise(e)))
+        return compare_by_station(ParquetInputs(truth_dir, observed), dialects,
+                                  on_expected=hook), summaries
+    context = multiprocessing.get_context("spawn")  # no copy of this process's threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_open_inputs,
+                             initargs=(truth_dir, dict(observed), dict(dialects),
+                                       summarise)) as pool:
+        done = list(pool.map(_compare_station, [*stations, None]))
+    done = [(group, summary) for group, summary in done if group is not None]
+    return _assemble(group for group, _ in done), [summary for _, summary in done]
+
+
+_WORKER: dict[str, Any] = {}  # a worker process's inputs (compare_parquet)
+
+
+def _open_inputs(truth_dir: str | Path, observed: dict[str, str | Path],
+                 dialects: dict[str, str], summarise: Callable[..., Any] | None) -> None:
+    _WORKER.update(files=(truth_dir, observed), dialects=dialects,
+                   profiles=load_profiles(None), summarise=summarise)
+
+
+def _compare_station(sid: str | None) -> tuple[Group | None, Any]:
+    """A station's compact records and summary; None: the platform's other records."""
+    w = _WORKER
+    if "inputs" not in w:  # opened by the first task, so that its errors reach the caller
+        w["inputs"] = ParquetInputs(*w["files"])
+    group = _station_group(w["inputs"], sid) if sid is not None else _elsewhere_group(
+        w["inputs"])
+    if group is None:
+        return None, None
+    summary: list[Any] = []
+    hook = None if w["summarise"] is None else \
+        (lambda expected: summary.append(w["summarise"](expected)))
+    records = _compare_group(*group, w["dialects"], w["profiles"], hook)
+    return records, (summary[0] if summary else None)
 
 
 def compact(records: pd.DataFrame) -> pd.DataFrame:

@@ -769,3 +769,30 @@ def test_observed_records_are_written_station_by_station_as_the_whole_frame_woul
                                       pd.read_parquet(whole), check_dtype=bool(answers[resource]))
     assert pq.ParquetFile(tmp_path / "transactions.parquet").num_row_groups == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _expected_counts(expected):  # a picklable summary, for the worker processes
+    return {s: len(f) for s, f in expected.items()}
+
+
+def test_the_comparison_over_processes_equals_the_one_in_process(tmp_path):
+    """compare_parquet deals the stations over spawned workers: the same records in the same
+    order, the same summaries in the truth's order of stations, and a station's error still
+    names the file."""
+    from acceptance.station_compare import compare_parquet
+
+    t = truth_of_three()
+    write_truth_dir(t, tmp_path / "truth", "segments")
+    files = write_observed(broken_platform(t), tmp_path / "observed")
+    here, sums_here = compare_parquet(tmp_path / "truth", files, THREE, _expected_counts,
+                                      workers=1)
+    there, sums_there = compare_parquet(tmp_path / "truth", files, THREE, _expected_counts,
+                                        workers=2)
+    pd.testing.assert_frame_equal(here.records, there.records)
+    assert sums_here == sums_there and len(sums_here) == 4  # three stations, then the rest
+    assert [s["transactions"] for s in sums_here[:3]] == [
+        int((t.transactions["station_id"] == sid).sum()) for sid in ("S1", "S2", "S3")]
+    assert there.summary()["unexpected"] == 3 and there.summary()["lost"] == 2
+    pd.DataFrame({"seq": [1]}).to_parquet(files["events"])
+    with pytest.raises(CompareError, match=r"events\.parquet: no column 'station_id'"):
+        compare_parquet(tmp_path / "truth", files, THREE, workers=2)
