@@ -6,13 +6,18 @@ every station is evaluated through its watermark (central/detectors/service.py).
 
 RUN_DIR is a `forecourt run` output directory holding platform.db (the embedded SQLite
 platform). Nothing is written to the database: the data are loaded and the detectors run,
-no alert is raised.
+no alert is raised. `--digest` prints a SHA-256 of every proposal (each detector's, in
+order, as JSON with its evidence): two versions of the detectors that print the same digest
+for a run's database proposed exactly the same alerts, to the last digit of the evidence.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--stations", help="comma-separated (default: every station evaluated)")
+    p.add_argument("--digest", action="store_true",
+                   help="print a SHA-256 of every proposal (module doc)")
     args = p.parse_args(argv)
     path = args.run_dir / "platform.db"
     if not path.is_file():
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         r[0] for r in conn.query("SELECT station_id FROM detection_progress ORDER BY 1")]
     by_detector: collections.Counter[str] = collections.Counter()
     load_s, found = 0.0, 0
+    digest = hashlib.sha256()
     for sid in stations:
         wm = station_watermark(conn, sid, settings)
         if wm.watermark is None:
@@ -51,11 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         ctx = settings.context()
         for det in DETECTORS:
             t0 = time.process_time()
-            found += len(list(det.evaluate(data, ctx)))
+            proposals = list(det.evaluate(data, ctx))
             by_detector[det.name] += time.process_time() - t0
+            found += len(proposals)
+            for prop in proposals:
+                digest.update(json.dumps([sid, det.name, dataclasses.asdict(prop)],
+                                         sort_keys=True, default=repr).encode())
     total = load_s + sum(by_detector.values())
     print(f"{len(stations)} stations, {found} proposals: {total:.1f} s of CPU "
           f"(loading the data {load_s:.1f} s)")
+    if args.digest:
+        print(f"proposals' SHA-256: {digest.hexdigest()}")
     print("| detector | CPU s | share |\n|---|---|---|")
     for name, s in by_detector.most_common():
         print(f"| {name} | {s:.1f} | {s / total:.0%} |")

@@ -4,10 +4,14 @@ delivery)."""
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
+import numpy as np
 import pytest
 from detectors_synth import DAY, M0, NozzleSpec, Spec, Synth, TankSpec, generate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from central.detectors.base import AlertProposal, Context, Settings
 from central.detectors.delivery import DeliveryDetector
@@ -210,3 +214,22 @@ def test_unbooked_and_unreported_bills_of_lading() -> None:
     ctx = Context()
     assert DeliveryDetector().evaluate(station(bol="none").data, ctx) == []
     assert any("bill of lading not reported" in n["message"] for n in ctx.notes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), max_size=40))
+def test_the_baselines_median_is_numpys_to_the_bit(values):
+    """rolling_baseline.median replaces np.median in the hot loop: same value, same bits
+    (NaN stays NaN; an empty window gives NaN as numpy does)."""
+    import warnings
+
+    from central.detectors.rolling_baseline import median
+
+    a = np.array(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on an empty array
+        want = float(np.median(a))
+        got = median(a)
+    assert type(got) is float
+    assert (math.isnan(got) and math.isnan(want)) or np.float64(got).tobytes() == \
+        np.float64(want).tobytes()

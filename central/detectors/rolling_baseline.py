@@ -71,8 +71,21 @@ def fit_baseline(v: np.ndarray, sales: np.ndarray, dl: np.ndarray,
         coef = np.linalg.lstsq(x, v[keep], rcond=None)[0]
         b, d = float(coef[0]), float(coef[1]) if len(coef) > 1 else 0.0
         e = v - b * sales - d * dl
-        mad = 1.4826 * float(np.median(np.abs(e[keep] - np.median(e[keep]))))
+        centre = median(e[keep])
+        mad = 1.4826 * median(np.abs(e[keep] - centre))
         if mad <= 0:
             break
-        keep = np.abs(e - np.median(e[keep])) <= outlier_z * mad
+        keep = np.abs(e - centre) <= outlier_z * mad
     return b, d
+
+
+def median(values: np.ndarray) -> float:
+    """np.median of a short float array, to the bit (the middle value, or the mean of the
+    two middle ones), without numpy's per-call cost (≈ 20 µs, called some 150 000 times in a
+    six-month pass of the banner's tanks)."""
+    if len(values) == 0 or np.isnan(values).any():
+        return float(np.median(values))
+    s = sorted(values.tolist())
+    k = len(s) // 2
+    # + 0.0: numpy's mean sums from +0, so a median of −0 comes out +0
+    return (s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2) + 0.0
