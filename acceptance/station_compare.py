@@ -168,8 +168,8 @@ def compare_parquet(truth_dir: str | Path, observed: Mapping[str, str | Path],
                              initargs=(truth_dir, dict(observed), dict(dialects),
                                        summarise)) as pool:
         done = list(pool.map(_compare_station, [*stations, None]))
-    done = [(group, summary) for group, summary in done if group is not None]
-    return _assemble(group for group, _ in done), [summary for _, summary in done]
+    groups = [(group, summary) for group, summary in done if group is not None]
+    return _assemble(group for group, _ in groups), [summary for _, summary in groups]
 
 
 _WORKER: dict[str, Any] = {}  # a worker process's inputs (compare_parquet)

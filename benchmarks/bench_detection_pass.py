@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     stations = args.stations.split(",") if args.stations else [
         r[0] for r in conn.query("SELECT station_id FROM detection_progress ORDER BY 1")]
-    by_detector: collections.Counter[str] = collections.Counter()
+    by_detector: collections.defaultdict[str, float] = collections.defaultdict(float)
     load_s, found = 0.0, 0
     digest = hashlib.sha256()
     for sid in stations:
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         if wm.watermark is None:
             print(f"{sid}: no watermark, left out")
             continue
-        t0 = time.process_time()
+        started = time.process_time()
         data = load_station_data(conn, sid, wm.watermark, wm.device_through)
-        load_s += time.process_time() - t0
+        load_s += time.process_time() - started
         ctx = settings.context()
         for det in DETECTORS:
             t0 = time.process_time()
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.digest:
         print(f"proposals' SHA-256: {digest.hexdigest()}")
     print("| detector | CPU s | share |\n|---|---|---|")
-    for name, s in by_detector.most_common():
+    for name, s in sorted(by_detector.items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {s:.1f} | {s / total:.0%} |")
     return 0
 
