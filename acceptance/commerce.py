@@ -206,7 +206,7 @@ def truth_balances(expected: Mapping[str, pd.DataFrame], fleet: Sequence[Mapping
 class FigurePart:
     """One station's truth sales cells and stock balances from its expected records, or why
     not (ValueError's message): picklable, for a comparison's worker processes
-    (acceptance/station_compare.py `compare_in_processes`)."""
+    (acceptance/station_compare.py `compare_parquet`)."""
 
     fleet: Sequence[Mapping[str, Any]]
     zone: ZoneInfo
