@@ -164,7 +164,7 @@ def compare_parquet(truth_dir: str | Path, observed: Mapping[str, str | Path],
         return compare_by_station(ParquetInputs(truth_dir, observed), dialects,
                                   on_expected=hook), summaries
     context = multiprocessing.get_context("spawn")  # no copy of this process's threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_open_inputs,
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_worker,
                              initargs=(truth_dir, dict(observed), dict(dialects),
                                        summarise)) as pool:
         done = list(pool.map(_compare_station, [*stations, None]))
@@ -175,7 +175,7 @@ def compare_parquet(truth_dir: str | Path, observed: Mapping[str, str | Path],
 _WORKER: dict[str, Any] = {}  # a worker process's inputs (compare_parquet)
 
 
-def _open_inputs(truth_dir: str | Path, observed: dict[str, str | Path],
+def _set_up_worker(truth_dir: str | Path, observed: dict[str, str | Path],
                  dialects: dict[str, str], summarise: Callable[..., Any] | None) -> None:
     _WORKER.update(files=(truth_dir, observed), dialects=dialects,
                    profiles=load_profiles(None), summarise=summarise)
