@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -279,30 +279,30 @@ def _move_truth(chain: Chain, out: Path) -> None:
 
 
 def _export_records(chain: Chain, out: Path, info: dict[str, Any]) -> None:
-    """The stored records (station by station), then the views computed from them alone
-    (`_write_data_views`), and, beside both, the platform's chain heads (its chain check
-    keeps its interpreter busy while the harness decodes pages); when each ended goes to
-    run.json's `phase_ends_s` ("records", "data_views", "chain_heads")."""
+    """The stored records (station by station) and, beside them, the platform's chain
+    heads (its chain check keeps its interpreter busy while the harness decodes pages);
+    when each ended goes to run.json's `phase_ends_s` ("records", "chain_heads")."""
     def heads() -> None:
         info["chain_heads"] = record_chain_heads(chain.admin_api, list(chain.station_ids), out)
         _mark(info, "chain_heads")
 
-    obs = out / "observed"
-    obs.mkdir(exist_ok=True)
     with ThreadPoolExecutor(1, thread_name_prefix="chain-heads") as pool:
         checked = pool.submit(heads)
-        write_observed_records(chain.api, chain.station_ids, obs)
+        write_observed_records(chain.api, chain.station_ids, out / "observed")
         _mark(info, "records")
-        _write_data_views(chain, obs)
-        _mark(info, "data_views")
         checked.result()
+
+
+def _export_views(chain: Chain, out: Path, info: dict[str, Any]) -> None:
+    """`_write_data_views`; when it ended goes to `phase_ends_s` ("data_views")."""
+    _write_data_views(chain, out / "observed")
+    _mark(info, "data_views")
 
 
 def _write_data_views(chain: Chain, obs: Path) -> None:
     """The reconciliation and the commerce analytics: computed from the records alone, so
-    final once the data drained, and fetched beside the detection wait (in the reference
-    platform each costs a load of every station's readings: ≈ 15 s apiece in the banner's
-    180 days, once spent after the wait with a core idle)."""
+    final once the data drained (in the reference platform each costs a load of every
+    station's readings: ≈ 8 s apiece in the banner's 180 days)."""
     rec_rows = []
     for sid in chain.station_ids:
         rec_rows += list(chain.api.items("reconciliation", station_id=sid))
@@ -314,11 +314,29 @@ def _write_data_views(chain: Chain, obs: Path) -> None:
     write_json(obs / "commerce.json", served)
 
 
-def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> Future[None]:
-    """`_export_records` in a thread of its own; the future gives its end or its error."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="records")
+@dataclass
+class _Export:
+    """What is exported once the data drained, beside the detection wait, each part in a
+    thread of its own: the records with the chain heads, and the data views. Both at once:
+    the views cost the platform's interpreter alone (≈ 25 s in the banner), which after
+    the records left a core idle at the end of the run (issue 11)."""
+
+    records: Future[None]
+    views: Future[None]
+
+    def result(self) -> None:
+        """Wait for both parts; then the records' error, if any, else the views'."""
+        wait([self.records, self.views])
+        self.records.result()
+        self.views.result()
+
+
+def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> _Export:
+    (out / "observed").mkdir(exist_ok=True)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="export")
     try:
-        return pool.submit(_export_records, chain, out, info)
+        return _Export(pool.submit(_export_records, chain, out, info),
+                       pool.submit(_export_views, chain, out, info))
     finally:
         pool.shutdown(wait=False)
 
@@ -621,7 +639,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     # verification records as the world makes them (acceptance/inputs.py).
     poster = InputPoster(chain.admin_api, chain.sim_time)
     pump = InputPump(poster, chain.truth_dir)
-    exported: Future[None] | None = None  # the record export, begun once drained
+    exported: _Export | None = None  # the export, begun once drained
     try:
         chain.start(before_devices=lambda c: poster.post_prices(scenario))
         pump.start()
@@ -687,17 +705,21 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["inspector"] = inspect(chain.admin_api, scenario, chain.station_ids)
         _write_observed(chain, out, sampler, detection)
         _mark(info, "observed")
+        exported.records.result()  # the latency table reads them
+        # the station side is no longer needed: stopped (its devices write the complete
+        # ground truth) while the platform may still be computing the data views
+        info["exit_codes"] = chain.stop_field()
+        _write_latency(chain, out, latency_timeline, windows)
+        _mark(info, "latency")
         exported.result()
         if info["chain_heads"].get("not_intact"):
             info["notes"].append("the platform's own chain check finds tampering at "
                                  f"{', '.join(info['chain_heads']['not_intact'])} "
                                  f"({CHAIN_HEADS_FILE})")
-        info["exit_codes"] = chain.stop_field()
-        # anything of the final ground truth the run did not post (late; run.json says so)
+        # anything of the final ground truth the run did not post (late; run.json says so),
+        # after the data views, which are the records' alone
         poster.post_truth_table(chain.truth_dir)
         poster.post_tax_truth_table(chain.truth_dir)
-        _write_latency(chain, out, latency_timeline, windows)
-        _mark(info, "latency")
     except RunInterrupted as exc:
         # the record says the run was interrupted and can at best be incomplete
         info["interrupted"] = str(exc)
@@ -770,7 +792,7 @@ def _attack_phase(chain: Chain, scenario: Scenario, out: Path,
 
 
 def _keep_evidence(chain: Chain, out: Path, sampler: Sampler, info: dict[str, Any],
-                   exported: Future[None] | None) -> None:
+                   exported: _Export | None) -> None:
     """A run that ends early keeps what the platform holds so far (it is then stopped and
     checked like any other). `exported`: the record export begun beside the detection wait,
     if it was: awaited, and done again if it failed."""

@@ -25,8 +25,6 @@ converted with the interval's opening temperature; days are walked with prefix s
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -189,10 +187,6 @@ def tank_days(station_id: str, inp: TankInputs, zone: ZoneInfo,
     return out
 
 
-def _i64(values: Sequence[Any]) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64).reshape(-1)
-
-
 def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> list[dict]:
     """Every reconciled tank-day of a station, sorted by (tank, day)."""
     rows: list[dict] = []
@@ -203,38 +197,55 @@ def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> 
 
 def station_inputs(conn: Conn, station_id: str) -> list[TankInputs]:
     """The arrays of every tank of a station that has inventory readings, sorted by tank
-    (also read by the monthly balance of central/commerce.py)."""
+    (also read by the monthly balance of central/commerce.py). The rows become arrays in
+    numpy, not value by value in Python: `int()` on every value took 40 % of this
+    function's time in the banner's 180 days (2.6 M readings, docs/performance.md)."""
     grades: dict[int, str] = dict(conn.query(
         "SELECT tank, grade FROM station_tanks WHERE station_id = ?", (station_id,)))
-    readings: dict[int, list[tuple]] = defaultdict(list)
-    for tank, t, v20, temp in conn.query(
-            "SELECT tank, device_time, volume_20c_ml, temperature_mc FROM inventory "
-            "WHERE station_id = ? ORDER BY tank, device_time, key", (station_id,)):
-        readings[int(tank)].append((int(t), int(v20), int(temp)))
-    txs: dict[int, list[tuple]] = defaultdict(list)
-    for tank, grade, end, vol in conn.query(
-            "SELECT tank, grade, end_time, volume_ml FROM transactions WHERE station_id = ?",
-            (station_id,)):
-        txs[int(tank)].append((int(end), int(vol), str(grade)))
-    drops: dict[int, list[tuple]] = defaultdict(list)
-    for row in conn.query(
-            "SELECT tank, start_time, end_time, start_volume_20c_ml, end_volume_20c_ml, "
-            "start_temperature_mc, end_temperature_mc FROM deliveries WHERE station_id = ? "
-            "ORDER BY tank, end_time", (station_id,)):
-        drops[int(row[0])].append(tuple(int(v) for v in row[1:]))
+    r = _columns(conn.query(
+        "SELECT tank, device_time, volume_20c_ml, temperature_mc FROM inventory "
+        "WHERE station_id = ? ORDER BY tank, device_time, key", (station_id,)), 4)
+    readings = _by_tank(r[0], *r[1:])
+    # read from the index transactions_station_tank_time alone (migration 0011)
+    tx_rows = conn.query("SELECT tank, end_time, volume_ml, grade FROM transactions "
+                         "WHERE station_id = ?", (station_id,))
+    tx = _columns([row[:3] for row in tx_rows], 3)
+    txs = _by_tank(tx[0], tx[1], tx[2], np.array([str(row[3]) for row in tx_rows], dtype=str))
+    d = _columns(conn.query(
+        "SELECT tank, start_time, end_time, start_volume_20c_ml, end_volume_20c_ml, "
+        "start_temperature_mc, end_temperature_mc FROM deliveries WHERE station_id = ? "
+        "ORDER BY tank, end_time", (station_id,)), 7)
+    drops = _by_tank(d[0], *d[1:])
 
     out: list[TankInputs] = []
+    no_tx = [np.zeros(0, dtype=np.int64)] * 2 + [np.zeros(0, dtype=str)]
+    no_drops = [np.zeros(0, dtype=np.int64)] * 6
     for tank in sorted(readings):
-        r = list(zip(*readings[tank], strict=True))
-        tx: list[Sequence[Any]] = list(zip(*txs.get(tank, []), strict=True)) or [[], [], []]
-        d: list[Sequence[Any]] = list(zip(*drops.get(tank, []), strict=True)) or [[]] * 6
-        r_time = _i64(r[0])
-        tx_end, tx_grade = _i64(tx[0]), np.asarray(tx[2], dtype=str)
+        r_time, r_v20, r_temp = readings[tank]
+        tx_end, tx_vol, tx_grade = txs.get(tank, no_tx)
+        d_start, d_end, d_v0, d_v1, d_temp0, d_temp1 = drops.get(tank, no_drops)
         grade = grades.get(tank)
         if grade is None and len(tx_end):  # grade of the earliest reconciled interval
             idx = np.searchsorted(r_time, tx_end, "left") - 1
             if (idx >= 0).any():
                 grade = str(tx_grade[idx >= 0][np.argmin(idx[idx >= 0])])
-        out.append(TankInputs(tank, grade, r_time, _i64(r[1]), _i64(r[2]), tx_end,
-                              _i64(tx[1]), tx_grade, *(_i64(col) for col in d)))
+        out.append(TankInputs(tank, grade, r_time, r_v20, r_temp, tx_end, tx_vol, tx_grade,
+                              d_start, d_end, d_v0, d_v1, d_temp0, d_temp1))
     return out
+
+
+def _columns(rows: list[tuple], width: int) -> np.ndarray:
+    """Integer rows as a (width, n) array: one row of it per column."""
+    return np.array(rows, dtype=np.int64).reshape(-1, width).T
+
+
+def _by_tank(tanks: np.ndarray, *columns: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """The columns' values split by tank, each tank's in their order of arrival."""
+    if not len(tanks):
+        return {}
+    order = np.argsort(tanks, kind="stable")
+    tanks = tanks[order]
+    bounds = np.flatnonzero(np.diff(tanks)) + 1
+    parts = [np.split(c[order], bounds) for c in columns]
+    return {int(tanks[start]): [p[i] for p in parts]
+            for i, start in enumerate(np.concatenate(([0], bounds)))}
