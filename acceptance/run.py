@@ -316,10 +316,10 @@ def _write_data_views(chain: Chain, obs: Path) -> None:
 
 @dataclass
 class _Export:
-    """What is exported once the data drained, beside the detection wait, each part in a
-    thread of its own: the records with the chain heads, and the data views. Both at once:
-    the views cost the platform's interpreter alone (≈ 25 s in the banner), which after
-    the records left a core idle at the end of the run (issue 11)."""
+    """What is exported once the data drained, beside the detection wait, in a thread of
+    its own: the records with the chain heads, then the data views. One after the other:
+    fetched at once, the views slowed the records by as much as they gained (banner run 36,
+    docs/performance.md); the latency table needs only the records."""
 
     records: Future[None]
     views: Future[None]
@@ -333,7 +333,7 @@ class _Export:
 
 def _begin_export(chain: Chain, out: Path, info: dict[str, Any]) -> _Export:
     (out / "observed").mkdir(exist_ok=True)
-    pool = ThreadPoolExecutor(2, thread_name_prefix="export")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="export")
     try:
         return _Export(pool.submit(_export_records, chain, out, info),
                        pool.submit(_export_views, chain, out, info))

@@ -71,11 +71,11 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
     assert info["detection"]["done"] and info["detection"]["supported"]
     # the platform's detection worker ran (sampled as a part of the platform), and the
     # records, the views computed from them and the chain heads were fetched once
-    # drained, beside the detection wait and each other
+    # drained, beside the detection wait
     assert info["cpu_s"]["platform:child"] > 0, info["cpu_s"]
     ends = info["phase_ends_s"]
-    assert ends["drained"] <= min(ends["records"], ends["chain_heads"], ends["data_views"]), ends
-    assert ends["records"] <= ends["latency"], ends  # the latency table reads the records
+    assert ends["drained"] <= min(ends["records"], ends["chain_heads"]), ends
+    assert ends["records"] <= min(ends["data_views"], ends["latency"]), ends
     assert {"reconciliation.parquet", "commerce.json"} <= {
         p.name for p in (run / "observed").iterdir()}
     assert json.loads((run / "observed" / "detection_status.json").read_text())["done"]

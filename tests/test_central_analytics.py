@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_central_support import (
     STATIONS,
     data_message,
@@ -25,7 +28,7 @@ from central.checks import Inbound
 from central.continuity import station_continuity
 from central.db import Database
 from central.keys import parse_key_file
-from central.reconciliation import reconcile_station
+from central.reconciliation import _by_tank, reconcile_station
 from central.store import Ingestor
 from central.vcf import Vcf
 
@@ -149,3 +152,21 @@ def test_totalizer_and_sequence_continuity(db_url: str) -> None:
         window = station_continuity(conn, s, "D1", t + 500, t + 2000)
     w1 = [i for i in window if i.get("nozzle") == 1][0]
     assert w1["transactions"] == 2 and w1["break_count"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(-2**62, 2**62),
+                          st.sampled_from(["92", "95", "0"])), max_size=60))
+def test_rows_split_by_tank_keep_their_order(rows: list[tuple[int, int, str]]) -> None:
+    """station_inputs' split (`_by_tank`): each tank's values in their order of arrival,
+    the columns of one row kept together, as a loop over the rows would give them."""
+    tanks = np.array([r[0] for r in rows], dtype=np.int64)
+    split = _by_tank(tanks, np.array([r[1] for r in rows], dtype=np.int64),
+                     np.array([r[2] for r in rows], dtype=str))
+    expected: dict[int, tuple[list[int], list[str]]] = {}
+    for tank, value, grade in rows:
+        expected.setdefault(tank, ([], []))[0].append(value)
+        expected[tank][1].append(grade)
+    assert sorted(split) == sorted(expected)
+    for tank, (values, grades) in expected.items():
+        assert split[tank][0].tolist() == values and split[tank][1].tolist() == grades
