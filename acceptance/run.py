@@ -302,7 +302,7 @@ def _export_views(chain: Chain, out: Path, info: dict[str, Any]) -> None:
 def _write_data_views(chain: Chain, obs: Path) -> None:
     """The reconciliation and the commerce analytics: computed from the records alone, so
     final once the data drained (in the reference platform each costs a load of every
-    station's readings: ≈ 8 s apiece in the banner's 180 days)."""
+    station's readings: ≈ 9 s apiece in the banner's 180 days)."""
     rec_rows = []
     for sid in chain.station_ids:
         rec_rows += list(chain.api.items("reconciliation", station_id=sid))

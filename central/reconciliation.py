@@ -198,8 +198,9 @@ def reconcile_station(conn: Conn, station_id: str, zone: ZoneInfo, vcf: Vcf) -> 
 def station_inputs(conn: Conn, station_id: str) -> list[TankInputs]:
     """The arrays of every tank of a station that has inventory readings, sorted by tank
     (also read by the monthly balance of central/commerce.py). The rows become arrays in
-    numpy, not value by value in Python: `int()` on every value took 40 % of this
-    function's time in the banner's 180 days (2.6 M readings, docs/performance.md)."""
+    numpy, not value by value in Python: that loop, with `int()` on every value, took 43 %
+    of this function's profile in the banner's 180 days (2.6 M readings,
+    docs/performance.md)."""
     grades: dict[int, str] = dict(conn.query(
         "SELECT tank, grade FROM station_tanks WHERE station_id = ?", (station_id,)))
     r = _columns(conn.query(
