@@ -716,8 +716,7 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
             info["notes"].append("the platform's own chain check finds tampering at "
                                  f"{', '.join(info['chain_heads']['not_intact'])} "
                                  f"({CHAIN_HEADS_FILE})")
-        # anything of the final ground truth the run did not post (late; run.json says so),
-        # after the data views, which are the records' alone
+        # anything of the final ground truth the run did not post (late; run.json says so)
         poster.post_truth_table(chain.truth_dir)
         poster.post_tax_truth_table(chain.truth_dir)
     except RunInterrupted as exc:
