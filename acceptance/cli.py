@@ -103,6 +103,17 @@ def _compression(text: str) -> float | None:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A duration in wall seconds: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got {text!r}")
+    return value
+
+
 def _scheduler(text: str) -> str:
     from sim.dask_runner import check_scheduler
 
@@ -258,7 +269,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           stall_timeout_s=args.stall_timeout,
                           fleet_processes=args.fleet_processes,
                           mqtt_tls=args.mqtt_tls,
-                          detection_timeout_s=args.detection_timeout))
+                          detection_timeout_s=args.detection_timeout,
+                          fault_wall_s=args.fault_wall, change_wall_s=args.change_wall))
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
@@ -422,18 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fleet-processes", type=_fleet_processes, default=1, metavar="N",
                    help="with --collectors fleet: deal the stations over N processes (default 1; "
                         "each process is one event loop, docs/performance.md)")
-    s.add_argument("--drain-timeout", type=float, default=300.0,
+    s.add_argument("--drain-timeout", type=_seconds, default=300.0,
                    help="wall seconds to wait for the data to drain after the schedule, "
                         "counted from the world's last simulated progress (default 300)")
-    s.add_argument("--stall-timeout", type=float, default=300.0,
+    s.add_argument("--stall-timeout", type=_seconds, default=300.0,
                    help="before the schedule's end: wall seconds the world may be held at a "
                         "FIFO's high-water mark without progress, with no fault in force, "
                         "before the run ends with that station's collector as the finding "
                         "(STB-1; default 300)")
-    s.add_argument("--detection-timeout", type=float, default=120.0,
+    s.add_argument("--detection-timeout", type=_seconds, default=120.0,
                    help="after draining, the run waits for the platform's detectors to evaluate "
                         "through its end (GET /api/v1/detection/status); it gives up after "
                         "this many wall seconds without progress (default 120)")
+    s.add_argument("--fault-wall", type=_seconds, default=6.0, metavar="S",
+                   help="wall seconds each scheduled fault lasts, so that the SUT feels it "
+                        "(default 6; a device fault at least 1.5 x the criteria's "
+                        "device_offline_shown_s; docs/run-record.md, pacing)")
+    s.add_argument("--change-wall", type=_seconds, default=10.0, metavar="S",
+                   help="wall seconds of the 6 simulated hours after a cheat that changes only "
+                        "a device's header: at least twice the collector's header read "
+                        "interval (default 10, the reference collector reads every 5 s)")
     s.set_defaults(func=cmd_run)
 
     from acceptance.observing.command import add_arguments, cmd_observe

@@ -623,6 +623,8 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
     keys = deal_collectors(scenario.station_ids, *_collectors(opts, sut))
     windows = pace_windows(opts, scenario, keys) \
         if opts.paced and opts.compression is None else []
+    info["pacing"] = {"fault_wall_s": opts.fault_wall_s, "change_wall_s": opts.change_wall_s,
+                      "windows": len(windows)}
     try:
         chain = Chain(_settings(opts, scenario, sut, out, windows))
     except ValueError as exc:  # e.g. --mqtt-tls without Mosquitto

@@ -335,10 +335,12 @@ def test_fault_windows_exempt_only_the_stations_their_faults_take_away():
     assert exempt_at(pace_windows(opts, faults), crash.at + 1) == (ALL,)
 
 
-def test_a_change_only_the_header_shows_is_paced_for_the_collector_to_read_it():
+@pytest.mark.parametrize("change_wall_s", [10.0, 60.0])
+def test_a_change_only_the_header_shows_is_paced_for_the_collector_to_read_it(change_wall_s):
     """A mainboard swap that logs no event shows only in the dispenser's header, which the
     collector reads every few wall seconds: the world gives the 6 h after it change_wall_s
-    of wall time, for every station (banner run 24 missed MET-1's 2 days at full pace).
+    of wall time (`--change-wall`: longer for a collector that reads the header less often),
+    for every station (banner run 24 missed MET-1's 2 days at full pace).
     Logged, the swap's events reach the platform through the FIFO: no window."""
     from dataclasses import replace
 
@@ -346,7 +348,7 @@ def test_a_change_only_the_header_shows_is_paced_for_the_collector_to_read_it():
     from scenarios.loader import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "urad-middle-banner.yaml")
-    opts = RunOptions(scenario=scenario.path, out=Path("unused"))
+    opts = RunOptions(scenario=scenario.path, out=Path("unused"), change_wall_s=change_wall_s)
     swap = next(c for c in scenario.data["cheats"] if c["kind"] == "mainboard_swap")
     t = scenario.instant(swap["start"])
     assert header_changes(scenario, scenario.start_epoch, scenario.end_epoch) == [t]
@@ -360,6 +362,29 @@ def test_a_change_only_the_header_shows_is_paced_for_the_collector_to_read_it():
         dict(c, log_events=True) if c is swap else c for c in scenario.data["cheats"]]})
     assert header_changes(logged, scenario.start_epoch, scenario.end_epoch) == []
     assert not any(w.start <= t < w.end for w in pace_windows(opts, logged))
+
+
+def test_run_pacing_flags_reach_the_run_and_bad_values_are_refused(monkeypatch, capsys):
+    """`forecourt run --fault-wall S --change-wall S` set the run's pacing (a vendor's slower
+    collector needs longer windows); a value that is not seconds > 0 is refused, naming it."""
+    import acceptance.run
+    from acceptance.cli import main
+
+    seen = []
+    monkeypatch.setattr(acceptance.run, "run", lambda opts: seen.append(opts) or 0)
+    base = ["run", str(ROOT / "scenarios" / "smoke.yaml"), "--out", "unused"]
+    assert main(base) == 0
+    assert (seen[0].fault_wall_s, seen[0].change_wall_s) == (6.0, 10.0)
+    assert main([*base, "--fault-wall", "20", "--change-wall", "60"]) == 0
+    assert (seen[1].fault_wall_s, seen[1].change_wall_s) == (20.0, 60.0)
+    for flag, bad in (("--change-wall", "0"), ("--fault-wall", "-5"), ("--change-wall", "nan"),
+                      ("--drain-timeout", "inf"), ("--stall-timeout", "soon")):
+        with pytest.raises(SystemExit) as exc:
+            main([*base, flag, bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert flag in err and repr(bad) in err, err
+    assert len(seen) == 2
 
 
 def test_fuzz_runs_each_schedule_once_so_a_flaky_sut_does_not_derail_the_search():
