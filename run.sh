@@ -4,7 +4,7 @@
 # network cut, a silent dispenser) against the reference collector and platform, ending with
 # the path of the county self-inspection report. Extra arguments go to `forecourt run`
 # (e.g. --lang en, --broker mosquitto, --sut-mutant drop, or another scenario's file with
-# SCENARIO=...).
+# SCENARIO=...). It exits with the verdict's code: 0 accepted, 1 not accepted, 3 incomplete.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
@@ -22,3 +22,4 @@ case $code in
   *) echo "the harness could not run (exit $code)"; exit $code ;;
 esac
 echo "run directory: $(pwd)/$out"
+exit $code  # the verdict's exit code, as `forecourt run` gave it

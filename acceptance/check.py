@@ -108,7 +108,8 @@ def scenario_info(data: RunData, notes: list[str]) -> dict[str, Any]:
                      "scenario digest of the ground truth (truth/manifest.json)")
     start = dt.datetime.fromtimestamp(data.start, ZoneInfo(data.timezone)).isoformat()
     return {"name": data.scenario_doc.get("name") or truth_scenario.get("name"),
-            "path": str(data.run_info.get("scenario_path") or "scenario.yaml"),
+            # the file the run was started with (run.json); its copy is the run's scenario.yaml
+            "path": str(data.run_info.get("scenario") or "scenario.yaml"),
             "digest": digest, "seed": data.run_info.get("seed", manifest.get("seed")),
             "start": start, "days": data.days}
 

@@ -534,9 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # not exit 1: for run, verify and check that is a finding
         print("interrupted", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

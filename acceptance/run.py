@@ -497,11 +497,12 @@ def _split(a: float, b: float, comp: float, slow: list[tuple[float, float, float
 
 
 def _collectors(opts: RunOptions, sut: Sut) -> tuple[str, int]:
-    """(collectors mode, fleet processes) of the chain: a vendor's fleet collector is one
-    process for every station."""
+    """(collectors mode, fleet processes) of the chain. A vendor's collector runs as its
+    `per_station` says (`--collectors` and `--fleet-processes` are the reference's): one
+    process per station, or one for every station."""
     c = sut.collector
     if c.kind == "external":
-        return ("fleet" if not c.per_station else opts.collectors), 1
+        return ("per-station" if c.per_station else "fleet"), 1
     return opts.collectors, opts.fleet_processes
 
 
@@ -883,6 +884,10 @@ def run(opts: RunOptions) -> int:
         paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
     except HarnessError as exc:
         print(f"forecourt run: the harness could not run: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    except RunInterrupted as exc:  # while setting up, or checking: no verdict to give
+        print(f"forecourt run: interrupted by {exc} before a verdict was written; nothing "
+              "it started is left running", file=sys.stderr)
         return EXIT_HARNESS
     except Exception:  # a harness defect must never read as a verdict (exit 1 = not accepted)
         print("forecourt run: the harness failed (a defect of the harness, not a verdict on "

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.db import Conn
-from central.schemas import StrictValidator, json_path
+from central.schemas import INPUT_FORMATS, StrictValidator, json_path
 
 GRADE = {"type": "string", "pattern": "^(89|92|95|98|0|-10|-20|-35)$"}
 STATION = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
@@ -122,9 +122,9 @@ VERIFICATION_RECORD_SCHEMA: dict[str, Any] = {
 
 _VALIDATORS = {
     "tax": StrictValidator(TAX_DECLARATION_SCHEMA,
-                           format_checker=StrictValidator.FORMAT_CHECKER),
+                           format_checker=INPUT_FORMATS),
     "verification": StrictValidator(VERIFICATION_RECORD_SCHEMA,
-                                    format_checker=StrictValidator.FORMAT_CHECKER),
+                                    format_checker=INPUT_FORMATS),
 }
 
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from central.db import Conn
 from central.inputs import GRADE, STATION, TEXT, InputError, datetime_epoch, station_known
-from central.schemas import StrictValidator, json_path
+from central.schemas import INPUT_FORMATS, StrictValidator, json_path
 
 ALL_STATIONS = ""  # station_id stored for a row that applies to every station
 
@@ -41,7 +41,7 @@ POSTED_PRICE_SCHEMA: dict[str, Any] = {
         "reference": {**TEXT, "description": "document number of the price notice"},
     },
 }
-_VALIDATOR = StrictValidator(POSTED_PRICE_SCHEMA, format_checker=StrictValidator.FORMAT_CHECKER)
+_VALIDATOR = StrictValidator(POSTED_PRICE_SCHEMA, format_checker=INPUT_FORMATS)
 
 
 def store_posted_price(conn: Conn, body: Any, zone: ZoneInfo, created_by: str) -> dict:

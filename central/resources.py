@@ -369,7 +369,8 @@ REJECTIONS = TableResource(
 
 TAX_DECLARATIONS = TableResource(
     "tax-declarations", "tax_declarations", "Tax declarations (纳税申报) received",
-    "period_start_epoch", "start of period_start (local midnight)", "id",
+    "period_start_epoch", "start of the period (a date: its local midnight; a "
+    "date-time: that instant)", "id",
     (_c("id", "string"), _c("station_id", "string"), _c("period_start", "string"),
      _c("period_end", "string"), _c("grade", "string", nullable=True),
      _c("declared_volume_ml", "integer", nullable=True),
@@ -457,8 +458,9 @@ class ComputedResource:
         fp = fingerprint({"resource": self.name, "station_id": sid, **opts})
         cursor = single(query, "cursor")
         after = decode_cursor(cursor, fp) if cursor is not None else None
-        if sid is not None:
-            stations = [sid]
+        if sid is not None:  # one not in the registry has no item (not a clean grade A)
+            stations = [sid] if conn.query_one(
+                "SELECT 1 FROM stations WHERE station_id = ?", (sid,)) is not None else []
         else:
             stations = [r[0] for r in conn.query(
                 "SELECT station_id FROM stations ORDER BY station_id")]

@@ -7,11 +7,13 @@ meaning (`$` ends the string: "D1\\n" is no device).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 
 from central.fastcheck import compile_schema, ecma_regex
@@ -34,6 +36,27 @@ def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Any:
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer)
 StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern},
                                     type_checker=_TYPES)
+
+
+# ISO 8601 date-times of the inputs (docs/platform-api.md §5.8), the offset optional: none
+# means the platform zone. jsonschema's own "date-time" check needs an optional package
+# (rfc3339-validator) and then requires an offset, so the answer would depend on what
+# happens to be installed.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+                        r"(Z|[+-]\d{2}:\d{2})?", re.ASCII)
+
+
+def _is_date_time(instance: object) -> bool:
+    if not isinstance(instance, str):
+        return True
+    if _DATE_TIME.fullmatch(instance) is None:
+        return False
+    dt.datetime.fromisoformat(instance)  # ValueError: no such day or time of day
+    return True
+
+
+INPUT_FORMATS = FormatChecker()  # every format jsonschema checks, "date-time" as above
+INPUT_FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
 
 
 @cache

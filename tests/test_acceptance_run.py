@@ -46,6 +46,7 @@ def test_reference_passes_all_it_can_and_check_and_report_reproduce_it(tmp_path)
     assert res.stdout.startswith("ACCEPTED"), res.stdout
     record = json.loads((run / "record.json").read_text(encoding="utf-8"))
     assert record["accepted"] is True and record["verdict"] == "accepted"
+    assert record["scenario"]["path"] == str(SMOKE)  # the file the run was started with
     outcomes = {r["id"]: r["outcome"] for r in record["requirements"]}
     assert {rid for rid, o in outcomes.items() if o != "pass"} == set()
     # SEC-1: the default broker (Mosquitto with accounts, installed by the set-up) and the

@@ -124,3 +124,19 @@ def test_sut_errors_name_the_field(tmp_path):
         parse_sut("missing.yaml", base_dir=tmp_path)
     assert parse_sut(None).collector.kind == "reference"
     assert parse_sut({}, mutant="drop").collector.mutant == "drop"
+
+
+def test_a_vendor_collector_runs_as_its_per_station_says_whatever_collectors_asks():
+    """`--collectors` / `--fleet-processes` are the reference collector's: a vendor's command
+    made for one station is never started once for all (its {station} would be "*")."""
+    from acceptance.run import RunOptions, _collectors
+
+    for mode, processes in (("per-station", 1), ("fleet", 2)):
+        opts = RunOptions(scenario=SMOKE, out=Path("unused"), collectors=mode,
+                          fleet_processes=processes)
+        one = parse_sut({"collector": {"kind": "external", "command": VENDOR_COLLECTOR,
+                                       "per_station": True}})
+        box = parse_sut({"collector": {"kind": "external", "command": ["x"]}})
+        assert _collectors(opts, one) == ("per-station", 1)
+        assert _collectors(opts, box) == ("fleet", 1)
+        assert _collectors(opts, parse_sut(None)) == (mode, processes)

@@ -90,6 +90,11 @@ def test_filters_period_and_paging(db: Database) -> None:
     assert [i["station_id"] for i in get(app, "?grade=C")[1]["items"]] == ["UMB01", "UMB02"]
     assert [i["station_id"] for i in get(app, "?station_id=UMB03")[1]["items"]] == ["UMB03"]
     assert get(app, "?station_id=UMB03&grade=C")[1]["items"] == []
+    # a station the registry does not know has no item: a misspelt id is not a clean grade A
+    assert get(app, "?station_id=UMB99")[1]["items"] == []
+    resp = app.handle("GET", "/api/v1/detection/status?station_id=UMB99",
+                      {"Authorization": f"Bearer {ADMIN}"}, None)
+    assert (resp.status, resp.body["items"]) == (200, [])
     # the grading period counts by as_of: from the second day, UMB01's rectified cheat is out
     _, page = get(app, f"?station_id=UMB01&from={T0 + DAY}")
     assert (page["items"][0]["score"], page["items"][0]["period"]) == (

@@ -297,6 +297,26 @@ def test_a_bad_declaration_is_refused_with_a_reason_and_nothing_changes(
     assert _call(api, "GET", "/api/v1/tax-declarations")[1]["items"] == before
 
 
+def test_a_date_time_without_offset_is_in_the_platform_zone(db: Database) -> None:
+    """docs/platform-api.md §5.8: no offset = the platform zone, whatever validators happen to
+    be installed (jsonschema's own date-time check, with rfc3339-validator, wants an offset)."""
+    api = _api(db)
+    local = dict(GOOD, period_start="2026-04-01T08:00:00", period_end="2026-04-01T14:00",
+                 declared_at="2026-04-02T09:30:00.5")
+    assert _call(api, "POST", "/api/v1/tax-declarations", local)[0] == 201
+    offset = dict(GOOD, reference="TAX-2", declared_at="2026-04-02T01:30:00.5Z")
+    assert _call(api, "POST", "/api/v1/tax-declarations", offset)[0] == 201
+    assert len(_call(api, "GET", "/api/v1/tax-declarations")[1]["items"]) == 2
+    # both periods start at the same instant (the resource's time field)
+    at_a = _call(api, "GET", f"/api/v1/tax-declarations?from={A}&to={A + 1}")[1]["items"]
+    assert [i["reference"] for i in at_a] == [GOOD["reference"], "TAX-2"]
+    for bad in ("2026-04-01T24:00:00", "2026-02-30T08:00:00", "2026-04-01 08:00:00",
+                "2026-04-01T08:00:00+8", "٢٠٢٦-04-01T08:00:00"):
+        got, answer = _call(api, "POST", "/api/v1/tax-declarations",
+                            dict(GOOD, reference="TAX-3", period_start=bad))
+        assert got == 400 and answer["error"]["parameter"] == "period_start", (bad, answer)
+
+
 def test_store_tax_declaration_names_the_field() -> None:
     with pytest.raises(InputError) as err:
         from central.inputs import period_epochs

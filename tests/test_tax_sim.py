@@ -14,7 +14,7 @@ import pytest
 from test_cheats import DAY, START, TZ, ZONE, Run, cheat, config
 
 from central.inputs import TAX_DECLARATION_SCHEMA, period_epochs
-from central.schemas import StrictValidator
+from central.schemas import INPUT_FORMATS, StrictValidator
 from scenarios.loader import ScenarioError, load_scenario
 from sim.config import TaxPolicy
 from sim.ledger import FILINGS, Ledger, read_truth
@@ -136,7 +136,7 @@ def test_only_periods_that_end_inside_the_run_are_declared():
 
 def test_bodies_are_what_the_platform_accepts():
     validator = StrictValidator(TAX_DECLARATION_SCHEMA,
-                                format_checker=StrictValidator.FORMAT_CHECKER)
+                                format_checker=INPUT_FORMATS)
     r = _run(cheat("tax_under_declaration", start=START))
     for d in r.truth["tax_declaration"]:
         body = json.loads(d.body)
