@@ -225,8 +225,9 @@ class Chain:
                        *self._credentials_args(), *self.settings.platform_args]
 
     def _credentials_args(self) -> list[str]:
+        # the managed Mosquitto's accounts, or those of an external broker the SUT named
         creds = ["--mqtt-credentials", str(self.mqtt_credentials_path)] \
-            if self.broker.accounts else []
+            if self.mqtt_accounts else []
         return creds + (["--mqtt-ca", str(self.mqtt_ca_path)] if self.mqtt_ca_path else [])
 
     def _collector_keys(self) -> dict[str, str]:

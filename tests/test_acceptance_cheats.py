@@ -1,8 +1,9 @@
 """Cheat warning end to end: a cheat of the catalogue through devices, Modbus, collectors,
 broker and the platform process, judged by the oracle — the reference platform passes every
 cheat-warning requirement (the verdict is incomplete only for the MUST requirement without a
-checker yet, SEC-1, TAX-1: no tax declaration period ends in its 22 days, and MET-1: no
-verification lapses and no unsigned record or change is made in it), a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
+checker yet, SEC-1, TAX-1: no tax declaration period ends in its 22 days, MET-1: no
+verification lapses and no unsigned record or change is made in it, and DAT-6: no device
+stops working in it), a blind one (detectors off) and a jumpy one (limits 20× too tight) are refused with exactly
 the cheat-warning requirements they break (docs/sut.md)."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def test_reference_platform_catches_the_skim(tmp_path: Path) -> None:
     code, record, log = run(tmp_path)
     assert code == 3, log
     got = outcomes(record)
-    assert {rid for rid, o in got.items() if o != "pass"} == {"TAX-1", "MET-1"}
+    assert {rid for rid, o in got.items() if o != "pass"} == {"TAX-1", "MET-1", "DAT-6"}
     assert all(got[rid] == "pass" for rid in ALM), got
     (days,) = [m for m in record["measurements"] if m["name"] == "cheat.days_to_detect"]
     assert days["station_id"] == "UMB07" and 0 < days["value"] <= 7

@@ -140,3 +140,18 @@ def test_a_vendor_collector_runs_as_its_per_station_says_whatever_collectors_ask
         assert _collectors(opts, one) == ("per-station", 1)
         assert _collectors(opts, box) == ("fleet", 1)
         assert _collectors(opts, parse_sut(None)) == (mode, processes)
+
+
+def test_reference_collectors_get_the_external_brokers_accounts(tmp_path):
+    """A vendor's platform on its own broker with accounts (docs/hosts.md), the reference
+    collectors in front of it: they connect with the accounts file the SUT names, not as
+    anonymous clients the broker refuses."""
+    from acceptance.chain import Chain, ChainSettings
+
+    creds = BrokerAccounts.generate(["UMB25", "UMB44"]).write_credentials(tmp_path / "mqtt.json")
+    chain = Chain(ChainSettings(SMOKE, tmp_path / "run", broker="mqtt://127.0.0.1:1883",
+                                mqtt_credentials=creds))
+    argv = chain._collector_argv("UMB25", "mqtt://127.0.0.1:1883")
+    assert argv[argv.index("--mqtt-credentials") + 1] == str(creds.resolve())
+    anonymous = Chain(ChainSettings(SMOKE, tmp_path / "run2", broker="mqtt://127.0.0.1:1883"))
+    assert "--mqtt-credentials" not in anonymous._collector_argv("UMB25", "mqtt://h:1")

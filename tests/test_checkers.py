@@ -1275,6 +1275,13 @@ def test_dat6_judges_the_wall_time_to_show_a_device_off_line(tmp_path):
     run.availability = av.assign(online=av["online"] | (av["device"] == "D1"))
     record = _check(tmp_path / "short", run)
     assert outcome(record, "DAT-6") == "incomplete" and "DAT-6" in record.unproven_must()
+    # a run without a device fault did not exercise it: incomplete, not passed on nothing
+    run = make_run()
+    run.timeline = [e for e in run.timeline if e["kind"] != "device_silent"]
+    record = _check(tmp_path / "none", run)
+    (m,) = measurements(record, "DAT-6")
+    assert (m.name, m.value, m.passed, m.scope) == ("device_faults.judged", 0, False, True)
+    assert outcome(record, "DAT-6") == "incomplete" and "DAT-6" in record.unproven_must()
 
 
 def test_alarms_are_not_proven_where_detection_did_not_reach_the_end(tmp_path):

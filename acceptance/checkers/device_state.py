@@ -11,8 +11,8 @@ window lasted less wall time than the limit: then the run did not give the SUT i
 the measurement only makes DAT-6 incomplete (a scope measurement). The harness paces device
 faults to last 1.5 × the limit in wall time (acceptance/run.py, pace_windows).
 
-A run without such a fault gets `device_faults.judged` = 0 with a note: the on-line state was
-not exercised (it passes on nothing, and says so).
+A run without such a fault gets the scope measurement `device_faults.judged` = 0 (≥ 1): the
+on-line state was not exercised, so DAT-6 is incomplete, never passed on nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def offline_shown(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
         for device in devices:
             out.append(_window(e, device, mine[mine["device"] == device], limit))
     if not out:
-        out.append(Measurement("DAT-6", "device_faults.judged", 0, ">=", 0, "windows",
-                               evidence={"note": "no device fault in this run: whether the "
+        out.append(Measurement("DAT-6", "device_faults.judged", 0, ">=", 1, "windows",
+                               scope=True, evidence={"note": "no device fault in this run: whether the "
                                          "platform shows a dead device off line was not "
                                          "exercised"}))
     return out

@@ -11,5 +11,6 @@ KIND = FaultKind(
     expected="the collector times out, marks the device off line, and after power-up drains "
              "its FIFOs including the power events; the platform raises no cheat alert for an "
              "honest outage (totalizers continue: not a totalizer reset)",
-    shows="the dispenser off line at the platform during the outage, its power events stored; "
+    shows="the dispenser off line at the platform during the outage, within "
+          "device_offline_shown_s (DAT-6), its power events stored; "
           "evidence: availability samples, the events stream exactly once, ALM-FP")

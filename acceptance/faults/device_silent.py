@@ -8,5 +8,6 @@ KIND = FaultKind(
             "board); its FIFOs keep buffering",
     expected="the collector times out, marks the device off line in its heartbeats, keeps "
              "polling the others, and drains the device's FIFOs when it answers again",
-    shows="the device off line at the platform while silent (GET /api/v1/stations), on line "
+    shows="the device off line at the platform while silent (GET /api/v1/stations), within "
+          "device_offline_shown_s (DAT-6), on line "
           "again after; evidence: availability samples, records complete after the silence")

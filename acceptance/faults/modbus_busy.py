@@ -9,5 +9,6 @@ KIND = FaultKind(
     expected="the collector treats the exception as a failed poll (retry with back-off, no "
              "record invented, no acknowledge written), and drains everything once the device "
              "answers normally",
-    shows="the device off line at the platform if the collector's off-line rule trips while it "
-          "lasts, on line again after; evidence: records complete and exactly once after it")
+    shows="the device off line at the platform within device_offline_shown_s (DAT-6), on line "
+          "again after; evidence: availability samples, records complete and exactly once "
+          "after it")
