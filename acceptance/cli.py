@@ -82,6 +82,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         print(f"forecourt simulate: --scheduler {args.scheduler}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # the files hold what was written; the manifest says incomplete
+        print("forecourt simulate: interrupted; the manifest says \"complete\": false",
+              file=sys.stderr)
+        return EXIT_FAIL
     finally:
         bar.close()
     (out / "scenario.yaml").write_bytes(Path(args.scenario).read_bytes())

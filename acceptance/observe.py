@@ -94,7 +94,7 @@ class PlatformClient:
             reason = getattr(exc, "reason", exc)
             raise ApiError(url, None, str(reason)) from None
         try:
-            return decode_json(body)
+            return orjson.loads(body)  # a run's export reads millions of records
         except ValueError as exc:
             raise ApiError(url, 200, f"body is not JSON ({exc})") from None
 
@@ -176,26 +176,6 @@ def records_frame(resource: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame
     if resource not in RECORD_FIELDS:
         return pd.DataFrame(list(rows))
     return _with_columns(rows, tuple(RECORD_HEAD + RECORD_FIELDS[resource] + RECORD_TAIL))
-
-
-# bytes → b"0" for a digit, b" " otherwise: a run of 19 digits is then one bytes.find
-_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
-_LONG_RUN = b"0" * 19
-
-
-def decode_json(body: bytes) -> Any:
-    """A JSON answer, every number as the platform wrote it. orjson (a run's export reads
-    millions of records) reads an integer beyond 64 bits as a float, which would change what
-    the platform said; a body holding 19 digits in a row (none of this API's figures in a
-    sound answer) goes through `json`, which keeps integers exact. NaN and Infinity are not
-    JSON: both refuse them."""
-    if body.translate(_DIGITS).find(_LONG_RUN) < 0:
-        return orjson.loads(body)
-    return json.loads(body, parse_constant=_not_json)
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _error_message(body: bytes) -> str:

@@ -880,8 +880,11 @@ def run(opts: RunOptions) -> int:
             print(f"forecourt run: {info['exit_reason']}; everything it started is stopped",
                   file=sys.stderr)
         record = check_run(out)
+        for sig in previous:  # a verdict is written: its reports and the seal follow, uncut
+            signal.signal(sig, signal.SIG_IGN)
         write_junit(record, out / "junit.xml")
         paths = render_reports(record, out, lang=opts.lang, pdf=opts.pdf)
+        seal(out, "forecourt run")  # last: nothing more is written for this run
     except HarnessError as exc:
         print(f"forecourt run: the harness could not run: {exc}", file=sys.stderr)
         return EXIT_HARNESS
@@ -896,7 +899,6 @@ def run(opts: RunOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    seal(out, "forecourt run")  # last: nothing more is written for this run
     print(record.verdict_line())
     print(f"report: {paths[0]}")
     return record.exit_code

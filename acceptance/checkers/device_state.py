@@ -39,10 +39,10 @@ def offline_shown(data: RunData, criteria: dict[str, Any]) -> list[Measurement]:
         for device in devices:
             out.append(_window(e, device, mine[mine["device"] == device], limit))
     if not out:
-        out.append(Measurement("DAT-6", "device_faults.judged", 0, ">=", 1, "windows",
-                               scope=True, evidence={"note": "no device fault in this run: whether the "
-                                         "platform shows a dead device off line was not "
-                                         "exercised"}))
+        out.append(Measurement(
+            "DAT-6", "device_faults.judged", 0, ">=", 1, "windows", scope=True,
+            evidence={"note": "no device fault in this run: whether the platform shows a "
+                              "dead device off line was not exercised"}))
     return out
 
 
