@@ -15,7 +15,10 @@ platform, and reports:
 - where the time goes: CPU seconds of every process (each part with its children, e.g. the
   socat of an RTU station; "harness" is this process with the TCP proxies), sampled from
   /proc/<pid>/stat, as a share of the wall time — a part near 100 % of one core is the
-  single-threaded bottleneck; the machine's 2 cores cap the sum at 200 %;
+  single-threaded bottleneck; the machine's 2 cores cap the sum at 200 %; and the seconds
+  each part's threads were runnable but waited for a core (/proc/<pid>/task/*/schedstat,
+  `run_queue_wait_s`): as long as the CPU itself, the machine is saturated, whatever the
+  shares say;
 - raw pymodbus reads per second of the same FIFO windows, in the same run once it has
   drained (one async client per Modbus TCP station, this process; `--raw-seconds`), and
   the ratio end-to-end records/s ÷ raw reads/s (`records_per_read`; issue 11 asks ≥ 0.5);
@@ -47,7 +50,7 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from proc_stat import stat
+from proc_stat import run_queue_wait, stat
 
 from acceptance.chain import Chain, ChainSettings
 from scenarios.variant import write_scenario_variant
@@ -59,8 +62,9 @@ TARGET_S = 30 * 60  # issue 3: 46 stations × 180 days end to end within 30 minu
 
 class CpuSampler:
     """CPU seconds of each named process and its descendants (except for the names in
-    `alone`, e.g. this process, whose children are the other parts), sampled on a thread
-    (a process's last sample before it exits is what it gets: sample often)."""
+    `alone`, e.g. this process, whose children are the other parts), and the seconds their
+    threads waited for a core, sampled on a thread (a process's last sample before it exits
+    is what it gets: sample often)."""
 
     def __init__(self, roots: dict[str, int], interval: float = 0.25,
                  alone: tuple[str, ...] = ("harness",)) -> None:
@@ -68,6 +72,7 @@ class CpuSampler:
         self.alone = set(alone)
         self.interval = interval
         self.cpu: dict[str, dict[int, float]] = {name: {} for name in roots}
+        self.waited: dict[str, dict[int, float]] = {name: {} for name in roots}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -89,6 +94,9 @@ class CpuSampler:
             for pid in tree:
                 if pid in cpu:
                     self.cpu[name][pid] = cpu[pid]
+                    waited = run_queue_wait(pid)
+                    if waited is not None:
+                        self.waited[name][pid] = waited
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -97,16 +105,19 @@ class CpuSampler:
     def start(self) -> CpuSampler:
         self._sample()
         self.base = {name: dict(pids) for name, pids in self.cpu.items()}
+        self.base_waited = {name: dict(pids) for name, pids in self.waited.items()}
         self._thread.start()
         return self
 
-    def stop(self) -> dict[str, float]:
-        """CPU seconds used by each process tree since start()."""
+    def stop(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(CPU seconds used, seconds waited for a core) by each process tree since start()."""
         self._sample()
         self._stop.set()
         self._thread.join(5)
-        return {name: sum(v - self.base[name].get(pid, 0.0) for pid, v in pids.items())
-                for name, pids in self.cpu.items()}
+        return ({name: sum(v - self.base[name].get(pid, 0.0) for pid, v in pids.items())
+                 for name, pids in self.cpu.items()},
+                {name: sum(v - self.base_waited[name].get(pid, 0.0) for pid, v in pids.items())
+                 for name, pids in self.waited.items()})
 
 
 class Profiler:
@@ -270,7 +281,7 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         profiler = Profiler(python_parts, workdir / "profile") if profile else None
         report = chain.wait_drained(timeout=timeout, settle_s=10.0)
         drained = time.monotonic()
-        cpu = sampler.stop()
+        cpu, waited = sampler.stop()
         profiles = profiler.stop() if profiler else {}
         status = chain.device_status() or {}
         # the same devices, drained and idle, read raw (the collectors only poll empty FIFOs)
@@ -295,6 +306,7 @@ def run(label: str, scenario: Path, days: float, workdir: Path, broker: str,
         "records_per_read": (records / wall / raw["reads_per_s"]
                              if wall > 0 and raw.get("reads_per_s") else None),
         "cpu_s": cpu, "cpu_share": {k: v / wall for k, v in cpu.items()},
+        "run_queue_wait_s": waited,
         "profile": profiles,
     }
 
@@ -321,9 +333,11 @@ def show(r: dict) -> None:
               f"{raw['reads_per_s']:.0f} reads/s → end-to-end records/s ÷ raw reads/s = "
               f"{r['records_per_read']:.2f}" + (f"; errors: {raw['errors']}"
                                                   if raw["errors"] else ""))
-    print("   CPU by process (share of one core over the run):")
+    print("   CPU by process (share of one core over the run; seconds its threads waited for "
+          "a core):")
     for name, share in sorted(r["cpu_share"].items(), key=lambda kv: -kv[1]):
-        print(f"     {name:<22} {r['cpu_s'][name]:8.1f} s  {share:6.0%}")
+        print(f"     {name:<22} {r['cpu_s'][name]:8.1f} s  {share:6.0%}  waited "
+              f"{r['run_queue_wait_s'][name]:6.1f} s")
     busiest = max(r["cpu_share"], key=r["cpu_share"].get)
     total = sum(r["cpu_share"].values())
     print(f"   busiest: {busiest} ({r['cpu_share'][busiest]:.0%} of a core); all processes "
