@@ -377,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collector-arg", action="append", default=[],
                    help="extra collector flag, e.g. --collector-arg=--spool-sync=NORMAL")
     p.add_argument("--profile", action="store_true", help="sample every part with py-spy")
-    p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="give a run up after this many wall seconds without the world moving "
+                        "(a stalled chain; default 300, as forecourt run's --drain-timeout)")
     p.add_argument("--workdir", type=Path, help="keep the runs here (default: a temp dir)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     p.add_argument("--raw-seconds", type=float, default=10.0,
