@@ -21,6 +21,7 @@ import orjson
 from central import alerts, audit, stations
 from central.auth import Principal, TokenStore, roles_for
 from central.chain_check import verify_here
+from central.checks import parse_json
 from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
 from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
@@ -87,6 +88,26 @@ class _Write:
     body: bytes | None  # None: larger than MAX_BODY, not read
     principal: Principal | None
     client: str
+
+
+def _storable_texts(doc: Any) -> None:
+    """InputError naming the field of a string the database cannot store as given: one
+    holding U+0000 (PostgreSQL refuses it) or a lone UTF-16 surrogate (no UTF-8 for it)."""
+    todo: list[tuple[str, Any]] = [("$", doc)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                todo += [(path, k), (k if path == "$" else f"{path}.{k}", v)]
+        elif isinstance(value, list):
+            todo += [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise InputError(path, "holds U+0000 (NUL)")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(path, "holds a lone UTF-16 surrogate") from None
 
 
 def _refusal(principal: Principal | None, method: str, route: str,
@@ -186,6 +207,9 @@ class Api:
                              max_num_fields=100)
         except ValueError as exc:
             return error(400, "bad_parameter", f"query string: {exc}", "query")
+        for name, values in query.items():  # PostgreSQL cannot hold or compare a NUL
+            if "\x00" in name or any("\x00" in v for v in values):
+                return error(400, "bad_parameter", "holds U+0000 (NUL)", name)
         if path == "/healthz" and method == "GET":
             return self._healthz()
         if path == "/openapi.json" and method == "GET":
@@ -219,10 +243,11 @@ class Api:
         try:
             resp = _refusal(w.principal, "POST", w.route, w.headers) or _unreadable(w)
             if resp is None and w.principal is not None:
-                try:
-                    doc = json.loads((w.body or b"").decode("utf-8"))
-                except (UnicodeDecodeError, ValueError) as exc:
+                try:  # strict: UTF-8, no NaN, no duplicate keys, 64-bit integers
+                    doc = parse_json(w.body or b"")
+                except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                     raise InputError("body", f"not JSON: {exc}") from None
+                _storable_texts(doc)
                 with self.db.borrow() as conn, conn.transaction():
                     if status_of is not None:
                         resp = self._alert_status(conn, status_of.group(1), doc, w.principal)

@@ -153,6 +153,13 @@ def _date(text: str, field: str) -> dt.date:
         raise InputError(field, f"expected a date YYYY-MM-DD, found {text!r}") from None
 
 
+def _day_after(day: dt.date, field: str) -> dt.date:
+    try:
+        return day + dt.timedelta(days=1)
+    except OverflowError:  # 9999-12-31: no later day in the calendar
+        raise InputError(field, f"{day} is the last day the calendar holds") from None
+
+
 def _datetime(text: str, field: str, zone: ZoneInfo) -> float:
     try:
         value = dt.datetime.fromisoformat(text)
@@ -190,7 +197,7 @@ def period_epochs(start_text: str, end_text: str, zone: ZoneInfo) -> tuple[int, 
         last = _date(end_text, "period_end")
         if last < first:
             raise InputError("period_end", f"{last} is before period_start {first}")
-        after = last + dt.timedelta(days=1)
+        after = _day_after(last, "period_end")
         return (int(dt.datetime(first.year, first.month, first.day, tzinfo=zone).timestamp()),
                 int(dt.datetime(after.year, after.month, after.day, tzinfo=zone).timestamp()))
     a = _datetime(start_text, "period_start", zone)
@@ -238,7 +245,7 @@ def valid_until_epoch(text: str, zone: ZoneInfo) -> float:
     """The instant a verification's validity ends: a date is valid through that local day
     (the next local midnight), a date-time until that instant."""
     if _is_date(text):
-        after = _date(text, "valid_until") + dt.timedelta(days=1)
+        after = _day_after(_date(text, "valid_until"), "valid_until")
         return dt.datetime(after.year, after.month, after.day, tzinfo=zone).timestamp()
     return _datetime(text, "valid_until", zone)
 

@@ -462,8 +462,9 @@ class ComputedResource:
             stations = [sid] if conn.query_one(
                 "SELECT 1 FROM stations WHERE station_id = ?", (sid,)) is not None else []
         else:
-            stations = [r[0] for r in conn.query(
-                "SELECT station_id FROM stations ORDER BY station_id")]
+            # sorted here: the cursor compares in Python (code points), not in the
+            # database's collation (PostgreSQL's en_US puts "UMB01" before "UMB-1")
+            stations = sorted(str(r[0]) for r in conn.query("SELECT station_id FROM stations"))
         if after is not None:
             if not after or not isinstance(after[0], str):
                 raise ParamError("cursor", "not a cursor returned by this API")
@@ -756,10 +757,19 @@ def _metrology(conn: Conn, station: str, opts: dict[str, Any],
     if not ctx.metrology:
         return []
     device, status, flagged = opts.get("device"), opts.get("status"), opts.get("flagged")
-    return [r for r in station_audit(conn, station)
-            if (device is None or r["device"] == device)
-            and (status is None or r["status"] == status)
-            and (flagged is None or r["flagged"] == (flagged == "true"))]
+    return sorted((r for r in station_audit(conn, station)
+                   if (device is None or r["device"] == device)
+                   and (status is None or r["status"] == status)
+                   and (flagged is None or r["flagged"] == (flagged == "true"))),
+                  key=lambda r: _device_order(r["device"]))
+
+
+def _device_order(device: str) -> list[Any]:
+    """G, then D1, D2 … D10 by number: the listing's order, which its cursor compares (as
+    texts, "D10" < "D2" would skip D10 and on when paging)."""
+    if device[:1] == "D" and device[1:].isdigit():
+        return [1, int(device[1:])]
+    return [0, 0] if device == "G" else [2, device]
 
 
 _RECORD_REF = {"type": ["object", "null"], "properties": {
@@ -814,7 +824,8 @@ METROLOGY_ITEM["required"] = list(METROLOGY_ITEM["properties"])
 METROLOGY = ComputedResource(
     "metrology", "Metrology audit per dispenser: verification status, unsigned records, seal "
     "mismatches, changes without a signed record (计量器具检定台账)",
-    "(no time filter)", METROLOGY_ITEM, lambda r: [r["station_id"], r["device"]], _metrology,
+    "(no time filter)", METROLOGY_ITEM,
+    lambda r: [r["station_id"], *_device_order(r["device"])], _metrology,
     (_DEVICE, Filter("status", "status", "enum", "verification status",
                      choices=METROLOGY_STATUSES),
      Filter("flagged", "flagged", "enum", "only flagged (true) or unflagged (false) devices",

@@ -412,3 +412,21 @@ def test_get_metrology_serves_the_audit_with_filters_and_nothing_without_it(api:
     off = Api(api.db, api.tokens, Context(ZONE, Vcf(), 90.0, lambda: 1.9e9, metrology=False))
     assert call(off, "GET", "/api/v1/metrology").body == {"items": [], "next_cursor": None}
     assert len(stored(off)) == 2  # the records are still stored and served
+
+
+def test_paging_the_metrology_audit_lists_every_dispenser_once_in_number_order(api, monkeypatch):
+    """Eleven dispensers walked two at a time: D10 and D11 come after D9 (a cursor that
+    compared device names as texts skipped them: "D10" < "D2")."""
+    import central.resources
+
+    rows = [{"station_id": "UMB01", "device": f"D{n}", "status": "valid", "flagged": False}
+            for n in range(1, 12)]
+    monkeypatch.setattr(central.resources, "station_audit", lambda conn, sid: list(rows))
+    walked, cursor = [], ""
+    for _ in range(12):
+        page = call(api, "GET", f"/api/v1/metrology?station_id=UMB01&limit=2{cursor}").body
+        walked += [i["device"] for i in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert walked == [f"D{n}" for n in range(1, 12)]
