@@ -8,6 +8,7 @@ platform would be observed: bearer token, JSON, cursor pagination (`limit`, `cur
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -93,6 +94,8 @@ class PlatformClient:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(url, None, str(reason)) from None
+        except http.client.HTTPException as exc:  # a body cut short, no HTTP status line
+            raise ApiError(url, None, f"{type(exc).__name__}: {exc}") from None
         try:
             return orjson.loads(body)  # a run's export reads millions of records
         except ValueError as exc:

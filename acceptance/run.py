@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -743,26 +744,27 @@ def execute(opts: RunOptions) -> tuple[dict[str, Any], Path]:
         info["exit_reason"] = f"harness: {exc}"
         raise HarnessError(str(exc)) from exc
     finally:
-        sampler.stop_event.set()
-        pump.stop_event.set()
-        info["inputs_posted"] = poster.summary()
-        progress.close()
-        try:
-            chain.stop()
-        except ChainError as exc:
-            info["notes"].append(f"stopping the chain: {exc}")
-        info["wall_end"] = time.time()
-        info.setdefault("exit_reason", "completed")
-        timeline = add_recoveries(
-            _timeline(actions, chain),
-            pd.DataFrame(sampler.samples.availability,
-                         columns=["station_id", "device", "wall_time", "sim_time", "online"]),
-            chain.station_ids) + latency_timeline
-        write_json(out / "timeline.json", timeline)
-        pd.DataFrame(sampler.samples.resources, columns=list(RESOURCE_COLUMNS)).to_parquet(
-            out / "resources.parquet", index=False)
-        info["cpu_s"] = sampler.cpu_by_role()
-        write_json(out / "run.json", info, default=str)
+        with _signals_held():  # stopping every part and writing run.json are never cut short
+            sampler.stop_event.set()
+            pump.stop_event.set()
+            info["inputs_posted"] = poster.summary()
+            progress.close()
+            try:
+                chain.stop()
+            except ChainError as exc:
+                info["notes"].append(f"stopping the chain: {exc}")
+            info["wall_end"] = time.time()
+            info.setdefault("exit_reason", "completed")
+            timeline = add_recoveries(
+                _timeline(actions, chain),
+                pd.DataFrame(sampler.samples.availability,
+                             columns=["station_id", "device", "wall_time", "sim_time", "online"]),
+                chain.station_ids) + latency_timeline
+            write_json(out / "timeline.json", timeline)
+            pd.DataFrame(sampler.samples.resources, columns=list(RESOURCE_COLUMNS)).to_parquet(
+                out / "resources.parquet", index=False)
+            info["cpu_s"] = sampler.cpu_by_role()
+            write_json(out / "run.json", info, default=str)
     _move_truth(chain, out)
     _add_cheat_outages(out)
     return info, out
@@ -846,6 +848,21 @@ def _add_cheat_outages(out: Path) -> None:
                   "detail": {"served_by": "world (a cheat)"}} for sid, device, a, b in rows]
     timeline.sort(key=lambda r: (r["sim_start"] or 0, r["kind"]))
     write_json(out / "timeline.json", timeline)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT ignored meanwhile (in the main thread, where handlers live): a
+    signal while the parts are being stopped would leave the rest of them running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class RunInterrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error

@@ -422,3 +422,53 @@ def test_reference_chain_observed_killed_and_resumed_counts_what_the_platform_ho
                 assert measured(rec, name, sid)["value"] == 0, measured(rec, name, sid)
         assert (out / "report-stability.html").stat().st_size > 0
     assert any("restarted 2 time(s)" in n for n in record(killed)["notes"])
+
+
+class _Answers:
+    """A platform client answering from lists (poll_once reads only url() and items())."""
+
+    def __init__(self, stations: list[Any], records: dict[str, list[Any]]) -> None:
+        self.stations, self.records = stations, records
+
+    def url(self, path: str, params: Any = None) -> str:
+        return f"http://platform{path}"
+
+    def items(self, resource: str, **filters: Any) -> Any:
+        if resource == "stations":
+            return iter(self.stations)
+        if resource == "alerts":
+            return iter([])
+        return iter(r for r in self.records.get(resource, [])
+                    if r["station_id"] == filters["station_id"])
+
+
+@pytest.mark.parametrize("field,value", [
+    ("end_time", 1_775_001_600_000),  # milliseconds
+    ("nozzle", "A"), ("seq", 2**70), ("seq", 70_000), ("volume_ml", "12 L"),
+    ("received_at", [1]),
+])
+def test_a_malformed_record_is_noted_and_the_poll_goes_on(tmp_path, field, value):
+    """A record the platform serves with a field the store could not keep (a device time in
+    milliseconds, a nozzle that is no number, a seq beyond 16 bits) fails that station's
+    stream for this poll, noted in the poll, and never the observer (it crashed, exit 1, and
+    again at every resume)."""
+    from acceptance.observing.poll import PollSettings, poll_once
+
+    t0 = int(MIDNIGHT)
+    good = [fill("S1", i, t0 + 60 * i, 1000, 1000 * (i + 1)) for i in range(3)]
+    bad = dict(fill("S1", 3, t0 + 240, 1000, 4000), **{field: value})
+    client = _Answers([station("S1")], {"transactions": [*good, bad],
+                                        "inventory": [inventory("S1", 1, t0)]})
+    data = poll_once(client, {}, PollSettings(since=t0 - 86400), t0 + 1000.0)
+    assert data.ok and data.records["transactions"] == [] and len(data.records["inventory"]) == 1
+    assert any("transactions S1" in e and field in e for e in data.errors), data.errors
+    Store(tmp_path).poll(data, gap_limit=180.0)  # stored without the failed stream
+
+
+def test_a_station_list_the_store_could_not_read_is_an_unavailable_sample(tmp_path):
+    from acceptance.observing.poll import PollSettings, poll_once
+
+    client = _Answers([dict(station("S1"), collector="up")], {})
+    data = poll_once(client, {}, PollSettings(since=0.0), float(MIDNIGHT))
+    assert not data.ok and "collector" in data.error
+    Store(tmp_path).poll(data, gap_limit=180.0)

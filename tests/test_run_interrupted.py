@@ -77,3 +77,21 @@ def test_once_the_verdict_is_written_its_reports_and_seal_are_finished(monkeypat
     opts = RunOptions(scenario=ROOT / "scenarios" / "smoke.yaml", out=tmp_path / "run")
     assert acceptance.run.run(opts) == 1 and sealed == [tmp_path]
     assert "NOT ACCEPTED" in capsys.readouterr().out
+
+
+def test_a_signal_while_the_parts_are_stopped_is_held_off():
+    """Stopping the chain (the devices may take minutes to write the ground truth) is not cut
+    short by a signal: it would leave the platform and broker running; the handler is back
+    afterwards."""
+    import os
+    import signal
+
+    from acceptance.run import _interrupt, _signals_held
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with _signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)  # ignored: no RunInterrupted here
+        assert signal.getsignal(signal.SIGTERM) is _interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -164,7 +164,9 @@ class Observer:
 
     def _signal(self, signum: int, _frame: Any) -> None:
         self.stopped_by = signal.Signals(signum).name
-        self.stop.set()
+        # set from another thread: the handler may run while this one holds the Event's
+        # lock inside stop.wait(), and setting it here would then wait for ever
+        threading.Thread(target=self.stop.set).start()
 
     def run(self) -> int:
         now = time.time()

@@ -68,10 +68,21 @@ def drained_through(st: dict[str, Any]) -> float | None:
     return float(min(times))
 
 
+# what the store keeps of a record besides its identity: (field, type), null allowed
+OPTIONAL_FIELDS = (("nozzle", int), ("volume_ml", int), ("volume_total_ml", int),
+                   ("received_at", int | float))
+LAST_INSTANT = 253402300799.0  # 9999-12-31T23:59:59Z: a device time in ms is beyond it
+INT64 = 1 << 63
+
+
 def check_stations(items: list[Any], where: str) -> list[dict[str, Any]]:
     for i, st in enumerate(items):
         if not isinstance(st, dict) or not isinstance(st.get("station_id"), str):
             raise MalformedAnswer(f"{where}: items[{i}].station_id: expected a string")
+        if not isinstance(st.get("collector"), dict | None):
+            raise MalformedAnswer(f"{where}: items[{i}].collector: expected an object")
+        if not isinstance(st.get("devices"), list | None):
+            raise MalformedAnswer(f"{where}: items[{i}].devices: expected a list")
         for j, d in enumerate(st.get("devices") or []):
             if not isinstance(d, dict):
                 raise MalformedAnswer(f"{where}: items[{i}].devices[{j}]: expected an object")
@@ -84,12 +95,22 @@ def check_records(stream: str, items: list[Any], where: str) -> list[dict[str, A
         if not isinstance(it, dict):
             raise MalformedAnswer(f"{where}: items[{i}]: expected an object")
         for name, kind in (("key", str), ("station_id", str), ("device", str), ("seq", int),
-                           (tf, int | float)):
+                           (tf, int | float), *OPTIONAL_FIELDS):
             v = it.get(name)
+            if v is None and (name, kind) in OPTIONAL_FIELDS:
+                continue
             if not isinstance(v, kind) or isinstance(v, bool):
                 raise MalformedAnswer(f"{where}: items[{i}].{name}: expected "
                                       f"{'a string' if kind is str else 'a number'}, "
-                                      f"found {v!r}")
+                                      f"found {str(v)[:80]!r}")
+            if isinstance(v, int) and not -INT64 <= v < INT64:
+                raise MalformedAnswer(f"{where}: items[{i}].{name}: {v} is beyond 64 bits")
+        if not 0 <= it["seq"] <= 0xFFFF:
+            raise MalformedAnswer(f"{where}: items[{i}].seq: expected 0..65535 (a 16-bit FIFO "
+                                  f"sequence number), found {it['seq']}")
+        if not 0 <= it[tf] <= LAST_INSTANT:
+            raise MalformedAnswer(f"{where}: items[{i}].{tf}: {it[tf]} is no epoch second "
+                                  "(milliseconds?)")
     return items
 
 
