@@ -90,11 +90,29 @@ def decode_cursor(token: str, filters_fp: str) -> list[Any]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw)
         position, fp = doc["p"], doc["q"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise ParamError("cursor", "not a cursor returned by this API") from None
     if fp != filters_fp:
         raise ParamError("cursor", "belongs to a query with other filters; repeat the "
                                    "query with the same filters, or start without a cursor")
-    if not isinstance(position, list):
+    # the fingerprint is no secret: a cursor may be made by hand. Its position is what the
+    # API writes — a flat list of texts and 64-bit numbers — or it is refused, never a 500
+    if not isinstance(position, list) or not all(map(_cursor_value, position)):
         raise ParamError("cursor", "not a cursor returned by this API")
     return position
+
+
+def _cursor_value(v: Any) -> bool:
+    """A value a position may hold: null, a 64-bit integer, a finite float, or a text the
+    database can compare (UTF-8, no NUL)."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return -(1 << 63) <= v < 1 << 63
+    return isinstance(v, float) and math.isfinite(v)

@@ -309,6 +309,17 @@ def test_a_nul_in_a_query_parameter_is_refused_naming_it(db: Database) -> None:
     assert got == 400 and answer["error"]["parameter"] == "kind", answer
 
 
+@pytest.mark.parametrize("position", [[10**30, "k"], ["\ud800"], [[[1]]], [True], ["a\x00"]])
+def test_a_cursor_made_by_hand_is_refused_not_a_500(db: Database, position: list) -> None:
+    """The filters' fingerprint is no secret, so a client can make a cursor: one holding what
+    the API never writes is a 400 on `cursor` (it was a 500: overflow, encoding)."""
+    from central.params import encode_cursor, fingerprint
+
+    cursor = encode_cursor(position, fingerprint({"resource": "transactions"}))
+    got, answer = _call(_api(db), "GET", f"/api/v1/transactions?cursor={cursor}")
+    assert got == 400 and answer["error"]["parameter"] == "cursor", answer
+
+
 def test_a_date_time_without_offset_is_in_the_platform_zone(db: Database) -> None:
     """docs/platform-api.md §5.8: no offset = the platform zone, whatever validators happen to
     be installed (jsonschema's own date-time check, with rfc3339-validator, wants an offset)."""
