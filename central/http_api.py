@@ -25,7 +25,7 @@ from central.checks import parse_json
 from central.db import Conn, Database, unavailable_errors
 from central.inputs import InputError, store_tax_declaration, store_verification_record
 from central.openapi import ALERT_STATUS_SCHEMA, PREFIX, openapi_document
-from central.params import ParamError
+from central.params import ParamError, storable_text
 from central.prices import store_posted_price
 from central.resources import (
     ALERTS,
@@ -101,13 +101,8 @@ def _storable_texts(doc: Any) -> None:
                 todo += [(path, k), (k if path == "$" else f"{path}.{k}", v)]
         elif isinstance(value, list):
             todo += [(f"{path}[{i}]", v) for i, v in enumerate(value)]
-        elif isinstance(value, str):
-            if "\x00" in value:
-                raise InputError(path, "holds U+0000 (NUL)")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(path, "holds a lone UTF-16 surrogate") from None
+        elif isinstance(value, str) and not storable_text(value):
+            raise InputError(path, "holds U+0000 (NUL) or a lone UTF-16 surrogate")
 
 
 def _refusal(principal: Principal | None, method: str, route: str,

@@ -108,11 +108,17 @@ def _cursor_value(v: Any) -> bool:
     if v is None:
         return True
     if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return "\x00" not in v
+        return storable_text(v)
     if isinstance(v, int) and not isinstance(v, bool):
         return -(1 << 63) <= v < 1 << 63
     return isinstance(v, float) and math.isfinite(v)
+
+
+def storable_text(text: str) -> bool:
+    """Whether the database can store and compare `text` as it is: UTF-8 encodable (no lone
+    UTF-16 surrogate) and without U+0000 (PostgreSQL refuses it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
